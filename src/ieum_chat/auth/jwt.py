@@ -1,0 +1,116 @@
+"""Verify the auth service's JWTs: ``sub`` is the user's UUID and ``exp`` is required.
+
+Only the configured algorithms are accepted, and never ``none`` (the settings refuse it, and
+PyJWT is always called with an explicit algorithm list, so a token cannot choose its own).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from ieum_chat.config import Settings
+from ieum_chat.errors import AuthError
+
+__all__ = ["Principal", "TokenVerifier", "bearer_token", "issue_token"]
+
+_ASYMMETRIC_PREFIXES = ("RS", "ES", "PS", "Ed")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for, and until when (epoch seconds)."""
+
+    user_id: uuid.UUID
+    expires_at: float
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <jwt>`` value; a bare token is accepted too
+    (hand-typed STOMP frames often carry just the JWT)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.lower() == "bearer":
+        return None
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() == "bearer":
+        return rest.strip() or None
+    return value or None
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._algorithms = list(settings.jwt_algorithms)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway
+        self._jwks: jwt.PyJWKClient | None = None
+        self._key: Any
+        if settings.jwt_jwks_url:
+            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+            self._key = None
+        elif settings.jwt_public_key:
+            self._key = settings.jwt_public_key
+        else:
+            self._key = settings.jwt_secret
+            self._algorithms = [a for a in self._algorithms if not a.startswith(_ASYMMETRIC_PREFIXES)]
+            if not self._algorithms:
+                raise ValueError("a shared secret verifies only HS* algorithms")
+
+    def verify(self, token: str | None, *, now: float | None = None) -> Principal:
+        """Return the principal, or raise :class:`AuthError` saying (in English) what was wrong."""
+        if not token:
+            raise AuthError("missing token")
+        options: dict[str, Any] = {"require": ["exp", "sub"]}
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options=options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError("wrong audience") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("wrong issuer") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError("algorithm not allowed") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("bad signature") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"missing claim {exc.claim!r}") from None
+        except (jwt.PyJWTError, ValueError):
+            raise AuthError("malformed token") from None
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError:
+            raise AuthError("'sub' is not a user id") from None
+        expires_at = float(claims["exp"])
+        if now is not None and expires_at + self._leeway <= now:
+            raise AuthError("token expired")
+        return Principal(user_id=user_id, expires_at=expires_at)
+
+
+def issue_token(
+    settings: Settings, user_id: uuid.UUID, *, ttl: float = 3600.0, now: float | None = None,
+) -> str:
+    """A token signed with the shared secret (development, tests and the CLI)."""
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {"sub": str(user_id), "iat": int(issued), "exp": int(issued + ttl)}
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    algorithm = next((a for a in settings.jwt_algorithms if a.startswith("HS")), "HS256")
+    return jwt.encode(claims, settings.jwt_secret, algorithm=algorithm)

@@ -1,0 +1,45 @@
+"""The fan-out interface between server nodes.
+
+A broker carries opaque payloads (already-serialised JSON) on named channels. Each node
+subscribes once per channel it has local listeners for and fans out to its own sessions, so a
+payload crosses the broker once per node, never once per subscriber.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+__all__ = ["Broker", "Handler"]
+
+# Called on the event loop for every payload on a channel; must not block (enqueue only).
+Handler = Callable[[str, bytes], None]
+
+
+class Broker(abc.ABC):
+    """Publish/subscribe between nodes.
+
+    ``publish`` raises :class:`ieum_chat.errors.BrokerError` when the payload could not be
+    handed to the backend; callers log it (the message is already durable) and never report a
+    failed send for it. ``subscribe``/``unsubscribe`` raise the same error.
+    """
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(self, channel: str, payload: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        """Deliver every later payload on ``channel`` to ``handler`` (once per handler)."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, channel: str, handler: Handler) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise BrokerError when the backend is unreachable."""

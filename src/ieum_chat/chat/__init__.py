@@ -1,0 +1,1 @@
+"""Chat domain: validation, the service, presence and the wire JSON."""

@@ -1,0 +1,147 @@
+"""Validation of what clients send, with an English ``detail`` saying what was wrong.
+
+Unknown fields are ignored (clients evolve faster than servers); wrong types are refused.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ieum_chat.errors import SendFailed
+
+__all__ = [
+    "MAX_READ_IDS",
+    "MAX_TEMP_ID_LENGTH",
+    "MessageType",
+    "ReadRequest",
+    "SendRequest",
+    "parse_read_request",
+    "parse_send_request",
+    "parse_typing_request",
+    "validate_send",
+]
+
+MAX_TEMP_ID_LENGTH = 64
+MAX_URL_LENGTH = 2048
+MAX_STICKER_LENGTH = 200
+MAX_READ_IDS = 1000
+
+
+class MessageType(enum.StrEnum):
+    TEXT = "TEXT"
+    IMAGE = "IMAGE"
+    STICKER = "STICKER"
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    type: MessageType
+    content: str | None
+    image_url: str | None
+    temp_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    message_ids: tuple[uuid.UUID, ...] | None
+    up_to_seq: int | None
+
+
+def _json_object(body: bytes | str, *, temp_id: str | None = None) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise SendFailed("body is not valid JSON", temp_id=temp_id) from None
+    if not isinstance(value, dict):
+        raise SendFailed("body must be a JSON object", temp_id=temp_id)
+    return value
+
+
+def _optional_str(data: dict[str, Any], key: str, temp_id: str | None) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise SendFailed(f"'{key}' must be a string", temp_id=temp_id)
+
+
+def parse_send_request(body: bytes | str, *, max_text_length: int = 4000) -> SendRequest:
+    data = _json_object(body)
+    return validate_send(data, max_text_length=max_text_length)
+
+
+def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendRequest:
+    raw_temp_id = data.get("tempId")
+    if raw_temp_id is not None and not isinstance(raw_temp_id, str):
+        raise SendFailed("'tempId' must be a string")
+    temp_id: str | None = raw_temp_id
+    if temp_id is not None and not (0 < len(temp_id) <= MAX_TEMP_ID_LENGTH):
+        raise SendFailed(f"'tempId' must have 1 to {MAX_TEMP_ID_LENGTH} characters")
+    raw_type = data.get("type")
+    if not isinstance(raw_type, str):
+        raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
+    try:
+        kind = MessageType(raw_type)
+    except ValueError:
+        raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id) from None
+    content = _optional_str(data, "content", temp_id)
+    image_url = _optional_str(data, "imageUrl", temp_id)
+    if kind is MessageType.TEXT:
+        if content is None or not content.strip():
+            raise SendFailed("TEXT needs a non-blank 'content'", temp_id=temp_id)
+        if len(content) > max_text_length:
+            raise SendFailed(
+                f"'content' is longer than {max_text_length} characters", temp_id=temp_id
+            )
+        image_url = None
+    elif kind is MessageType.IMAGE:
+        if image_url is None or not image_url.strip():
+            raise SendFailed("IMAGE needs an 'imageUrl'", temp_id=temp_id)
+        if len(image_url) > MAX_URL_LENGTH or not image_url.startswith(("https://", "http://")):
+            raise SendFailed("'imageUrl' must be an http(s) URL", temp_id=temp_id)
+        if content is not None and len(content) > max_text_length:
+            raise SendFailed(
+                f"'content' is longer than {max_text_length} characters", temp_id=temp_id
+            )
+    else:
+        if content is None or not content.strip():
+            raise SendFailed("STICKER needs 'content' (the sticker id)", temp_id=temp_id)
+        if len(content) > MAX_STICKER_LENGTH:
+            raise SendFailed(
+                f"a sticker id has at most {MAX_STICKER_LENGTH} characters", temp_id=temp_id
+            )
+        image_url = None
+    return SendRequest(type=kind, content=content, image_url=image_url, temp_id=temp_id)
+
+
+def parse_read_request(body: bytes | str) -> ReadRequest:
+    data = _json_object(body)
+    ids = data.get("messageIds")
+    up_to = data.get("upToSeq")
+    if (ids is None) == (up_to is None):
+        raise SendFailed("give exactly one of 'messageIds' or 'upToSeq'")
+    if up_to is not None:
+        if isinstance(up_to, bool) or not isinstance(up_to, int) or up_to < 0:
+            raise SendFailed("'upToSeq' must be a non-negative integer")
+        return ReadRequest(message_ids=None, up_to_seq=up_to)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise SendFailed("'messageIds' must be an array of message id strings")
+    if len(ids) > MAX_READ_IDS:
+        raise SendFailed(f"'messageIds' holds at most {MAX_READ_IDS} ids")
+    try:
+        parsed = tuple(uuid.UUID(i) for i in ids)
+    except ValueError:
+        raise SendFailed("'messageIds' must hold message ids (UUIDs)") from None
+    return ReadRequest(message_ids=parsed, up_to_seq=None)
+
+
+def parse_typing_request(body: bytes | str) -> bool:
+    data = _json_object(body)
+    typing = data.get("typing")
+    if not isinstance(typing, bool):
+        raise SendFailed("'typing' must be true or false")
+    return typing

@@ -1,0 +1,259 @@
+"""The ``ieum-chat`` command. Every subcommand exits non-zero with a one-line error on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from ieum_chat import __version__
+from ieum_chat.auth import issue_token
+from ieum_chat.config import Settings
+from ieum_chat.store import Database, upgrade_schema
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A one-line error for the user; exit status 2."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("database_url", "redis_url", "host", "port", "timezone", "public_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "log_json", False):
+        overrides["log_json"] = True
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"bad setting {where}: {first['msg']}") from None
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = await Database.connect(settings.database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def _prepare_schema(settings: Settings) -> None:
+    """SQLite is the embedded default: create and migrate it on the fly."""
+    if settings.database_url.startswith("sqlite"):
+        upgrade_schema(settings.database_url)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    upgrade_schema(settings.database_url)
+    print("schema is up to date")
+
+
+def cmd_user_add(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    if not args.name.strip():
+        raise CliError("--name must not be blank")
+    _prepare_schema(settings)
+    user = _with_db(settings, lambda db: db.create_user(args.name, args.profile_image))
+    print(user.id)
+
+
+def cmd_couple_add(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _prepare_schema(settings)
+    try:
+        couple = _with_db(settings, lambda db: db.create_couple(args.user_a, args.user_b))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(couple.id)
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _prepare_schema(settings)
+    user = _with_db(settings, lambda db: db.get_user(args.user_id))
+    if user is None:
+        raise CliError(f"no user {args.user_id}")
+    print(issue_token(settings, args.user_id, ttl=args.ttl))
+
+
+def _seed(settings: Settings, couples: int, ttl: float) -> list[dict[str, str]]:
+    rows = _with_db(settings, lambda db: db.seed_couples(couples))
+    return [
+        {
+            "couple": str(couple.id),
+            "a": str(a.id),
+            "b": str(b.id),
+            "ta": issue_token(settings, a.id, ttl=ttl),
+            "tb": issue_token(settings, b.id, ttl=ttl),
+        }
+        for couple, a, b in rows
+    ]
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _prepare_schema(settings)
+    json.dump(_seed(settings, args.couples, args.ttl), sys.stdout)
+    sys.stdout.write("\n")
+
+
+def _raise_nofile_limit() -> None:
+    """Each WebSocket is a file descriptor: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from ieum_chat.app import create_app
+    from ieum_chat.observability.logging import configure_logging
+
+    configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    _raise_nofile_limit()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets",
+        # Above the STOMP limit, so an oversized frame reaches the parser and gets an ERROR.
+        ws_max_size=settings.max_frame_size * 4,
+        ws_per_message_deflate=False,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _prepare_schema(settings)
+    _serve(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _prepare_schema(settings)
+    (pair,) = _seed(settings, 1, ttl=7 * 24 * 3600)
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    ws = base.replace("http", "ws", 1)
+    print("demo couple", pair["couple"])
+    for member, token in (("a", pair["ta"]), ("b", pair["tb"])):
+        print(f"member {member}: user {pair[member]}")
+        print(f"  token:     {token}")
+        print(f"  websocket: {ws}/ws/chat?token={token}")
+    print(f"subscribe /topic/couple/{pair['couple']}, send to /app/chat/{pair['couple']}")
+    sys.stdout.flush()
+    _serve(settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ieum-chat", description="ieum-chat server and tools")
+    parser.add_argument("--version", action="version", version=f"ieum-chat {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--database-url", help="SQLAlchemy URL (env IEUM_DATABASE_URL)")
+        return p
+
+    def with_server(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_db(p)
+        p.add_argument("--host", help="listen address (env IEUM_HOST, default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="listen port (env IEUM_PORT, default 8080)")
+        p.add_argument("--redis-url", help="Redis URL for multi-node fan-out (env IEUM_REDIS_URL)")
+        p.add_argument("--timezone", help="zone timestamps are rendered in (env IEUM_TIMEZONE)")
+        p.add_argument("--public-url", help="base URL printed by demo (env IEUM_PUBLIC_URL)")
+        p.add_argument("--log-json", action="store_true", help="JSON log lines (IEUM_LOG_JSON)")
+        return p
+
+    with_server(sub.add_parser("serve", help="run the server")).set_defaults(func=cmd_serve)
+    with_db(sub.add_parser("migrate", help="apply schema migrations")).set_defaults(
+        func=cmd_migrate)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user_add = with_db(user.add_parser("add", help="create a user; prints its id"))
+    user_add.add_argument("--name", required=True)
+    user_add.add_argument("--profile-image")
+    user_add.set_defaults(func=cmd_user_add)
+
+    couple = sub.add_parser("couple", help="manage couples").add_subparsers(
+        dest="action", required=True)
+    couple_add = with_db(couple.add_parser("add", help="pair two users; prints the couple id"))
+    couple_add.add_argument("user_a", type=_uuid)
+    couple_add.add_argument("user_b", type=_uuid)
+    couple_add.set_defaults(func=cmd_couple_add)
+
+    token = with_db(sub.add_parser("token", help="print a signed JWT for a user"))
+    token.add_argument("user_id", type=_uuid)
+    token.add_argument("--ttl", type=_positive, default=3600, help="seconds (default 3600)")
+    token.set_defaults(func=cmd_token)
+
+    seed = with_db(sub.add_parser("seed", help="create N couples; prints JSON with tokens"))
+    seed.add_argument("--couples", type=_positive, required=True)
+    seed.add_argument("--ttl", type=_positive, default=86400, help="token lifetime, seconds")
+    seed.set_defaults(func=cmd_seed)
+
+    with_server(sub.add_parser("demo", help="seed a demo couple, print tokens, serve")
+                ).set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except CliError as exc:
+        print(f"ieum-chat: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a one-line error rather than a traceback
+        if os.environ.get("IEUM_DEBUG"):
+            raise
+        print(f"ieum-chat: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

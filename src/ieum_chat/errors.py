@@ -1,0 +1,125 @@
+"""The exception tree and the error codes that travel on the wire.
+
+    ChatError                      an error a client caused; carries its wire code
+    ├── AuthError                  AUTH_FAILED: missing, forged, expired-at-connect or unknown-user token
+    ├── TokenExpired               TOKEN_EXPIRED: the session's token passed its ``exp``
+    ├── Unauthorized               UNAUTHORIZED: not a member of that couple, or a forbidden destination
+    ├── SendFailed                 SEND_FAILED: a message that could not be validated or stored
+    ├── RateLimited                RATE_LIMITED
+    └── NotFound                   NOT_FOUND (REST only)
+    StoreError                     the database failed (not the client's fault)
+    └── StoreUnavailable           the database could not be reached
+    BrokerError                    the fan-out backend failed
+
+Driver exceptions (sqlalchemy, asyncpg, redis) are translated at the backend edge with
+``raise StoreError(...) from exc`` so that nothing above ``store``/``broker`` imports them.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "BrokerError",
+    "ChatError",
+    "ErrorCode",
+    "NotFound",
+    "RateLimited",
+    "SendFailed",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenExpired",
+    "Unauthorized",
+    "error_payload",
+]
+
+
+class ErrorCode(enum.StrEnum):
+    AUTH_FAILED = "AUTH_FAILED"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    SEND_FAILED = "SEND_FAILED"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    RATE_LIMITED = "RATE_LIMITED"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_REQUEST = "BAD_REQUEST"
+
+
+# The plan's user-facing texts (Korean), kept verbatim: the Android client shows them.
+DEFAULT_MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.AUTH_FAILED: "인증에 실패했습니다.",
+    ErrorCode.UNAUTHORIZED: "해당 채팅방에 접근 권한이 없습니다.",
+    ErrorCode.SEND_FAILED: "메시지 전송에 실패했습니다.",
+    ErrorCode.TOKEN_EXPIRED: "인증이 만료되었습니다. 다시 연결해 주세요.",
+    ErrorCode.RATE_LIMITED: "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.",
+    ErrorCode.NOT_FOUND: "찾을 수 없습니다.",
+    ErrorCode.BAD_REQUEST: "잘못된 요청입니다.",
+}
+
+
+def error_payload(
+    code: ErrorCode, message: str | None = None, *, temp_id: str | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """The wire shape ``{"type":"ERROR","code":...,"message":...,"tempId"?,"detail"?}``."""
+    payload: dict[str, Any] = {
+        "type": "ERROR",
+        "code": code.value,
+        "message": message if message is not None else DEFAULT_MESSAGES[code],
+    }
+    if temp_id is not None:
+        payload["tempId"] = temp_id
+    if detail is not None:
+        payload["detail"] = detail
+    return payload
+
+
+class ChatError(Exception):
+    """An error the client caused. ``detail`` says what was wrong, in English, for developers."""
+
+    code: ErrorCode = ErrorCode.BAD_REQUEST
+
+    def __init__(self, detail: str = "", *, temp_id: str | None = None) -> None:
+        super().__init__(detail or self.code.value)
+        self.detail = detail
+        self.temp_id = temp_id
+
+    def payload(self) -> dict[str, Any]:
+        return error_payload(self.code, temp_id=self.temp_id, detail=self.detail or None)
+
+
+class AuthError(ChatError):
+    code = ErrorCode.AUTH_FAILED
+
+
+class TokenExpired(ChatError):
+    code = ErrorCode.TOKEN_EXPIRED
+
+
+class Unauthorized(ChatError):
+    code = ErrorCode.UNAUTHORIZED
+
+
+class SendFailed(ChatError):
+    code = ErrorCode.SEND_FAILED
+
+
+class RateLimited(ChatError):
+    code = ErrorCode.RATE_LIMITED
+
+
+class NotFound(ChatError):
+    code = ErrorCode.NOT_FOUND
+
+
+class StoreError(Exception):
+    """The database failed; the operation may be retried."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached."""
+
+
+class BrokerError(Exception):
+    """The fan-out backend failed."""

@@ -1,0 +1,67 @@
+"""This node's fan-out: one broker subscription per couple channel with local listeners.
+
+The broker hands each payload to the hub once; the hub unpacks the envelope once and calls
+every local listener with the same body bytes (no per-subscriber JSON work).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from ieum_chat.broker import Broker
+from ieum_chat.chat.envelope import unpack
+
+__all__ = ["Hub", "Listener"]
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    def deliver(self, seq: int, body: bytes) -> None:
+        """Called on the event loop; must only enqueue."""
+
+
+class Hub:
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._listeners: dict[str, dict[Listener, None]] = {}
+
+    async def add(self, channel: str, listener: Listener) -> None:
+        listeners = self._listeners.get(channel)
+        if listeners is None:
+            listeners = self._listeners[channel] = {}
+            listeners[listener] = None
+            try:
+                await self._broker.subscribe(channel, self._on_payload)
+            except BaseException:
+                listeners.pop(listener, None)
+                if not listeners:
+                    self._listeners.pop(channel, None)
+                raise
+        else:
+            listeners[listener] = None
+
+    async def remove(self, channel: str, listener: Listener) -> None:
+        listeners = self._listeners.get(channel)
+        if listeners is None or listener not in listeners:
+            return
+        del listeners[listener]
+        if not listeners:
+            del self._listeners[channel]
+            await self._broker.unsubscribe(channel, self._on_payload)
+
+    def _on_payload(self, channel: str, payload: bytes) -> None:
+        listeners = self._listeners.get(channel)
+        if not listeners:
+            return
+        try:
+            seq, body = unpack(payload)
+        except ValueError:
+            log.error("dropped a malformed payload on %s", channel)
+            return
+        for listener in tuple(listeners):
+            listener.deliver(seq, body)
+
+    def listener_count(self) -> int:
+        return sum(len(v) for v in self._listeners.values())

@@ -1,0 +1,1 @@
+"""Logging with secrets redacted (and, later, metrics)."""

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ieum_chat.chat import codec
+from ieum_chat.chat.envelope import channel_for, pack, unpack
+from ieum_chat.store.records import Message, User
+
+UTC = ZoneInfo("UTC")
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def message(**extra: object) -> Message:
+    fields: dict[str, object] = {
+        "id": uuid.uuid4(), "couple_id": uuid.uuid4(), "sender_id": uuid.uuid4(), "seq": 3,
+        "type": "TEXT", "content": "안녕", "image_url": None, "is_read": False,
+        "read_at": None, "created_at": datetime(2024, 1, 11, 1, 10, 0, 123456),
+        "temp_id": "t-1",
+    }
+    fields.update(extra)
+    return Message(**fields)  # type: ignore[arg-type]
+
+
+def test_timestamps_are_local_without_offset() -> None:
+    stamp = datetime(2024, 1, 11, 1, 10, 0)
+    assert codec.format_timestamp(stamp, UTC) == "2024-01-11T01:10:00.000"
+    assert codec.format_timestamp(stamp, SEOUL) == "2024-01-11T10:10:00.000"
+
+
+def test_message_carries_every_field_of_the_plan_plus_seq() -> None:
+    msg = message()
+    sender = User(id=msg.sender_id, name="홍길동", profile_image="https://p/1.png")
+    data = orjson.loads(codec.message_json(msg, sender, SEOUL))
+    assert set(data) >= {
+        "id", "senderId", "senderName", "senderProfileImage", "content", "type", "imageUrl",
+        "isRead", "readAt", "createdAt", "tempId", "seq",
+    }
+    assert data["senderName"] == "홍길동"
+    assert data["createdAt"] == "2024-01-11T10:10:00.123"
+    assert data["seq"] == 3
+    assert data["readAt"] is None
+
+
+def test_read_receipt_and_system_payloads() -> None:
+    msg = message(is_read=True, read_at=datetime(2024, 1, 11, 1, 15))
+    reader = uuid.uuid4()
+    data = orjson.loads(codec.read_receipt_json(reader, [msg], msg.read_at, SEOUL))  # type: ignore[arg-type]
+    assert data == {
+        "type": "READ_RECEIPT", "readerId": str(reader), "messageIds": [str(msg.id)],
+        "seqs": [3], "readAt": "2024-01-11T10:15:00.000",
+    }
+    typing = orjson.loads(codec.system_json("TYPING", reader, datetime(2024, 1, 1), UTC,
+                                            typing=True))
+    assert typing["type"] == "SYSTEM"
+    assert typing["event"] == "TYPING"
+    assert typing["typing"] is True
+    connected = orjson.loads(codec.system_json("USER_CONNECTED", reader, datetime(2024, 1, 1),
+                                               UTC))
+    assert "typing" not in connected
+
+
+def test_envelope_round_trip() -> None:
+    couple = uuid.uuid4()
+    assert channel_for(couple) == f"couple:{couple}"
+    assert unpack(pack(42, b'{"a":"\\n"}\n')) == (42, b'{"a":"\\n"}\n')
+    assert unpack(pack(0, b"")) == (0, b"")

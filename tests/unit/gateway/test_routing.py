@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ieum_chat.gateway.routing import Route, parse_app_destination, parse_subscription
+from ieum_chat.gateway.websocket import origin_allowed, select_subprotocol
+
+C = uuid.uuid4()
+
+
+def test_subscription_destinations() -> None:
+    target = parse_subscription(f"/topic/couple/{C}")
+    assert target is not None
+    assert (target.route, target.couple_id) == (Route.COUPLE_TOPIC, C)
+    errors = parse_subscription("/user/queue/errors")
+    assert errors is not None
+    assert errors.route is Route.ERRORS
+    bad_id = parse_subscription("/topic/couple/not-a-uuid")
+    assert bad_id is not None
+    assert bad_id.couple_id is None
+
+
+@pytest.mark.parametrize(
+    "dest", ["/topic/couple/", f"/topic/couple/{C}/x", "/queue/x", "/app/chat/x", "", "/topic"]
+)
+def test_unknown_subscription_destinations(dest: str) -> None:
+    assert parse_subscription(dest) is None
+
+
+def test_app_destinations() -> None:
+    for suffix, route in (("", Route.SEND), ("/read", Route.READ), ("/typing", Route.TYPING)):
+        target = parse_app_destination(f"/app/chat/{C}{suffix}")
+        assert target is not None
+        assert (target.route, target.couple_id) == (route, C)
+
+
+@pytest.mark.parametrize(
+    "dest", [f"/topic/couple/{C}", f"/app/chat/{C}/delete", "/app/chat/", "/app/other", "x"]
+)
+def test_other_send_destinations_are_refused(dest: str) -> None:
+    assert parse_app_destination(dest) is None
+
+
+def test_subprotocol_selection_prefers_highest() -> None:
+    assert select_subprotocol(["v10.stomp", "v11.stomp", "v12.stomp"]) == ("v12.stomp", "1.2")
+    assert select_subprotocol(["v10.stomp", "v11.stomp"]) == ("v11.stomp", "1.1")
+    assert select_subprotocol(["mqtt"]) == (None, None)
+    assert select_subprotocol([]) == (None, None)
+
+
+def test_origins() -> None:
+    assert origin_allowed("https://a.example", ["*"])
+    assert origin_allowed(None, ["https://a.example"])
+    assert origin_allowed("https://a.example", ["https://a.example"])
+    assert not origin_allowed("https://evil.example", ["https://a.example"])
