@@ -53,8 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat = ChatService(db, broker, settings, TokenVerifier(settings))
         await chat.start()
         runtime.gateway = Gateway(settings=settings, chat=chat, hub=Hub(broker))
-        log.info("ieum-chat %s ready (database %s, broker %s)", __version__, db.dialect,
-                 "redis" if settings.redis_url else "memory")
+        log.info(
+            "ieum-chat %s ready (database %s, broker %s)",
+            __version__,
+            db.dialect,
+            "redis" if settings.redis_url else "memory",
+        )
         try:
             yield
         finally:

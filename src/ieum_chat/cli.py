@@ -208,7 +208,8 @@ def _parser() -> argparse.ArgumentParser:
 
     with_server(sub.add_parser("serve", help="run the server")).set_defaults(func=cmd_serve)
     with_db(sub.add_parser("migrate", help="apply schema migrations")).set_defaults(
-        func=cmd_migrate)
+        func=cmd_migrate
+    )
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     user_add = with_db(user.add_parser("add", help="create a user; prints its id"))
@@ -217,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     user_add.set_defaults(func=cmd_user_add)
 
     couple = sub.add_parser("couple", help="manage couples").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     couple_add = with_db(couple.add_parser("add", help="pair two users; prints the couple id"))
     couple_add.add_argument("user_a", type=_uuid)
     couple_add.add_argument("user_b", type=_uuid)
@@ -233,8 +235,9 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--ttl", type=_positive, default=86400, help="token lifetime, seconds")
     seed.set_defaults(func=cmd_seed)
 
-    with_server(sub.add_parser("demo", help="seed a demo couple, print tokens, serve")
-                ).set_defaults(func=cmd_demo)
+    with_server(
+        sub.add_parser("demo", help="seed a demo couple, print tokens, serve")
+    ).set_defaults(func=cmd_demo)
     return parser
 
 

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["DEV_JWT_SECRET", "Settings"]
 
 # Used only when IEUM_JWT_SECRET is unset; `serve` warns loudly about it.
-DEV_JWT_SECRET = "ieum-chat-dev-secret-change-me-0123456789abcdef"  # noqa: S105
+DEV_JWT_SECRET = "ieum-chat-dev-secret-change-me-0123456789abcdef"
 
 
 class Settings(BaseSettings):

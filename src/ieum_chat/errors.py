@@ -1,9 +1,9 @@
 """The exception tree and the error codes that travel on the wire.
 
     ChatError                      an error a client caused; carries its wire code
-    ├── AuthError                  AUTH_FAILED: missing, forged, expired-at-connect or unknown-user token
+    ├── AuthError                  AUTH_FAILED: missing, forged or expired token, unknown user
     ├── TokenExpired               TOKEN_EXPIRED: the session's token passed its ``exp``
-    ├── Unauthorized               UNAUTHORIZED: not a member of that couple, or a forbidden destination
+    ├── Unauthorized               UNAUTHORIZED: not a member, or a forbidden destination
     ├── SendFailed                 SEND_FAILED: a message that could not be validated or stored
     ├── RateLimited                RATE_LIMITED
     └── NotFound                   NOT_FOUND (REST only)
@@ -59,7 +59,10 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
 
 
 def error_payload(
-    code: ErrorCode, message: str | None = None, *, temp_id: str | None = None,
+    code: ErrorCode,
+    message: str | None = None,
+    *,
+    temp_id: str | None = None,
     detail: str | None = None,
 ) -> dict[str, Any]:
     """The wire shape ``{"type":"ERROR","code":...,"message":...,"tempId"?,"detail"?}``."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import jwt.types
 
 from ieum_chat.config import Settings
 from ieum_chat.errors import AuthError
@@ -58,7 +59,9 @@ class TokenVerifier:
             self._key = settings.jwt_public_key
         else:
             self._key = settings.jwt_secret
-            self._algorithms = [a for a in self._algorithms if not a.startswith(_ASYMMETRIC_PREFIXES)]
+            self._algorithms = [
+                a for a in self._algorithms if not a.startswith(_ASYMMETRIC_PREFIXES)
+            ]
             if not self._algorithms:
                 raise ValueError("a shared secret verifies only HS* algorithms")
 
@@ -66,7 +69,7 @@ class TokenVerifier:
         """Return the principal, or raise :class:`AuthError` saying (in English) what was wrong."""
         if not token:
             raise AuthError("missing token")
-        options: dict[str, Any] = {"require": ["exp", "sub"]}
+        options: jwt.types.Options = {"require": ["exp", "sub"]}
         try:
             key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
             claims = jwt.decode(
@@ -103,7 +106,11 @@ class TokenVerifier:
 
 
 def issue_token(
-    settings: Settings, user_id: uuid.UUID, *, ttl: float = 3600.0, now: float | None = None,
+    settings: Settings,
+    user_id: uuid.UUID,
+    *,
+    ttl: float = 3600.0,
+    now: float | None = None,
 ) -> str:
     """A token signed with the shared secret (development, tests and the CLI)."""
     issued = time.time() if now is None else now

@@ -8,7 +8,7 @@ __all__ = ["Broker", "Handler", "create_broker"]
 
 
 def create_broker(url: str | None) -> Broker:
-    """``None`` or ``memory://``: the in-process broker. Other schemes arrive with their backends."""
+    """``None`` or ``memory://``: the in-process broker."""
     if url is None or url.startswith("memory:"):
         from ieum_chat.broker.memory import MemoryBroker
 

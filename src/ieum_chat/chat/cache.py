@@ -15,7 +15,10 @@ V = TypeVar("V")
 
 class TTLCache(Generic[K, V]):
     def __init__(
-        self, maxsize: int, ttl: float, clock: Callable[[], float] = time.monotonic,
+        self,
+        maxsize: int,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._data: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._maxsize = maxsize

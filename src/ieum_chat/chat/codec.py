@@ -60,19 +60,29 @@ def message_json(message: Message, sender: User | None, zone: ZoneInfo) -> bytes
 
 
 def read_receipt_json(
-    reader_id: uuid.UUID, messages: Sequence[Message], read_at: datetime, zone: ZoneInfo,
+    reader_id: uuid.UUID,
+    messages: Sequence[Message],
+    read_at: datetime,
+    zone: ZoneInfo,
 ) -> bytes:
-    return orjson.dumps({
-        "type": "READ_RECEIPT",
-        "readerId": str(reader_id),
-        "messageIds": [str(m.id) for m in messages],
-        "seqs": [m.seq for m in messages],
-        "readAt": format_timestamp(read_at, zone),
-    })
+    return orjson.dumps(
+        {
+            "type": "READ_RECEIPT",
+            "readerId": str(reader_id),
+            "messageIds": [str(m.id) for m in messages],
+            "seqs": [m.seq for m in messages],
+            "readAt": format_timestamp(read_at, zone),
+        }
+    )
 
 
 def system_json(
-    event: str, user_id: uuid.UUID, at: datetime, zone: ZoneInfo, *, typing: bool | None = None,
+    event: str,
+    user_id: uuid.UUID,
+    at: datetime,
+    zone: ZoneInfo,
+    *,
+    typing: bool | None = None,
 ) -> bytes:
     payload: dict[str, Any] = {
         "type": "SYSTEM",

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -50,7 +51,11 @@ class _Pending:
 
 class ChatService:
     def __init__(
-        self, db: Database, broker: Broker, settings: Settings, verifier: TokenVerifier,
+        self,
+        db: Database,
+        broker: Broker,
+        settings: Settings,
+        verifier: TokenVerifier,
     ) -> None:
         self.db = db
         self.broker = broker
@@ -126,7 +131,10 @@ class ChatService:
         return await (await self.enqueue(sender, couple_id, request))
 
     async def enqueue(
-        self, sender: User, couple_id: uuid.UUID, request: SendRequest,
+        self,
+        sender: User,
+        couple_id: uuid.UUID,
+        request: SendRequest,
     ) -> asyncio.Future[Message]:
         """Queue an already-authorised message; the future resolves once it is committed
         (or fails with :class:`SendFailed`). Waits while the write queue is full."""
@@ -166,8 +174,7 @@ class ChatService:
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(
-                        SendFailed("the message could not be stored",
-                                   temp_id=pending.new.temp_id)
+                        SendFailed("the message could not be stored", temp_id=pending.new.temp_id)
                     )
             return
         except Exception as exc:  # a bug: fail the batch loudly, keep the writer alive
@@ -179,6 +186,9 @@ class ChatService:
         for pending, stored in zip(batch, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result(stored.message)
+        # Acknowledge, then publish: one loop turn runs the futures' done-callbacks, which
+        # queue each sender's RECEIPT ahead of the broadcast of the same message.
+        await asyncio.sleep(0)
         for pending, stored in zip(batch, results, strict=True):
             if stored.created:
                 body = codec.message_json(stored.message, pending.sender, self.zone)
@@ -193,25 +203,46 @@ class ChatService:
     # -- read marks, typing, presence ------------------------------------------------------
 
     async def mark_read(
-        self, reader: User, couple_id: uuid.UUID, request: ReadRequest,
+        self,
+        reader: User,
+        couple_id: uuid.UUID,
+        request: ReadRequest,
+        *,
+        acknowledge: Callable[[], None] | None = None,
     ) -> list[Message]:
+        """Store the read marks; ``acknowledge`` runs after the commit, before the
+        READ_RECEIPT is published."""
         await self.member_couple(reader.id, couple_id)
         read_at = utcnow()
         try:
             changed = await self.db.mark_read(
-                couple_id, reader.id, message_ids=request.message_ids,
-                up_to_seq=request.up_to_seq, read_at=read_at,
+                couple_id,
+                reader.id,
+                message_ids=request.message_ids,
+                up_to_seq=request.up_to_seq,
+                read_at=read_at,
             )
         except StoreError as exc:
             raise SendFailed("read marks could not be stored") from exc
+        if acknowledge is not None:
+            acknowledge()
         if changed:
             body = codec.read_receipt_json(reader.id, changed, read_at, self.zone)
             await self._publish(couple_id, pack(0, body))
         return changed
 
-    async def typing(self, user: User, couple_id: uuid.UUID, typing: bool) -> bool:
+    async def typing(
+        self,
+        user: User,
+        couple_id: uuid.UUID,
+        typing: bool,
+        *,
+        acknowledge: Callable[[], None] | None = None,
+    ) -> bool:
         """Broadcast a TYPING event unless it repeats the last one within the interval."""
         await self.member_couple(user.id, couple_id)
+        if acknowledge is not None:
+            acknowledge()
         now = time.monotonic()
         key = (user.id, couple_id)
         last = self._typing.get(key)

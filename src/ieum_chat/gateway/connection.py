@@ -25,8 +25,9 @@ from ieum_chat.chat.envelope import channel_for
 from ieum_chat.chat.requests import (
     SendRequest,
     parse_read_request,
+    parse_send_request,
+    parse_typing_request,
 )
-from ieum_chat.chat.requests import parse_read_request, parse_send_request, parse_typing_request
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import (
@@ -87,7 +88,7 @@ class Gateway:
 class _Subscription:
     """One SUBSCRIBE to a couple topic: a hub listener writing MESSAGE frames for its id."""
 
-    __slots__ = ("conn", "destination", "id", "min_seq", "replaying", "held")
+    __slots__ = ("conn", "destination", "held", "id", "min_seq", "replaying")
 
     def __init__(self, conn: StompConnection, sub_id: str, destination: str) -> None:
         self.conn = conn
@@ -224,15 +225,22 @@ class StompConnection:
             self._fail(ErrorCode.AUTH_FAILED.value, exc.payload())
             return
         self.user = user
-        self._push(self.session.accept(
-            time.monotonic(),
-            (("session", self.session_id), ("user-name", str(user.id))),
-        ))
+        self._push(
+            self.session.accept(
+                time.monotonic(),
+                (("session", self.session_id), ("user-name", str(user.id))),
+            )
+        )
         self.session.set_expiry(time.monotonic() + (principal.expires_at - time.time()))
         self._schedule_timer()
         self._announced = True
-        log.info("session %s: user %s connected over %s (STOMP %s)",
-                 self.session_id, user.id, self.transport_name, self.session.version)
+        log.info(
+            "session %s: user %s connected over %s (STOMP %s)",
+            self.session_id,
+            user.id,
+            self.transport_name,
+            self.session.version,
+        )
         await self.chat.session_opened(user)
 
     async def _on_subscribe(self, event: Subscribe) -> None:
@@ -249,39 +257,51 @@ class StompConnection:
                     raise Unauthorized("no such couple")
                 await self.chat.member_couple(self.user.id, target.couple_id)
             except ChatError as exc:
+                # Refused: the id is free again, so the client may retry with it.
+                self.session.discard_subscription(event.id)
                 self._send_error(exc)
                 return
             sub = _Subscription(self, event.id, event.destination)
             self._subscriptions[event.id] = sub
             resume = _header(event.headers, "x-resume-after-seq")
-            await self._start_subscription(sub, target.couple_id, resume)
+            await self._start_subscription(sub, target.couple_id, resume, event.receipt)
+            return
         if event.receipt:
             self._push(self.session.receipt(event.receipt))
 
     async def _start_subscription(
-        self, sub: _Subscription, couple_id: uuid.UUID, resume: str | None,
+        self,
+        sub: _Subscription,
+        couple_id: uuid.UUID,
+        resume: str | None,
+        receipt: str | None,
     ) -> None:
+        """Listen (the RECEIPT goes out once listening), then replay when asked to resume."""
         channel = channel_for(couple_id)
-        if resume is None:
-            await self.gateway.hub.add(channel, sub)
-            return
-        try:
-            after = int(resume)
-            if after < 0:
-                raise ValueError
-        except ValueError:
-            self._send_error(SendFailed("'x-resume-after-seq' must be a non-negative integer"))
-            await self.gateway.hub.add(channel, sub)
-            return
+        after: int | None = None
+        if resume is not None:
+            try:
+                after = int(resume)
+                if after < 0:
+                    raise ValueError
+            except ValueError:
+                self._send_error(SendFailed("'x-resume-after-seq' must be a non-negative integer"))
         # Listen first and hold live messages, then replay from the database, then release
         # the held ones above the replayed seq: no gap and no duplicate at the seam.
-        sub.replaying = True
-        sub.min_seq = after
+        sub.replaying = after is not None
+        sub.min_seq = after or 0
         await self.gateway.hub.add(channel, sub)
+        if receipt:
+            self._push(self.session.receipt(receipt))
+        if after is None:
+            return
         try:
             while True:
                 batch = await self.chat.db.get_messages(
-                    couple_id, after_seq=sub.min_seq, limit=500, ascending=True,
+                    couple_id,
+                    after_seq=sub.min_seq,
+                    limit=500,
+                    ascending=True,
                 )
                 senders = await self.chat.db.get_users({m.sender_id for m in batch})
                 for message in batch:
@@ -332,18 +352,32 @@ class StompConnection:
                     raise
                 await self._submit(user, target.couple_id, request, event.receipt)
                 return
+            receipt = event.receipt
+
+            def acknowledge() -> None:
+                if receipt:
+                    self._push(self.session.receipt(receipt))
+
             if target.route is Route.READ:
-                await self.chat.mark_read(user, target.couple_id, parse_read_request(event.body))
+                await self.chat.mark_read(
+                    user, target.couple_id, parse_read_request(event.body), acknowledge=acknowledge
+                )
             else:
-                await self.chat.typing(user, target.couple_id, parse_typing_request(event.body))
+                await self.chat.typing(
+                    user,
+                    target.couple_id,
+                    parse_typing_request(event.body),
+                    acknowledge=acknowledge,
+                )
         except ChatError as exc:
             self._send_error(exc)
-            return
-        if event.receipt:
-            self._push(self.session.receipt(event.receipt))
 
     async def _submit(
-        self, user: User, couple_id: uuid.UUID, request: SendRequest, receipt: str | None,
+        self,
+        user: User,
+        couple_id: uuid.UUID,
+        request: SendRequest,
+        receipt: str | None,
     ) -> None:
         """Queue the message for commit without waiting: the RECEIPT (or the error) is written
         when the commit resolves, so a client may pipeline SENDs. At most
@@ -366,8 +400,9 @@ class StompConnection:
             elif isinstance(exc, ChatError):
                 self._send_error(exc)
             else:
-                self._send_error(SendFailed("the message could not be stored",
-                                            temp_id=request.temp_id))
+                self._send_error(
+                    SendFailed("the message could not be stored", temp_id=request.temp_id)
+                )
 
         future.add_done_callback(done)
 
@@ -398,8 +433,11 @@ class StompConnection:
         if self._closing:
             return
         if len(self._out) >= self._out_limit:
-            log.warning("session %s: outbound queue full (%d frames): closing slow consumer",
-                        self.session_id, len(self._out))
+            log.warning(
+                "session %s: outbound queue full (%d frames): closing slow consumer",
+                self.session_id,
+                len(self._out),
+            )
             self._out.clear()
             self._fail("slow consumer: too many undelivered frames; reconnect and resume")
             return

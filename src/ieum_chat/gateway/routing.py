@@ -40,7 +40,7 @@ def parse_subscription(destination: str) -> Target | None:
     if destination == ERRORS_QUEUE:
         return Target(Route.ERRORS, None)
     if destination.startswith(_TOPIC_PREFIX):
-        rest = destination[len(_TOPIC_PREFIX):]
+        rest = destination[len(_TOPIC_PREFIX) :]
         if rest and "/" not in rest:
             return Target(Route.COUPLE_TOPIC, _couple(rest))
     return None
@@ -50,7 +50,7 @@ def parse_app_destination(destination: str) -> Target | None:
     """A SEND destination under ``/app/chat/``, or ``None`` for anything else."""
     if not destination.startswith(_APP_PREFIX):
         return None
-    couple, _, action = destination[len(_APP_PREFIX):].partition("/")
+    couple, _, action = destination[len(_APP_PREFIX) :].partition("/")
     if not couple:
         return None
     route = {"": Route.SEND, "read": Route.READ, "typing": Route.TYPING}.get(action)

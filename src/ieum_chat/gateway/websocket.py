@@ -67,8 +67,11 @@ class StompWebSocketApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
-            await _plain_response(send, 400, b'{"type":"ERROR","code":"BAD_REQUEST",'
-                                  b'"message":"this endpoint speaks WebSocket"}')
+            await _plain_response(
+                send,
+                400,
+                b'{"type":"ERROR","code":"BAD_REQUEST","message":"this endpoint speaks WebSocket"}',
+            )
             return
         gateway = self._gateway()
         connect = await receive()
@@ -76,8 +79,12 @@ class StompWebSocketApp:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
-            await _deny(scope, send, 403, {"type": "ERROR", "code": "UNAUTHORIZED",
-                                           "message": "origin not allowed"})
+            await _deny(
+                scope,
+                send,
+                403,
+                {"type": "ERROR", "code": "UNAUTHORIZED", "message": "origin not allowed"},
+            )
             return
         subprotocol, version = select_subprotocol(list(scope.get("subprotocols") or []))
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -121,18 +128,27 @@ class StompWebSocketApp:
 async def _deny(scope: Scope, send: Send, status: int, payload: dict[str, Any]) -> None:
     if "websocket.http.response" in (scope.get("extensions") or {}):
         body = codec.dumps(payload)
-        await send({
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})
 
 
 async def _plain_response(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -27,7 +27,7 @@ class Couple:
         return (self.user1_id, self.user2_id)
 
     def has_member(self, user_id: uuid.UUID) -> bool:
-        return user_id == self.user1_id or user_id == self.user2_id
+        return user_id in (self.user1_id, self.user2_id)
 
     def partner_of(self, user_id: uuid.UUID) -> uuid.UUID:
         return self.user2_id if user_id == self.user1_id else self.user1_id

@@ -51,17 +51,23 @@ def test_issued_token_round_trips() -> None:
 @pytest.mark.parametrize(
     ("token_factory", "detail"),
     [
-        (lambda: sign({"sub": str(USER), "exp": int(time.time()) + 60}, key="other-key-" * 4),
-         "bad signature"),
+        (
+            lambda: sign({"sub": str(USER), "exp": int(time.time()) + 60}, key="other-key-" * 4),
+            "bad signature",
+        ),
         (lambda: sign({"sub": str(USER), "exp": int(time.time()) - 5}), "token expired"),
         (lambda: sign({"sub": str(USER)}), "missing claim 'exp'"),
         (lambda: sign({"exp": int(time.time()) + 60}), "missing claim 'sub'"),
-        (lambda: sign({"sub": "not-a-uuid", "exp": int(time.time()) + 60}),
-         "'sub' is not a user id"),
+        (
+            lambda: sign({"sub": "not-a-uuid", "exp": int(time.time()) + 60}),
+            "'sub' is not a user id",
+        ),
         (lambda: "not.a.jwt", "malformed token"),
         (lambda: "", "missing token"),
-        (lambda: sign({"sub": str(USER), "exp": int(time.time()) + 60}, alg="HS512"),
-         "algorithm not allowed"),
+        (
+            lambda: sign({"sub": str(USER), "exp": int(time.time()) + 60}, alg="HS512"),
+            "algorithm not allowed",
+        ),
     ],
 )
 def test_bad_tokens_are_refused_with_a_reason(token_factory: object, detail: str) -> None:
@@ -106,9 +112,11 @@ def test_expiry_is_checked_against_the_given_clock() -> None:
 
 def test_rs256_with_public_key_and_hs256_confusion_refused() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     s = Settings(jwt_public_key=public_pem, jwt_algorithms=["RS256"])
     claims = {"sub": str(USER), "exp": int(time.time()) + 60}
     assert TokenVerifier(s).verify(jwt.encode(claims, key, algorithm="RS256")).user_id == USER

@@ -16,9 +16,16 @@ SEOUL = ZoneInfo("Asia/Seoul")
 
 def message(**extra: object) -> Message:
     fields: dict[str, object] = {
-        "id": uuid.uuid4(), "couple_id": uuid.uuid4(), "sender_id": uuid.uuid4(), "seq": 3,
-        "type": "TEXT", "content": "안녕", "image_url": None, "is_read": False,
-        "read_at": None, "created_at": datetime(2024, 1, 11, 1, 10, 0, 123456),
+        "id": uuid.uuid4(),
+        "couple_id": uuid.uuid4(),
+        "sender_id": uuid.uuid4(),
+        "seq": 3,
+        "type": "TEXT",
+        "content": "안녕",
+        "image_url": None,
+        "is_read": False,
+        "read_at": None,
+        "created_at": datetime(2024, 1, 11, 1, 10, 0, 123456),
         "temp_id": "t-1",
     }
     fields.update(extra)
@@ -36,8 +43,18 @@ def test_message_carries_every_field_of_the_plan_plus_seq() -> None:
     sender = User(id=msg.sender_id, name="홍길동", profile_image="https://p/1.png")
     data = orjson.loads(codec.message_json(msg, sender, SEOUL))
     assert set(data) >= {
-        "id", "senderId", "senderName", "senderProfileImage", "content", "type", "imageUrl",
-        "isRead", "readAt", "createdAt", "tempId", "seq",
+        "id",
+        "senderId",
+        "senderName",
+        "senderProfileImage",
+        "content",
+        "type",
+        "imageUrl",
+        "isRead",
+        "readAt",
+        "createdAt",
+        "tempId",
+        "seq",
     }
     assert data["senderName"] == "홍길동"
     assert data["createdAt"] == "2024-01-11T10:10:00.123"
@@ -50,16 +67,19 @@ def test_read_receipt_and_system_payloads() -> None:
     reader = uuid.uuid4()
     data = orjson.loads(codec.read_receipt_json(reader, [msg], msg.read_at, SEOUL))  # type: ignore[arg-type]
     assert data == {
-        "type": "READ_RECEIPT", "readerId": str(reader), "messageIds": [str(msg.id)],
-        "seqs": [3], "readAt": "2024-01-11T10:15:00.000",
+        "type": "READ_RECEIPT",
+        "readerId": str(reader),
+        "messageIds": [str(msg.id)],
+        "seqs": [3],
+        "readAt": "2024-01-11T10:15:00.000",
     }
-    typing = orjson.loads(codec.system_json("TYPING", reader, datetime(2024, 1, 1), UTC,
-                                            typing=True))
+    typing = orjson.loads(
+        codec.system_json("TYPING", reader, datetime(2024, 1, 1), UTC, typing=True)
+    )
     assert typing["type"] == "SYSTEM"
     assert typing["event"] == "TYPING"
     assert typing["typing"] is True
-    connected = orjson.loads(codec.system_json("USER_CONNECTED", reader, datetime(2024, 1, 1),
-                                               UTC))
+    connected = orjson.loads(codec.system_json("USER_CONNECTED", reader, datetime(2024, 1, 1), UTC))
     assert "typing" not in connected
 
 

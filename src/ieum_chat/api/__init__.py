@@ -1,0 +1,1 @@
+"""REST routes over the chat service and the store."""

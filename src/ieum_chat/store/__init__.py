@@ -1,0 +1,24 @@
+"""Persistence: SQLite or PostgreSQL through SQLAlchemy Core, chosen by URL.
+
+One module per aggregate (``users``, ``couples``, ``messages``), each a set of named
+transactions; ``engines`` holds every SQLite/PostgreSQL difference; ``schema`` the tables;
+``migrations`` the Alembic revisions that create them or upgrade the plan's schema in place.
+"""
+
+from __future__ import annotations
+
+from ieum_chat.store.database import Database
+from ieum_chat.store.engines import normalize_url
+from ieum_chat.store.migrate import upgrade_schema
+from ieum_chat.store.records import Couple, Message, NewMessage, Stored, User
+
+__all__ = [
+    "Couple",
+    "Database",
+    "Message",
+    "NewMessage",
+    "Stored",
+    "User",
+    "normalize_url",
+    "upgrade_schema",
+]

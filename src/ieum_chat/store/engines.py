@@ -1,0 +1,234 @@
+"""Every difference between SQLite and PostgreSQL that the store has to care about.
+
+The rest of ``store`` is written once, in SQLAlchemy Core, against both; whatever one of the
+two needs done differently is decided here and nowhere else:
+
+- which async driver a URL gets (:func:`normalize_url`);
+- how connections are set up (SQLite: WAL, foreign keys, busy timeout, and SQLAlchemy emitting
+  ``BEGIN`` itself, because the ``sqlite3`` driver's legacy mode skips it before SELECT and DDL);
+- how writers are serialised (SQLite allows one writer per file: one in-process
+  :class:`asyncio.Lock` plus ``BEGIN IMMEDIATE`` against other processes; PostgreSQL takes row
+  locks, ``SELECT ... FOR UPDATE``, which SQLAlchemy leaves out on SQLite);
+- how to look up many composite keys at once so that an index answers it;
+- which driver errors mean "the database cannot be reached".
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sqlalchemy import bindparam, event, exc, func, make_url, pool, select, tuple_
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = [
+    "BaseEngine",
+    "PostgresEngine",
+    "SqliteEngine",
+    "create_engine",
+    "engine_for_url",
+    "normalize_url",
+]
+
+# scheme as written by the operator -> the asyncio driver we run it on
+_ASYNC_SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",  # Heroku-style URLs
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+# Execution option set on the connection of a write transaction; read by the SQLite BEGIN hook.
+_WRITE_OPTION = "ieum_write"
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with the asyncio driver this project runs on.
+
+    ``sqlite:///./x.db`` -> ``sqlite+aiosqlite:///./x.db``; ``postgresql://`` and ``postgres://``
+    -> ``postgresql+asyncpg://``; URLs that already name those drivers are returned unchanged.
+    Anything else raises :class:`ValueError` (the message never contains the password).
+    """
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme:
+        raise ValueError(
+            "database URL must look like sqlite:///path/to/file.db or postgresql://user@host/dbname"
+        )
+    target = _ASYNC_SCHEMES.get(scheme.lower())
+    if target is None:
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db "
+            "(aiosqlite) or postgresql://user@host/dbname (asyncpg)"
+        )
+    normalized = f"{target}://{rest}"
+    try:
+        make_url(normalized)
+    except exc.ArgumentError:
+        raise ValueError(f"malformed database URL for scheme {scheme!r}") from None
+    return normalized
+
+
+class BaseEngine(abc.ABC):
+    """What the store needs to know about one kind of database."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def engine_kwargs(self, *, pool_size: int) -> dict[str, Any]:
+        """Extra arguments for :func:`create_async_engine`."""
+
+    def install(self, engine: AsyncEngine) -> None:  # noqa: B027 - optional hook
+        """Attach connection/transaction hooks to a freshly created engine."""
+
+    def write_guard(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Held around a whole write transaction, before a connection is checked out."""
+        return contextlib.nullcontext()
+
+    def write_options(self) -> dict[str, Any]:
+        """Execution options for the connection of a write transaction."""
+        return {_WRITE_OPTION: True}
+
+    def in_tuples(
+        self, columns: Sequence[ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]
+    ) -> ColumnElement[bool]:
+        """``(columns) IN keys``, in the form this database answers from an index on them."""
+        return tuple_(*columns).in_(keys)
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Whether ``error`` says the database could not be reached (rather than refused)."""
+        if isinstance(error, OSError | TimeoutError | exc.TimeoutError):
+            return True
+        if isinstance(error, exc.DBAPIError):
+            if error.connection_invalidated or isinstance(error, exc.InterfaceError):
+                return True
+            return error.orig is not None and self._is_unavailable_orig(error.orig)
+        return False
+
+    def _is_unavailable_orig(self, orig: BaseException) -> bool:
+        return isinstance(orig, OSError | TimeoutError)
+
+
+class SqliteEngine(BaseEngine):
+    name = "sqlite"
+
+    def __init__(self, *, busy_timeout_ms: int = 5000, foreign_keys: bool = True) -> None:
+        self._busy_timeout_ms = busy_timeout_ms
+        self._foreign_keys = foreign_keys
+        # SQLite has one writer per file; queueing writers here instead of in SQLite's busy
+        # handler keeps 'database is locked' out of normal operation.
+        self._write_lock = asyncio.Lock()
+        self._dialect = sqlite.dialect()
+
+    def engine_kwargs(self, *, pool_size: int) -> dict[str, Any]:
+        return {"pool_size": pool_size, "max_overflow": 0}
+
+    def install(self, engine: AsyncEngine) -> None:
+        pragmas = [
+            "PRAGMA journal_mode=WAL",
+            # FULL, not NORMAL: a RECEIPT promises the message survives a power cut.
+            "PRAGMA synchronous=FULL",
+            f"PRAGMA busy_timeout={self._busy_timeout_ms}",
+            f"PRAGMA foreign_keys={'ON' if self._foreign_keys else 'OFF'}",
+        ]
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take BEGIN away from the sqlite3 driver (see the SQLAlchemy SQLite dialect docs,
+            # "Transactions with SQLite and the sqlite3 driver"); on_begin emits it instead.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                for pragma in pragmas:
+                    cursor.execute(pragma)
+            finally:
+                cursor.close()
+
+        def on_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock up front, so a writer in another process makes us
+            # wait in busy_timeout instead of failing at our first UPDATE.
+            immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+        event.listen(engine.sync_engine, "begin", on_begin)
+
+    def write_guard(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._write_lock
+
+    def in_tuples(
+        self, columns: Sequence[ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]
+    ) -> ColumnElement[bool]:
+        # SQLite scans the whole table for a row value IN (VALUES ...), but probes the index
+        # when the list is a subquery. The keys travel as one JSON parameter, each value in
+        # its stored form (Uuid -> 32 hex digits): one cached statement for any number of keys.
+        processors = [col.type.bind_processor(self._dialect) for col in columns]
+        rows = [
+            [
+                value if proc is None else proc(value)
+                for proc, value in zip(processors, key, strict=True)
+            ]
+            for key in keys
+        ]
+        each = func.json_each(bindparam("lookup_keys", json.dumps(rows))).table_valued("value")
+        listed = select(*(func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))))
+        return tuple_(*columns).in_(listed)
+
+    def _is_unavailable_orig(self, orig: BaseException) -> bool:
+        text = str(orig).lower()
+        return super()._is_unavailable_orig(orig) or "unable to open database" in text
+
+
+class PostgresEngine(BaseEngine):
+    name = "postgresql"
+
+    def engine_kwargs(self, *, pool_size: int) -> dict[str, Any]:
+        return {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "connect_args": {"server_settings": {"application_name": "ieum-chat"}},
+        }
+
+    def _is_unavailable_orig(self, orig: BaseException) -> bool:
+        if super()._is_unavailable_orig(orig):
+            return True
+        # SQLAlchemy's asyncpg adapter keeps the asyncpg exception as __cause__ and its
+        # SQLSTATE as .sqlstate: class 08 is "connection exception", 57P0x "server going
+        # away", 3D000 "database does not exist", 53300 "too many connections".
+        sqlstate = getattr(orig, "sqlstate", None) or ""
+        return sqlstate.startswith(("08", "57P0")) or sqlstate in {"3D000", "53300"}
+
+
+def engine_for_url(url: str) -> BaseEngine:
+    """The dialect policy for a (normalized or not) database URL."""
+    name = make_url(normalize_url(url)).get_backend_name()
+    if name == "sqlite":
+        return SqliteEngine()
+    return PostgresEngine()
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, for_migrations: bool = False
+) -> tuple[BaseEngine, AsyncEngine]:
+    """An async engine for ``url`` with the dialect's hooks installed.
+
+    ``for_migrations``: no pool, and on SQLite no foreign-key enforcement (Alembic's batch mode
+    rebuilds tables by copy, drop and rename, which enforcement would get in the way of).
+    """
+    normalized = normalize_url(url)
+    policy = engine_for_url(normalized)
+    if for_migrations:
+        if isinstance(policy, SqliteEngine):
+            policy = SqliteEngine(foreign_keys=False)
+        kwargs: dict[str, Any] = {"poolclass": pool.NullPool}
+    else:
+        kwargs = policy.engine_kwargs(pool_size=pool_size)
+    engine = create_async_engine(normalized, **kwargs)
+    policy.install(engine)
+    return policy, engine

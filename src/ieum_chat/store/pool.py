@@ -1,0 +1,118 @@
+"""Named transactions, and the edge where driver errors become ``StoreError``.
+
+Every database access is one transaction with a name (``append_messages``, ``mark_read``...):
+a plain synchronous function ``f(conn, *args)`` over a SQLAlchemy :class:`Connection`, run on
+the async engine through ``run_sync``, so a transaction reads as straight-line SQL and costs one
+hop into the driver's greenlet however many statements it issues. The name is what the logs and
+errors say. Nothing above ``store`` sees a SQLAlchemy or driver exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Row, exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ieum_chat.errors import StoreError, StoreUnavailable
+from ieum_chat.store.engines import BaseEngine
+
+__all__ = ["AnyRow", "DatabasePool", "SQLBaseStore"]
+
+logger = logging.getLogger(__name__)
+
+# A result row of any width (SQLAlchemy 2.1 types rows by their column types).
+AnyRow = Row[*tuple[Any, ...]]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Transactions slower than this are logged at WARNING.
+_SLOW_SECONDS = 1.0
+
+
+class DatabasePool:
+    """An async engine plus its dialect policy; runs named transactions."""
+
+    def __init__(self, policy: BaseEngine, engine: AsyncEngine) -> None:
+        self.policy = policy
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.policy.name
+
+    async def read_txn(
+        self,
+        desc: str,
+        func: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``func(conn, *args, **kwargs)`` in a transaction that only reads."""
+        return await self._run(desc, False, func, *args, **kwargs)
+
+    async def write_txn(
+        self,
+        desc: str,
+        func: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``func(conn, *args, **kwargs)`` in a write transaction.
+
+        On SQLite write transactions queue on one in-process lock and begin IMMEDIATE.
+        ``ValueError`` raised by ``func`` rolls back and propagates unchanged.
+        """
+        return await self._run(desc, True, func, *args, **kwargs)
+
+    async def _run(
+        self,
+        desc: str,
+        write: bool,
+        func: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        start = time.perf_counter()
+        try:
+            guard = self.policy.write_guard() if write else contextlib.nullcontext()
+            async with guard, self.engine.connect() as conn:
+                if write:
+                    await conn.execution_options(**self.policy.write_options())
+                async with conn.begin():
+                    return await conn.run_sync(func, *args, **kwargs)
+        except exc.SQLAlchemyError as error:
+            raise self._translate(desc, error) from error
+        except (OSError, TimeoutError) as error:
+            raise StoreUnavailable(f"{desc}: database unreachable: {error}") from error
+        finally:
+            elapsed = time.perf_counter() - start
+            if elapsed >= _SLOW_SECONDS:
+                logger.warning("slow transaction %s took %.3fs", desc, elapsed)
+            else:
+                logger.debug("transaction %s took %.6fs", desc, elapsed)
+
+    def _translate(self, desc: str, error: exc.SQLAlchemyError) -> StoreError:
+        orig = error.orig if isinstance(error, exc.DBAPIError) else None
+        source: BaseException = orig if orig is not None else error
+        lines = str(source).splitlines()
+        reason = f"{type(source).__name__}: {lines[0] if lines else ''}"
+        if self.policy.is_unavailable(error):
+            return StoreUnavailable(f"{desc}: database unreachable: {reason}")
+        return StoreError(f"{desc} failed: {reason}")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+class SQLBaseStore:
+    """Base of the per-aggregate stores; :class:`ieum_chat.store.Database` combines them."""
+
+    def __init__(self, db_pool: DatabasePool) -> None:
+        self.db_pool = db_pool

@@ -1,0 +1,96 @@
+"""The tables as the migrations leave them (SQLAlchemy Core), and how time is stored.
+
+The plan's three tables (``plan_schema``) plus what revision 0002/0003 add: ``messages.seq``
+(the per-couple order, unique with ``couple_id``), ``messages.temp_id`` (the client's retry key,
+unique with ``couple_id, sender_id``; NULLs never collide), ``couples.last_seq`` (the counter
+``seq`` is drawn from) and lookups of a couple by member. Keep this module and the migrations
+in step: ``tests/conformance/store`` compares the two.
+
+Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+    func,
+    text,
+)
+
+__all__ = ["couples", "messages", "metadata", "to_db_time", "users", "utcnow"]
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("profile_image", Text),
+    Column("created_at", DateTime, server_default=func.now()),
+)
+
+couples = Table(
+    "couples",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user1_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("user2_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime, server_default=func.now()),
+    # The last seq handed out in this couple; bumped under a row lock by every append.
+    Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
+    Index("ix_couples_user1_id", "user1_id"),
+    Index("ix_couples_user2_id", "user2_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("couple_id", Uuid, ForeignKey("couples.id"), nullable=False),
+    Column("sender_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("content", Text),
+    Column("type", String(20), nullable=False),
+    Column("image_url", Text),
+    Column("is_read", Boolean, server_default=false()),
+    Column("read_at", DateTime),
+    Column("created_at", DateTime, server_default=func.now()),
+    Column("seq", BigInteger, nullable=False),
+    Column("temp_id", String(64)),
+    # Backs history pages and replay (WHERE couple_id = ? AND seq < ? ORDER BY seq).
+    UniqueConstraint("couple_id", "seq", name="uq_messages_couple_seq"),
+    UniqueConstraint("couple_id", "sender_id", "temp_id", name="uq_messages_couple_sender_temp"),
+)
+
+# The plan's two indexes; idx_messages_unread also serves unread counts and mark-read.
+Index("idx_messages_couple_created", messages.c.couple_id, messages.c.created_at.desc())
+Index("idx_messages_unread", messages.c.couple_id, messages.c.is_read, messages.c.created_at)
+
+
+def utcnow() -> datetime:
+    """Now, as stored: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_db_time(value: datetime) -> datetime:
+    """``value`` as stored: aware datetimes are converted to UTC, naive ones are taken as UTC.
+
+    SQLite's DATETIME storage would drop an offset without converting; do it here, once.
+    """
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)

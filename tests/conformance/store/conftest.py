@@ -1,0 +1,180 @@
+"""One store suite, every backend: each test taking ``db`` runs on SQLite and on PostgreSQL.
+
+SQLite: a file in a temporary directory. PostgreSQL: a throwaway database
+``ieum_test_<random>`` on the local server (``IEUM_TEST_POSTGRES_ADMIN_URL``, default
+``postgresql://root@127.0.0.1:5432/test``), created for the session and dropped afterwards.
+If that server cannot be reached the PostgreSQL half is skipped, unless ``CI`` is set: then it
+fails, so a CI run can never pass with half the suite silently missing.
+
+Each backend is migrated once; every test then starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from ieum_chat.store import Couple, Database, NewMessage, User, upgrade_schema
+
+ADMIN_URL = os.environ.get("IEUM_TEST_POSTGRES_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test")
+_TABLES = ("messages", "couples", "users")  # children first
+
+
+async def _pg_admin(*statements: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _require_postgres() -> None:
+    try:
+        asyncio.run(_pg_admin("SELECT 1"))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        reason = f"PostgreSQL not reachable at {ADMIN_URL}: {error!r}"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI is set: the PostgreSQL backend may not be skipped)")
+        pytest.skip(reason)
+
+
+@dataclass
+class Backend:
+    """One kind of database, able to make empty databases of its kind."""
+
+    name: str
+    workdir: Path
+    created: list[str]
+
+    def new_url(self) -> str:
+        """The URL of a brand-new, empty (unmigrated) database."""
+        token = secrets.token_hex(6)
+        if self.name == "sqlite":
+            return f"sqlite:///{self.workdir / f'ieum-{token}.db'}"
+        name = f"ieum_test_{token}"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop_all(self) -> None:
+        if self.created:
+            asyncio.run(
+                _pg_admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in self.created))
+            )
+            self.created.clear()
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    if request.param == "postgresql":
+        _require_postgres()
+    made = Backend(request.param, tmp_path_factory.mktemp(f"store-{request.param}"), [])
+    try:
+        yield made
+    finally:
+        made.drop_all()
+
+
+@pytest.fixture(scope="session")
+def migrated_url(backend: Backend) -> str:
+    """A database of ``backend`` migrated to head, shared by the session's tests."""
+    url = backend.new_url()
+    upgrade_schema(url)
+    return url
+
+
+async def _wipe(url: str, dialect: str) -> None:
+    if dialect == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table}")
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(_TABLES)}")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db(backend: Backend, migrated_url: str) -> AsyncIterator[Database]:
+    """A connected :class:`Database` over empty, migrated tables."""
+    await _wipe(migrated_url, backend.name)
+    database = await Database.connect(migrated_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def fresh_url(backend: Backend) -> str:
+    """A brand-new, empty, unmigrated database of the current backend."""
+    return backend.new_url()
+
+
+@pytest.fixture
+def other_fresh_url(backend: Backend) -> str:
+    """A second one, for comparisons."""
+    return backend.new_url()
+
+
+CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
+
+
+@pytest.fixture
+def make_couple(db: Database) -> CoupleFactory:
+    async def make() -> tuple[Couple, User, User]:
+        a = await db.create_user("alice")
+        b = await db.create_user("bob")
+        return await db.create_couple(a.id, b.id), a, b
+
+    return make
+
+
+MessageFactory = Callable[..., NewMessage]
+_BASE_TIME = datetime(2024, 1, 11, 10, 10, 0)
+
+
+@pytest.fixture
+def new_message() -> MessageFactory:
+    counter = iter(range(1_000_000))
+
+    def make(
+        couple: Couple,
+        sender: User | uuid.UUID,
+        content: str = "안녕하세요!",
+        *,
+        temp_id: str | None = None,
+        type: str = "TEXT",
+    ) -> NewMessage:
+        sender_id = sender.id if isinstance(sender, User) else sender
+        return NewMessage(
+            id=uuid.uuid4(),
+            couple_id=couple.id,
+            sender_id=sender_id,
+            type=type,
+            content=content,
+            image_url=None,
+            temp_id=temp_id,
+            created_at=_BASE_TIME + timedelta(seconds=next(counter)),
+        )
+
+    return make

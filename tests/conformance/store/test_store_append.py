@@ -1,0 +1,262 @@
+"""The append path: seq numbering, tempId idempotency, concurrency, batches over many couples."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from ieum_chat.store import Couple, Database, NewMessage, Stored, User
+
+CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
+MessageFactory = Callable[..., NewMessage]
+
+
+def seqs(results: list[Stored]) -> list[int]:
+    return [r.message.seq for r in results]
+
+
+async def test_append_returns_the_stored_rows(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    new = new_message(couple, a, "hello", temp_id="t-1")
+    [stored] = await db.append_messages([new])
+    assert stored.created
+    m = stored.message
+    assert (m.id, m.couple_id, m.sender_id, m.seq) == (new.id, couple.id, a.id, 1)
+    assert (m.type, m.content, m.image_url, m.temp_id) == ("TEXT", "hello", None, "t-1")
+    assert (m.is_read, m.read_at, m.created_at) == (False, None, new.created_at)
+    assert await db.last_message(couple.id) == m
+    assert await db.get_messages(couple.id) == [m]
+
+
+async def test_append_empty_batch(db: Database) -> None:
+    assert await db.append_messages([]) == []
+
+
+async def test_image_and_sticker_round_trip(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    image = replace(
+        new_message(couple, a, None, type="IMAGE"), image_url="https://cdn.example/i.png"
+    )
+    sticker = new_message(couple, b, "sticker-42", type="STICKER")
+    stored = await db.append_messages([image, sticker])
+    page = await db.get_messages(couple.id, ascending=True)
+    assert [m.message for m in stored] == page
+    assert (page[0].type, page[0].content, page[0].image_url) == (
+        "IMAGE",
+        None,
+        "https://cdn.example/i.png",
+    )
+    assert (page[1].type, page[1].content) == ("STICKER", "sticker-42")
+
+
+async def test_seq_counts_per_couple_from_one(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    c1, a1, b1 = await make_couple()
+    c2, a2, _ = await make_couple()
+    assert seqs(await db.append_messages([new_message(c1, a1)])) == [1]
+    assert seqs(await db.append_messages([new_message(c1, b1), new_message(c1, a1)])) == [2, 3]
+    assert seqs(await db.append_messages([new_message(c2, a2)])) == [1]
+    mixed = [new_message(c, s) for c, s in [(c1, a1), (c2, a2), (c2, a2), (c1, b1), (c2, a2)]]
+    assert seqs(await db.append_messages(mixed)) == [4, 2, 3, 5, 4]
+    assert [m.seq for m in await db.get_messages(c1.id, ascending=True)] == [1, 2, 3, 4, 5]
+    assert [m.seq for m in await db.get_messages(c2.id, ascending=True)] == [1, 2, 3, 4]
+
+
+async def test_temp_id_dedup_across_calls(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    [first] = await db.append_messages([new_message(couple, a, "once", temp_id="dup")])
+    retry = new_message(couple, a, "once (retry)", temp_id="dup")
+    [again] = await db.append_messages([retry])
+    assert again == Stored(first.message, created=False)
+    # the same tempId from the partner, or in another couple, is a different message
+    other_couple, c, _ = await make_couple()
+    [partner] = await db.append_messages([new_message(couple, b, temp_id="dup")])
+    [elsewhere] = await db.append_messages([new_message(other_couple, c, temp_id="dup")])
+    assert partner.created
+    assert elsewhere.created
+    assert (partner.message.seq, elsewhere.message.seq) == (2, 1)
+    # the retry consumed no seq
+    [next_one] = await db.append_messages([new_message(couple, a)])
+    assert next_one.message.seq == 3
+    assert [m.content for m in await db.get_messages(couple.id, ascending=True)] == [
+        "once",
+        "안녕하세요!",
+        "안녕하세요!",
+    ]
+
+
+async def test_temp_id_dedup_within_one_batch(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    batch = [
+        new_message(couple, a, "1", temp_id="x"),
+        new_message(couple, a, "2", temp_id="y"),
+        new_message(couple, a, "1 again", temp_id="x"),
+        new_message(couple, a, "3"),
+    ]
+    results = await db.append_messages(batch)
+    assert [r.created for r in results] == [True, True, False, True]
+    assert seqs(results) == [1, 2, 1, 3]
+    assert results[2].message == results[0].message
+    assert results[2].message.id == batch[0].id
+    assert len(await db.get_messages(couple.id)) == 3
+
+
+async def test_messages_without_temp_id_never_collide(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    results = await db.append_messages([new_message(couple, a) for _ in range(3)])
+    results += await db.append_messages([new_message(couple, a)])
+    assert all(r.created for r in results)
+    assert seqs(results) == [1, 2, 3, 4]
+
+
+async def test_empty_temp_id_is_a_temp_id(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    results = await db.append_messages([new_message(couple, a, temp_id="")])
+    results += await db.append_messages([new_message(couple, a, temp_id="")])
+    assert [r.created for r in results] == [True, False]
+
+
+async def test_append_refusals_store_nothing(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    ghost = Couple(uuid.uuid4(), a.id, uuid.uuid4())
+    with pytest.raises(ValueError, match=f"no such couple: {ghost.id}"):
+        await db.append_messages([new_message(couple, a), new_message(ghost, a)])
+    with pytest.raises(ValueError, match="tempId"):
+        await db.append_messages([new_message(couple, a, temp_id="t" * 65)])
+    with pytest.raises(ValueError, match="type"):
+        await db.append_messages([new_message(couple, a, type="X" * 21)])
+    assert await db.get_messages(couple.id) == []
+    [ok] = await db.append_messages([new_message(couple, a, temp_id="t" * 64)])
+    assert ok.message.seq == 1
+
+
+async def test_aware_created_at_is_stored_as_naive_utc(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    kst = timezone(timedelta(hours=9))
+    new = replace(new_message(couple, a), created_at=datetime(2024, 1, 11, 19, 10, tzinfo=kst))
+    [stored] = await db.append_messages([new])
+    assert stored.message.created_at == datetime(2024, 1, 11, 10, 10)
+    assert (await db.get_messages(couple.id))[0].created_at == datetime(2024, 1, 11, 10, 10)
+    utc_new = replace(new_message(couple, a), created_at=datetime(2024, 1, 1, tzinfo=UTC))
+    [utc_stored] = await db.append_messages([utc_new])
+    assert utc_stored.message.created_at == datetime(2024, 1, 1)
+
+
+def _assert_gapless(results: list[list[Stored]], expected: int) -> None:
+    numbers = sorted(r.message.seq for batch in results for r in batch)
+    assert numbers == list(range(1, expected + 1))
+
+
+async def test_concurrent_appends_on_one_couple(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    results = await asyncio.gather(
+        *(db.append_messages([new_message(couple, a if i % 2 else b)]) for i in range(50))
+    )
+    _assert_gapless(results, 50)
+    assert [m.seq for m in await db.get_messages(couple.id, limit=100, ascending=True)] == list(
+        range(1, 51)
+    )
+
+
+async def test_concurrent_appends_on_several_couples(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    pairs = [await make_couple() for _ in range(5)]
+
+    async def burst(couple: Couple, sender: User, size: int) -> list[Stored]:
+        return await db.append_messages([new_message(couple, sender) for _ in range(size)])
+
+    calls = [burst(c, a, 1 + i % 3) for i in range(50) for c, a, _ in [pairs[i % 5]]]
+    # and batches spanning every couple at once, as the group-commit writer makes them
+    calls += [
+        db.append_messages([new_message(c, b) for c, _, b in reversed(pairs)]) for _ in range(10)
+    ]
+    results = await asyncio.gather(*calls)
+    for couple, _, _ in pairs:
+        per_couple = [[r for r in batch if r.message.couple_id == couple.id] for batch in results]
+        expected = sum(len(b) for b in per_couple)
+        _assert_gapless(per_couple, expected)
+
+
+async def test_concurrent_appends_from_two_databases(
+    db: Database,
+    migrated_url: str,
+    make_couple: CoupleFactory,
+    new_message: MessageFactory,
+) -> None:
+    """Two pools (as two server processes would have) appending to the same couples."""
+    c1, a1, _ = await make_couple()
+    c2, a2, b2 = await make_couple()
+    other = await Database.connect(migrated_url)
+    try:
+        calls = []
+        for i in range(60):
+            target = db if i % 2 else other
+            couple, sender = ((c1, a1), (c2, a2), (c2, b2))[i % 3]
+            batch = [new_message(couple, sender, temp_id=f"t{i}")]
+            if i % 5 == 0:
+                batch.append(new_message(c1 if couple is c2 else c2, a2 if couple is c1 else a1))
+            calls.append(target.append_messages(batch))
+        # the same tempIds again, racing the originals from the other pool
+        calls += [
+            (other if i % 2 else db).append_messages([new_message(c1, a1, temp_id=f"t{i}")])
+            for i in range(0, 60, 3)
+        ]
+        results = await asyncio.gather(*calls)
+    finally:
+        await other.close()
+    for couple in (c1, c2):
+        stored = await db.get_messages(couple.id, limit=100, ascending=True)
+        assert [m.seq for m in stored] == list(range(1, len(stored) + 1))
+        created = [
+            r.message
+            for outcome in results
+            for r in outcome
+            if r.created and r.message.couple_id == couple.id
+        ]
+        assert sorted(m.seq for m in created) == [m.seq for m in stored]
+    # every duplicate answered with the one stored row
+    by_key: dict[tuple[Any, ...], set[uuid.UUID]] = {}
+    for outcome in results:
+        for r in outcome:
+            if r.message.temp_id is not None:
+                key = (r.message.couple_id, r.message.sender_id, r.message.temp_id)
+                by_key.setdefault(key, set()).add(r.message.id)
+    assert all(len(ids) == 1 for ids in by_key.values())
+
+
+async def test_large_batch(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    batch = [new_message(couple, a if i % 2 else b, temp_id=f"k{i}") for i in range(1200)]
+    results = await db.append_messages(batch)
+    assert seqs(results) == list(range(1, 1201))
+    again = await db.append_messages(batch)
+    assert not any(r.created for r in again)
+    assert seqs(again) == list(range(1, 1201))

@@ -1,0 +1,68 @@
+"""Throwaway databases on the machine's PostgreSQL, for tests.
+
+When PostgreSQL cannot be reached, tests that need it are skipped on a developer's machine
+and FAIL when ``CI`` is set: on CI a missing service is a broken build, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+import pytest
+
+__all__ = ["ADMIN_URL", "create_database", "drop_database", "require_postgres"]
+
+ADMIN_URL = os.environ.get("IEUM_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
+
+
+def _fail_or_skip(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required on CI: {reason}")
+    pytest.skip(f"PostgreSQL not reachable: {reason}")
+
+
+async def _admin() -> asyncpg.Connection:
+    return await asyncpg.connect(ADMIN_URL, timeout=5)
+
+
+def require_postgres() -> None:
+    async def probe() -> None:
+        conn = await _admin()
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        _fail_or_skip(str(exc))
+
+
+def create_database(prefix: str = "ieum_test") -> str:
+    """Create an empty database and return its SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await _admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+
+    async def drop() -> None:
+        conn = await _admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())

@@ -1,0 +1,169 @@
+"""A small STOMP-over-WebSocket client for tests: it writes exactly the bytes a test gives it
+(malformed frames included) and reads frames back with the project's parser."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ieum_chat.stomp import HEARTBEAT, Frame, FrameParser, serialize_frame
+
+__all__ = ["StompTestClient", "frame_json"]
+
+SUBPROTOCOLS = ["v10.stomp", "v11.stomp", "v12.stomp"]
+
+
+def frame_json(frame: Frame) -> Any:
+    return orjson.loads(frame.body)
+
+
+def _is_presence(frame: Frame) -> bool:
+    return frame.command == "MESSAGE" and b'"event":"USER_' in frame.body
+
+
+class StompTestClient:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.parser = FrameParser(max_frame_size=1 << 22)
+        self.heartbeats = 0
+        # Presence events race a test's own traffic (they follow each CONNECT); tests that
+        # are about presence turn this off.
+        self.ignore_presence = True
+        self._ids = itertools.count(1)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        subprotocols: list[str] | None = None,
+    ) -> StompTestClient:
+        if token is not None:
+            url = f"{url}?token={token}"
+        ws = await connect(
+            url,
+            subprotocols=SUBPROTOCOLS if subprotocols is None else subprotocols,  # type: ignore[arg-type]
+            additional_headers=headers,
+            max_size=None,
+            ping_interval=None,
+        )
+        return cls(ws)
+
+    @classmethod
+    async def connected(cls, url: str, token: str, *, via: str = "connect") -> StompTestClient:
+        """Open and CONNECT; ``via`` is where the token goes: query, header or connect."""
+        client = await cls.open(
+            url,
+            token=token if via == "query" else None,
+            headers={"Authorization": f"Bearer {token}"} if via == "header" else None,
+        )
+        connect_headers = {"accept-version": "1.2", "host": "ieum", "heart-beat": "0,0"}
+        if via == "connect":
+            connect_headers["Authorization"] = f"Bearer {token}"
+        await client.send("CONNECT", connect_headers)
+        frame = await client.expect("CONNECTED")
+        assert frame.get("version") == "1.2"
+        return client
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def send(
+        self,
+        command: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | str | dict[str, Any] = b"",
+    ) -> None:
+        if isinstance(body, dict):
+            body = orjson.dumps(body)
+        elif isinstance(body, str):
+            body = body.encode()
+        frame = Frame(command, tuple((headers or {}).items()), body)
+        data = serialize_frame(frame, "1.2")
+        try:
+            await self.ws.send(data.decode())
+        except UnicodeDecodeError:
+            await self.ws.send(data)  # a binary WebSocket message
+
+    async def subscribe(self, destination: str, *, receipt: bool = True, **headers: str) -> str:
+        sub_id = f"sub-{next(self._ids)}"
+        extra = {"id": sub_id, "destination": destination, **headers}
+        if receipt:
+            extra["receipt"] = f"r-{sub_id}"
+        await self.send("SUBSCRIBE", extra)
+        if receipt:
+            frame = await self.expect("RECEIPT")
+            assert frame.get("receipt-id") == f"r-{sub_id}"
+        return sub_id
+
+    async def next_frame(self, timeout: float = 5.0) -> Frame:
+        """The next frame (heart-beats are counted, not returned) within ``timeout`` in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            item = self.parser.next_frame()
+            if item is HEARTBEAT:
+                self.heartbeats += 1
+                continue
+            if item is not None:
+                assert isinstance(item, Frame)
+                if self.ignore_presence and _is_presence(item):
+                    continue
+                return item
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            data = await asyncio.wait_for(self.ws.recv(), remaining)
+            self.parser.receive_data(data.encode() if isinstance(data, str) else data)
+
+    async def expect(self, command: str, timeout: float = 5.0) -> Frame:
+        frame = await self.next_frame(timeout)
+        assert frame.command == command, f"expected {command}, got {frame}"
+        return frame
+
+    async def receipt(self, receipt_id: str, timeout: float = 5.0) -> list[Any]:
+        """Wait for the RECEIPT ``receipt_id``; return the MESSAGE bodies read meanwhile."""
+        seen: list[Any] = []
+        while True:
+            frame = await self.next_frame(timeout)
+            if frame.command == "RECEIPT" and frame.get("receipt-id") == receipt_id:
+                return seen
+            assert frame.command == "MESSAGE", f"unexpected {frame}"
+            seen.append(frame_json(frame))
+
+    async def expect_message(self, timeout: float = 5.0) -> Any:
+        return frame_json(await self.expect("MESSAGE", timeout))
+
+    async def messages_until(self, predicate: Any, timeout: float = 5.0) -> list[Any]:
+        """Read MESSAGE bodies until one satisfies ``predicate``; return them all."""
+        seen: list[Any] = []
+        while True:
+            seen.append(await self.expect_message(timeout))
+            if predicate(seen[-1]):
+                return seen
+
+    async def assert_silent(self, seconds: float = 0.3) -> None:
+        try:
+            frame = await self.next_frame(seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"expected nothing, got {frame}")
+
+    async def closed(self, timeout: float = 5.0) -> bool:
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout)
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self) -> None:
+        await self.ws.close()
