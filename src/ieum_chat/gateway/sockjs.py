@@ -1,0 +1,104 @@
+"""STOMP over SockJS: the bridge between `ieum_chat.sockjs` and `StompConnection`.
+
+Each SockJS session carries one STOMP session, one STOMP frame per SockJS message (a STOMP
+heart-beat is a message holding one newline), exactly as Spring's ``withSockJS()`` endpoint
+does, so sockjs-client + @stomp/stompjs work unchanged. The token may come with the request
+that creates the session (the ``token`` query parameter, which sockjs-client keeps on
+``/info`` and on every transport URL; or an ``Authorization: Bearer`` header), where a bad
+one is refused with HTTP 401 and the AUTH_FAILED JSON; without one, the STOMP CONNECT must
+carry it, as on the raw WebSocket endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ieum_chat.auth import Principal, bearer_token
+from ieum_chat.chat import codec
+from ieum_chat.config import Settings
+from ieum_chat.errors import AuthError, ErrorCode, error_payload
+from ieum_chat.gateway.connection import Gateway, StompConnection
+from ieum_chat.sockjs import Channel, Handler, Rejected, SessionInfo, SockJSApp, SockJSOptions
+from ieum_chat.store.records import User
+
+__all__ = ["SOCKJS_PREFIX", "StompSockJSEndpoint", "create_sockjs_app"]
+
+log = logging.getLogger(__name__)
+
+SOCKJS_PREFIX = "/ws/chat"
+_JSON = "application/json"
+
+
+class _ChannelTransport:
+    """The `Transport` a `StompConnection` writes to: one STOMP frame per SockJS message."""
+
+    __slots__ = ("_channel",)
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    async def send(self, frame: bytes) -> None:
+        # Raises SessionClosed once the session is gone; the connection then tears down.
+        await self._channel.send(frame.decode("utf-8", errors="replace"))
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._channel.close(code, reason[:120])
+
+
+class StompSockJSEndpoint:
+    """Decides on each new SockJS session (authentication) and serves it with STOMP."""
+
+    def __init__(self, gateway: Callable[[], Gateway]) -> None:
+        self._gateway = gateway
+
+    async def __call__(self, info: SessionInfo) -> Handler:
+        gateway = self._gateway()
+        if not gateway.accepting:
+            raise Rejected(
+                503, codec.dumps(error_payload(ErrorCode.SERVER_SHUTDOWN)), content_type=_JSON
+            )
+        request = info.request
+        token = request.query.get("token") or bearer_token(request.headers.get("authorization"))
+        principal: Principal | None = None
+        user: User | None = None
+        if token:
+            try:
+                principal, user = await gateway.chat.authenticate(token)
+            except AuthError as exc:
+                log.info("sockjs session refused: %s", exc.detail)
+                raise Rejected(401, codec.dumps(exc.payload()), content_type=_JSON) from None
+
+        async def serve(channel: Channel) -> None:
+            connection = StompConnection(
+                gateway,
+                _ChannelTransport(channel),
+                transport_name=f"sockjs-{info.transport}",
+                principal=principal,
+                user=user,
+                remote=info.remote,
+            )
+
+            async def receive() -> bytes | None:
+                message = await channel.receive()
+                return None if message is None else message.encode("utf-8", errors="replace")
+
+            await connection.run(receive)
+
+        return serve
+
+
+def create_sockjs_app(
+    gateway: Callable[[], Gateway], settings: Settings, *, prefix: str = SOCKJS_PREFIX
+) -> SockJSApp:
+    """The SockJS service at ``prefix``; it sees whole paths (mount it with Starlette
+    ``Route``/``WebSocketRoute``s, not a ``Mount``)."""
+    options = SockJSOptions(
+        heartbeat_interval=settings.sockjs_heartbeat,
+        disconnect_delay=settings.sockjs_disconnect_delay,
+        response_limit=settings.sockjs_response_limit,
+        cookie_needed=settings.sockjs_cookie_needed,
+        sockjs_url=settings.sockjs_client_url,
+        allowed_origins=tuple(settings.allowed_origins),
+    )
+    return SockJSApp(StompSockJSEndpoint(gateway), prefix=prefix, options=options)
