@@ -1,0 +1,96 @@
+"""What every REST route needs: the chat service, the caller, the room, a bounded body."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ieum_chat.chat import codec
+from ieum_chat.chat.service import ChatService
+from ieum_chat.errors import NotFound, PayloadTooLarge
+from ieum_chat.store.records import Couple, User
+
+__all__ = [
+    "Caller",
+    "Chat",
+    "Room",
+    "RoomId",
+    "chat_service",
+    "current_room",
+    "current_user",
+    "json_response",
+    "read_body",
+]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="the JWT of the auth service (`sub` = user id, `exp` required)",
+)
+
+RoomId = Annotated[
+    str,
+    Path(
+        alias="roomId",
+        description="the coupleId (GET /chat/room answers it)",
+        json_schema_extra={"format": "uuid"},
+    ),
+]
+
+
+def chat_service(request: Request) -> ChatService:
+    gateway = request.app.state.runtime.require_gateway()
+    chat: ChatService = gateway.chat
+    return chat
+
+
+Chat = Annotated[ChatService, Depends(chat_service)]
+
+
+async def current_user(
+    chat: Chat,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    """The caller, from ``Authorization: Bearer <jwt>``; AuthError (401) otherwise."""
+    _, user = await chat.authenticate(credentials.credentials if credentials else None)
+    return user
+
+
+Caller = Annotated[User, Depends(current_user)]
+
+
+async def current_room(chat: Chat, user: Caller, room_id: RoomId) -> Couple:
+    """The room of the path: 404 if there is none (an id that is not a UUID included), 403 if
+    it is another couple's."""
+    try:
+        couple_id = uuid.UUID(room_id)
+    except ValueError:
+        raise NotFound("no such room") from None
+    return await chat.room(user.id, couple_id)
+
+
+Room = Annotated[Couple, Depends(current_room)]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_response(value: Any, status_code: int = 200) -> Response:
+    """``value`` serialised once by the codec (the wire JSON of the socket path)."""
+    return Response(codec.dumps(value), status_code=status_code, media_type="application/json")

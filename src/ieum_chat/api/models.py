@@ -1,0 +1,178 @@
+"""The REST payloads, as OpenAPI documents them.
+
+Responses are serialised by :mod:`ieum_chat.chat.codec` (the same JSON as on the socket), not
+by these models: they describe that JSON, and the schemathesis test checks that they do.
+The message and read-mark request bodies are parsed by :mod:`ieum_chat.chat.requests` (the
+STOMP path's validation); their schemas below are for the documentation only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ieum_chat.chat.requests import MAX_READ_IDS, MAX_SEQ, MAX_TEMP_ID_LENGTH
+from ieum_chat.uploads import CONTENT_TYPES
+
+__all__ = [
+    "HistoryPage",
+    "MessageOut",
+    "PartnerOut",
+    "ReadResult",
+    "RoomOut",
+    "UploadDone",
+    "UploadRequest",
+    "UploadTicketOut",
+    "read_body_schema",
+    "send_body_schema",
+]
+
+_TIMESTAMP = "local date-time in IEUM_TIMEZONE, no offset (2024-01-11T10:10:00.000)"
+
+
+class MessageOut(BaseModel):
+    """A stored chat message: every field of the plan's server message, plus ``seq``."""
+
+    id: uuid.UUID
+    coupleId: uuid.UUID
+    seq: int = Field(ge=1, description="per couple, from 1, no gaps")
+    senderId: uuid.UUID
+    senderName: str | None
+    senderProfileImage: str | None
+    content: str | None
+    type: str = Field(description="TEXT, IMAGE or STICKER")
+    imageUrl: str | None
+    isRead: bool
+    readAt: str | None = Field(description=_TIMESTAMP)
+    createdAt: str = Field(description=_TIMESTAMP)
+    tempId: str | None
+
+
+class PartnerOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    profileImage: str | None
+    online: bool = Field(description="has at least one open socket (on any node)")
+
+
+class RoomOut(BaseModel):
+    """The caller's couple room; ``id`` is the coupleId (STOMP ``/topic/couple/{id}``)."""
+
+    id: uuid.UUID
+    partner: PartnerOut
+    unreadCount: int = Field(ge=0, description="the partner's messages the caller has not read")
+    lastMessage: MessageOut | None
+
+
+class HistoryPage(BaseModel):
+    messages: list[MessageOut] = Field(description="in the requested order (newest first)")
+    hasMore: bool = Field(description="more messages exist past the last one of this page")
+    nextCursor: int | None = Field(
+        description="seq of the page's last message when hasMore: pass it as `before` "
+        "(order=desc) or `after` (order=asc) for the next page"
+    )
+
+
+class ReadResult(BaseModel):
+    """The READ_RECEIPT broadcast to the couple (the messages that changed)."""
+
+    type: Literal["READ_RECEIPT"]
+    readerId: uuid.UUID
+    messageIds: list[uuid.UUID]
+    seqs: list[int]
+    readAt: str | None = Field(description=f"{_TIMESTAMP}; null when nothing changed")
+
+
+def _integral(value: object) -> object:
+    """17.0 is the integer 17 in JSON Schema (and what clients with only doubles send)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    contentType: str = Field(
+        json_schema_extra={"enum": list(CONTENT_TYPES)},
+        description="other types: 415 UNSUPPORTED_MEDIA_TYPE",
+    )
+    size: Annotated[int, BeforeValidator(_integral)] = Field(
+        ge=1, description="bytes; over the limit: 413 PAYLOAD_TOO_LARGE"
+    )
+
+
+class UploadTicketOut(BaseModel):
+    """Upload the file as told, then send an IMAGE message with ``imageUrl``."""
+
+    method: Literal["PUT", "POST"] = Field(
+        description="PUT: the bytes as the body, with `headers`. POST: a multipart form with "
+        "every entry of `fields`, then the file as the field `file` (S3)"
+    )
+    uploadUrl: str
+    headers: dict[str, str]
+    fields: dict[str, str]
+    expiresAt: str = Field(description=f"when uploadUrl stops working: {_TIMESTAMP}")
+    expiresIn: int = Field(description="seconds from now until expiresAt")
+    imageUrl: str
+
+
+class UploadDone(BaseModel):
+    imageUrl: str
+    contentType: str
+    size: int
+
+
+def send_body_schema(max_text_length: int) -> dict[str, Any]:
+    """The send request. The per-type rules (TEXT needs non-blank content, IMAGE an uploaded
+    imageUrl, STICKER a sticker id of at most 200 characters) are enforced by the server and
+    answered with 400 SEND_FAILED; they are described, not encoded, here."""
+    nullable_string: dict[str, Any] = {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": ["TEXT", "IMAGE", "STICKER"]},
+            "content": {
+                **nullable_string,
+                "maxLength": max_text_length,
+                "description": "TEXT: the text (non-blank); IMAGE: an optional caption; "
+                "STICKER: the sticker id (at most 200 characters)",
+            },
+            "imageUrl": {
+                **nullable_string,
+                "description": "IMAGE: the imageUrl of POST /chat/rooms/{roomId}/uploads "
+                "(other hosts only where the operator allows them)",
+            },
+            "tempId": {
+                **nullable_string,
+                "minLength": 1,
+                "maxLength": MAX_TEMP_ID_LENGTH,
+                "description": "the client's retry key: a repeat is stored once and answered "
+                "with the stored message",
+            },
+        },
+        "example": {"type": "TEXT", "content": "안녕하세요!", "tempId": "client-temp-id-12345"},
+    }
+
+
+def read_body_schema() -> dict[str, Any]:
+    """Exactly one of ``messageIds`` and ``upToSeq``."""
+    return {
+        "type": "object",
+        "properties": {
+            "messageIds": {
+                "type": ["array", "null"],
+                "maxItems": MAX_READ_IDS,
+                "items": {"type": "string", "format": "uuid"},
+            },
+            "upToSeq": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEQ},
+        },
+        "oneOf": [
+            {"required": ["messageIds"], "properties": {"messageIds": {"type": "array"}}},
+            {"required": ["upToSeq"], "properties": {"upToSeq": {"type": "integer"}}},
+        ],
+        "example": {"upToSeq": 17},
+    }

@@ -1,0 +1,143 @@
+"""The local backend: signed URLs, where files land, and which key signs them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from ieum_chat.config import DEV_JWT_SECRET, Settings
+from ieum_chat.errors import SignatureInvalid
+from ieum_chat.uploads import LocalUploads, create_upload_backend
+from ieum_chat.uploads.local import derive_key
+
+NOW = 1_704_967_800.0
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def local(root: Path, secret: str = "a-secret-for-the-upload-tests-0123456789") -> LocalUploads:
+    return LocalUploads(
+        root,
+        base_url="https://chat.example/",
+        signing_key=derive_key(secret),
+        max_bytes=1000,
+        ttl=60,
+    )
+
+
+def signed(uploads: LocalUploads, couple: uuid.UUID | None = None) -> dict[str, str]:
+    ticket = uploads.presign(couple or uuid.uuid4(), "image/png", 100, now=NOW)
+    parts = urlsplit(ticket.upload_url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return {"key": parts.path.removeprefix("/uploads/"), **query}
+
+
+def verify(uploads: LocalUploads, values: dict[str, str], now: float = NOW) -> None:
+    uploads.verify(
+        values["key"],
+        values["type"],
+        int(values["size"]),
+        int(values["expires"]),
+        values["sig"],
+        now=now,
+    )
+
+
+def test_the_url_carries_what_was_signed(tmp_path: Path) -> None:
+    uploads = local(tmp_path)
+    values = signed(uploads)
+    assert (values["type"], values["size"], values["expires"]) == ("image/png", "100", "1704967860")
+    verify(uploads, values)
+    verify(uploads, values, now=NOW + 59)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "image/jpeg"},
+        {"size": "101"},
+        {"expires": "1704967861"},
+        {"key": f"{uuid.uuid4()}/{'a' * 32}.png"},
+        {"sig": "x"},
+        {"sig": ""},
+    ],
+)
+def test_any_change_breaks_the_signature(tmp_path: Path, change: dict[str, str]) -> None:
+    uploads = local(tmp_path)
+    values = {**signed(uploads), **change}
+    with pytest.raises(SignatureInvalid, match="signature"):
+        verify(uploads, values)
+
+
+def test_the_url_expires(tmp_path: Path) -> None:
+    uploads = local(tmp_path)
+    with pytest.raises(SignatureInvalid, match="expired"):
+        verify(uploads, signed(uploads), now=NOW + 60)
+
+
+def test_another_servers_key_does_not_verify(tmp_path: Path) -> None:
+    values = signed(local(tmp_path, "one-secret-0123456789-0123456789"))
+    with pytest.raises(SignatureInvalid):
+        verify(local(tmp_path, "another-secret-0123456789-012345"), values)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../x.png", f"{uuid.uuid4()}/../../etc/passwd", "/etc/passwd", f"{uuid.uuid4()}/a.png", ""],
+)
+def test_keys_we_never_hand_out_are_refused(tmp_path: Path, key: str) -> None:
+    uploads = local(tmp_path)
+    sig = uploads.signature(key, "image/png", 10, int(NOW) + 60)
+    with pytest.raises(SignatureInvalid, match="not an upload URL"):
+        uploads.verify(key, "image/png", 10, int(NOW) + 60, sig, now=NOW)
+    assert uploads.path_for(key) is None
+
+
+def test_files_land_under_the_directory_and_nowhere_else(tmp_path: Path) -> None:
+    uploads = local(tmp_path / "up")
+    couple = uuid.uuid4()
+    key = signed(uploads, couple)["key"]
+    assert not uploads.owns(uploads.image_url(key), couple)  # not uploaded yet
+    asyncio.run(uploads.store(key, PNG))
+    path = uploads.path_for(key)
+    assert path is not None
+    assert path.read_bytes() == PNG
+    assert path.resolve().is_relative_to((tmp_path / "up").resolve())
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
+    assert uploads.owns(uploads.image_url(key), couple)
+    with pytest.raises(ValueError, match="not an upload key"):
+        asyncio.run(uploads.store("../escape.png", PNG))
+
+
+def test_signing_key_selection(tmp_path: Path) -> None:
+    def backend(**values: str) -> LocalUploads:
+        made = create_upload_backend(Settings(upload_dir=str(tmp_path), **values))  # type: ignore[arg-type]
+        assert isinstance(made, LocalUploads)
+        return made
+
+    couple = uuid.uuid4()
+    jwt_a = signed(backend(jwt_secret="jwt-secret-0123456789-0123456789"), couple)
+    jwt_b = backend(jwt_secret="jwt-secret-0123456789-0123456789")
+    verify(jwt_b, jwt_a)  # nodes sharing the JWT secret accept each other's URLs
+    own = signed(backend(jwt_secret="jwt-x" * 8, upload_secret="upload-secret-0123456789"), couple)
+    verify(backend(jwt_secret="jwt-y" * 8, upload_secret="upload-secret-0123456789"), own)
+    with pytest.raises(SignatureInvalid):
+        verify(jwt_b, own)
+    dev = signed(backend(jwt_secret=DEV_JWT_SECRET), couple)
+    with pytest.raises(SignatureInvalid):  # the public dev secret never signs uploads
+        verify(backend(jwt_secret=DEV_JWT_SECRET), dev)
+
+
+def test_public_url_is_the_base_of_image_urls(tmp_path: Path) -> None:
+    made = create_upload_backend(
+        Settings(upload_dir=str(tmp_path), public_url="https://chat.ieum.example/")
+    )
+    ticket = made.presign(uuid.uuid4(), "image/gif", 10, now=NOW)
+    assert ticket.image_url.startswith("https://chat.ieum.example/uploads/")
+    default = create_upload_backend(Settings(upload_dir=str(tmp_path), host="10.1.2.3", port=81))
+    assert default.presign(uuid.uuid4(), "image/gif", 10, now=NOW).image_url.startswith(
+        "http://10.1.2.3:81/uploads/"
+    )

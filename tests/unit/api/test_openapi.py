@@ -1,0 +1,94 @@
+"""The OpenAPI document describes every REST payload and error as the API really answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ieum_chat.api.errors import HTTP_STATUS
+from ieum_chat.errors import ErrorCode
+from tests.unit.api.conftest import Api
+
+OPERATIONS: dict[tuple[str, str], set[str]] = {
+    ("get", "/chat/room"): {"200", "401", "404"},
+    ("get", "/chat/rooms/{roomId}/messages"): {"200", "400", "401", "403", "404"},
+    ("post", "/chat/rooms/{roomId}/messages"): {"201", "400", "401", "403", "404", "413", "429"},
+    ("post", "/chat/rooms/{roomId}/read"): {"200", "400", "401", "403", "404", "413", "429"},
+    ("post", "/chat/rooms/{roomId}/uploads"): {"200", "400", "401", "403", "404", "413", "415"},
+    ("put", "/uploads/{coupleId}/{name}"): {"201", "400", "403", "404", "413", "415"},
+    ("get", "/uploads/{coupleId}/{name}"): {"200", "404"},
+}
+
+
+@pytest.fixture
+async def schema(api: Api) -> dict[str, Any]:
+    response = await api.client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_every_operation_documents_its_answers(schema: dict[str, Any]) -> None:
+    for (method, path), statuses in OPERATIONS.items():
+        operation = schema["paths"][path][method]
+        documented = set(operation["responses"])
+        assert statuses <= documented, (method, path, statuses - documented)
+        assert "422" not in documented, (method, path)
+        for status in documented - {"200", "201"}:
+            content = operation["responses"][status]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+async def test_bodies_and_security_are_documented(schema: dict[str, Any]) -> None:
+    paths = schema["paths"]
+    for path in ("/chat/rooms/{roomId}/messages", "/chat/rooms/{roomId}/read"):
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["type"] == "object"
+    upload = paths["/chat/rooms/{roomId}/uploads"]["post"]["requestBody"]
+    size = upload["content"]["application/json"]["schema"]["properties"]["size"]
+    assert size["maximum"] == 10 * 1024 * 1024
+    assert set(paths["/uploads/{coupleId}/{name}"]["put"]["requestBody"]["content"]) == {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+    }
+    for method, path in OPERATIONS:
+        secured = "security" in paths[path][method]
+        assert secured == path.startswith("/chat/"), (method, path)
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for name in ("HTTPValidationError", "ValidationError"):
+        assert name not in schema["components"]["schemas"]
+    codes = schema["components"]["schemas"]["ErrorCode"]["enum"]
+    assert {"AUTH_FAILED", "UNAUTHORIZED", "NOT_FOUND", "PAYLOAD_TOO_LARGE"} <= set(codes)
+
+
+async def test_optional_query_parameters_are_plain_integers(schema: dict[str, Any]) -> None:
+    parameters = schema["paths"]["/chat/rooms/{roomId}/messages"]["get"]["parameters"]
+    by_name = {p["name"]: p["schema"] for p in parameters}
+    assert by_name["before"]["type"] == "integer"
+    assert by_name["after"]["type"] == "integer"
+    assert (by_name["limit"]["minimum"], by_name["limit"]["maximum"]) == (1, 100)
+
+
+async def test_docs_page_is_served(api: Api) -> None:
+    response = await api.client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()
+
+
+async def test_unknown_path_and_wrong_method_get_the_error_shape(api: Api) -> None:
+    missing = await api.client.get("/chat/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["type"] == "ERROR"
+    assert missing.json()["code"] == "NOT_FOUND"
+    wrong = await api.client.delete("/chat/room", headers=api.auth())
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET"
+    assert wrong.json()["type"] == "ERROR"
+
+
+def test_every_rest_error_code_has_a_status() -> None:
+    rest_codes = set(ErrorCode) - {c for c in ErrorCode if c.value == "SERVER_SHUTDOWN"}
+    assert rest_codes <= set(HTTP_STATUS)
