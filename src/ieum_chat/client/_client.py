@@ -1,0 +1,666 @@
+"""`ChatClient`: one member's view of one couple's chat, kept alive across reconnects.
+
+Tasks, all owned: `start()` creates the supervisor (`_run`), which owns one session at a
+time; a session owns its reader, heart-beat and control tasks and cancels them when any one
+ends. `close()` cancels the supervisor and waits for it. Nothing waits without a bound: every
+network wait has a timeout or ends with the connection, every queue has a limit.
+
+What survives a reconnect: the last seq delivered (resubscribe with `x-resume-after-seq`),
+the outbox (re-sent with the same tempIds), the events not yet read by the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Final
+
+import orjson
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from ieum_chat.stomp import Frame
+
+from ._backoff import Backoff
+from ._errors import ClientClosed, ConnectionLost, SendError
+from ._events import (
+    ChatMessage,
+    Connected,
+    Disconnected,
+    ErrorEvent,
+    Event,
+    MalformedEvent,
+    SendReceipt,
+    parse_event,
+)
+from ._flow import SendWindow, is_transient
+from ._link import HeartbeatTimeout, LinkOptions, ServerError, StompLink, error_from_frame
+from ._outbox import Outbox
+from ._queue import EventQueue
+from ._sequencer import Sequencer, Verdict
+
+__all__ = ["ChatClient", "ClientStats", "EventStream", "TokenProvider"]
+
+log = logging.getLogger(__name__)
+
+TokenProvider = Callable[[], str | Awaitable[str]]
+"""Returns a fresh JWT; called before every (re)connect."""
+
+ERRORS_QUEUE: Final = "/user/queue/errors"
+MAX_TEMP_ID_LENGTH: Final = 64
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for monitoring and tests; they only ever grow."""
+
+    connects: int = 0
+    disconnects: int = 0
+    receipts: int = 0
+    resent: int = 0
+    """SEND frames written again after a reconnect or a transient error."""
+    retries: int = 0
+    """Automatic retries scheduled after RATE_LIMITED or a database failure."""
+    send_failures: int = 0
+    """Sends failed with SendError."""
+    duplicates_dropped: int = 0
+    gaps: int = 0
+    overflows: int = 0
+    """Chat messages refused because the application was not reading (fetched again later)."""
+    resyncs: int = 0
+    events_dropped: int = 0
+    """Non-chat events (typing, presence, read receipts, errors) lost to a full queue."""
+
+
+class EventStream:
+    """`async for event in client.events()`; cancelling one `__anext__` loses nothing."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._client._next_event()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+
+class ChatClient:
+    """An asyncio client of one couple's chat.
+
+    ``async with ChatClient(url, token_provider, couple_id=...) as client:`` connects in the
+    background (``await client.wait_ready()`` to wait for it), reconnects with capped
+    exponential backoff and full jitter until closed, and delivers every chat message once, in
+    seq order. ``resume_after_seq`` is where to start: ``0`` replays the whole history,
+    ``None`` (the default) starts with live messages.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token_provider: TokenProvider,
+        *,
+        couple_id: uuid.UUID | str,
+        resume_after_seq: int | None = None,
+        heartbeat: tuple[float, float] = (10.0, 10.0),
+        heartbeat_grace: float = 2.0,
+        backoff: Backoff | None = None,
+        retry_backoff: Backoff | None = None,
+        max_send_retries: int = 10,
+        max_inflight_sends: int = 64,
+        max_outbox: int = 1000,
+        max_events: int = 1000,
+        connect_timeout: float = 10.0,
+        max_frame_size: int = 1 << 20,
+        timezone: tzinfo | None = None,
+    ) -> None:
+        self._url = url
+        self._token_provider = token_provider
+        self.couple_id = uuid.UUID(str(couple_id))
+        self._topic = f"/topic/couple/{self.couple_id}"
+        self._send_destination = f"/app/chat/{self.couple_id}"
+        self._options = LinkOptions(heartbeat, heartbeat_grace, connect_timeout, max_frame_size)
+        self._backoff = backoff or Backoff(0.1, 10.0)
+        self._retry_backoff = retry_backoff or Backoff(0.5, 10.0)
+        self._max_send_retries = max_send_retries
+        self._connect_timeout = connect_timeout
+        self._tz = timezone
+        self.stats = ClientStats()
+
+        self._seq = Sequencer(resume_after_seq)
+        self._outbox = Outbox(max_outbox)
+        self._flow = SendWindow(self._retry_backoff, max_inflight_sends)
+        self._flow_blocked = False
+        self._events: EventQueue[Event] = EventQueue(max_events)
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._closed = False
+        self._close_done = asyncio.Event()
+
+        # Per connection (reset by each session).
+        self._link: StompLink | None = None
+        self._generation = 0
+        self._ids = 0
+        self._receipts: dict[str, str | asyncio.Future[None]] = {}
+        # Read marks awaiting their RECEIPT, oldest first: an error payload without a tempId
+        # answers the oldest (the server handles a session's frames in order).
+        self._pending_reads: deque[str] = deque()
+        self._errors_sub: str | None = None
+        self._topic_sub: str | None = None
+        self._topic_live = False
+        self._pending_topic: asyncio.Future[None] | None = None
+        self._resync = False
+        self._overflowed = False
+        self._was_ready = False
+        self._user_id: uuid.UUID | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ChatClient:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start connecting in the background (idempotent)."""
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"chat-client-{self.couple_id}")
+
+    async def wait_ready(self) -> None:
+        """Wait until connected and subscribed (raises ClientClosed); bound it with
+        `asyncio.timeout()`: while the server is unreachable this waits for it."""
+        self.start()
+        await self._ready_link()
+
+    async def close(self) -> None:
+        """DISCONNECT politely (at most 1 s), stop every task, fail the sends still pending
+        with ClientClosed. Events already received stay readable, then `events()` ends."""
+        if self._closed:
+            await self._close_done.wait()  # another close() is under way
+            return
+        self._closed = True
+        try:
+            link = self._link
+            if link is not None and self._ready.is_set():
+                try:
+                    async with asyncio.timeout(1.0):
+                        done = self._expect_receipt("bye")
+                        await link.write(Frame("DISCONNECT", (("receipt", "bye"),)))
+                        await done
+                except (TimeoutError, ConnectionClosed, ConnectionLost, OSError):
+                    pass
+        finally:
+            # Even when this call is cancelled: no task may outlive the client.
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                runner.cancel()
+                await asyncio.wait({runner})
+            self._outbox.fail_all(ClientClosed("the client was closed before the RECEIPT"))
+            self._fail_receipts(ClientClosed("the client was closed"))
+            self._events.close()
+            self._ready.set()  # wakes wait_ready() callers, who then see _closed
+            self._close_done.set()
+
+    async def reconnect(self) -> None:
+        """Drop the current connection as a network failure would; the client reconnects."""
+        if self._link is not None:
+            self._link.abort()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int | None:
+        """The seq of the last chat message handed to `events()` (read or not)."""
+        return self._seq.last_seq
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set() and not self._closed
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        """This member's id, as the server named it in CONNECTED."""
+        return self._user_id
+
+    @property
+    def pending_sends(self) -> int:
+        return len(self._outbox)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def events(self) -> EventStream:
+        return EventStream(self)
+
+    async def next_event(self) -> Event:
+        """The next event; raises ClientClosed once closed and drained. Cancelling it (e.g.
+        `asyncio.timeout()`) loses nothing."""
+        event = await self._next_event()
+        if event is None:
+            raise ClientClosed("the client is closed")
+        return event
+
+    async def _next_event(self) -> Event | None:
+        event = await self._events.get()
+        if self._overflowed and len(self._events) <= self._events.maxsize // 2:
+            # The application caught up: fetch what was refused meanwhile, by seq.
+            self._overflowed = False
+            self._request_resync()
+        return event
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send_text(self, content: str, *, temp_id: str | None = None) -> SendReceipt:
+        return await self.send("TEXT", content=content, temp_id=temp_id)
+
+    async def send_image(
+        self, url: str, caption: str | None = None, *, temp_id: str | None = None
+    ) -> SendReceipt:
+        return await self.send("IMAGE", content=caption, image_url=url, temp_id=temp_id)
+
+    async def send_sticker(self, sticker_id: str, *, temp_id: str | None = None) -> SendReceipt:
+        return await self.send("STICKER", content=sticker_id, temp_id=temp_id)
+
+    async def send(
+        self,
+        type: str,
+        *,
+        content: str | None = None,
+        image_url: str | None = None,
+        temp_id: str | None = None,
+    ) -> SendReceipt:
+        """Queue a message and return once the server's RECEIPT says it is stored.
+
+        Re-sent with the same tempId after every reconnect until then; retried automatically
+        (at most `max_send_retries` times, with backoff) after RATE_LIMITED or a database
+        failure; raises SendError when refused. Waits while the outbox is full. Cancelling the
+        call does not withdraw the message: it is still delivered (and stored once).
+        """
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        temp_id = str(uuid.uuid4()) if temp_id is None else temp_id
+        if not 1 <= len(temp_id) <= MAX_TEMP_ID_LENGTH:
+            raise ValueError(f"temp_id must be 1 to {MAX_TEMP_ID_LENGTH} characters")
+        entry = self._outbox.get(temp_id)
+        if entry is None:
+            await self._outbox.wait_for_space()
+            if self._closed:
+                raise ClientClosed("the client is closed")
+            body = orjson.dumps(
+                {"type": type, "content": content, "imageUrl": image_url, "tempId": temp_id}
+            )
+            entry = self._outbox.add(temp_id, body)
+            self._wake.set()
+        return await asyncio.shield(entry.future)
+
+    async def mark_read(
+        self,
+        *,
+        up_to_seq: int | None = None,
+        message_ids: Sequence[uuid.UUID | str] | None = None,
+    ) -> None:
+        """Mark the partner's messages read; returns once the server committed it. Retried on
+        the next connection if this one drops (it is idempotent), so it waits while the
+        server is unreachable: bound it with `asyncio.timeout()`. Raises SendError when the
+        server refuses it."""
+        if (up_to_seq is None) == (message_ids is None):
+            raise ValueError("give exactly one of up_to_seq and message_ids")
+        payload: dict[str, object] = (
+            {"upToSeq": up_to_seq}
+            if up_to_seq is not None
+            else {"messageIds": [str(m) for m in message_ids or ()]}
+        )
+        body = orjson.dumps(payload)
+        while True:
+            link = await self._ready_link()
+            receipt_id = self._new_id("r")
+            done = self._expect_receipt(receipt_id)
+            self._pending_reads.append(receipt_id)
+            try:
+                await link.write(self._app_send("/read", body, receipt_id))
+                await done
+                return
+            except (ConnectionClosed, ConnectionLost):
+                continue
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._pending_reads.remove(receipt_id)
+
+    async def typing(self, typing: bool = True) -> bool:
+        """Tell the partner this member is (not) typing; False when not connected (typing
+        state is ephemeral: it is not queued)."""
+        link = self._link
+        if link is None or not self._ready.is_set():
+            return False
+        body = orjson.dumps({"typing": bool(typing)})
+        try:
+            await link.write(self._app_send("/typing", body, None))
+        except ConnectionClosed:
+            return False
+        return True
+
+    # -- supervisor --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            self._was_ready = False
+            try:
+                await self._session()
+                reason = "session ended"
+            except ServerError as exc:
+                reason = f"server error {exc.event.code}"
+                self._emit(exc.event)
+            except ConnectionClosed as exc:
+                reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+            except HeartbeatTimeout as exc:
+                reason = str(exc)
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a failing token provider, or a bug: keep trying
+                log.warning("chat client session failed", exc_info=True)
+                reason = f"{type(exc).__name__}: {exc}"
+            if self._closed:
+                return
+            if self._was_ready:
+                attempt = 0
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            self.stats.disconnects += 1
+            log.info("chat client disconnected (%s); reconnecting in %.2f s", reason, delay)
+            self._emit(Disconnected(reason, delay))
+            await asyncio.sleep(delay)
+
+    async def _fresh_token(self) -> str:
+        async with asyncio.timeout(self._connect_timeout):
+            token = self._token_provider()
+            if inspect.isawaitable(token):
+                token = await token
+        if not isinstance(token, str) or not token:
+            raise TypeError("token_provider must return a non-empty str")
+        return token
+
+    async def _session(self) -> None:
+        link = await StompLink.open(self._url, await self._fresh_token(), self._options)
+        self._generation += 1
+        generation = self._generation
+        self._link = link
+        self._receipts = {}
+        self._flow.reset()
+        if link.user_name:
+            try:
+                self._user_id = uuid.UUID(link.user_name)
+            except ValueError:
+                self._user_id = None
+        self.stats.connects += 1
+        tasks = {
+            asyncio.create_task(self._read_loop(link), name="chat-client-read"),
+            asyncio.create_task(self._control_loop(link, generation), name="chat-client-control"),
+        }
+        if link.send_interval:
+            tasks.add(asyncio.create_task(link.heartbeat_loop(), name="chat-client-heartbeat"))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    raise exc
+        finally:
+            self._ready.clear()
+            self._link = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._fail_receipts(ConnectionLost("the connection dropped"))
+            link.abort()
+
+    # -- one connection ----------------------------------------------------------------------
+
+    async def _read_loop(self, link: StompLink) -> None:
+        while True:
+            self._on_frame(await link.next_frame())
+
+    async def _control_loop(self, link: StompLink, generation: int) -> None:
+        """Subscribe, then write the outbox and resubscribe when asked, until cancelled."""
+        self._resync = False
+        self._topic_sub = None
+        self._topic_live = False
+        self._errors_sub = self._new_id("errors")
+        errors_done = self._expect_receipt(self._errors_sub)
+        await link.write(
+            Frame(
+                "SUBSCRIBE",
+                (
+                    ("id", self._errors_sub),
+                    ("destination", ERRORS_QUEUE),
+                    ("receipt", self._errors_sub),
+                ),
+            )
+        )
+        resumed = self._seq.last_seq
+        topic_done = None if self._overflowed else await self._subscribe_topic(link)
+        async with asyncio.timeout(self._connect_timeout):
+            await errors_done
+            if topic_done is not None:
+                await topic_done
+        self._pending_topic = None
+        self._ready.set()
+        self._was_ready = True
+        self._emit(Connected(link.session, link.version, resumed))
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            if self._resync:
+                self._resync = False
+                self.stats.resyncs += 1
+                if self._topic_sub is not None:
+                    await link.write(Frame("UNSUBSCRIBE", (("id", self._topic_sub),)))
+                topic_done = await self._subscribe_topic(link)
+                async with asyncio.timeout(self._connect_timeout):
+                    await topic_done
+                self._pending_topic = None
+            await self._flush(link, generation, loop.time())
+            now = loop.time()
+            waits = [
+                d
+                for d in (self._outbox.next_due(generation, now), self._flow.paused_for(now))
+                if d is not None
+            ]
+            delay = min(waits) if waits else None
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _subscribe_topic(self, link: StompLink) -> asyncio.Future[None]:
+        sub_id = self._new_id("topic")
+        headers = [("id", sub_id), ("destination", self._topic), ("receipt", sub_id)]
+        if self._seq.last_seq is not None:
+            headers.append(("x-resume-after-seq", str(self._seq.last_seq)))
+        done = self._pending_topic = self._expect_receipt(sub_id)
+        self._topic_sub = sub_id
+        self._topic_live = True
+        await link.write(Frame("SUBSCRIBE", tuple(headers)))
+        return done
+
+    async def _flush(self, link: StompLink, generation: int, now: float) -> None:
+        """Write every outbox entry not yet written on this connection, oldest first."""
+        for entry in self._outbox.due(generation, now):
+            if self._outbox.get(entry.temp_id) is not entry or entry.written_on == generation:
+                continue  # answered or deferred while an earlier one was being written
+            if entry.not_before > now:
+                continue
+            if not self._flow.can_write(now):
+                self._flow_blocked = True  # a RECEIPT (or the pause's end) wakes us
+                return
+            self._flow.on_write()
+            if entry.receipt_id is not None:
+                self._receipts.pop(entry.receipt_id, None)
+            receipt_id = self._new_id("s")
+            self._receipts[receipt_id] = entry.temp_id
+            self._outbox.mark_written(entry, generation, receipt_id)
+            if entry.attempts > 1:
+                self.stats.resent += 1
+            await link.write(self._app_send("", entry.body, receipt_id))
+
+    def _app_send(self, suffix: str, body: bytes, receipt_id: str | None) -> Frame:
+        headers = [
+            ("destination", self._send_destination + suffix),
+            ("content-type", "application/json"),
+        ]
+        if receipt_id is not None:
+            headers.append(("receipt", receipt_id))
+        return Frame("SEND", tuple(headers), body)
+
+    # -- incoming frames (synchronous: the reader never waits for the application) ----------
+
+    def _on_frame(self, frame: Frame) -> None:
+        command = frame.command
+        if command == "MESSAGE":
+            sub = frame.get("subscription")
+            if sub is not None and sub == self._errors_sub:
+                self._on_error_payload(frame.body)
+            elif sub is not None and sub == self._topic_sub and self._topic_live:
+                self._on_topic(frame.body)
+            # else: a subscription replaced by a resync; its messages come again by seq.
+        elif command == "RECEIPT":
+            target = self._receipts.pop(frame.get("receipt-id") or "", None)
+            if isinstance(target, str):
+                self._flow.on_receipt()
+                if self._flow_blocked:
+                    self._flow_blocked = False
+                    self._wake.set()
+                if self._outbox.complete(target) is not None:
+                    self.stats.receipts += 1
+            elif target is not None and not target.done():
+                target.set_result(None)
+        elif command == "ERROR":
+            raise ServerError(error_from_frame(frame))
+
+    def _on_topic(self, body: bytes) -> None:
+        try:
+            event = parse_event(body, self._tz)
+        except MalformedEvent as exc:
+            log.warning("unreadable event from the server: %s", exc)
+            if exc.seq is not None and self._seq.check(exc.seq) is Verdict.NEXT:
+                self._seq.advance(exc.seq)  # skip it rather than resync on it forever
+            return
+        if event is None:
+            return
+        if not isinstance(event, ChatMessage):
+            self._emit(event)
+            return
+        verdict = self._seq.check(event.seq)
+        if verdict is Verdict.DUPLICATE:
+            self.stats.duplicates_dropped += 1
+        elif verdict is Verdict.GAP:
+            self.stats.gaps += 1
+            log.info("seq %d after %s: resuming from the last seq", event.seq, self.last_seq)
+            self._request_resync()
+        elif self._events.put_nowait(event):
+            self._seq.advance(event.seq)
+        else:
+            # The application is not reading: refuse chat messages (the server keeps them)
+            # until it has read half the queue, then resubscribe from the last seq.
+            self.stats.overflows += 1
+            self._overflowed = True
+            self._topic_live = False
+
+    def _on_error_payload(self, body: bytes) -> None:
+        try:
+            event = parse_event(body, self._tz)
+        except MalformedEvent as exc:
+            log.warning("unreadable error payload from the server: %s", exc)
+            return
+        if not isinstance(event, ErrorEvent):
+            return
+        if event.temp_id is None:
+            pending = self._pending_topic
+            if event.code == "UNAUTHORIZED" and pending is not None and not pending.done():
+                # The topic SUBSCRIBE was refused (not a member): no RECEIPT will come. The
+                # session ends with it (and the supervisor reports it, backs off, retries).
+                pending.set_exception(ServerError(event))
+                return
+            self._emit(event)
+            if self._pending_reads:
+                target = self._receipts.pop(self._pending_reads.popleft(), None)
+                if isinstance(target, asyncio.Future) and not target.done():
+                    target.set_exception(SendError(event.code, event.message, detail=event.detail))
+            return
+        self._emit(event)
+        entry = self._outbox.get(event.temp_id)
+        if entry is None:
+            return
+        in_flight = (
+            entry.receipt_id is not None and self._receipts.pop(entry.receipt_id, None) is not None
+        )
+        transient = is_transient(event.code, event.detail)
+        if transient and entry.retries < self._max_send_retries:
+            # Back off the whole outbox, not just this message (see _flow).
+            now = asyncio.get_running_loop().time()
+            self._outbox.defer(event.temp_id, self._flow.on_refused(now, in_flight=in_flight))
+            self.stats.retries += 1
+            self._wake.set()
+            return
+        if in_flight:
+            self._flow.on_failed()
+        self.stats.send_failures += 1
+        error = SendError(
+            event.code,
+            event.message,
+            detail=event.detail,
+            temp_id=event.temp_id,
+            transient=transient,
+        )
+        self._outbox.fail(event.temp_id, error)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        if not self._events.put_nowait(event):
+            self.stats.events_dropped += 1
+
+    def _request_resync(self) -> None:
+        self._topic_live = False
+        self._resync = True
+        self._wake.set()
+
+    def _new_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}-{self._generation}-{self._ids}"
+
+    def _expect_receipt(self, receipt_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._receipts[receipt_id] = future
+        return future
+
+    def _fail_receipts(self, exc: BaseException) -> None:
+        receipts, self._receipts = self._receipts, {}
+        for target in receipts.values():
+            if not isinstance(target, str) and not target.done():
+                target.set_exception(exc)
+                target.exception()  # retrieved: nobody may be waiting for it any more
+
+    async def _ready_link(self) -> StompLink:
+        while True:
+            if self._closed:
+                raise ClientClosed("the client is closed")
+            link = self._link
+            if link is not None and self._ready.is_set():
+                return link
+            await self._ready.wait()
+            if not self._closed and self._link is None:
+                await asyncio.sleep(0)  # a stale wake-up: the session is tearing down
