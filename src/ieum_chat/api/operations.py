@@ -1,0 +1,59 @@
+"""Operations endpoints: liveness, readiness and the Prometheus scrape."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from ieum_chat.chat.service import ChatService
+from ieum_chat.errors import BrokerError, StoreError
+from ieum_chat.observability import metrics
+
+__all__ = ["install_operations"]
+
+_CHECK_TIMEOUT = 2.0
+
+
+def install_operations(app: FastAPI, chat: Callable[[], ChatService]) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database and the broker are reachable",
+        responses={503: {"description": "a dependency is down"}},
+    )
+    async def readyz() -> JSONResponse:
+        try:
+            service = chat()
+        except RuntimeError:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        checks = {
+            "database": await _check(service.db.ping, metrics.DATABASE_UP),
+            "broker": await _check(service.broker.ping, metrics.BROKER_UP),
+        }
+        ready = all(ok == "ok" for ok in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this node")
+    async def scrape() -> Response:
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
+
+
+async def _check(probe: Callable[[], object], gauge: metrics.Gauge) -> str:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT):
+            await probe()  # type: ignore[misc]
+    except (StoreError, BrokerError, TimeoutError, OSError) as exc:
+        gauge.set(0)
+        return f"down: {type(exc).__name__}"
+    gauge.set(1)
+    return "ok"

@@ -1,0 +1,127 @@
+"""Prometheus metrics of one process. Each node (each ``ieum-chat serve``) serves its own
+``/metrics``; Prometheus scrapes every node and sums.
+
+Names are the contract of the dashboards in ``deploy/grafana/``; a test checks every name
+a dashboard uses exists here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = [
+    "AUTH_FAILURES",
+    "BROKER_UP",
+    "COMMIT_TO_DELIVERY",
+    "CONNECTIONS",
+    "CONTENT_TYPE_LATEST",
+    "DATABASE_UP",
+    "ERRORS",
+    "HTTP_REQUESTS",
+    "MESSAGES_DELIVERED",
+    "MESSAGES_RECEIVED",
+    "MESSAGES_STORED",
+    "OUTBOUND_QUEUED",
+    "READ_RECEIPTS",
+    "REGISTRY",
+    "SEND_TO_COMMIT",
+    "SLOW_CONSUMERS",
+    "STOMP_SESSIONS",
+    "SUBSCRIPTIONS",
+    "TYPING_EVENTS",
+    "WRITE_BATCH_SIZE",
+    "WRITE_QUEUE",
+    "Gauge",
+    "render",
+]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+CONNECTIONS = Gauge(
+    "ieum_connections_open",
+    "Open client connections, by transport",
+    ["transport"],
+    registry=REGISTRY,
+)
+STOMP_SESSIONS = Gauge("ieum_stomp_sessions", "STOMP sessions past CONNECT", registry=REGISTRY)
+SUBSCRIPTIONS = Gauge(
+    "ieum_subscriptions", "Live subscriptions to couple topics", registry=REGISTRY
+)
+MESSAGES_RECEIVED = Counter(
+    "ieum_messages_received",
+    "Chat messages received (STOMP SEND or REST), before validation",
+    ["via"],
+    registry=REGISTRY,
+)
+MESSAGES_STORED = Counter(
+    "ieum_messages_stored",
+    "Chat messages committed (repeated tempIds not counted)",
+    registry=REGISTRY,
+)
+MESSAGES_DELIVERED = Counter(
+    "ieum_messages_delivered",
+    "MESSAGE frames queued to subscribers (chat, receipts, events)",
+    registry=REGISTRY,
+)
+READ_RECEIPTS = Counter("ieum_read_receipts", "READ_RECEIPT events published", registry=REGISTRY)
+TYPING_EVENTS = Counter("ieum_typing_events", "TYPING events published", registry=REGISTRY)
+ERRORS = Counter("ieum_errors", "Errors sent to clients, by wire code", ["code"], registry=REGISTRY)
+AUTH_FAILURES = Counter(
+    "ieum_auth_failures",
+    "Refused tokens, by where they were presented",
+    ["where"],
+    registry=REGISTRY,
+)
+SLOW_CONSUMERS = Counter(
+    "ieum_slow_consumer_disconnects",
+    "Sessions closed because they read too slowly",
+    registry=REGISTRY,
+)
+SEND_TO_COMMIT = Histogram(
+    "ieum_send_commit_seconds",
+    "From a message's arrival to its commit",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+COMMIT_TO_DELIVERY = Histogram(
+    "ieum_commit_delivery_seconds",
+    "From a commit to the message's publication to subscribers",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+WRITE_BATCH_SIZE = Histogram(
+    "ieum_write_batch_messages",
+    "Messages per group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)
+WRITE_QUEUE = Gauge("ieum_write_queue_depth", "Messages waiting for the writer", registry=REGISTRY)
+OUTBOUND_QUEUED = Gauge(
+    "ieum_outbound_queue_frames",
+    "Frames queued to sockets, all sessions together",
+    registry=REGISTRY,
+)
+HTTP_REQUESTS = Histogram(
+    "ieum_http_request_seconds",
+    "REST requests, by route template, method and status",
+    ["route", "method", "status"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "ieum_database_up", "1 when the last database check succeeded", registry=REGISTRY
+)
+BROKER_UP = Gauge("ieum_broker_up", "1 when the last broker check succeeded", registry=REGISTRY)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)
