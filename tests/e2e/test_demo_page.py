@@ -1,0 +1,348 @@
+"""The demo page (/demo) in a real browser: headless Chromium driven by playwright-core
+(node/demo_page.mjs), both members of a couple, against a real server that restarts mid-chat;
+once over WebSocket and once without (SockJS xhr-streaming: A's browser has no WebSocket and its
+page is told so with ``&transport=``; B's browser has one whose every connection is refused,
+and its page falls back by itself).
+
+Screenshots are kept in ``artifacts/demo_page/<mode>/`` at the repository root (git-ignored;
+``IEUM_TEST_ARTIFACTS`` names another folder). With ``CI`` set a missing Chromium, Node.js or
+npm install fails the test; elsewhere it is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ieum_chat.demo import VENDOR_FILES
+from tests.support.fixtures import SERVER_ENV
+from tests.support.server import Cli, ServerProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = Path(__file__).parent / "node"
+WEB_MODULES = ROOT / "web" / "node_modules"
+HISTORY = 40  # more than one page (30): the page must scroll back by cursor
+RUN_TIMEOUT = 90.0
+
+Couple = dict[str, str]
+
+
+def _require(ok: bool, why: str) -> None:
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def _chromium() -> str:
+    found = os.environ.get("IEUM_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    _require(Path(found).is_file(), "Chromium is needed: apt-get install chromium (.ci/run does)")
+    return found
+
+
+def _node_ready() -> None:
+    _require(shutil.which("node") is not None, "Node.js is needed: run `make node`")
+    _require(
+        (NODE_DIR / "node_modules" / "playwright-core").is_dir(),
+        "playwright-core is needed: run `make node` (npm ci in tests/e2e/node)",
+    )
+    _require(
+        all((WEB_MODULES / rel).is_file() for rel in VENDOR_FILES.values()),
+        "the demo page's npm packages are needed: run `make web` (npm ci in web/)",
+    )
+
+
+def _artifacts(mode: str) -> Path:
+    base = Path(os.environ.get("IEUM_TEST_ARTIFACTS") or ROOT / "artifacts")
+    folder = base / "demo_page" / mode
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _png(width: int, height: int) -> bytes:
+    """A small picture (a sunset gradient with a stripe), so a screenshot shows it arrived."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)  # filter: none
+        for x in range(width):
+            stripe = abs(y - height * 2 // 3) < 4
+            r, g, b = (255, 255, 255) if stripe else (255, 90 + 120 * y // height, 60 + x // 2)
+            rows += bytes((r, g, b))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite only: what is under test is the page, not the store."""
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
+
+
+@pytest.fixture(scope="module")
+def server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        **SERVER_ENV,
+        "IEUM_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
+        "IEUM_DEMO_ASSETS": str(WEB_MODULES),
+        "IEUM_SHUTDOWN_GRACE": "2",
+    }
+    proc = ServerProcess(cli, tmp_path_factory.mktemp("log") / "server.log", extra_env=env)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _seed_history(server: ServerProcess, couple: Couple) -> None:
+    """A conversation before the pages open, in Korean and English, from both members."""
+    lines = [
+        "안녕! 잘 잤어?",
+        "Good morning! 오늘 날씨 좋다",
+        "점심 뭐 먹을까?",
+        "Let's get 비빔밥",
+    ]
+    with httpx.Client(base_url=server.http_url, timeout=10) as http:
+        for i in range(HISTORY):
+            token = couple["ta"] if i % 2 == 0 else couple["tb"]
+            res = http.post(
+                f"/chat/rooms/{couple['couple']}/messages",
+                json={"type": "TEXT", "content": f"{lines[i % 4]} #{i + 1}", "tempId": f"h-{i}"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert res.status_code == 201, res.text
+
+
+class _Driver:
+    """node demo_page.mjs, answering its requests to stop and start the server."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.proc = subprocess.Popen(
+            ["node", "demo_page.mjs", json.dumps(config)],
+            cwd=NODE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr: list[str] = []
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        # Node has its own deadline; this one guards against a hung browser launch.
+        self.watchdog = threading.Timer(RUN_TIMEOUT, self.proc.kill)
+        self.watchdog.start()
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr.extend(self.proc.stderr)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                yield json.loads(line)
+
+    def answer(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("done\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> int:
+        """Its exit status. Closing stdin ends a run still waiting for an answer (it fails)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self.watchdog.cancel()
+
+
+def _run(server: ServerProcess, couple: Couple, mode: str, folder: Path) -> dict[str, Any]:
+    image = folder / "sunset.png"
+    image.write_bytes(_png(160, 120))
+    rest_text = f"REST로 보낸 메시지 while reconnecting ({mode})"
+    driver = _Driver(
+        {
+            "baseUrl": server.http_url,
+            "tokenA": couple["ta"],
+            "tokenB": couple["tb"],
+            "history": HISTORY,
+            "image": str(image),
+            "artifacts": str(folder),
+            "mode": mode,
+            "chromium": _chromium(),
+            "restText": rest_text,
+        }
+    )
+    last: dict[str, Any] = {}
+    try:
+        for event in driver.events():
+            last = event
+            if event["event"] == "stop-server":
+                server.stop()
+                driver.answer()
+            elif event["event"] == "start-server":
+                server.start()
+                # Sent before the pages are back: they must get it by resuming from their seq.
+                res = httpx.post(
+                    f"{server.http_url}/chat/rooms/{couple['couple']}/messages",
+                    json={"type": "TEXT", "content": rest_text, "tempId": f"rest-{mode}"},
+                    headers={"Authorization": f"Bearer {couple['tb']}"},
+                    timeout=10,
+                )
+                assert res.status_code == 201, res.text
+                driver.answer()
+    finally:
+        code = driver.close()
+        if server.proc is None:  # the run broke while the server was down
+            server.start()
+    report = f"screenshots in {folder}\n{json.dumps(last, ensure_ascii=False)[:6000]}"
+    stderr = "".join(driver.stderr)[-3000:]
+    assert code == 0, f"{report}\nstderr: {stderr}"
+    assert last.get("event") == "result", f"{report}\nstderr: {stderr}"
+    print(f"\ndemo page ({mode}): screenshots in {folder}")
+    return last
+
+
+@pytest.mark.external
+@pytest.mark.parametrize("mode", ["websocket", "xhr-streaming"])
+def test_two_members_chat_on_the_demo_page(
+    server: ServerProcess, couple: Couple, mode: str
+) -> None:
+    _node_ready()
+    _seed_history(server, couple)
+    folder = _artifacts(mode)
+    result = _run(server, couple, mode, folder)
+
+    # History: the first page, then scrolled back by cursor to the very first message.
+    assert result["firstPage"] == 30
+    assert result["historyA"] == list(range(1, HISTORY + 1))
+    assert result["partnerOnlineBefore"] == "false"
+    assert result["langA"] == "ko"
+    assert result["langB"] == "en"
+    # While B was away A's text and image carried the "1"; B reading cleared every one.
+    assert result["aSentUnread"] == [True, True]
+    assert result["aUnreadAfterRead"] == 0
+    assert result["bImage"]["width"] == 160
+    assert result["bImage"]["src"].startswith(f"{server.http_url}/uploads/{couple['couple']}/")
+    assert result["typingShown"] is True
+    assert result["bAtBottom"] is True
+
+    expected = "websocket" if mode == "websocket" else f"sockjs/{mode}"
+    assert result["transportsBefore"] == [expected, expected]
+    total = HISTORY + 2 + 1 + 1 + 1 + 1  # A: text, image; B: reply; A offline; REST; B after
+    for who in ("a", "b"):
+        page = result[who]
+        assert page["conn"] == "connected"
+        assert page["transport"] == expected  # reconnected over the same transport
+        assert page["banner"] is False
+        assert page["online"] == "true"
+        assert page["atBottom"] is True
+        stored = [m for m in page["messages"] if m["seq"] is not None]
+        seqs = [m["seq"] for m in stored]
+        # Nothing lost, nothing twice, in order, nothing left pending (B never scrolled back:
+        # it shows its first page and everything since).
+        assert seqs == list(range(1 if who == "a" else seqs[0], total + 1)), seqs
+        assert {m["state"] for m in stored} == {"sent"}
+        assert not any(m["unread"] for m in stored)
+        # No script error; on A's page the browser logs the refused upload (below), only.
+        refused = "the server responded with a status of 415 (Unsupported Media Type)"
+        assert all(who == "a" and refused in p for p in page["problems"]), page["problems"]
+    # The refused upload stays on A's page only, failed, below the stored messages.
+    unsent = [m for m in result["a"]["messages"] if m["seq"] is None]
+    assert [(m["type"], m["state"]) for m in unsent] == [("IMAGE", "failed")]
+    assert result["a"]["messages"][-1] == unsent[0]
+    assert all(m["seq"] is not None for m in result["b"]["messages"])
+    assert result["b"]["messages"][0]["seq"] == HISTORY + 2 - 30 + 1  # its first page
+    a_texts = {m["seq"]: m["text"] for m in result["a"]["messages"] if m["seq"] is not None}
+    assert all(a_texts[m["seq"]] == m["text"] for m in result["b"]["messages"])
+    texts = list(a_texts.values())
+    assert "안녕하세요! 오늘 저녁 같이 먹을래요? (Dinner tonight?)" in texts
+    assert f"REST로 보낸 메시지 while reconnecting ({mode})" in texts
+    shots = [Path(p) for p in result["screenshots"]]
+    assert len(shots) == 10
+    assert all(p.is_file() and p.stat().st_size > 5000 for p in shots)
+
+
+# -- the page's routes and the demo command, without a browser --------------------------------
+
+
+def test_demo_page_and_its_libraries_are_served(server: ServerProcess) -> None:
+    _require(
+        all((WEB_MODULES / rel).is_file() for rel in VENDOR_FILES.values()),
+        "the demo page's npm packages are needed: run `make web` (npm ci in web/)",
+    )
+    with httpx.Client(base_url=server.http_url, timeout=10) as http:
+        page = http.get("/demo")
+        assert page.status_code == 200
+        assert page.headers["referrer-policy"] == "no-referrer"  # the URL holds a token
+        for src in re.findall(r'src="([^"]+)"', page.text):
+            script = http.get(src)
+            assert script.status_code == 200, src
+            assert script.headers["content-type"].startswith("text/javascript")
+        assert http.get("/demo/app.css").status_code == 200
+        assert http.get("/demo/vendor/package.json").status_code == 404  # only the bundles
+        assert http.get("/demo/nope.js").status_code == 404
+
+
+def test_demo_page_explains_how_to_install_missing_libraries(cli: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "node_modules"
+    empty.mkdir()
+    env = {**SERVER_ENV, "IEUM_DEMO_ASSETS": str(empty)}
+    server = ServerProcess(cli, tmp_path / "server.log", extra_env=env).start()
+    try:
+        page = httpx.get(f"{server.http_url}/demo", timeout=10)
+    finally:
+        server.stop()
+    assert page.status_code == 503
+    assert "make demo" in page.text
+    assert str(empty) in page.text
+
+
+def test_demo_command_prints_a_page_url_per_member(cli: Cli, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**cli.env, **SERVER_ENV, "IEUM_DEMO_ASSETS": str(WEB_MODULES)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ieum_chat.cli", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(9)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    urls = [line.split()[-1] for line in lines if line.strip().startswith("open:")]
+    tokens = [line.split()[-1] for line in lines if line.strip().startswith("token:")]
+    assert len(urls) == 2
+    assert urls == [f"http://127.0.0.1:{port}/demo?token={t}" for t in tokens]
