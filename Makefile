@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 NODE_DIR := tests/e2e/node
+WEB_DIR  := web
 
-.PHONY: setup demo serve test lint unit node clean
+.PHONY: setup demo serve test lint unit node web clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ieum-chat needs Python >= 3.11"'
@@ -24,7 +25,17 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
 
 node: $(NODE_DIR)/node_modules/.installed
 
-demo: setup
+# The demo page's browser libraries (@stomp/stompjs, sockjs-client), from the lock file; the
+# app serves them from web/node_modules at /demo/vendor/.
+$(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package-lock.json
+	command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq nodejs npm; } \
+	  || { echo "npm is needed for the demo page: install Node.js >= 18"; exit 1; }
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web: $(WEB_DIR)/node_modules/.installed
+
+demo: setup web
 	$(BIN)/ieum-chat demo
 
 serve: setup
@@ -36,8 +47,8 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup node lint
+test: setup node web lint
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(WEB_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

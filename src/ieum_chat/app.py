@@ -8,16 +8,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from ieum_chat import __version__
+from ieum_chat.api import install_api
+from ieum_chat.api.operations import install_operations
 from ieum_chat.auth import TokenVerifier
-from ieum_chat.broker import create_broker
+from ieum_chat.broker import create_broker, create_presence
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
+from ieum_chat.demo import install_demo
 from ieum_chat.gateway import Gateway, Hub, StompWebSocketApp
+from ieum_chat.gateway.sockjs import create_sockjs_app
+from ieum_chat.observability import metrics
+from ieum_chat.observability.http import RequestMetricsMiddleware
 from ieum_chat.store import Database
+from ieum_chat.uploads import create_upload_backend
 
 __all__ = ["Runtime", "create_app"]
 
@@ -36,6 +42,16 @@ class Runtime:
         return self.gateway
 
 
+def _bind_gauges(gateway: Gateway) -> None:
+    """Gauges read at scrape time, so the hot path pays nothing for them."""
+    metrics.WRITE_QUEUE.set_function(gateway.chat.write_queue_depth)
+    metrics.SUBSCRIPTIONS.set_function(gateway.hub.listener_count)
+    metrics.STOMP_SESSIONS.set_function(gateway.session_count)
+    metrics.OUTBOUND_QUEUED.set_function(gateway.queued_frames)
+    broker = gateway.chat.broker
+    metrics.BROKER_DROPPED.set_function(lambda: getattr(broker, "dropped", 0))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime()
@@ -48,11 +64,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Anyone can forge tokens for this server. Set IEUM_JWT_SECRET in production."
             )
         db = await Database.connect(settings.database_url)
-        broker = create_broker(settings.redis_url)
+        broker = create_broker(settings.redis_url, prefix=settings.redis_prefix)
         await broker.start()
-        chat = ChatService(db, broker, settings, TokenVerifier(settings))
+        presence = create_presence(
+            settings.redis_url, prefix=settings.redis_prefix, ttl=settings.presence_ttl
+        )
+        uploads = create_upload_backend(settings)
+        chat = ChatService(
+            db, broker, settings, TokenVerifier(settings), uploads=uploads, presence=presence
+        )
+        await presence.start()
         await chat.start()
         runtime.gateway = Gateway(settings=settings, chat=chat, hub=Hub(broker))
+        # After a broker outage every local subscription catches up from the database.
+        broker.set_resync_handler(runtime.gateway.resync)
+        _bind_gauges(runtime.gateway)
         log.info(
             "ieum-chat %s ready (database %s, broker %s)",
             __version__,
@@ -62,19 +88,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sockjs.aclose()
             runtime.gateway = None
+            broker.set_resync_handler(None)
             await chat.close()
+            await presence.close()
             await broker.close()
             await db.close()
 
     app = FastAPI(title="ieum-chat", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
+    install_api(app, settings)
     endpoint = StompWebSocketApp(runtime.require_gateway)
     app.router.routes.append(WebSocketRoute("/ws/chat", endpoint))
     app.router.routes.append(WebSocketRoute("/ws/chat/websocket", endpoint))
+    # SockJS 0.3 under the same prefix: every HTTP request, and the WebSocket of a SockJS
+    # session (a WebSocket on /ws/chat or /ws/chat/websocket stays raw STOMP, above).
+    sockjs = create_sockjs_app(runtime.require_gateway, settings)
+    app.router.routes.append(Route("/ws/chat", sockjs))
+    app.router.routes.append(Route("/ws/chat/{path:path}", sockjs))
+    app.router.routes.append(WebSocketRoute("/ws/chat/{server}/{session}/websocket", sockjs))
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
+    install_operations(app, lambda: runtime.require_gateway().chat)
+    install_demo(app)  # /demo: the chat page `ieum-chat demo` links to
+    app.add_middleware(RequestMetricsMiddleware)
     return app

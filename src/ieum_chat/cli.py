@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import resource
+import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -148,13 +150,14 @@ def _serve(settings: Settings) -> None:
 
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
     _raise_nofile_limit()
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
         # Above the STOMP limit, so an oversized frame reaches the parser and gets an ERROR.
         ws_max_size=settings.max_frame_size * 4,
         ws_per_message_deflate=False,
@@ -162,7 +165,20 @@ def _serve(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    runtime = app.state.runtime
+
+    class Server(uvicorn.Server):
+        """uvicorn, with a graceful drain of the STOMP sessions before its own shutdown."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()  # stop accepting first
+            if runtime.gateway is not None:
+                told = await runtime.gateway.drain(settings.shutdown_grace)
+                logging.getLogger("ieum_chat").info("shutdown: %d sessions told to reconnect", told)
+            await super().shutdown(sockets)
+
+    Server(config).run()
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -182,9 +198,35 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(f"member {member}: user {pair[member]}")
         print(f"  token:     {token}")
         print(f"  websocket: {ws}/ws/chat?token={token}")
+        print(f"  open:      {base}/demo?token={token}")
     print(f"subscribe /topic/couple/{pair['couple']}, send to /app/chat/{pair['couple']}")
+    from ieum_chat.demo import DemoSettings, find_vendor_dir
+
+    if find_vendor_dir(DemoSettings()) is None:
+        print("note: the demo page's npm packages are missing: run `make demo` (npm ci in web/)")
     sys.stdout.flush()
     _serve(settings)
+
+
+def _bench_main() -> Callable[[Sequence[str]], int]:
+    """The load generator lives in the source tree's bench/, outside the installed package:
+    found from the working directory, or beside an editable install's src/."""
+    import importlib
+    from pathlib import Path
+
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / "bench" / "_cli.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            main: Callable[[Sequence[str]], int] = importlib.import_module("bench._cli").main
+            return main
+    raise CliError("bench/ is not in this tree: run from an ieum-chat checkout (python -m bench)")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    code = _bench_main()(args.bench_args)
+    if code:
+        sys.exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -238,12 +280,21 @@ def _parser() -> argparse.ArgumentParser:
     with_server(
         sub.add_parser("demo", help="seed a demo couple, print tokens, serve")
     ).set_defaults(func=cmd_demo)
+
+    # Listed for --help only: main() hands everything after "bench" to bench's own parser.
+    bench = sub.add_parser("bench", help="load generator (source tree only; python -m bench)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="run | idle | compare ...")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its options, --help included, are bench's own
+        args = argparse.Namespace(func=cmd_bench, bench_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         args.func(args)
     except CliError as exc:

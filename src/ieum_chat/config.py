@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IEUM_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///./ieum-chat.db"
-    redis_url: str | None = None
+    redis_url: str | None = None  # redis://, rediss://: several nodes share fan-out and presence
+    redis_prefix: str = "ieum:"  # of every Redis key and channel (several deployments, one Redis)
+    presence_ttl: float = Field(default=15.0, gt=0)  # seconds a dead node's sessions stay online
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
@@ -43,15 +45,44 @@ class Settings(BaseSettings):
     max_subscriptions: int = 64
     outbound_queue_frames: int = 1024
 
+    # SockJS 0.3 fallback under /ws/chat (the SockJS reference server's defaults)
+    sockjs_heartbeat: float = Field(default=25.0, gt=0)  # seconds between `h` frames
+    sockjs_disconnect_delay: float = Field(default=5.0, gt=0)  # seconds a detached session lives
+    sockjs_response_limit: int = Field(default=128 * 1024, gt=0)  # bytes per streaming response
+    sockjs_cookie_needed: bool = False  # JSESSIONID cookie, for sticky load balancers
+    sockjs_client_url: str = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
+
     # chat
     max_text_length: int = 4000
     typing_interval: float = 1.0
     write_queue: int = 10000
+    write_concurrency: int = Field(default=2, ge=1, le=16)  # group commits in flight
+
+    # images and uploads: IMAGE messages must name a file uploaded here, or one on these hosts
+    # (comma-separated host names, "*.example.com" for subdomains, "*" for any host)
+    image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    upload_dir: str = "./uploads"
+    upload_secret: str | None = None  # HMAC key of local upload URLs; derived from the JWT secret
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    upload_ttl: int = Field(default=900, gt=0)  # seconds a presigned upload URL stays valid
+    s3_bucket: str | None = None  # set: presigned S3 uploads (pip install 'ieum-chat[s3]')
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None  # S3-compatible stores (MinIO, R2, ...)
+    s3_public_url: str | None = None  # base URL images are served from (a CDN); default: bucket
+
+    # per-user limits (every device of the user together, on this node)
+    max_sessions_per_user: int = 10
+    message_rate: float = 20.0
+    message_burst: int = 40
+    control_rate: float = 10.0
+    control_burst: int = 20
+
+    shutdown_grace: float = 10.0
 
     log_json: bool = False
     log_level: str = "INFO"
 
-    @field_validator("jwt_algorithms", "allowed_origins", mode="before")
+    @field_validator("jwt_algorithms", "allowed_origins", "image_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str) and not value.lstrip().startswith("["):

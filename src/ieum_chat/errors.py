@@ -5,9 +5,14 @@
     ├── TokenExpired               TOKEN_EXPIRED: the session's token passed its ``exp``
     ├── Unauthorized               UNAUTHORIZED: not a member, or a forbidden destination
     ├── SendFailed                 SEND_FAILED: a message that could not be validated or stored
+    │   └── SendNotStored          ... because the database failed: retry with the same tempId
     ├── RateLimited                RATE_LIMITED
-    └── NotFound                   NOT_FOUND (REST only)
-    StoreError                     the database failed (not the client's fault)
+    ├── NotFound                   NOT_FOUND (REST only)
+    ├── BadRequest                 BAD_REQUEST (REST only): a malformed query, path or body
+    ├── PayloadTooLarge            PAYLOAD_TOO_LARGE (REST only): a body or upload over its limit
+    ├── UnsupportedMediaType       UNSUPPORTED_MEDIA_TYPE (REST only): an upload of a type we refuse
+    └── SignatureInvalid           SIGNATURE_INVALID (REST only): a tampered or expired upload URL
+    StoreError                     the database failed (not the client's fault; REST: UNAVAILABLE)
     └── StoreUnavailable           the database could not be reached
     BrokerError                    the fan-out backend failed
 
@@ -22,16 +27,21 @@ from typing import Any
 
 __all__ = [
     "AuthError",
+    "BadRequest",
     "BrokerError",
     "ChatError",
     "ErrorCode",
     "NotFound",
+    "PayloadTooLarge",
     "RateLimited",
     "SendFailed",
+    "SendNotStored",
+    "SignatureInvalid",
     "StoreError",
     "StoreUnavailable",
     "TokenExpired",
     "Unauthorized",
+    "UnsupportedMediaType",
     "error_payload",
 ]
 
@@ -44,6 +54,11 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     NOT_FOUND = "NOT_FOUND"
     BAD_REQUEST = "BAD_REQUEST"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    UNAVAILABLE = "UNAVAILABLE"
+    SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
 
 
 # The plan's user-facing texts (Korean), kept verbatim: the Android client shows them.
@@ -55,6 +70,11 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.",
     ErrorCode.NOT_FOUND: "찾을 수 없습니다.",
     ErrorCode.BAD_REQUEST: "잘못된 요청입니다.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "파일이 너무 큽니다.",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "지원하지 않는 파일 형식입니다.",
+    ErrorCode.SIGNATURE_INVALID: "업로드 주소가 만료되었거나 올바르지 않습니다.",
+    ErrorCode.UNAVAILABLE: "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
+    ErrorCode.SERVER_SHUTDOWN: "서버가 재시작 중입니다. 다시 연결해 주세요.",
 }
 
 
@@ -108,12 +128,33 @@ class SendFailed(ChatError):
     code = ErrorCode.SEND_FAILED
 
 
+class SendNotStored(SendFailed):
+    """SEND_FAILED because the database failed, not the input: retry with the same tempId
+    (REST answers 503 for it)."""
+
+
 class RateLimited(ChatError):
     code = ErrorCode.RATE_LIMITED
 
 
 class NotFound(ChatError):
     code = ErrorCode.NOT_FOUND
+
+
+class BadRequest(ChatError):
+    code = ErrorCode.BAD_REQUEST
+
+
+class PayloadTooLarge(ChatError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class UnsupportedMediaType(ChatError):
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class SignatureInvalid(ChatError):
+    code = ErrorCode.SIGNATURE_INVALID
 
 
 class StoreError(Exception):

@@ -317,6 +317,15 @@ async def test_database_outage_fails_sends_then_recovers(
         assert (error["code"], error["tempId"]) == ("SEND_FAILED", "t2")
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{server.http_url}/healthz", timeout=5)).status_code == 200
+            offline = await http.post(
+                f"{server.http_url}/chat/rooms/{pair['couple']}/messages",
+                json=text("via rest", "t-rest"),
+                headers={"Authorization": f"Bearer {pair['ta']}"},
+                timeout=20,
+            )
+        # A database failure is the server's condition, not bad input: 503, retry later.
+        assert offline.status_code == 503
+        assert offline.json()["code"] in {"SEND_FAILED", "UNAVAILABLE"}
         proxy.restore()
         # The client retries with the same tempId; the server recovered by itself.
         deadline = time.monotonic() + 20

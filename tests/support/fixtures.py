@@ -18,6 +18,10 @@ SERVER_ENV = {
     "IEUM_CONNECT_TIMEOUT": "2",
     "IEUM_HEARTBEAT_MS": "[1000,1000]",
     "IEUM_TYPING_INTERVAL": "1.0",
+    "IEUM_IMAGE_HOSTS": "cdn.example",  # test_stomp_chat's IMAGE messages point there
+    # Tests pipeline bursts of SENDs; the per-user limits have tests of their own.
+    "IEUM_MESSAGE_RATE": "1000",
+    "IEUM_MESSAGE_BURST": "1000",
 }
 
 

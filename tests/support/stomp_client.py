@@ -49,7 +49,8 @@ class StompTestClient:
             url = f"{url}?token={token}"
         ws = await connect(
             url,
-            subprotocols=SUBPROTOCOLS if subprotocols is None else subprotocols,  # type: ignore[arg-type]
+            # An empty list would send an empty Sec-WebSocket-Protocol header: send none.
+            subprotocols=(SUBPROTOCOLS if subprotocols is None else subprotocols) or None,  # type: ignore[arg-type]
             additional_headers=headers,
             max_size=None,
             ping_interval=None,
@@ -129,12 +130,15 @@ class StompTestClient:
         return frame
 
     async def receipt(self, receipt_id: str, timeout: float = 5.0) -> list[Any]:
-        """Wait for the RECEIPT ``receipt_id``; return the MESSAGE bodies read meanwhile."""
+        """Wait for the RECEIPT ``receipt_id``, passing other RECEIPTs; return the MESSAGE
+        bodies read meanwhile."""
         seen: list[Any] = []
         while True:
             frame = await self.next_frame(timeout)
-            if frame.command == "RECEIPT" and frame.get("receipt-id") == receipt_id:
-                return seen
+            if frame.command == "RECEIPT":
+                if frame.get("receipt-id") == receipt_id:
+                    return seen
+                continue  # an earlier SEND's
             assert frame.command == "MESSAGE", f"unexpected {frame}"
             seen.append(frame_json(frame))
 

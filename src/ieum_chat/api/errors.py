@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ieum_chat.chat import codec
-from ieum_chat.errors import ChatError, ErrorCode, StoreError, error_payload
+from ieum_chat.errors import ChatError, ErrorCode, SendNotStored, StoreError, error_payload
 
 __all__ = [
     "HTTP_STATUS",
@@ -108,7 +108,9 @@ def error_response(
 
 async def _chat_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChatError)
-    return error_response(exc.code, detail=exc.detail or None, temp_id=exc.temp_id)
+    # The input was fine but the database failed: a retryable server condition.
+    status = 503 if isinstance(exc, SendNotStored) else None
+    return error_response(exc.code, detail=exc.detail or None, temp_id=exc.temp_id, status=status)
 
 
 def _location(loc: Sequence[Any]) -> str:

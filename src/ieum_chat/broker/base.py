@@ -10,10 +10,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 
-__all__ = ["Broker", "Handler"]
+__all__ = ["Broker", "Handler", "ResyncHandler"]
 
 # Called on the event loop for every payload on a channel; must not block (enqueue only).
 Handler = Callable[[str, bytes], None]
+# Called on the event loop after the broker lost payloads it cannot replay (it reconnected
+# to its backend); must not block. The gateway catches its subscribers up from the database.
+ResyncHandler = Callable[[], None]
 
 
 class Broker(abc.ABC):
@@ -22,7 +25,18 @@ class Broker(abc.ABC):
     ``publish`` raises :class:`ieum_chat.errors.BrokerError` when the payload could not be
     handed to the backend; callers log it (the message is already durable) and never report a
     failed send for it. ``subscribe``/``unsubscribe`` raise the same error.
+
+    Delivery is at most once per handler and in publish order per publishing node; payloads
+    may be lost while a backend is unreachable. A broker that lost some calls the resync
+    handler once it is whole again, so that listeners catch up from the source of truth.
     """
+
+    _resync: ResyncHandler | None = None
+
+    def set_resync_handler(self, callback: ResyncHandler | None) -> None:
+        """Call ``callback`` whenever payloads may have been lost (a backend reconnect).
+        The in-process broker never loses any and never calls it."""
+        self._resync = callback
 
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -16,10 +18,12 @@ from ieum_chat.errors import SendFailed
 
 __all__ = [
     "MAX_READ_IDS",
+    "MAX_SEQ",
     "MAX_TEMP_ID_LENGTH",
     "MessageType",
     "ReadRequest",
     "SendRequest",
+    "image_host_allowed",
     "parse_read_request",
     "parse_send_request",
     "parse_typing_request",
@@ -30,6 +34,7 @@ MAX_TEMP_ID_LENGTH = 64
 MAX_URL_LENGTH = 2048
 MAX_STICKER_LENGTH = 200
 MAX_READ_IDS = 1000
+MAX_SEQ = 2**63 - 1  # messages.seq is a BIGINT
 
 
 class MessageType(enum.StrEnum):
@@ -64,9 +69,13 @@ def _json_object(body: bytes | str, *, temp_id: str | None = None) -> dict[str, 
 
 def _optional_str(data: dict[str, Any], key: str, temp_id: str | None) -> str | None:
     value = data.get(key)
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
-    raise SendFailed(f"'{key}' must be a string", temp_id=temp_id)
+    if not isinstance(value, str):
+        raise SendFailed(f"'{key}' must be a string", temp_id=temp_id)
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL; refuse it on every database
+        raise SendFailed(f"'{key}' must not contain NUL characters", temp_id=temp_id)
+    return value
 
 
 def parse_send_request(body: bytes | str, *, max_text_length: int = 4000) -> SendRequest:
@@ -81,6 +90,8 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
     temp_id: str | None = raw_temp_id
     if temp_id is not None and not (0 < len(temp_id) <= MAX_TEMP_ID_LENGTH):
         raise SendFailed(f"'tempId' must have 1 to {MAX_TEMP_ID_LENGTH} characters")
+    if temp_id is not None and "\x00" in temp_id:
+        raise SendFailed("'tempId' must not contain NUL characters")
     raw_type = data.get("type")
     if not isinstance(raw_type, str):
         raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
@@ -125,8 +136,10 @@ def parse_read_request(body: bytes | str) -> ReadRequest:
     if (ids is None) == (up_to is None):
         raise SendFailed("give exactly one of 'messageIds' or 'upToSeq'")
     if up_to is not None:
-        if isinstance(up_to, bool) or not isinstance(up_to, int) or up_to < 0:
-            raise SendFailed("'upToSeq' must be a non-negative integer")
+        if isinstance(up_to, float) and up_to.is_integer():
+            up_to = int(up_to)  # 17.0 is the integer 17 in JSON (clients with only doubles)
+        if isinstance(up_to, bool) or not isinstance(up_to, int) or not 0 <= up_to <= MAX_SEQ:
+            raise SendFailed(f"'upToSeq' must be an integer from 0 to {MAX_SEQ}")
         return ReadRequest(message_ids=None, up_to_seq=up_to)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise SendFailed("'messageIds' must be an array of message id strings")
@@ -145,3 +158,21 @@ def parse_typing_request(body: bytes | str) -> bool:
     if not isinstance(typing, bool):
         raise SendFailed("'typing' must be true or false")
     return typing
+
+
+def image_host_allowed(url: str, hosts: Collection[str]) -> bool:
+    """Whether the operator allows images from ``url``'s host: ``hosts`` holds host names,
+    ``*.example.com`` (any subdomain of example.com) or ``*`` (any host)."""
+    if "*" in hosts:
+        return True
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    for entry in hosts:
+        allowed = entry.strip().lower()
+        if allowed.startswith("*.") and host.endswith(allowed[1:]):
+            return True
+        if host and host == allowed:
+            return True
+    return False

@@ -1,7 +1,8 @@
 """The chat service: validate -> commit -> acknowledge -> publish.
 
-One writer task takes every pending message, stores whatever has queued up in one
-transaction (group commit across couples), resolves each sender's future (the RECEIPT is
+Writer tasks (one on SQLite, ``IEUM_WRITE_CONCURRENCY`` on PostgreSQL, each owning a share of
+the couples) take the pending messages and store whatever has queued up in one transaction
+(group commit across couples), resolves each sender's future (the RECEIPT is
 sent only then: a RECEIPT means durable), and publishes each new message once, in seq order.
 A failed publish is logged, never reported as a failed send: the message is stored, and a
 client that missed it catches up by seq.
@@ -23,12 +24,24 @@ from ieum_chat.broker import Broker
 from ieum_chat.chat import codec
 from ieum_chat.chat.cache import TTLCache
 from ieum_chat.chat.envelope import channel_for, pack
-from ieum_chat.chat.presence import LocalPresence
-from ieum_chat.chat.requests import ReadRequest, SendRequest
+from ieum_chat.chat.limits import RateLimiter
+from ieum_chat.chat.presence import LocalPresence, Presence
+from ieum_chat.chat.requests import ReadRequest, SendRequest, image_host_allowed
 from ieum_chat.config import Settings
-from ieum_chat.errors import AuthError, BrokerError, SendFailed, StoreError, Unauthorized
+from ieum_chat.errors import (
+    AuthError,
+    BrokerError,
+    NotFound,
+    RateLimited,
+    SendFailed,
+    SendNotStored,
+    StoreError,
+    Unauthorized,
+)
+from ieum_chat.observability import metrics
 from ieum_chat.store import Database
 from ieum_chat.store.records import Couple, Message, NewMessage, User
+from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
 
@@ -47,6 +60,7 @@ class _Pending:
     new: NewMessage
     sender: User
     future: asyncio.Future[Message] = field(repr=False)
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class ChatService:
@@ -56,36 +70,55 @@ class ChatService:
         broker: Broker,
         settings: Settings,
         verifier: TokenVerifier,
+        uploads: UploadBackend | None = None,
+        *,
+        presence: Presence | None = None,
     ) -> None:
         self.db = db
+        self.uploads = uploads
         self.broker = broker
         self.settings = settings
         self.verifier = verifier
         self.zone = settings.zone
-        self.presence = LocalPresence()
+        self.presence: Presence = presence if presence is not None else LocalPresence()
+        self.presence.set_transition_handler(self._presence_changed)
         self._couples: TTLCache[uuid.UUID, Couple] = TTLCache(100_000, ttl=300.0)
         self._users: TTLCache[uuid.UUID, User] = TTLCache(100_000, ttl=60.0)
         self._typing: TTLCache[tuple[uuid.UUID, uuid.UUID], tuple[bool, float]] = TTLCache(
             100_000, ttl=60.0
         )
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=settings.write_queue)
-        self._writer: asyncio.Task[None] | None = None
+        self._message_limit = RateLimiter(settings.message_rate, settings.message_burst)
+        self._control_limit = RateLimiter(settings.control_rate, settings.control_burst)
+        self._queues: list[asyncio.Queue[_Pending]] = []
+        self._writers: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name="chat-writer")
+        # Several writers keep the database busy while one waits on a commit. On SQLite the
+        # store serialises write transactions anyway, so one writer is all it can use.
+        # Each couple always goes to the same writer, so its messages commit (and get their
+        # seqs) in the order they arrived; different couples commit in parallel.
+        count = 1 if self.db.dialect == "sqlite" else self.settings.write_concurrency
+        size = max(1, self.settings.write_queue // count)
+        self._queues = [asyncio.Queue(maxsize=size) for _ in range(count)]
+        self._writers = [
+            asyncio.create_task(self._write_loop(queue), name=f"chat-writer-{i}")
+            for i, queue in enumerate(self._queues)
+        ]
 
     async def close(self) -> None:
-        """Finish the messages already queued, then stop the writer."""
-        if self._writer is None:
+        """Finish the messages already queued, then stop the writers."""
+        if not self._writers:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout=10.0)
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        self._writer = None
+            await asyncio.wait_for(
+                asyncio.gather(*(queue.join() for queue in self._queues)), timeout=10.0
+            )
+        for writer in self._writers:
+            writer.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
+        self._writers = []
 
     # -- identity and membership ----------------------------------------------------------
 
@@ -137,7 +170,11 @@ class ChatService:
         request: SendRequest,
     ) -> asyncio.Future[Message]:
         """Queue an already-authorised message; the future resolves once it is committed
-        (or fails with :class:`SendFailed`). Waits while the write queue is full."""
+        (or fails with :class:`SendFailed`). Waits while the write queue is full.
+        Raises :class:`RateLimited` (nothing stored) past the sender's message rate."""
+        self._check_image(couple_id, request)
+        if not self._message_limit.allow(sender.id):
+            raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
         new = NewMessage(
             id=uuid.uuid4(),
             couple_id=couple_id,
@@ -149,22 +186,23 @@ class ChatService:
             created_at=utcnow(),
         )
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(new, sender, future))
+        queue = self._queues[couple_id.int % len(self._queues)]
+        await queue.put(_Pending(new, sender, future))
         return future
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             while len(batch) < MAX_BATCH:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
             try:
                 await self._commit(batch)
             finally:
                 for _ in batch:
-                    self._queue.task_done()
+                    queue.task_done()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -174,7 +212,9 @@ class ChatService:
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(
-                        SendFailed("the message could not be stored", temp_id=pending.new.temp_id)
+                        SendNotStored(
+                            "the message could not be stored", temp_id=pending.new.temp_id
+                        )
                     )
             return
         except Exception as exc:  # a bug: fail the batch loudly, keep the writer alive
@@ -183,9 +223,15 @@ class ChatService:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
+        committed = time.perf_counter()
+        metrics.WRITE_BATCH_SIZE.observe(len(batch))
+        created = 0
         for pending, stored in zip(batch, results, strict=True):
+            metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
+            created += stored.created
             if not pending.future.done():
                 pending.future.set_result(stored.message)
+        metrics.MESSAGES_STORED.inc(created)
         # Acknowledge, then publish: one loop turn runs the futures' done-callbacks, which
         # queue each sender's RECEIPT ahead of the broadcast of the same message.
         await asyncio.sleep(0)
@@ -193,6 +239,10 @@ class ChatService:
             if stored.created:
                 body = codec.message_json(stored.message, pending.sender, self.zone)
                 await self._publish(stored.message.couple_id, pack(stored.message.seq, body))
+        metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed)
+
+    def write_queue_depth(self) -> int:
+        return sum(queue.qsize() for queue in self._queues)
 
     async def _publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
         try:
@@ -213,6 +263,7 @@ class ChatService:
         """Store the read marks; ``acknowledge`` runs after the commit, before the
         READ_RECEIPT is published."""
         await self.member_couple(reader.id, couple_id)
+        self._check_control_rate(reader.id)
         read_at = utcnow()
         try:
             changed = await self.db.mark_read(
@@ -223,11 +274,12 @@ class ChatService:
                 read_at=read_at,
             )
         except StoreError as exc:
-            raise SendFailed("read marks could not be stored") from exc
+            raise SendNotStored("read marks could not be stored") from exc
         if acknowledge is not None:
             acknowledge()
         if changed:
             body = codec.read_receipt_json(reader.id, changed, read_at, self.zone)
+            metrics.READ_RECEIPTS.inc()
             await self._publish(couple_id, pack(0, body))
         return changed
 
@@ -241,6 +293,7 @@ class ChatService:
     ) -> bool:
         """Broadcast a TYPING event unless it repeats the last one within the interval."""
         await self.member_couple(user.id, couple_id)
+        self._check_control_rate(user.id)
         if acknowledge is not None:
             acknowledge()
         now = time.monotonic()
@@ -250,23 +303,84 @@ class ChatService:
             return False
         self._typing.put(key, (typing, now))
         body = codec.system_json("TYPING", user.id, utcnow(), self.zone, typing=typing)
+        metrics.TYPING_EVENTS.inc()
         await self._publish(couple_id, pack(0, body))
         return True
 
+    def _check_control_rate(self, user_id: uuid.UUID) -> None:
+        if not self._control_limit.allow(user_id):
+            raise RateLimited("too many read marks or typing events; slow down")
+
+    def admit_session(self, user: User) -> None:
+        """Refuse one session more than the per-user limit (every device together)."""
+        if self.presence.session_count(user.id) >= self.settings.max_sessions_per_user:
+            raise RateLimited(f"at most {self.settings.max_sessions_per_user} sessions per user")
+
     async def session_opened(self, user: User) -> None:
-        if self.presence.opened(user.id):
-            await self._presence_event("USER_CONNECTED", user)
+        if await self.presence.opened(user.id):
+            await self._presence_event("USER_CONNECTED", user.id)
 
     async def session_closed(self, user: User) -> None:
-        if self.presence.closed(user.id):
-            await self._presence_event("USER_DISCONNECTED", user)
+        if await self.presence.closed(user.id):
+            await self._presence_event("USER_DISCONNECTED", user.id)
 
-    async def _presence_event(self, event: str, user: User) -> None:
+    async def _presence_changed(self, user_id: uuid.UUID, online: bool) -> None:
+        """A transition the presence backend found by itself (another node's sessions
+        expired, or this node's counts were re-asserted after a Redis outage)."""
+        await self._presence_event("USER_CONNECTED" if online else "USER_DISCONNECTED", user_id)
+
+    # -- history for the gateway --------------------------------------------------------
+
+    async def last_seq(self, couple_id: uuid.UUID) -> int:
+        """The seq of the couple's last committed message (0 when there is none)."""
+        last = await self.db.last_message(couple_id)
+        return last.seq if last is not None else 0
+
+    async def replay(
+        self, couple_id: uuid.UUID, after_seq: int, *, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """Stored messages after ``after_seq``, ascending, as (seq, wire JSON)."""
+        page = await self.db.get_messages(
+            couple_id, after_seq=after_seq, limit=limit, ascending=True
+        )
+        senders = await self.db.get_users({m.sender_id for m in page})
+        return [(m.seq, codec.message_json(m, senders.get(m.sender_id), self.zone)) for m in page]
+
+    async def _presence_event(self, event: str, user_id: uuid.UUID) -> None:
         try:
-            couple = await self.db.couple_of(user.id)
+            couple = await self.db.couple_of(user_id)
         except StoreError as exc:
-            log.warning("presence %s for %s not sent: %s", event, user.id, exc)
+            log.warning("presence %s for %s not sent: %s", event, user_id, exc)
             return
         if couple is not None:
-            body = codec.system_json(event, user.id, utcnow(), self.zone)
+            body = codec.system_json(event, user_id, utcnow(), self.zone)
             await self._publish(couple.id, pack(0, body))
+
+    # -- REST ------------------------------------------------------------------------------
+
+    async def room(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> Couple:
+        """Like :meth:`member_couple`, but tells :class:`NotFound` (no such couple) from
+        :class:`Unauthorized` (another couple's room), as REST answers 404 and 403. STOMP keeps
+        saying UNAUTHORIZED for both, revealing nothing about other couples."""
+        try:
+            return await self.member_couple(user_id, couple_id)
+        except Unauthorized:
+            if await self.db.get_couple(couple_id) is None:
+                raise NotFound("no such room") from None
+            raise
+
+    def _check_image(self, couple_id: uuid.UUID, request: SendRequest) -> None:
+        """An IMAGE must name a file uploaded here for this couple, unless the operator allows
+        its host (``IEUM_IMAGE_HOSTS``)."""
+        url = request.image_url
+        if url is None:
+            return
+        if self.uploads is not None and self.uploads.owns(url, couple_id):
+            return
+        if image_host_allowed(url, self.settings.image_hosts):
+            return
+        raise SendFailed(
+            "'imageUrl' must be an image uploaded through POST /chat/rooms/{roomId}/uploads "
+            "(or on a host the server allows)",
+            temp_id=request.temp_id,
+        )

@@ -16,8 +16,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
@@ -35,6 +35,8 @@ from ieum_chat.errors import (
     ChatError,
     ErrorCode,
     SendFailed,
+    SendNotStored,
+    StoreError,
     Unauthorized,
     error_payload,
 )
@@ -45,6 +47,7 @@ from ieum_chat.gateway.routing import (
     parse_app_destination,
     parse_subscription,
 )
+from ieum_chat.observability import metrics
 from ieum_chat.stomp import (
     Ack,
     ConnectRequested,
@@ -66,6 +69,8 @@ log = logging.getLogger(__name__)
 
 _session_ids = itertools.count(1)
 MAX_INFLIGHT_SENDS = 64
+MAX_HELD = 1024  # live messages held per subscription while it catches up
+REPLAY_PAGE = 500
 
 
 class Transport(Protocol):
@@ -76,41 +81,102 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Gateway:
     """What every connection of this process shares."""
 
     settings: Settings
     chat: ChatService
     hub: Hub
+    connections: set[StompConnection] = field(default_factory=set)
+    accepting: bool = True
+
+    async def drain(self, grace: float) -> int:
+        """Graceful shutdown: refuse new connections, let each session finish the SENDs it
+        has in flight, then send it an ERROR (SERVER_SHUTDOWN: reconnect) and close it.
+        Returns how many sessions were told."""
+        self.accepting = False
+        sessions = list(self.connections)
+        if sessions:
+            tasks = [asyncio.create_task(c.shutdown()) for c in sessions]
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+        return len(sessions)
+
+    def session_count(self) -> int:
+        return sum(1 for c in self.connections if c.user is not None)
+
+    def queued_frames(self) -> int:
+        return sum(len(c._out) for c in self.connections)
+
+    def resync(self) -> None:
+        """Called when the broker reconnected: every local subscription catches up by seq."""
+        for connection in self.connections:
+            connection.resync()
 
 
 class _Subscription:
-    """One SUBSCRIBE to a couple topic: a hub listener writing MESSAGE frames for its id."""
+    """One SUBSCRIBE to a couple topic: a hub listener writing MESSAGE frames for its id.
 
-    __slots__ = ("conn", "destination", "held", "id", "min_seq", "replaying")
+    Chat messages go out strictly in seq order, each once. A seq that skips ahead means an
+    earlier message is still on its way from another node, or was published while the
+    broker was down: the subscription holds what arrives and catches up from the database
+    (the source of truth), then releases what it held.
+    """
 
-    def __init__(self, conn: StompConnection, sub_id: str, destination: str) -> None:
+    __slots__ = ("catching_up", "conn", "couple_id", "destination", "held", "id", "last_seq")
+
+    def __init__(
+        self, conn: StompConnection, sub_id: str, destination: str, couple_id: uuid.UUID
+    ) -> None:
         self.conn = conn
         self.id = sub_id
         self.destination = destination
-        # Chat messages with seq <= min_seq were already delivered by a replay.
-        self.min_seq = 0
-        self.replaying = False
+        self.couple_id = couple_id
+        self.last_seq = 0  # the highest seq delivered (or, at the start, not asked for)
+        self.catching_up = True  # until the first replay has run
         self.held: list[tuple[int, bytes]] = []
 
     def deliver(self, seq: int, body: bytes) -> None:
-        if self.replaying:
-            self.held.append((seq, body))
+        if self.catching_up:
+            self._hold(seq, body)
+        elif seq == 0:  # read receipts, typing, presence: not stored, not ordered
+            self.conn.push_message(self.destination, self.id, body)
+        elif seq <= self.last_seq:
+            return  # delivered already (by a replay)
+        elif seq == self.last_seq + 1:
+            self.last_seq = seq
+            self.conn.push_message(self.destination, self.id, body)
+        else:
+            self._hold(seq, body)
+            self.conn.catch_up(self)
+
+    def _hold(self, seq: int, body: bytes) -> None:
+        if len(self.held) >= MAX_HELD:
+            self.conn.overflow()
             return
-        if seq and seq <= self.min_seq:
-            return
-        if seq:
-            self.min_seq = seq
-        self.conn.push_message(self.destination, self.id, body)
+        self.held.append((seq, body))
 
 
 _CLOSE = object()
+
+
+class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds session, transport and user to every record (JSON logs carry them as fields)."""
+
+    def __init__(self, conn: StompConnection) -> None:
+        super().__init__(log, {})
+        self.conn = conn
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        conn = self.conn
+        kwargs["extra"] = {
+            "session": conn.session_id,
+            "transport": conn.transport_name,
+            "user": str(conn.user.id) if conn.user is not None else None,
+        }
+        return msg, kwargs
 
 
 class StompConnection:
@@ -132,11 +198,13 @@ class StompConnection:
         self.transport_name = transport_name
         self.remote = remote
         self.session_id = f"{next(_session_ids):x}-{uuid.uuid4().hex[:8]}"
+        self.log = _SessionLog(self)
         self.session = StompSession(
             now=time.monotonic(),
             server_heartbeat=settings.heartbeat_ms,
             connect_timeout=settings.connect_timeout,
             max_frame_size=settings.max_frame_size,
+            max_subscriptions=settings.max_subscriptions,
             preferred_version=preferred_version,
         )
         self._handshake_principal = principal
@@ -148,15 +216,19 @@ class StompConnection:
         self._out_limit = settings.outbound_queue_frames
         self._out_ready = asyncio.Event()
         self._closing = False
+        self._draining = False
         self._message_ids = itertools.count(1)
         self._inflight: deque[asyncio.Future[Message]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._announced = False
 
     # -- driving --------------------------------------------------------------------------
 
     async def run(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:
         """Serve until the peer goes away or the connection is closed; then clean up."""
+        self.gateway.connections.add(self)
+        metrics.CONNECTIONS.labels(self.transport_name).inc()
         self._schedule_timer()
         reader = asyncio.create_task(self._read_loop(receive), name=f"stomp-read-{self.session_id}")
         writer = asyncio.create_task(self._write_loop(), name=f"stomp-write-{self.session_id}")
@@ -170,7 +242,7 @@ class StompConnection:
                 task.cancel()
             for result in await asyncio.gather(reader, writer, return_exceptions=True):
                 if isinstance(result, Exception):
-                    log.error("session %s failed", self.session_id, exc_info=result)
+                    self.log.error("session %s failed", self.session_id, exc_info=result)
             await self._teardown()
 
     async def _read_loop(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:
@@ -183,18 +255,34 @@ class StompConnection:
     async def feed(self, data: bytes) -> None:
         try:
             self.session.receive_data(data, time.monotonic())
-            while not self._closing:
+            while not self._closing and not self._draining:
                 event = self.session.next_event()
                 if event is None:
                     break
                 await self._handle(event)
         except RemoteProtocolError as exc:
-            log.info("session %s: protocol error: %s", self.session_id, exc.message)
+            self.log.info("session %s: protocol error: %s", self.session_id, exc.message)
             self._fail(exc.message)
 
     # -- events ---------------------------------------------------------------------------
 
     async def _handle(self, event: object) -> None:
+        try:
+            await self._dispatch(event)
+        except StoreError as exc:
+            # The database failed under a membership or identity lookup: the client did
+            # nothing wrong. A session that is not yet connected is closed (it reconnects);
+            # otherwise the frame is refused with an error payload and the session goes on.
+            self.log.warning("session %s: database unavailable: %s", self.session_id, exc)
+            if self.user is None:
+                self._fail(
+                    ErrorCode.SEND_FAILED.value,
+                    error_payload(ErrorCode.SEND_FAILED, detail="database unavailable; retry"),
+                )
+            else:
+                self._send_error(SendNotStored("database unavailable; retry"))
+
+    async def _dispatch(self, event: object) -> None:
         if isinstance(event, Send):
             await self._on_send(event)
         elif isinstance(event, Subscribe):
@@ -221,8 +309,15 @@ class StompConnection:
             else:
                 raise AuthError("missing token")
         except AuthError as exc:
-            log.info("session %s: authentication failed: %s", self.session_id, exc.detail)
+            self.log.info("session %s: authentication failed: %s", self.session_id, exc.detail)
+            metrics.AUTH_FAILURES.labels("connect").inc()
             self._fail(ErrorCode.AUTH_FAILED.value, exc.payload())
+            return
+        try:
+            self.chat.admit_session(user)
+        except ChatError as exc:
+            self.log.info("session %s: refused: %s", self.session_id, exc.detail)
+            self._fail(exc.code.value, exc.payload())
             return
         self.user = user
         self._push(
@@ -234,7 +329,7 @@ class StompConnection:
         self.session.set_expiry(time.monotonic() + (principal.expires_at - time.time()))
         self._schedule_timer()
         self._announced = True
-        log.info(
+        self.log.info(
             "session %s: user %s connected over %s (STOMP %s)",
             self.session_id,
             user.id,
@@ -261,10 +356,10 @@ class StompConnection:
                 self.session.discard_subscription(event.id)
                 self._send_error(exc)
                 return
-            sub = _Subscription(self, event.id, event.destination)
+            sub = _Subscription(self, event.id, event.destination, target.couple_id)
             self._subscriptions[event.id] = sub
             resume = _header(event.headers, "x-resume-after-seq")
-            await self._start_subscription(sub, target.couple_id, resume, event.receipt)
+            await self._start_subscription(sub, resume, event.receipt)
             return
         if event.receipt:
             self._push(self.session.receipt(event.receipt))
@@ -272,12 +367,14 @@ class StompConnection:
     async def _start_subscription(
         self,
         sub: _Subscription,
-        couple_id: uuid.UUID,
         resume: str | None,
         receipt: str | None,
     ) -> None:
-        """Listen (the RECEIPT goes out once listening), then replay when asked to resume."""
-        channel = channel_for(couple_id)
+        """Listen (the RECEIPT goes out once listening), then replay from the database what
+        the client asked for: ``x-resume-after-seq: N`` delivers every message after N; a
+        plain SUBSCRIBE starts after the last message committed so far. Live messages that
+        arrive meanwhile are held, then released above the replayed seq: no gap, no
+        duplicate at the seam."""
         after: int | None = None
         if resume is not None:
             try:
@@ -286,46 +383,59 @@ class StompConnection:
                     raise ValueError
             except ValueError:
                 self._send_error(SendFailed("'x-resume-after-seq' must be a non-negative integer"))
-        # Listen first and hold live messages, then replay from the database, then release
-        # the held ones above the replayed seq: no gap and no duplicate at the seam.
-        sub.replaying = after is not None
-        sub.min_seq = after or 0
-        await self.gateway.hub.add(channel, sub)
+                after = None
+        await self.gateway.hub.add(channel_for(sub.couple_id), sub)
+        try:
+            sub.last_seq = after if after is not None else await self.chat.last_seq(sub.couple_id)
+        except StoreError:
+            self._fail("the history could not be read; reconnect and resume")
+            return
+        # Only now: a message the client sends after this RECEIPT gets a seq above last_seq.
         if receipt:
             self._push(self.session.receipt(receipt))
-        if after is None:
+        await self._replay(sub)
+
+    def catch_up(self, sub: _Subscription) -> None:
+        """Start a catch-up from the database for ``sub`` (it holds live messages meanwhile)."""
+        if self._closing:
             return
+        sub.catching_up = True
+        task = asyncio.create_task(self._replay(sub), name=f"catch-up-{self.session_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _replay(self, sub: _Subscription) -> None:
         try:
-            while True:
-                batch = await self.chat.db.get_messages(
-                    couple_id,
-                    after_seq=sub.min_seq,
-                    limit=500,
-                    ascending=True,
-                )
-                senders = await self.chat.db.get_users({m.sender_id for m in batch})
-                for message in batch:
-                    body = codec.message_json(
-                        message, senders.get(message.sender_id), self.chat.zone
-                    )
-                    self.push_message(sub.destination, sub.id, body)
-                    sub.min_seq = message.seq
-                if len(batch) < 500 or self._closing:
+            while not self._closing:
+                page = await self.chat.replay(sub.couple_id, sub.last_seq, limit=REPLAY_PAGE)
+                for seq, body in page:
+                    if seq > sub.last_seq:
+                        sub.last_seq = seq
+                        self.push_message(sub.destination, sub.id, body)
+                if len(page) < REPLAY_PAGE:
                     break
+        except StoreError as exc:
+            self.log.warning("session %s: catch-up failed: %s", self.session_id, exc)
+            self._fail("the history could not be read; reconnect and resume")
+            return
         finally:
-            sub.replaying = False
-            held, sub.held = sub.held, []
-            for seq, body in held:
-                sub.deliver(seq, body)
+            sub.catching_up = False
+        held, sub.held = sub.held, []
+        for seq, body in held:
+            sub.deliver(seq, body)
+
+    def resync(self) -> None:
+        """The broker may have lost messages: catch every subscription up."""
+        for sub in self._subscriptions.values():
+            if not sub.catching_up:
+                self.catch_up(sub)
 
     async def _on_unsubscribe(self, event: Unsubscribe) -> None:
         if event.id == self._errors_sub:
             self._errors_sub = None
         sub = self._subscriptions.pop(event.id, None)
         if sub is not None:
-            target = parse_subscription(sub.destination)
-            if target is not None and target.couple_id is not None:
-                await self.gateway.hub.remove(channel_for(target.couple_id), sub)
+            await self.gateway.hub.remove(channel_for(sub.couple_id), sub)
         if event.receipt:
             self._push(self.session.receipt(event.receipt))
 
@@ -342,6 +452,7 @@ class StompConnection:
             if target.couple_id is None:
                 raise Unauthorized("no such couple")
             if target.route is Route.SEND:
+                metrics.MESSAGES_RECEIVED.labels("stomp").inc()
                 request = parse_send_request(
                     event.body, max_text_length=self.gateway.settings.max_text_length
                 )
@@ -395,6 +506,13 @@ class StompConnection:
                 return
             exc = fut.exception()
             if exc is None:
+                stored = fut.result()
+                self.log.debug(
+                    "session %s: message seq %d stored for couple %s",
+                    self.session_id,
+                    stored.seq,
+                    stored.couple_id,
+                )
                 if receipt:
                     self._push(self.session.receipt(receipt))
             elif isinstance(exc, ChatError):
@@ -416,6 +534,18 @@ class StompConnection:
         self.session.close_after_disconnect()
         self._close(1000, "disconnect")
 
+    async def shutdown(self) -> None:
+        """Stop taking frames, wait for the SENDs in flight to commit (their RECEIPTs go
+        out), then ERROR with SERVER_SHUTDOWN and close: the client reconnects elsewhere
+        or later and resumes by seq."""
+        if self._closing:
+            return
+        self._draining = True
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+            await asyncio.sleep(0)  # let the done-callbacks queue their receipts
+        self._fail(ErrorCode.SERVER_SHUTDOWN.value, error_payload(ErrorCode.SERVER_SHUTDOWN))
+
     # -- output ---------------------------------------------------------------------------
 
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None:
@@ -427,26 +557,34 @@ class StompConnection:
             message_id=f"{self.session_id}-{next(self._message_ids)}",
             body=body,
         )
+        metrics.MESSAGES_DELIVERED.inc()
         self._push(frame)
 
     def _push(self, frame: bytes) -> None:
         if self._closing:
             return
         if len(self._out) >= self._out_limit:
-            log.warning(
-                "session %s: outbound queue full (%d frames): closing slow consumer",
-                self.session_id,
-                len(self._out),
-            )
-            self._out.clear()
-            self._fail("slow consumer: too many undelivered frames; reconnect and resume")
+            self.overflow()
             return
         self._out.append(frame)
         self._out_ready.set()
 
+    def overflow(self) -> None:
+        """The peer reads too slowly: drop what is queued, ERROR, close. Memory stays
+        bounded; the client reconnects and resumes by seq."""
+        self.log.warning(
+            "session %s: outbound queue full (%d frames): closing slow consumer",
+            self.session_id,
+            len(self._out),
+        )
+        self._out.clear()
+        metrics.SLOW_CONSUMERS.inc()
+        self._fail("slow consumer: too many undelivered frames; reconnect and resume")
+
     def _send_error(self, exc: ChatError) -> None:
         """An error payload on this session's ``/user/queue/errors`` subscription."""
-        log.info("session %s: %s %s", self.session_id, exc.code.value, exc.detail)
+        self.log.info("session %s: %s %s", self.session_id, exc.code.value, exc.detail)
+        metrics.ERRORS.labels(exc.code.value).inc()
         if self._errors_sub is None or self.session.state is not SessionState.CONNECTED:
             return
         self.push_message(ERRORS_QUEUE, self._errors_sub, codec.dumps(exc.payload()))
@@ -457,6 +595,8 @@ class StompConnection:
             self._close(1000, message)
             return
         body = codec.dumps(payload) if payload is not None else b""
+        code = payload.get("code") if payload is not None else None
+        metrics.ERRORS.labels(code if isinstance(code, str) else "PROTOCOL").inc()
         frame = self.session.error(message, body=body)
         self._out.append(frame)
         self._close(1000, message)
@@ -510,30 +650,35 @@ class StompConnection:
         if action is TimerAction.SEND_HEARTBEAT:
             self._push(b"\n")
         elif action is TimerAction.CONNECT_TIMEOUT:
-            log.info("session %s: no CONNECT in time", self.session_id)
+            self.log.info("session %s: no CONNECT in time", self.session_id)
             self._fail("no CONNECT frame received in time")
         elif action is TimerAction.PEER_TIMEOUT:
-            log.info("session %s: peer heart-beats stopped", self.session_id)
+            self.log.info("session %s: peer heart-beats stopped", self.session_id)
             self._close(1000, "heart-beat timeout")
         elif action is TimerAction.EXPIRED:
-            log.info("session %s: token expired", self.session_id)
+            self.log.info("session %s: token expired", self.session_id)
             self._fail(ErrorCode.TOKEN_EXPIRED.value, error_payload(ErrorCode.TOKEN_EXPIRED))
         self._schedule_timer()
 
     # -- teardown -------------------------------------------------------------------------
 
     async def _teardown(self) -> None:
+        if self in self.gateway.connections:
+            self.gateway.connections.discard(self)
+            metrics.CONNECTIONS.labels(self.transport_name).dec()
         self._closing = True
         self._cancel_timer()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         subs, self._subscriptions = self._subscriptions, {}
         for sub in subs.values():
-            target = parse_subscription(sub.destination)
-            if target is not None and target.couple_id is not None:
-                with contextlib.suppress(Exception):
-                    await self.gateway.hub.remove(channel_for(target.couple_id), sub)
+            with contextlib.suppress(Exception):
+                await self.gateway.hub.remove(channel_for(sub.couple_id), sub)
         if self._announced and self.user is not None:
             self._announced = False
-            log.info("session %s: user %s disconnected", self.session_id, self.user.id)
+            self.log.info("session %s: user %s disconnected", self.session_id, self.user.id)
             with contextlib.suppress(Exception):
                 await self.chat.session_closed(self.user)
 

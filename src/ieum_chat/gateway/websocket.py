@@ -16,8 +16,9 @@ from urllib.parse import parse_qs
 
 from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
-from ieum_chat.errors import AuthError
+from ieum_chat.errors import AuthError, ErrorCode, error_payload
 from ieum_chat.gateway.connection import Gateway, StompConnection
+from ieum_chat.observability import metrics
 from ieum_chat.store.records import User
 
 __all__ = ["StompWebSocketApp", "origin_allowed", "select_subprotocol"]
@@ -77,6 +78,9 @@ class StompWebSocketApp:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
+        if not gateway.accepting:
+            await _deny(scope, send, 503, error_payload(ErrorCode.SERVER_SHUTDOWN))
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
             await _deny(
@@ -96,6 +100,7 @@ class StompWebSocketApp:
                 principal, user = await gateway.chat.authenticate(token)
             except AuthError as exc:
                 log.info("handshake refused: %s", exc.detail)
+                metrics.AUTH_FAILURES.labels("handshake").inc()
                 await _deny(scope, send, 401, exc.payload())
                 return
         await send({"type": "websocket.accept", "subprotocol": subprotocol})

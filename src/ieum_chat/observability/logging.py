@@ -43,6 +43,10 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# Fields a record may carry (``extra=``) that JSON lines keep as fields of their own.
+_CONTEXT_FIELDS = ("session", "transport", "user", "couple", "remote")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -51,6 +55,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in _CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                payload[key] = value
         if record.exc_text:
             payload["exc"] = record.exc_text
         return json.dumps(payload, ensure_ascii=False)

@@ -18,6 +18,7 @@ from prometheus_client import (
 
 __all__ = [
     "AUTH_FAILURES",
+    "BROKER_DROPPED",
     "BROKER_UP",
     "COMMIT_TO_DELIVERY",
     "CONNECTIONS",
@@ -115,6 +116,12 @@ HTTP_REQUESTS = Histogram(
     "REST requests, by route template, method and status",
     ["route", "method", "status"],
     buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+BROKER_DROPPED = Gauge(
+    "ieum_broker_dropped_payloads",
+    "Payloads never handed to the broker (Redis down): delivered locally only; remote "
+    "subscribers catch up by seq",
     registry=REGISTRY,
 )
 DATABASE_UP = Gauge(

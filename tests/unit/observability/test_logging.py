@@ -35,3 +35,23 @@ def test_filter_redacts_arguments(caplog: pytest.LogCaptureFixture) -> None:
         logger.filters.clear()
     assert JWT not in caplog.text
     assert "token=[REDACTED]" in caplog.text
+
+
+def test_json_lines_carry_context_fields_and_stay_redacted() -> None:
+    import json
+
+    from ieum_chat.observability.logging import JsonFormatter
+
+    record = logging.LogRecord(
+        "ieum_chat.gateway", logging.INFO, __file__, 1, "session %s: token=%s", ("s1", JWT), None
+    )
+    record.session = "s1"
+    record.transport = "websocket"
+    record.user = "u-1"
+    RedactingFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["session"] == "s1"
+    assert line["transport"] == "websocket"
+    assert line["user"] == "u-1"
+    assert line["level"] == "INFO"
+    assert JWT not in line["message"]
