@@ -16,7 +16,7 @@ from ieum_chat.auth import TokenVerifier, bearer_token, issue_token
 from ieum_chat.config import Settings
 from ieum_chat.errors import AuthError, ErrorCode
 
-SECRET = "test-secret-0123456789-0123456789-abcdef"
+SECRET = "test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: long enough for HS512 too
 
 
 def settings(**extra: object) -> Settings:
