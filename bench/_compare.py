@@ -1,0 +1,214 @@
+"""`python -m bench compare`: the same traffic against ieum-chat (SQLite, PostgreSQL) and RabbitMQ
+Web-STOMP, one after the other on this machine, in one table.
+
+For each backend: a closed-loop run (each member keeps `window` SENDs awaiting their RECEIPT),
+which finds the peak; then an open-loop run at half of that peak, which gives the latency a
+server shows when it is not saturated. Optionally, a crowd of idle sessions on a fresh server.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ._fleet import BenchError
+from ._load import IdleSpec, LoadSpec, run_idle, run_load
+from ._proc import machine_info
+from ._report import compare_table, idle_table, load_table
+from ._servers import IeumServer, ensure_web_stomp
+from ._targets import RABBITMQ, Target, synthetic_couples
+
+__all__ = ["BACKENDS", "CompareSpec", "run_compare"]
+
+BACKENDS = ("sqlite", "postgresql", "rabbitmq")
+_LABELS = {
+    "sqlite": "ieum-chat SQLite",
+    "postgresql": "ieum-chat PostgreSQL",
+    "rabbitmq": "RabbitMQ Web-STOMP",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompareSpec:
+    backends: tuple[str, ...] = BACKENDS
+    couples: int = 50
+    window: int = 1
+    duration: float = 15.0
+    warmup: float = 3.0
+    drain: float = 10.0
+    procs: int = 2
+    message_bytes: int = 32
+    half_rate: bool = True
+    idle_sessions: int = 0
+    idle_rabbitmq: int = 0  # its own count: a stock RabbitMQ allows ~900 open files
+    idle_hold: float = 10.0
+    rabbitmq_url: str = "ws://127.0.0.1:15674/ws"
+    enable_rabbitmq: bool = True
+    pg_admin_url: str = "postgresql://root@127.0.0.1:5432/postgres"
+    progress: bool = True
+    quiet_wait: float = 0.0
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _load_pair(spec: CompareSpec, base: LoadSpec) -> dict[str, Any]:
+    _say(f"== {base.label}: closed loop, window {spec.window}, {spec.duration:g} s")
+    peak = run_load(base)
+    out: dict[str, Any] = {"peak": peak, "half": None}
+    rate = peak["throughput"]["msgs_per_s"] / 2
+    if spec.half_rate and rate > 0:
+        _say(f"== {base.label}: open loop at {rate:,.0f} msgs/s (half of the peak)")
+        out["half"] = run_load(replace(base, rate=rate))
+    return out
+
+
+def _idle(spec: CompareSpec, backend: str, workdir: Path) -> dict[str, Any] | None:
+    # Session memory does not depend on the database: one ieum-chat backend is enough.
+    first_ieum = next((b for b in spec.backends if b != RABBITMQ), None)
+    sessions = spec.idle_rabbitmq if backend == RABBITMQ else spec.idle_sessions
+    if sessions <= 0 or backend not in (first_ieum, RABBITMQ):
+        return None
+    couples = math.ceil(sessions / 2)
+    _say(f"== {_LABELS[backend]}: {2 * couples:,} idle sessions, held {spec.idle_hold:g} s")
+    if backend == RABBITMQ:
+        pid = ensure_web_stomp(Target(RABBITMQ, spec.rabbitmq_url).port, spec.enable_rabbitmq)
+        return run_idle(
+            IdleSpec(
+                Target(RABBITMQ, spec.rabbitmq_url),
+                synthetic_couples(couples),
+                procs=spec.procs,
+                hold=spec.idle_hold,
+                server_pid=pid,
+                progress=spec.progress,
+                label=_LABELS[backend],
+            )
+        )
+    # A fresh server: memory freed by a load run would otherwise be reused by the sessions
+    # and hide what they cost.
+    kind: Literal["sqlite", "postgresql"] = "sqlite" if backend == "sqlite" else "postgresql"
+    idle_dir = workdir / f"idle-{backend}"
+    idle_dir.mkdir()
+    with IeumServer(kind, idle_dir, couples, spec.pg_admin_url) as server:
+        return run_idle(
+            IdleSpec(
+                Target("ieum", server.url),
+                server.couples,
+                procs=spec.procs,
+                hold=spec.idle_hold,
+                server_pid=server.pid,
+                progress=spec.progress,
+                label=_LABELS[backend],
+            )
+        )
+
+
+def _backend_runs(spec: CompareSpec, backend: str, workdir: Path) -> dict[str, Any]:
+    label = _LABELS[backend]
+    if backend == RABBITMQ:
+        target = Target(RABBITMQ, spec.rabbitmq_url)
+        pid = ensure_web_stomp(target.port, spec.enable_rabbitmq)
+        couples = synthetic_couples(spec.couples)
+        return _load_pair(spec, _base(spec, target, couples=couples, pid=pid, label=label))
+    kind: Literal["sqlite", "postgresql"] = "sqlite" if backend == "sqlite" else "postgresql"
+    with IeumServer(kind, workdir, spec.couples, spec.pg_admin_url) as server:
+        base = _base(
+            spec,
+            Target("ieum", server.url),
+            couples=server.couples,
+            pid=server.pid,
+            db_match=server.db_match,
+            label=label,
+        )
+        return _load_pair(spec, base)
+
+
+def run_compare(spec: CompareSpec) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ieum-bench-") as tmp:
+        for backend in spec.backends:
+            workdir = Path(tmp) / backend
+            workdir.mkdir()
+            label = _LABELS[backend]
+            row: dict[str, Any] = {"backend": backend, "label": label, "peak": None, "half": None}
+            # One backend failing (a broker not running) still leaves the others' figures.
+            try:
+                row.update(_backend_runs(spec, backend, workdir))
+                row["idle"] = _idle(spec, backend, workdir)
+            except BenchError as exc:
+                row["error"] = str(exc)
+                _say(f"{label}: {exc}")
+            rows.append(row)
+            runs = [(f"{label}{tag}", row[key]) for key, tag in (("peak", ""), ("half", " @½"))]
+            if row["peak"]:
+                _say(load_table([(name, run) for name, run in runs if run]))
+    return {
+        "mode": "compare",
+        "machine": machine_info(),
+        "config": {
+            "couples": spec.couples,
+            "window": spec.window,
+            "duration_s": spec.duration,
+            "warmup_s": spec.warmup,
+            "procs": spec.procs,
+            "message_bytes": spec.message_bytes,
+            "idle_sessions": spec.idle_sessions,
+            "idle_rabbitmq": spec.idle_rabbitmq,
+        },
+        "rows": rows,
+        "ratios": _ratios(rows),
+    }
+
+
+def _base(
+    spec: CompareSpec,
+    target: Target,
+    *,
+    couples: list[Any],
+    pid: int | None,
+    label: str,
+    db_match: tuple[str, ...] = (),
+) -> LoadSpec:
+    return LoadSpec(
+        target=target,
+        couples=couples,
+        procs=spec.procs,
+        window=spec.window,
+        duration=spec.duration,
+        warmup=spec.warmup,
+        drain=spec.drain,
+        message_bytes=spec.message_bytes,
+        server_pid=pid,
+        db_match=db_match,
+        progress=spec.progress,
+        label=label,
+        quiet_wait=spec.quiet_wait,
+    )
+
+
+def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    peak = {r["backend"]: r["peak"]["throughput"]["msgs_per_s"] for r in rows if r["peak"]}
+    out = {}
+    for backend in ("sqlite", "postgresql"):
+        if backend in peak and peak.get(RABBITMQ):
+            out[f"{backend}_vs_rabbitmq"] = round(peak[backend] / peak[RABBITMQ], 3)
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    parts = [compare_table(rows)]
+    if result["ratios"]:
+        parts.append(
+            "throughput ratio: "
+            + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in result["ratios"].items())
+        )
+    idle = [(r["label"], r["idle"]) for r in rows if r.get("idle")]
+    if idle:
+        parts.append(idle_table(idle))
+    return "\n\n".join(parts)

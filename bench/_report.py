@@ -1,0 +1,186 @@
+"""Numbers out: percentiles, the merged result of the workers, the tables people read."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "compare_table",
+    "idle_table",
+    "latency_summary",
+    "load_table",
+    "merge_latencies",
+    "percentile",
+    "progress_line",
+]
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (the value p% of samples are <=)."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def merge_latencies(chunks: Iterable[bytes]) -> list[float]:
+    merged = array("d")
+    for chunk in chunks:
+        merged.frombytes(chunk)
+    return sorted(merged)
+
+
+def latency_summary(ordered: Sequence[float]) -> dict[str, float | int | None]:
+    """Milliseconds, rounded to the microsecond."""
+
+    def ms(value: float) -> float | None:
+        return None if math.isnan(value) else round(value * 1000, 3)
+
+    return {
+        "count": len(ordered),
+        "p50": ms(percentile(ordered, 50)),
+        "p90": ms(percentile(ordered, 90)),
+        "p99": ms(percentile(ordered, 99)),
+        "max": ms(ordered[-1] if ordered else math.nan),
+    }
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if digits:
+        return f"{value:,.{digits}f}"
+    return f"{round(value):,}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "| " + " | ".join((first, *rest)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def progress_line(
+    elapsed: float, phase: str, counts: dict[str, int], rates: tuple[float, float], server: str
+) -> str:
+    return (
+        f"[{elapsed:6.1f}s {phase:<8}] sent {counts.get('sent', 0):>10,}"
+        f"  acked {counts.get('acked', 0):>10,}  delivered {counts.get('delivered', 0):>10,}"
+        f"  {rates[0]:>8,.0f} msg/s {rates[1]:>8,.0f} deliv/s"
+        f"  dups {counts.get('duplicates', 0)}  closed {counts.get('closed', 0)}{server}"
+    )
+
+
+def _cpu_us(result: dict[str, Any], key: str) -> str:
+    return _n(result.get("server", {}).get(key), 1)
+
+
+def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """One row per run: throughput, latency, server cost, correctness."""
+    header = [
+        "target",
+        "msgs/s",
+        "deliveries/s",
+        "receipt p50/p99 ms",
+        "delivery p50/p99 ms",
+        "CPU µs/delivery",
+        "+db",
+        "RSS MB",
+        "loss",
+        "dups",
+        "others' cores",
+    ]
+    rows = []
+    for label, r in results:
+        rec, dl = r["latency_ms"]["receipt"], r["latency_ms"]["delivery"]
+        server = r.get("server", {})
+        rows.append(
+            [
+                label,
+                _n(r["throughput"]["msgs_per_s"]),
+                _n(r["throughput"]["deliveries_per_s"]),
+                f"{_n(rec['p50'], 1)} / {_n(rec['p99'], 1)}",
+                f"{_n(dl['p50'], 1)} / {_n(dl['p99'], 1)}",
+                _cpu_us(r, "cpu_us_per_delivery"),
+                _cpu_us(r, "with_db_cpu_us_per_delivery"),
+                _n((server.get("rss_kb_end") or 0) / 1024) if server else "-",
+                str(r["loss"]["lost"]),
+                str(r["loss"]["duplicates"]),
+                _n(r.get("other_processes_cores"), 2),
+            ]
+        )
+    return _table(header, rows)
+
+
+def idle_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    header = ["target", "sessions", "open at end", "server RSS before/after MB", "KB/session"]
+    rows = []
+    for label, r in results:
+        s = r["server"]
+        rows.append(
+            [
+                label,
+                _n(r["sessions"]),
+                _n(r["open_at_end"]),
+                f"{_n(s['rss_kb_before'] / 1024, 1)} / {_n(s['rss_kb_after'] / 1024, 1)}",
+                _n(s["rss_kb_per_session"], 2),
+            ]
+        )
+    return _table(header, rows)
+
+
+def compare_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The README's table: one row per backend, closed-loop peak and latency at half of it."""
+    header = [
+        "target",
+        "msgs/s",
+        "deliveries/s",
+        "p50 / p99 ms",
+        "@½ rate msgs/s",
+        "@½ p50 / p99 ms",
+        "CPU µs/delivery",
+        "loss",
+        "dups",
+    ]
+    out = []
+    for row in rows:
+        peak, half = row["peak"], row.get("half")
+        if peak is None:
+            out.append([row["label"], "failed", *["-"] * (len(header) - 2)])
+            continue
+        dl = peak["latency_ms"]["delivery"]
+        cpu = _cpu_us(peak, "cpu_us_per_delivery")
+        with_db = peak.get("server", {}).get("with_db_cpu_us_per_delivery")
+        if with_db is not None:
+            cpu = f"{cpu} (+db {_n(with_db, 1)})"
+        lost = peak["loss"]["lost"] + (half["loss"]["lost"] if half else 0)
+        dups = peak["loss"]["duplicates"] + (half["loss"]["duplicates"] if half else 0)
+        if half:
+            hdl = half["latency_ms"]["delivery"]
+            half_cells = [
+                _n(half["throughput"]["msgs_per_s"]),
+                f"{_n(hdl['p50'], 1)} / {_n(hdl['p99'], 1)}",
+            ]
+        else:
+            half_cells = ["-", "-"]
+        out.append(
+            [
+                row["label"],
+                _n(peak["throughput"]["msgs_per_s"]),
+                _n(peak["throughput"]["deliveries_per_s"]),
+                f"{_n(dl['p50'], 1)} / {_n(dl['p99'], 1)}",
+                *half_cells,
+                cpu,
+                str(lost),
+                str(dups),
+            ]
+        )
+    return _table(header, out)

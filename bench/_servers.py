@@ -1,0 +1,191 @@
+"""Servers for `compare`: an ieum-chat process on a fresh SQLite file or PostgreSQL database,
+and the RabbitMQ Web-STOMP already running on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from ._fleet import BenchError
+from ._proc import find_listener_pid
+from ._targets import Couple
+
+__all__ = ["LOAD_ENV", "IeumServer", "ensure_web_stomp", "free_port"]
+
+# The per-user message limits (20/s by default) would throttle a load test to nothing.
+LOAD_ENV = {
+    "IEUM_MESSAGE_RATE": "1000000",
+    "IEUM_MESSAGE_BURST": "1000000",
+    "IEUM_LOG_LEVEL": "WARNING",
+}
+_START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_admin(admin_url: str, sql: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run() -> None:
+        conn = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+class IeumServer:
+    """``ieum-chat serve`` on a free loopback port, its database migrated and seeded."""
+
+    def __init__(
+        self,
+        backend: Literal["sqlite", "postgresql"],
+        workdir: Path,
+        couples: int,
+        pg_admin_url: str = "postgresql://root@127.0.0.1:5432/postgres",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.couples_wanted = couples
+        self.pg_admin_url = pg_admin_url
+        self.port = free_port()
+        self.db_name: str | None = None
+        self.couples: list[Couple] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"ieum-{backend}.log"
+        self.env = {**os.environ, **LOAD_ENV, "IEUM_JWT_SECRET": secrets.token_hex(32)}
+        self.env.update(extra_env or {})
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def db_match(self) -> tuple[str, ...]:
+        """Command-line substrings of the PostgreSQL processes that work for this server."""
+        if self.db_name is None:
+            return ()
+        return (f" {self.db_name} ", "walwriter", "checkpointer", "background writer")
+
+    def _cli(self, *args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ieum_chat.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BenchError(f"ieum-chat {args[0]} failed: {proc.stderr.strip()[-500:]}")
+        return proc.stdout
+
+    def __enter__(self) -> IeumServer:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
+        if self.backend == "sqlite":
+            self.env["IEUM_DATABASE_URL"] = f"sqlite:///{self.workdir / 'chat.db'}"
+        else:
+            self.db_name = f"ieum_bench_{uuid.uuid4().hex[:12]}"
+            _pg_admin(self.pg_admin_url, f'CREATE DATABASE "{self.db_name}"')
+            base = self.pg_admin_url.rsplit("/", 1)[0]
+            self.env["IEUM_DATABASE_URL"] = f"{base}/{self.db_name}"
+        self._cli("migrate")
+        rows = json.loads(self._cli("seed", "--couples", str(self.couples_wanted)))
+        self.couples = [Couple.from_row(row) for row in rows]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ieum_chat.cli", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"ieum-chat exited at start: {self._log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        raise BenchError(f"ieum-chat did not start: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-800:]
+        except OSError:
+            return ""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.db_name is not None:
+            _pg_admin(self.pg_admin_url, f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            self.db_name = None
+
+
+def ensure_web_stomp(port: int, enable: bool) -> int:
+    """The pid of the process serving Web-STOMP on `port`; enables the plugin when asked."""
+    pid = find_listener_pid(port)
+    if pid is None and enable and shutil.which("rabbitmq-plugins"):
+        print("enabling rabbitmq_web_stomp (rabbitmq-plugins enable)", file=sys.stderr)
+        subprocess.run(
+            ["rabbitmq-plugins", "enable", "rabbitmq_web_stomp"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        for _ in range(50):
+            pid = find_listener_pid(port)
+            if pid is not None:
+                break
+            time.sleep(0.2)
+    if pid is None:
+        raise BenchError(
+            f"nothing listens on :{port}; run `rabbitmq-plugins enable rabbitmq_web_stomp`"
+        )
+    return pid
