@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 _session_ids = itertools.count(1)
 MAX_INFLIGHT_SENDS = 64
+# Bound once: labels() looks the child up under a lock on every call.
+_RECEIVED_OVER_STOMP = metrics.MESSAGES_RECEIVED.labels("stomp")
 MAX_HELD = 1024  # live messages held per subscription while it catches up
 REPLAY_PAGE = 500
 
@@ -452,7 +454,7 @@ class StompConnection:
             if target.couple_id is None:
                 raise Unauthorized("no such couple")
             if target.route is Route.SEND:
-                metrics.MESSAGES_RECEIVED.labels("stomp").inc()
+                _RECEIVED_OVER_STOMP.inc()
                 request = parse_send_request(
                     event.body, max_text_length=self.gateway.settings.max_text_length
                 )
