@@ -16,8 +16,7 @@ import orjson
 import pytest
 
 from tests.support.fixtures import SERVER_ENV
-from tests.support.nginx import Cluster
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.nginx import Cluster, running_cluster
 from tests.support.stomp_client import StompTestClient
 
 pytestmark = pytest.mark.postgres
@@ -30,17 +29,9 @@ RESUME_ALL = {"x-resume-after-seq": "0"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_postgres()
-    url = create_database()
     workdir: Path = tmp_path_factory.mktemp("multinode")
-    try:
-        c = Cluster.start(url, workdir, size=3, env={**SERVER_ENV, "IEUM_PRESENCE_TTL": "2"})
-        try:
-            yield c
-        finally:
-            c.stop()
-    finally:
-        drop_database(url)
+    with running_cluster(workdir, env={**SERVER_ENV, "IEUM_PRESENCE_TTL": "2"}) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

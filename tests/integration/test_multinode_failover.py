@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.fixtures import SERVER_ENV
-from tests.support.nginx import Cluster
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.nginx import Cluster, running_cluster
 from tests.support.stomp_client import StompTestClient
 
 pytestmark = pytest.mark.postgres
@@ -25,17 +24,9 @@ TTL = 1.5
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_postgres()
-    url = create_database()
     workdir: Path = tmp_path_factory.mktemp("failover")
-    try:
-        c = Cluster.start(url, workdir, size=3, env={**SERVER_ENV, "IEUM_PRESENCE_TTL": str(TTL)})
-        try:
-            yield c
-        finally:
-            c.stop()
-    finally:
-        drop_database(url)
+    with running_cluster(workdir, env={**SERVER_ENV, "IEUM_PRESENCE_TTL": str(TTL)}) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

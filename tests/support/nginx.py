@@ -14,6 +14,7 @@ FAIL when ``CI`` is set (``.ci/run`` installs it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -21,12 +22,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import create_database, drop_database, require_postgres
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
 from tests.support.server import Cli, ServerProcess, free_port
 from tests.support.stomp_client import StompTestClient
@@ -273,3 +275,20 @@ class Cluster:
         for node in self.nodes:
             node.stop()
         delete_prefix(self.prefix)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    workdir: Path, *, size: int = 3, env: Mapping[str, str] | None = None
+) -> Iterator[Cluster]:
+    """A throwaway PostgreSQL database and a cluster on it, both gone afterwards."""
+    require_postgres()
+    url = create_database()
+    try:
+        cluster = Cluster.start(url, workdir, size=size, env=env or {})
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+    finally:
+        drop_database(url)

@@ -58,10 +58,6 @@ class Presence(abc.ABC):
         """Sessions of ``user_id`` on this node (the per-node session limit counts these)."""
         return self._local.get(user_id, 0)
 
-    def is_online(self, user_id: uuid.UUID) -> bool:
-        """This node's view only; :meth:`online` asks every node."""
-        return user_id in self._local
-
     def _count_open(self, user_id: uuid.UUID) -> int:
         count = self._local.get(user_id, 0) + 1
         self._local[user_id] = count
