@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -51,19 +52,7 @@ async def test_mark_read_by_ids(
 
 
 def _read(message: Message) -> Message:
-    return Message(
-        id=message.id,
-        couple_id=message.couple_id,
-        sender_id=message.sender_id,
-        seq=message.seq,
-        type=message.type,
-        content=message.content,
-        image_url=message.image_url,
-        is_read=True,
-        read_at=READ_AT,
-        created_at=message.created_at,
-        temp_id=message.temp_id,
-    )
+    return dataclasses.replace(message, is_read=True, read_at=READ_AT)
 
 
 async def test_mark_read_up_to_seq(
