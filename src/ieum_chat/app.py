@@ -47,7 +47,7 @@ def _bind_gauges(gateway: Gateway) -> None:
     metrics.WRITE_QUEUE.set_function(gateway.chat.write_queue_depth)
     metrics.SUBSCRIPTIONS.set_function(gateway.hub.listener_count)
     metrics.STOMP_SESSIONS.set_function(gateway.session_count)
-    metrics.OUTBOUND_QUEUED.set_function(gateway.queued_frames)
+    metrics.OUTBOUND_BACKLOG.set_function(gateway.backlog_bytes)
     broker = gateway.chat.broker
     metrics.BROKER_DROPPED.set_function(lambda: getattr(broker, "dropped", 0))
 

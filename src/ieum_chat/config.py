@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     heartbeat_ms: tuple[int, int] = (10000, 10000)
     connect_timeout: float = 10.0
     max_subscriptions: int = 64
-    outbound_queue_frames: int = 1024
+    outbound_buffer_bytes: int = Field(default=1024 * 1024, ge=65536)  # per session
 
     # SockJS 0.3 fallback under /ws/chat (the SockJS reference server's defaults)
     sockjs_heartbeat: float = Field(default=25.0, gt=0)  # seconds between `h` frames

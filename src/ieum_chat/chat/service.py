@@ -137,6 +137,12 @@ class ChatService:
                 self._users.put(user_id, user)
         return user
 
+    def is_member_cached(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> bool:
+        """True when the cache already knows ``user_id`` is a member: the socket's fast path
+        takes a SEND without waiting; anything else goes through :meth:`member_couple`."""
+        couple = self._couples.get(couple_id)
+        return couple is not None and couple.has_member(user_id)
+
     async def member_couple(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> Couple:
         """The couple, if ``user_id`` is one of its two members; else :class:`Unauthorized`."""
         couple = self._couples.get(couple_id)
@@ -172,6 +178,33 @@ class ChatService:
         """Queue an already-authorised message; the future resolves once it is committed
         (or fails with :class:`SendFailed`). Waits while the write queue is full.
         Raises :class:`RateLimited` (nothing stored) past the sender's message rate."""
+        queue = self._queue_for(couple_id)
+        pending = self._pending(sender, couple_id, request)
+        await queue.put(pending)
+        return pending.future
+
+    def can_enqueue_now(self, couple_id: uuid.UUID) -> bool:
+        """Whether :meth:`enqueue_nowait` has room for a message of this couple."""
+        return not self._queue_for(couple_id).full()
+
+    def enqueue_nowait(
+        self,
+        sender: User,
+        couple_id: uuid.UUID,
+        request: SendRequest,
+    ) -> asyncio.Future[Message]:
+        """:meth:`enqueue` when :meth:`can_enqueue_now` said yes (else ``asyncio.QueueFull``)."""
+        queue = self._queue_for(couple_id)
+        if queue.full():
+            raise asyncio.QueueFull
+        pending = self._pending(sender, couple_id, request)
+        queue.put_nowait(pending)
+        return pending.future
+
+    def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[_Pending]:
+        return self._queues[couple_id.int % len(self._queues)]
+
+    def _pending(self, sender: User, couple_id: uuid.UUID, request: SendRequest) -> _Pending:
         self._check_image(couple_id, request)
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
@@ -185,10 +218,7 @@ class ChatService:
             temp_id=request.temp_id,
             created_at=utcnow(),
         )
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        queue = self._queues[couple_id.int % len(self._queues)]
-        await queue.put(_Pending(new, sender, future))
-        return future
+        return _Pending(new, sender, asyncio.get_running_loop().create_future())
 
     async def _write_loop(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:

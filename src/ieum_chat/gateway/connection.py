@@ -1,9 +1,15 @@
-"""The socket loop around one :class:`StompSession`, for any transport that carries frames.
+"""The socket side of one :class:`StompSession`, for any transport that carries frames.
 
-The raw WebSocket endpoint and the SockJS sessions both drive this class: they feed it the
-bytes they receive and give it a :class:`Transport` to write frames to. Everything the
-connection holds is bounded: the outbound queue (a consumer that falls that far behind is
-closed), the SENDs awaiting commit, the subscriptions (the STOMP session counts those).
+The WebSocket endpoints and the SockJS sessions all drive this class: they feed it the bytes
+they receive (:meth:`StompConnection.feed`) and give it a :class:`Transport` to write frames
+to. A frame is handled at once, inside ``feed``, whenever nothing has to be waited for (the
+common SEND: membership cached, room in the write queue); the first frame that must wait (a
+CONNECT, a SUBSCRIBE, a database lookup) continues in a task, and reading pauses until it is
+done, so frames are still handled in order. An idle connection owns no task.
+
+Everything the connection holds is bounded: the bytes waiting for the peer (a consumer that
+falls that far behind is closed), the SENDs awaiting commit, the subscriptions (the STOMP
+session counts those).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,7 +69,7 @@ from ieum_chat.stomp import (
 )
 from ieum_chat.store.records import Message, User
 
-__all__ = ["Gateway", "StompConnection", "Transport"]
+__all__ = ["Gateway", "QueuedTransport", "Receive", "StompConnection", "Transport"]
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +77,97 @@ _session_ids = itertools.count(1)
 MAX_INFLIGHT_SENDS = 64
 # Bound once: labels() looks the child up under a lock on every call.
 _RECEIVED_OVER_STOMP = metrics.MESSAGES_RECEIVED.labels("stomp")
+_DELIVERED = metrics.MESSAGES_DELIVERED
+Receive = Callable[[], Awaitable[bytes | None]]
 MAX_HELD = 1024  # live messages held per subscription while it catches up
 REPLAY_PAGE = 500
 
 
 class Transport(Protocol):
-    """Where a connection writes. ``send`` carries one whole STOMP frame (or a heart-beat EOL)."""
+    """Where a connection writes. No method waits."""
 
-    async def send(self, frame: bytes) -> None: ...
+    def write(self, frame: bytes) -> bool:
+        """Send one whole STOMP frame (or a heart-beat EOL). False when the peer has fallen
+        too far behind: the connection then closes it as a slow consumer."""
 
-    async def close(self, code: int, reason: str) -> None: ...
+    def close(self) -> None:
+        """Send what is queued, then close (the connection calls it once)."""
+
+    def discard(self) -> None:
+        """Drop the frames not yet handed to the operating system (a slow consumer's)."""
+
+    def backlog(self) -> int:
+        """Bytes written and not yet taken by the peer."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class QueuedTransport:
+    """A :class:`Transport` over an async ``send`` (an ASGI WebSocket, a SockJS channel): a
+    queue of frames, bounded in bytes, drained by one writer task (:meth:`run`)."""
+
+    __slots__ = ("_close", "_closing", "_frames", "_limit", "_queued", "_ready", "_send")
+
+    def __init__(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        close: Callable[[], Awaitable[None]],
+        *,
+        limit: int,
+    ) -> None:
+        self._send = send
+        self._close = close
+        self._limit = limit
+        self._frames: deque[bytes] = deque()
+        self._queued = 0
+        self._ready = asyncio.Event()
+        self._closing = False
+
+    def write(self, frame: bytes) -> bool:
+        if self._closing:
+            return True
+        if self._queued + len(frame) > self._limit and self._frames:
+            return False
+        self._frames.append(frame)
+        self._queued += len(frame)
+        self._ready.set()
+        return True
+
+    def close(self) -> None:
+        self._closing = True
+        self._ready.set()
+
+    def discard(self) -> None:
+        self._frames.clear()
+        self._queued = 0
+
+    def backlog(self) -> int:
+        return self._queued
+
+    def pause_reading(self) -> None:
+        """Nothing to do: the read loop awaits the connection before reading on."""
+
+    def resume_reading(self) -> None:
+        """See :meth:`pause_reading`."""
+
+    async def run(self) -> None:
+        """Write until closed, or until the peer is gone."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._frames:
+                frame = self._frames.popleft()
+                self._queued -= len(frame)
+                try:
+                    await self._send(frame)
+                except Exception:
+                    return  # the peer is gone; the reader sees it and tears down
+            if self._closing:
+                with contextlib.suppress(Exception):
+                    await self._close()
+                return
 
 
 @dataclass(slots=True, eq=False)
@@ -91,6 +178,7 @@ class Gateway:
     chat: ChatService
     hub: Hub
     connections: set[StompConnection] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
     accepting: bool = True
 
     async def drain(self, grace: float) -> int:
@@ -104,13 +192,21 @@ class Gateway:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=grace)
         return len(sessions)
 
     def session_count(self) -> int:
         return sum(1 for c in self.connections if c.user is not None)
 
-    def queued_frames(self) -> int:
-        return sum(len(c._out) for c in self.connections)
+    def backlog_bytes(self) -> int:
+        return sum(c.transport.backlog() for c in self.connections)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in a task this gateway owns (a connection's teardown)."""
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def resync(self) -> None:
         """Called when the broker reconnected: every local subscription catches up by seq."""
@@ -161,9 +257,6 @@ class _Subscription:
         self.held.append((seq, body))
 
 
-_CLOSE = object()
-
-
 class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Adds session, transport and user to every record (JSON logs carry them as fields)."""
 
@@ -182,6 +275,33 @@ class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 class StompConnection:
+    # Slots: thousands of these live in one process, most of them idle.
+    __slots__ = (
+        "__weakref__",
+        "_announced",
+        "_busy",
+        "_closing",
+        "_draining",
+        "_errors_sub",
+        "_handshake_principal",
+        "_handshake_user",
+        "_inflight",
+        "_log",
+        "_message_ids",
+        "_subscriptions",
+        "_tasks",
+        "_timer",
+        "_torn_down",
+        "chat",
+        "gateway",
+        "remote",
+        "session",
+        "session_id",
+        "transport",
+        "transport_name",
+        "user",
+    )
+
     def __init__(
         self,
         gateway: Gateway,
@@ -200,7 +320,6 @@ class StompConnection:
         self.transport_name = transport_name
         self.remote = remote
         self.session_id = f"{next(_session_ids):x}-{uuid.uuid4().hex[:8]}"
-        self.log = _SessionLog(self)
         self.session = StompSession(
             now=time.monotonic(),
             server_heartbeat=settings.heartbeat_ms,
@@ -214,26 +333,97 @@ class StompConnection:
         self.user: User | None = None
         self._subscriptions: dict[str, _Subscription] = {}
         self._errors_sub: str | None = None
-        self._out: deque[bytes | object] = deque()
-        self._out_limit = settings.outbound_queue_frames
-        self._out_ready = asyncio.Event()
         self._closing = False
         self._draining = False
-        self._message_ids = itertools.count(1)
-        self._inflight: deque[asyncio.Future[Message]] = deque()
+        self._torn_down = False
+        self._message_ids = 0
+        # Created on first use: most connections are idle most of the time.
+        self._inflight: list[asyncio.Future[Message]] | None = None
+        self._tasks: set[asyncio.Task[None]] | None = None
+        self._log: _SessionLog | None = None
+        self._busy: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._announced = False
+
+    @property
+    def log(self) -> _SessionLog:
+        if self._log is None:
+            self._log = _SessionLog(self)
+        return self._log
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     # -- driving --------------------------------------------------------------------------
 
-    async def run(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:
-        """Serve until the peer goes away or the connection is closed; then clean up."""
+    def open(self) -> None:
+        """The transport is up: count the connection and start the CONNECT deadline."""
         self.gateway.connections.add(self)
         metrics.CONNECTIONS.labels(self.transport_name).inc()
         self._schedule_timer()
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the peer. Frames are handled now when possible, else in order by a
+        task (while it runs, the transport is asked to pause reading)."""
+        if self._closing:
+            return
+        try:
+            self.session.receive_data(data, time.monotonic())
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if self._busy is None:
+            self._pump()
+
+    async def settled(self) -> None:
+        """Wait until the frames fed so far have been handled (for transports that read by
+        awaiting, instead of pausing)."""
+        while self._busy is not None:
+            await asyncio.wait({self._busy})
+
+    def _next_event(self) -> object | None:
+        if self._closing or self._draining:
+            return None
+        try:
+            return self.session.next_event()
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return None
+
+    def _pump(self) -> None:
+        while (event := self._next_event()) is not None:
+            if not self._handle_now(event):
+                self._busy = asyncio.create_task(
+                    self._handle_in_order(event), name=f"stomp-{self.session_id}"
+                )
+                self.transport.pause_reading()
+                return
+
+    async def _handle_in_order(self, event: object) -> None:
+        try:
+            await self._handle(event)
+            while (event := self._next_event()) is not None:
+                if not self._handle_now(event):
+                    await self._handle(event)
+        except Exception:
+            self.log.exception("session %s failed", self.session_id)
+            self._close()
+        finally:
+            self._busy = None
+            if not self._closing:
+                self.transport.resume_reading()
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        self.log.info("session %s: protocol error: %s", self.session_id, exc.message)
+        self._fail(exc.message)
+
+    async def run(self, transport: QueuedTransport, receive: Receive) -> None:
+        """Serve over a transport that reads by awaiting ``receive`` (``None``: the peer is
+        gone) and writes through ``transport``'s writer task; then clean up."""
+        self.open()
+        writer = asyncio.create_task(transport.run(), name=f"stomp-write-{self.session_id}")
         reader = asyncio.create_task(self._read_loop(receive), name=f"stomp-read-{self.session_id}")
-        writer = asyncio.create_task(self._write_loop(), name=f"stomp-write-{self.session_id}")
         try:
             done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done and self._closing and not writer.done():
@@ -245,28 +435,30 @@ class StompConnection:
             for result in await asyncio.gather(reader, writer, return_exceptions=True):
                 if isinstance(result, Exception):
                     self.log.error("session %s failed", self.session_id, exc_info=result)
-            await self._teardown()
+            await self.teardown()
 
-    async def _read_loop(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:
+    async def _read_loop(self, receive: Receive) -> None:
         while not self._closing:
             data = await receive()
             if data is None:
                 return
-            await self.feed(data)
-
-    async def feed(self, data: bytes) -> None:
-        try:
-            self.session.receive_data(data, time.monotonic())
-            while not self._closing and not self._draining:
-                event = self.session.next_event()
-                if event is None:
-                    break
-                await self._handle(event)
-        except RemoteProtocolError as exc:
-            self.log.info("session %s: protocol error: %s", self.session_id, exc.message)
-            self._fail(exc.message)
+            self.feed(data)
+            await self.settled()
 
     # -- events ---------------------------------------------------------------------------
+
+    def _handle_now(self, event: object) -> bool:
+        """Handle ``event`` without waiting, if it can be; False leaves it to :meth:`_handle`."""
+        kind = type(event)
+        if kind is Send:
+            assert isinstance(event, Send)
+            return self._send_now(event)
+        if kind is Ack or kind is Nack:
+            assert isinstance(event, Ack | Nack)
+            if event.receipt:
+                self._push(self.session.receipt(event.receipt))
+            return True
+        return False
 
     async def _handle(self, event: object) -> None:
         try:
@@ -403,6 +595,8 @@ class StompConnection:
             return
         sub.catching_up = True
         task = asyncio.create_task(self._replay(sub), name=f"catch-up-{self.session_id}")
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -440,6 +634,33 @@ class StompConnection:
             await self.gateway.hub.remove(channel_for(sub.couple_id), sub)
         if event.receipt:
             self._push(self.session.receipt(event.receipt))
+
+    def _send_now(self, event: Send) -> bool:
+        """The hot path: a chat message to a couple whose membership is cached, with room
+        in the write queue and under the in-flight bound, is queued without a task."""
+        user = self.user
+        target = parse_app_destination(event.destination)
+        if (
+            user is None
+            or target is None
+            or target.route is not Route.SEND
+            or target.couple_id is None
+            or (self._inflight is not None and len(self._inflight) >= MAX_INFLIGHT_SENDS)
+            or not self.chat.is_member_cached(user.id, target.couple_id)
+            or not self.chat.can_enqueue_now(target.couple_id)
+        ):
+            return False
+        _RECEIVED_OVER_STOMP.inc()
+        try:
+            request = parse_send_request(
+                event.body, max_text_length=self.gateway.settings.max_text_length
+            )
+            future = self.chat.enqueue_nowait(user, target.couple_id, request)
+        except ChatError as exc:
+            self._send_error(exc)
+            return True
+        self._track(future, request, event.receipt)
+        return True
 
     async def _on_send(self, event: Send) -> None:
         assert self.user is not None
@@ -492,29 +713,31 @@ class StompConnection:
         request: SendRequest,
         receipt: str | None,
     ) -> None:
-        """Queue the message for commit without waiting: the RECEIPT (or the error) is written
-        when the commit resolves, so a client may pipeline SENDs. At most
-        MAX_INFLIGHT_SENDS wait at once; past that, reading from this socket pauses."""
-        while len(self._inflight) >= MAX_INFLIGHT_SENDS:
+        """Queue the message for commit, waiting for room (at most MAX_INFLIGHT_SENDS of a
+        session wait at once, and the write queue is bounded), not for the commit."""
+        while self._inflight and len(self._inflight) >= MAX_INFLIGHT_SENDS:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._inflight[0])
         future = await self.chat.enqueue(user, couple_id, request)
+        self._track(future, request, receipt)
+
+    def _track(
+        self, future: asyncio.Future[Message], request: SendRequest, receipt: str | None
+    ) -> None:
+        """The RECEIPT (or the error) is written when the commit resolves, so a client may
+        pipeline SENDs."""
+        if self._inflight is None:
+            self._inflight = []
         self._inflight.append(future)
 
         def done(fut: asyncio.Future[Message]) -> None:
-            with contextlib.suppress(ValueError):
-                self._inflight.remove(fut)
+            if self._inflight is not None:
+                with contextlib.suppress(ValueError):
+                    self._inflight.remove(fut)
             if fut.cancelled() or self._closing:
                 return
             exc = fut.exception()
             if exc is None:
-                stored = fut.result()
-                self.log.debug(
-                    "session %s: message seq %d stored for couple %s",
-                    self.session_id,
-                    stored.seq,
-                    stored.couple_id,
-                )
                 if receipt:
                     self._push(self.session.receipt(receipt))
             elif isinstance(exc, ChatError):
@@ -526,15 +749,18 @@ class StompConnection:
 
         future.add_done_callback(done)
 
-    async def _on_disconnect(self, event: Disconnect) -> None:
-        # A DISCONNECT receipt promises that everything before it was processed.
+    async def _wait_inflight(self) -> None:
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
             await asyncio.sleep(0)  # let the done-callbacks queue their receipts
+
+    async def _on_disconnect(self, event: Disconnect) -> None:
+        # A DISCONNECT receipt promises that everything before it was processed.
+        await self._wait_inflight()
         if event.receipt:
             self._push(self.session.receipt(event.receipt))
         self.session.close_after_disconnect()
-        self._close(1000, "disconnect")
+        self._close()
 
     async def shutdown(self) -> None:
         """Stop taking frames, wait for the SENDs in flight to commit (their RECEIPTs go
@@ -543,9 +769,7 @@ class StompConnection:
         if self._closing:
             return
         self._draining = True
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
-            await asyncio.sleep(0)  # let the done-callbacks queue their receipts
+        await self._wait_inflight()
         self._fail(ErrorCode.SERVER_SHUTDOWN.value, error_payload(ErrorCode.SERVER_SHUTDOWN))
 
     # -- output ---------------------------------------------------------------------------
@@ -553,33 +777,35 @@ class StompConnection:
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None:
         if self._closing:
             return
+        self._message_ids += 1
         frame = self.session.message(
             destination=destination,
             subscription=sub_id,
-            message_id=f"{self.session_id}-{next(self._message_ids)}",
+            message_id=f"{self.session_id}-{self._message_ids}",
             body=body,
         )
-        metrics.MESSAGES_DELIVERED.inc()
+        _DELIVERED.inc()
         self._push(frame)
 
     def _push(self, frame: bytes) -> None:
         if self._closing:
             return
-        if len(self._out) >= self._out_limit:
+        if not self.transport.write(frame):
             self.overflow()
             return
-        self._out.append(frame)
-        self._out_ready.set()
+        self.session.note_sent(time.monotonic())
 
     def overflow(self) -> None:
         """The peer reads too slowly: drop what is queued, ERROR, close. Memory stays
         bounded; the client reconnects and resumes by seq."""
+        if self._closing:
+            return
         self.log.warning(
-            "session %s: outbound queue full (%d frames): closing slow consumer",
+            "session %s: %d bytes not taken by the peer: closing slow consumer",
             self.session_id,
-            len(self._out),
+            self.transport.backlog(),
         )
-        self._out.clear()
+        self.transport.discard()
         metrics.SLOW_CONSUMERS.inc()
         self._fail("slow consumer: too many undelivered frames; reconnect and resume")
 
@@ -594,41 +820,21 @@ class StompConnection:
     def _fail(self, message: str, payload: dict[str, object] | None = None) -> None:
         """STOMP ERROR, then close (STOMP 1.2: the server closes after sending ERROR)."""
         if self._closing or self.session.state is SessionState.CLOSED:
-            self._close(1000, message)
+            self._close()
             return
         body = codec.dumps(payload) if payload is not None else b""
         code = payload.get("code") if payload is not None else None
         metrics.ERRORS.labels(code if isinstance(code, str) else "PROTOCOL").inc()
-        frame = self.session.error(message, body=body)
-        self._out.append(frame)
-        self._close(1000, message)
+        # Past the bound or not, the last frame goes out: the close follows it.
+        self.transport.write(self.session.error(message, body=body))
+        self._close()
 
-    def _close(self, code: int, reason: str) -> None:
+    def _close(self) -> None:
         if self._closing:
             return
         self._closing = True
-        self._out.append(_CLOSE)
-        self._out_ready.set()
         self._cancel_timer()
-
-    async def _write_loop(self) -> None:
-        while True:
-            await self._out_ready.wait()
-            self._out_ready.clear()
-            while self._out:
-                item = self._out.popleft()
-                if item is _CLOSE:
-                    with contextlib.suppress(Exception):
-                        await self.transport.close(1000, "")
-                    return
-                assert isinstance(item, bytes)
-                try:
-                    await self.transport.send(item)
-                except Exception:
-                    # The peer is gone; the reader sees the disconnect and tears down.
-                    self._closing = True
-                    return
-            self.session.note_sent(time.monotonic())
+        self.transport.close()
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -656,7 +862,7 @@ class StompConnection:
             self._fail("no CONNECT frame received in time")
         elif action is TimerAction.PEER_TIMEOUT:
             self.log.info("session %s: peer heart-beats stopped", self.session_id)
-            self._close(1000, "heart-beat timeout")
+            self._close()
         elif action is TimerAction.EXPIRED:
             self.log.info("session %s: token expired", self.session_id)
             self._fail(ErrorCode.TOKEN_EXPIRED.value, error_payload(ErrorCode.TOKEN_EXPIRED))
@@ -664,16 +870,28 @@ class StompConnection:
 
     # -- teardown -------------------------------------------------------------------------
 
-    async def _teardown(self) -> None:
+    def connection_lost(self) -> None:
+        """The transport is gone (for transports that call back instead of awaiting)."""
+        self._closing = True
+        self._cancel_timer()
+        self.gateway.spawn(self.teardown())
+
+    async def teardown(self) -> None:
+        if self._torn_down:
+            return
+        self._torn_down = True
         if self in self.gateway.connections:
             self.gateway.connections.discard(self)
             metrics.CONNECTIONS.labels(self.transport_name).dec()
         self._closing = True
         self._cancel_timer()
-        for task in list(self._tasks):
+        tasks = list(self._tasks or ())
+        if self._busy is not None:
+            tasks.append(self._busy)
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         subs, self._subscriptions = self._subscriptions, {}
         for sub in subs.values():
             with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
 from ieum_chat.config import Settings
 from ieum_chat.errors import AuthError, ErrorCode, error_payload
-from ieum_chat.gateway.connection import Gateway, StompConnection
+from ieum_chat.gateway.connection import Gateway, QueuedTransport, StompConnection
 from ieum_chat.sockjs import Channel, Handler, Rejected, SessionInfo, SockJSApp, SockJSOptions
 from ieum_chat.store.records import User
 
@@ -28,22 +28,6 @@ log = logging.getLogger(__name__)
 
 SOCKJS_PREFIX = "/ws/chat"
 _JSON = "application/json"
-
-
-class _ChannelTransport:
-    """The `Transport` a `StompConnection` writes to: one STOMP frame per SockJS message."""
-
-    __slots__ = ("_channel",)
-
-    def __init__(self, channel: Channel) -> None:
-        self._channel = channel
-
-    async def send(self, frame: bytes) -> None:
-        # Raises SessionClosed once the session is gone; the connection then tears down.
-        await self._channel.send(frame.decode("utf-8", errors="replace"))
-
-    async def close(self, code: int, reason: str) -> None:
-        await self._channel.close(code, reason[:120])
 
 
 class StompSockJSEndpoint:
@@ -70,9 +54,20 @@ class StompSockJSEndpoint:
                 raise Rejected(401, codec.dumps(exc.payload()), content_type=_JSON) from None
 
         async def serve(channel: Channel) -> None:
+            async def send_frame(frame: bytes) -> None:
+                # One STOMP frame per SockJS message. Raises SessionClosed once the
+                # session is gone; the connection then tears down.
+                await channel.send(frame.decode("utf-8", errors="replace"))
+
+            async def close() -> None:
+                await channel.close(1000, "")
+
+            transport = QueuedTransport(
+                send_frame, close, limit=gateway.settings.outbound_buffer_bytes
+            )
             connection = StompConnection(
                 gateway,
-                _ChannelTransport(channel),
+                transport,
                 transport_name=f"sockjs-{info.transport}",
                 principal=principal,
                 user=user,
@@ -83,7 +78,7 @@ class StompSockJSEndpoint:
                 message = await channel.receive()
                 return None if message is None else message.encode("utf-8", errors="replace")
 
-            await connection.run(receive)
+            await connection.run(transport, receive)
 
         return serve
 

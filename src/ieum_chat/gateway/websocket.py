@@ -10,18 +10,26 @@ token the socket opens and the STOMP CONNECT must carry one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
 from ieum_chat.errors import AuthError, ErrorCode, error_payload
-from ieum_chat.gateway.connection import Gateway, StompConnection
+from ieum_chat.gateway.connection import Gateway, QueuedTransport, StompConnection
 from ieum_chat.observability import metrics
 from ieum_chat.store.records import User
 
-__all__ = ["StompWebSocketApp", "origin_allowed", "select_subprotocol"]
+__all__ = [
+    "Admission",
+    "Refusal",
+    "StompWebSocketApp",
+    "admit",
+    "origin_allowed",
+    "select_subprotocol",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +54,55 @@ def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
     return origin is None or "*" in allowed or origin in allowed
 
 
-class _WebSocketTransport:
-    __slots__ = ("_send",)
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A handshake let through: the subprotocol to select and who, if the token came with it."""
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    subprotocol: str | None
+    version: str | None
+    principal: Principal | None
+    user: User | None
 
-    async def send(self, frame: bytes) -> None:
-        # Text frames: the plan's browser test, Postman and StompProtocolAndroid read text.
-        # One STOMP frame per WebSocket message: StompProtocolAndroid parses each message as
-        # exactly one frame, so frames are never coalesced into one message.
-        await self._send({"type": "websocket.send", "text": frame.decode("utf-8")})
 
-    async def close(self, code: int, reason: str) -> None:
-        await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+class Refusal(Exception):
+    """A handshake refused with an HTTP status and a JSON error body."""
+
+    def __init__(self, status: int, payload: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.payload = payload
+
+
+async def admit(
+    gateway: Gateway, headers: Mapping[str, str], query: str, offered: list[str]
+) -> Admission:
+    """The checks of every WebSocket handshake (``headers`` by lower-case name): draining,
+    origin, then the token of the query string or an ``Authorization`` header, verified
+    before the upgrade. Without a token the socket opens and CONNECT must carry one."""
+    if not gateway.accepting:
+        raise Refusal(503, error_payload(ErrorCode.SERVER_SHUTDOWN))
+    if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
+        refused = {"type": "ERROR", "code": "UNAUTHORIZED", "message": "origin not allowed"}
+        raise Refusal(403, refused)
+    subprotocol, version = select_subprotocol(offered)
+    token = next(iter(parse_qs(query).get("token", ())), None)
+    token = token or bearer_token(headers.get("authorization"))
+    principal: Principal | None = None
+    user: User | None = None
+    if token:
+        try:
+            principal, user = await gateway.chat.authenticate(token)
+        except AuthError as exc:
+            log.info("handshake refused: %s", exc.detail)
+            metrics.AUTH_FAILURES.labels("handshake").inc()
+            raise Refusal(401, exc.payload()) from None
+    return Admission(subprotocol, version, principal, user)
 
 
 class StompWebSocketApp:
+    """The endpoint as an ASGI app, for servers that bring their own WebSocket (the CLI's
+    uvicorn serves these paths straight from the event loop: ``gateway.wsserver``)."""
+
     def __init__(self, gateway: Callable[[], Gateway]) -> None:
         self._gateway = gateway
 
@@ -78,40 +118,37 @@ class StompWebSocketApp:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
-        if not gateway.accepting:
-            await _deny(scope, send, 503, error_payload(ErrorCode.SERVER_SHUTDOWN))
-            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
-            await _deny(
-                scope,
-                send,
-                403,
-                {"type": "ERROR", "code": "UNAUTHORIZED", "message": "origin not allowed"},
+        try:
+            admission = await admit(
+                gateway,
+                headers,
+                scope.get("query_string", b"").decode("latin-1"),
+                list(scope.get("subprotocols") or []),
             )
+        except Refusal as refusal:
+            await _deny(scope, send, refusal.status, refusal.payload)
             return
-        subprotocol, version = select_subprotocol(list(scope.get("subprotocols") or []))
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = (query.get("token") or [None])[0] or bearer_token(headers.get("authorization"))
-        principal: Principal | None = None
-        user: User | None = None
-        if token:
-            try:
-                principal, user = await gateway.chat.authenticate(token)
-            except AuthError as exc:
-                log.info("handshake refused: %s", exc.detail)
-                metrics.AUTH_FAILURES.labels("handshake").inc()
-                await _deny(scope, send, 401, exc.payload())
-                return
-        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        await send({"type": "websocket.accept", "subprotocol": admission.subprotocol})
         client = scope.get("client")
+
+        async def send_frame(frame: bytes) -> None:
+            # Text frames: the plan's browser test, Postman and StompProtocolAndroid read
+            # text. One STOMP frame per WebSocket message: StompProtocolAndroid parses each
+            # message as exactly one frame, so frames are never coalesced.
+            await send({"type": "websocket.send", "text": frame.decode("utf-8")})
+
+        async def close() -> None:
+            await send({"type": "websocket.close", "code": 1000})
+
+        transport = QueuedTransport(send_frame, close, limit=gateway.settings.outbound_buffer_bytes)
         connection = StompConnection(
             gateway,
-            _WebSocketTransport(send),
+            transport,
             transport_name="websocket",
-            principal=principal,
-            user=user,
-            preferred_version=version,
+            principal=admission.principal,
+            user=admission.user,
+            preferred_version=admission.version,
             remote=f"{client[0]}:{client[1]}" if client else None,
         )
 
@@ -127,7 +164,7 @@ class StompWebSocketApp:
                 if kind == "websocket.disconnect":
                     return None
 
-        await connection.run(receive_data)
+        await connection.run(transport, receive_data)
 
 
 async def _deny(scope: Scope, send: Send, status: int, payload: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ __all__ = [
     "MESSAGES_DELIVERED",
     "MESSAGES_RECEIVED",
     "MESSAGES_STORED",
-    "OUTBOUND_QUEUED",
+    "OUTBOUND_BACKLOG",
     "READ_RECEIPTS",
     "REGISTRY",
     "SEND_TO_COMMIT",
@@ -106,9 +106,9 @@ WRITE_BATCH_SIZE = Histogram(
     registry=REGISTRY,
 )
 WRITE_QUEUE = Gauge("ieum_write_queue_depth", "Messages waiting for the writer", registry=REGISTRY)
-OUTBOUND_QUEUED = Gauge(
-    "ieum_outbound_queue_frames",
-    "Frames queued to sockets, all sessions together",
+OUTBOUND_BACKLOG = Gauge(
+    "ieum_outbound_backlog_bytes",
+    "Bytes written to sessions and not yet taken by the peers, all sessions together",
     registry=REGISTRY,
 )
 HTTP_REQUESTS = Histogram(
