@@ -1,0 +1,46 @@
+"""A sans-IO RFC 6455 server core: the opening handshake, client frames in, server frames out.
+
+Nothing here touches a socket or an event loop. The shell buffers bytes until `head_length()`
+finds the request head, answers with `accept_response()` or `http_response()`, then feeds every
+later byte to a `FrameParser` and writes what `text_frame()` and friends return.
+"""
+
+from ._close import CloseCode
+from ._errors import HandshakeError, ProtocolError
+from ._events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
+from ._handshake import (
+    MAX_HEAD,
+    UpgradeRequest,
+    accept_response,
+    head_length,
+    http_response,
+    parse_request,
+    validate_upgrade,
+)
+from ._parser import FrameParser
+from ._serializer import binary_frame, close_frame, ping_frame, pong_frame, text_frame
+
+__all__ = [
+    "MAX_HEAD",
+    "BinaryMessage",
+    "CloseCode",
+    "CloseReceived",
+    "Event",
+    "FrameParser",
+    "HandshakeError",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "TextMessage",
+    "UpgradeRequest",
+    "accept_response",
+    "binary_frame",
+    "close_frame",
+    "head_length",
+    "http_response",
+    "parse_request",
+    "ping_frame",
+    "pong_frame",
+    "text_frame",
+    "validate_upgrade",
+]
