@@ -12,7 +12,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -144,19 +144,25 @@ def _raise_nofile_limit() -> None:
 
 def _serve(settings: Settings) -> None:
     import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from ieum_chat.app import create_app
+    from ieum_chat.gateway.wsserver import GatewayProtocolFactory
     from ieum_chat.observability.logging import configure_logging
 
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
     _raise_nofile_limit()
     app = create_app(settings)
+    runtime = app.state.runtime
+    # The STOMP WebSocket endpoints are served straight from the event loop; every other
+    # request goes on to uvicorn's httptools protocol and the ASGI app.
+    protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=cast("type[asyncio.Protocol]", protocol),
         ws="websockets-sansio",
         # Above the STOMP limit, so an oversized frame reaches the parser and gets an ERROR.
         ws_max_size=settings.max_frame_size * 4,
@@ -165,7 +171,6 @@ def _serve(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    runtime = app.state.runtime
 
     class Server(uvicorn.Server):
         """uvicorn, with a graceful drain of the STOMP sessions before its own shutdown."""

@@ -1,0 +1,249 @@
+"""The WebSocket endpoints as the event loop serves them, byte by byte over a raw socket:
+the handshake, RFC 6455 control frames and errors, and the hand-off of every other request
+to the HTTP server. (Chat over these sockets: test_stomp_chat and the e2e clients.)"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import struct
+import time
+
+import pytest
+
+from tests.support.server import ServerProcess
+
+Couple = dict[str, str]
+KEY = base64.b64encode(os.urandom(16)).decode()
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """These tests are about the socket, not the database: SQLite only."""
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
+
+
+def handshake(path: str = "/ws/chat", **headers: str) -> bytes:
+    fields = {
+        "Host": "localhost",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": KEY,
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Protocol": "v10.stomp, v11.stomp, v12.stomp",
+    }
+    fields.update({k.replace("_", "-"): v for k, v in headers.items()})
+    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items() if v)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
+    head = bytes([(0x80 if fin else 0) | opcode])
+    bit = 0x80 if mask else 0
+    if len(payload) < 126:
+        head += bytes([bit | len(payload)])
+    elif len(payload) < 65536:
+        head += bytes([bit | 126]) + struct.pack("!H", len(payload))
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", len(payload))
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def stomp(command: str, headers: dict[str, str], body: str = "") -> bytes:
+    lines = [command, *(f"{k}:{v}" for k, v in headers.items())]
+    return frame(0x1, ("\n".join(lines) + "\n\n" + body + "\0").encode())
+
+
+class Raw:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, server: ServerProcess) -> Raw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = b""
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        return int(status_line.split()[1]), headers, body
+
+    async def frame(self, timeout: float = 5) -> tuple[int, bytes]:
+        head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+        assert not head[1] & 0x80, "server frames are never masked"
+        length = head[1] & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return head[0] & 0x0F, await self.reader.readexactly(length)
+
+    async def closed(self, timeout: float = 5) -> bool:
+        return await asyncio.wait_for(self.reader.read(), timeout) == b""
+
+    async def upgraded(self, request: bytes) -> None:
+        await self.send(request)
+        status, headers, _ = await self.response()
+        assert status == 101
+        assert headers["sec-websocket-protocol"] == "v12.stomp"
+
+
+def close_code(payload: bytes) -> int:
+    (code,) = struct.unpack("!H", payload[:2])
+    return code
+
+
+async def test_head_in_single_bytes_then_frames_in_the_same_write(
+    server: ServerProcess, couple: Couple
+) -> None:
+    raw = await Raw.open(server)
+    for byte in handshake(f"/ws/chat?token={couple['ta']}"):
+        raw.writer.write(bytes([byte]))
+        await raw.writer.drain()
+    status, headers, _ = await raw.response()
+    assert status == 101
+    digest = hashlib.sha1((KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    assert headers["sec-websocket-accept"] == base64.b64encode(digest).decode()
+    await raw.send(stomp("CONNECT", {"accept-version": "1.2", "heart-beat": "0,0"}))
+    opcode, payload = await raw.frame()
+    assert (opcode, payload.split(b"\n")[0]) == (0x1, b"CONNECTED")
+    raw.writer.close()
+
+
+async def test_connect_right_behind_the_handshake(server: ServerProcess, couple: Couple) -> None:
+    raw = await Raw.open(server)
+    connect = stomp("CONNECT", {"accept-version": "1.2", "heart-beat": "0,0"})
+    await raw.send(handshake(f"/ws/chat/websocket?token={couple['ta']}") + connect)
+    status, _, _ = await raw.response()
+    assert status == 101
+    opcode, payload = await raw.frame()
+    assert opcode == 0x1
+    assert payload.startswith(b"CONNECTED\n")
+    raw.writer.close()
+
+
+async def test_ping_is_answered_and_close_is_echoed(server: ServerProcess, couple: Couple) -> None:
+    raw = await Raw.open(server)
+    await raw.upgraded(handshake(f"/ws/chat?token={couple['ta']}"))
+    await raw.send(frame(0x9, b"are you there"))
+    assert await raw.frame() == (0xA, b"are you there")
+    await raw.send(frame(0x8, struct.pack("!H", 1000) + b"bye"))
+    opcode, payload = await raw.frame()
+    assert opcode == 0x8
+    assert close_code(payload) == 1000
+    assert await raw.closed()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (frame(0x1, b"CONNECT\n\n\0", mask=False), 1002),  # §5.1: client frames are masked
+        (frame(0x1, b"\xff\xfe\0"), 1007),  # text that is not UTF-8
+        (frame(0x3, b""), 1002),  # reserved opcode
+        (frame(0x9, b"x" * 126), 1002),  # control frame over 125 bytes
+        (frame(0x0, b"orphan"), 1002),  # continuation with nothing to continue
+        (frame(0x1, b"x" * (4 * 65536 + 1)), 1009),  # over the message limit
+    ],
+    ids=["unmasked", "bad-utf8", "reserved-opcode", "long-ping", "orphan-continuation", "huge"],
+)
+async def test_websocket_protocol_errors_close_with_their_code(
+    server: ServerProcess, couple: Couple, data: bytes, code: int
+) -> None:
+    raw = await Raw.open(server)
+    await raw.upgraded(handshake(f"/ws/chat?token={couple['ta']}"))
+    raw.writer.write(data)
+    opcode, payload = await raw.frame()
+    assert opcode == 0x8
+    assert close_code(payload) == code
+    assert await raw.closed(timeout=2)  # §7.1.7: no waiting for our peer's Close
+
+
+async def test_fragmented_stomp_frame_with_a_ping_between(
+    server: ServerProcess, couple: Couple
+) -> None:
+    raw = await Raw.open(server)
+    await raw.upgraded(handshake(f"/ws/chat?token={couple['ta']}"))
+    whole = b"CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0"
+    await raw.send(frame(0x1, whole[:10], fin=False))
+    await raw.send(frame(0x9, b"p"))
+    await raw.send(frame(0x0, whole[10:20], fin=False) + frame(0x0, whole[20:]))
+    assert await raw.frame() == (0xA, b"p")
+    opcode, payload = await raw.frame()
+    assert (opcode, payload.split(b"\n")[0]) == (0x1, b"CONNECTED")
+    raw.writer.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Sec-WebSocket-Version": "8"}, 426),
+        ({"Sec-WebSocket-Key": ""}, 400),
+        ({"Sec-WebSocket-Key": "c2hvcnQ="}, 400),  # not 16 bytes
+        ({"Host": ""}, 400),
+    ],
+    ids=["version-8", "no-key", "short-key", "no-host"],
+)
+async def test_bad_handshakes_get_an_http_error(
+    server: ServerProcess, headers: dict[str, str], status: int
+) -> None:
+    raw = await Raw.open(server)
+    await raw.send(handshake(**headers))
+    got, response_headers, body = await raw.response()
+    assert got == status
+    assert json.loads(body)["type"] == "ERROR"
+    if status == 426:
+        assert response_headers["sec-websocket-version"] == "13"
+    assert await raw.closed()
+
+
+async def test_refused_origin_and_token(server: ServerProcess, couple: Couple) -> None:
+    raw = await Raw.open(server)
+    await raw.send(handshake("/ws/chat?token=not-a-token"))
+    status, _, body = await raw.response()
+    assert (status, json.loads(body)["code"]) == (401, "AUTH_FAILED")
+
+
+async def test_other_requests_are_served_by_the_http_server(server: ServerProcess) -> None:
+    raw = await Raw.open(server)
+    # Two requests on one keep-alive connection, the first split in the middle of the path.
+    await raw.send(b"GET /ws/ch")
+    await raw.send(b"atx HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, _ = await raw.response()
+    assert status == 404
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = await raw.response()
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+    raw.writer.close()
+
+    raw = await Raw.open(server)  # the prefix without an upgrade: the SockJS greeting
+    await raw.send(b"GET /ws/chat HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = await raw.response()
+    assert (status, body) == (200, b"Welcome to SockJS!\n")
+
+
+async def test_a_request_that_never_ends_is_cut_off(server: ServerProcess) -> None:
+    raw = await Raw.open(server)
+    started = time.monotonic()
+    await raw.send(b"GET /ws/chat HTTP/1.1\r\nHost: x\r\n")
+    assert await raw.closed(timeout=10)
+    assert 1.5 < time.monotonic() - started < 8  # IEUM_CONNECT_TIMEOUT is 2 s here
