@@ -10,7 +10,9 @@ two needs done differently is decided here and nowhere else:
   :class:`asyncio.Lock` plus ``BEGIN IMMEDIATE`` against other processes; PostgreSQL takes row
   locks, ``SELECT ... FOR UPDATE``, which SQLAlchemy leaves out on SQLite);
 - how to look up many composite keys at once so that an index answers it;
-- which driver errors mean "the database cannot be reached".
+- which driver errors mean "the database cannot be reached";
+- whether appends bypass SQLAlchemy (PostgreSQL: a few raw asyncpg connections calling a
+  server-side function, see ``asyncpg_pool`` and migration 0004; SQLite: no).
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import bindparam, event, exc, func, make_url, pool, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
+
+if TYPE_CHECKING:
+    from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
 __all__ = [
     "BaseEngine",
@@ -48,6 +53,20 @@ _ASYNC_SCHEMES = {
 
 # Execution option set on the connection of a write transaction; read by the SQLite BEGIN hook.
 _WRITE_OPTION = "ieum_write"
+
+# Every PostgreSQL connection, SQLAlchemy's and the append pool's: seconds to connect, seconds
+# a statement may run, and how a connection waits for a free one.
+_PG_CONNECT_TIMEOUT = 5
+_PG_COMMAND_TIMEOUT = 30
+_PG_POOL_TIMEOUT = 5
+_PG_APPLICATION_NAME = "ieum-chat"
+
+# The append pool's size is the engine's pool_size, but no more than this: each batch is one
+# call, and the chat service commits with two writers; more callers queue for a connection.
+_APPEND_CONNECTIONS_MAX = 4
+
+# Keys that SQLAlchemy's asyncpg dialect reads from the URL for itself, not for asyncpg.connect.
+_SQLALCHEMY_ONLY_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
 def normalize_url(url: str) -> str:
@@ -102,15 +121,21 @@ class BaseEngine(abc.ABC):
         """``(columns) IN keys``, in the form this database answers from an index on them."""
         return tuple_(*columns).in_(keys)
 
+    def append_pool(self, engine: AsyncEngine, *, pool_size: int) -> AsyncpgPool | None:
+        """Raw driver connections for ``MessagesStore.append_messages``, or None: append
+        through SQLAlchemy like every other transaction."""
+        return None
+
     def is_unavailable(self, error: BaseException) -> bool:
-        """Whether ``error`` says the database could not be reached (rather than refused)."""
+        """Whether ``error`` (SQLAlchemy's, or the raw driver's of the append pool) says the
+        database could not be reached (rather than refused)."""
         if isinstance(error, OSError | TimeoutError | exc.TimeoutError):
             return True
         if isinstance(error, exc.DBAPIError):
             if error.connection_invalidated or isinstance(error, exc.InterfaceError):
                 return True
             return error.orig is not None and self._is_unavailable_orig(error.orig)
-        return False
+        return not isinstance(error, exc.SQLAlchemyError) and self._is_unavailable_orig(error)
 
     def _is_unavailable_orig(self, orig: BaseException) -> bool:
         return isinstance(orig, OSError | TimeoutError)
@@ -196,11 +221,42 @@ class PostgresEngine(BaseEngine):
             # database restart the first statement on a dead connection fails, SQLAlchemy
             # then invalidates the whole pool, and that one batch gets SEND_FAILED, which
             # clients retry with the same tempId.
-            "pool_timeout": 5,
+            "pool_timeout": _PG_POOL_TIMEOUT,
             "connect_args": {
-                "server_settings": {"application_name": "ieum-chat"},
-                "timeout": 5,
-                "command_timeout": 30,
+                "server_settings": {"application_name": _PG_APPLICATION_NAME},
+                "timeout": _PG_CONNECT_TIMEOUT,
+                "command_timeout": _PG_COMMAND_TIMEOUT,
+            },
+        }
+
+    def append_pool(self, engine: AsyncEngine, *, pool_size: int) -> AsyncpgPool:
+        from ieum_chat.store.asyncpg_pool import AsyncpgPool
+
+        return AsyncpgPool(
+            self.append_connect_args(engine),
+            size=min(pool_size, _APPEND_CONNECTIONS_MAX),
+            acquire_timeout=_PG_POOL_TIMEOUT,
+            is_unavailable=self.is_unavailable,
+        )
+
+    def append_connect_args(self, engine: AsyncEngine) -> dict[str, Any]:
+        """``asyncpg.connect()`` arguments for the append pool's connections to ``engine``'s
+        database: the engine's own, plus one setting the append function relies on."""
+        # The engine's dialect turns the URL into arguments (host, port, user, password,
+        # database, query options such as ssl) exactly as for its own connections; and no
+        # password is ever rendered into a DSN string.
+        _, url_args = engine.dialect.create_connect_args(engine.url)
+        for key in _SQLALCHEMY_ONLY_ARGS:
+            url_args.pop(key, None)
+        return {
+            **url_args,
+            "timeout": _PG_CONNECT_TIMEOUT,
+            "command_timeout": _PG_COMMAND_TIMEOUT,
+            "server_settings": {
+                "application_name": _PG_APPLICATION_NAME,
+                # Each statement of the append function must take a fresh snapshot (READ
+                # COMMITTED), whatever the database's default isolation is.
+                "default_transaction_isolation": "read committed",
             },
         }
 
@@ -208,8 +264,9 @@ class PostgresEngine(BaseEngine):
         if super()._is_unavailable_orig(orig):
             return True
         # SQLAlchemy's asyncpg adapter keeps the asyncpg exception as __cause__ and its
-        # SQLSTATE as .sqlstate: class 08 is "connection exception", 57P0x "server going
-        # away", 3D000 "database does not exist", 53300 "too many connections".
+        # SQLSTATE as .sqlstate, as asyncpg's own exceptions (the append pool's) do: class 08
+        # is "connection exception", 57P0x "server going away", 3D000 "database does not
+        # exist", 53300 "too many connections".
         sqlstate = getattr(orig, "sqlstate", None) or ""
         return sqlstate.startswith(("08", "57P0")) or sqlstate in {"3D000", "53300"}
 

@@ -8,6 +8,12 @@ up to 500 couples and 500 tempIds, whatever its size otherwise. Because the temp
 after the counter lock, a concurrent batch on another process carrying the same tempId has
 either committed (and is found) or is still waiting on the lock. (On SQLite the lock is the
 single writer, see ``engines``.)
+
+That is the SQLite path. On PostgreSQL the same steps run on the server, in one call of
+``ieum_append_messages`` (migration 0004) over a raw asyncpg connection (``asyncpg_pool``):
+the batch travels as one array per column, with each tempId key once (a repeat later in the
+batch is answered here, with its first occurrence's outcome), and comes back as one row per
+message: its seq if stored now, the stored row if its tempId was already there.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Select,
@@ -31,10 +37,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from ieum_chat.errors import StoreError
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import Message, NewMessage, Stored
 from ieum_chat.store.schema import couples, messages, to_db_time
+
+if TYPE_CHECKING:
+    from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
 __all__ = [
     "TEMP_ID_MAX",
@@ -223,6 +233,83 @@ def _append_messages_txn(
     return results
 
 
+_APPEND_CALL = "SELECT * FROM ieum_append_messages($1, $2, $3, $4, $5, $6, $7, $8)"
+
+
+async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Stored]:
+    # each tempId key once; per message: (its index in `sent`, whether it repeats an earlier one)
+    sent: list[NewMessage] = []
+    picks: list[tuple[int, bool]] = []
+    first: dict[_DedupKey, int] = {}
+    for new in batch:
+        if new.temp_id is not None:
+            key = (new.couple_id, new.sender_id, new.temp_id)
+            index = first.get(key)
+            if index is not None:
+                picks.append((index, True))
+                continue
+            first[key] = len(sent)
+        picks.append((len(sent), False))
+        sent.append(new)
+
+    rows = await pool.fetch(
+        "append_messages",
+        _APPEND_CALL,
+        [m.id for m in sent],
+        [m.couple_id for m in sent],
+        [m.sender_id for m in sent],
+        [m.type for m in sent],
+        [m.content for m in sent],
+        [m.image_url for m in sent],
+        [m.temp_id for m in sent],
+        [m.created_at for m in sent],
+    )
+
+    outcomes: list[Stored | None] = [None] * len(sent)
+    for ordinal, seq, stored_id, type_, content, image_url, is_read, read_at, created_at in rows:
+        new = sent[ordinal - 1]
+        if stored_id is None:  # stored now, as sent
+            message = Message(
+                id=new.id,
+                couple_id=new.couple_id,
+                sender_id=new.sender_id,
+                seq=seq,
+                type=new.type,
+                content=new.content,
+                image_url=new.image_url,
+                is_read=False,
+                read_at=None,
+                created_at=new.created_at,
+                temp_id=new.temp_id,
+            )
+            outcomes[ordinal - 1] = Stored(message, created=True)
+        else:  # the tempId was already stored; the key columns are the ones sent
+            message = Message(
+                id=stored_id,
+                couple_id=new.couple_id,
+                sender_id=new.sender_id,
+                seq=seq,
+                type=type_,
+                content=content,
+                image_url=image_url,
+                is_read=bool(is_read),
+                read_at=read_at,
+                created_at=created_at,
+                temp_id=new.temp_id,
+            )
+            outcomes[ordinal - 1] = Stored(message, created=False)
+
+    results: list[Stored] = []
+    for index, repeat in picks:
+        outcome = outcomes[index]
+        if outcome is None:
+            # Cannot happen unless the function and this code disagree. The batch may be
+            # stored: the caller reports a failure and clients retry with their tempIds.
+            raise StoreError(f"append_messages failed: no outcome for message {sent[index].id}")
+        results.append(Stored(outcome.message, created=False) if repeat else outcome)
+    return results
+
+
 def _mark_read_txn(  # noqa: PLR0917 - a transaction function takes its arguments positionally
     conn: Connection,
     couple_id: uuid.UUID,
@@ -294,6 +381,8 @@ class MessagesStore(SQLBaseStore):
         if not batch:
             return []
         checked = [_checked(new) for new in batch]
+        if self.db_pool.append_pool is not None:
+            return await _append_messages_call(self.db_pool.append_pool, checked)
         return await self.db_pool.write_txn(
             "append_messages", _append_messages_txn, self.db_pool.policy, checked
         )

@@ -5,6 +5,8 @@ a plain synchronous function ``f(conn, *args)`` over a SQLAlchemy :class:`Connec
 the async engine through ``run_sync``, so a transaction reads as straight-line SQL and costs one
 hop into the driver's greenlet however many statements it issues. The name is what the logs and
 errors say. Nothing above ``store`` sees a SQLAlchemy or driver exception.
+
+On PostgreSQL the pool also holds the append path's raw connections (``asyncpg_pool``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Row, exc
 from sqlalchemy.engine import Connection
@@ -21,6 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ieum_chat.errors import StoreError, StoreUnavailable
 from ieum_chat.store.engines import BaseEngine
+
+if TYPE_CHECKING:
+    from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
 __all__ = ["AnyRow", "DatabasePool", "SQLBaseStore"]
 
@@ -37,11 +42,15 @@ _SLOW_SECONDS = 1.0
 
 
 class DatabasePool:
-    """An async engine plus its dialect policy; runs named transactions."""
+    """An async engine plus its dialect policy; runs named transactions. ``append_pool``:
+    the raw connections appends use instead of the engine, if the dialect has them."""
 
-    def __init__(self, policy: BaseEngine, engine: AsyncEngine) -> None:
+    def __init__(
+        self, policy: BaseEngine, engine: AsyncEngine, append_pool: AsyncpgPool | None = None
+    ) -> None:
         self.policy = policy
         self.engine = engine
+        self.append_pool = append_pool
 
     @property
     def dialect(self) -> str:
@@ -108,7 +117,11 @@ class DatabasePool:
         return StoreError(f"{desc} failed: {reason}")
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        try:
+            if self.append_pool is not None:
+                await self.append_pool.close()
+        finally:
+            await self.engine.dispose()
 
 
 class SQLBaseStore:

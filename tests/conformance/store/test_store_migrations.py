@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,17 +10,19 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, DateTime, Uuid, bindparam, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from ieum_chat.errors import StoreUnavailable
-from ieum_chat.store import Database, NewMessage, normalize_url, upgrade_schema
+from ieum_chat.errors import StoreError, StoreUnavailable
+from ieum_chat.store import Database, NewMessage, Stored, normalize_url, upgrade_schema
+from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @asynccontextmanager
@@ -213,3 +216,50 @@ def test_upgrade_schema_refuses_bad_urls() -> None:
 def test_upgrade_schema_unreachable_postgres() -> None:
     with pytest.raises(StoreUnavailable):
         upgrade_schema("postgresql://root@127.0.0.1:1/nowhere")
+
+
+async def _append_functions(url: str) -> int:
+    async with raw(url) as conn:
+        if conn.dialect.name != "postgresql":
+            return 0
+        query = text("SELECT count(*) FROM pg_proc WHERE proname = 'ieum_append_messages'")
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
+    """Revision 0004 only adds PostgreSQL's append function (nothing on SQLite): down and up
+    again, the tables are untouched; below it PostgreSQL's appends are a StoreError that names
+    the function, and at head they work again."""
+    upgrade_schema(fresh_url)
+    async with raw(fresh_url) as conn:
+        dialect = conn.dialect.name
+        at_head = await conn.run_sync(_shape)
+    assert await _append_functions(fresh_url) == (1 if dialect == "postgresql" else 0)
+
+    # env.py runs its own event loop: off this one, as upgrade_schema does
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0003")
+    assert await _version(fresh_url) == "0003"
+    assert await _append_functions(fresh_url) == 0
+    async with raw(fresh_url) as conn:
+        assert await conn.run_sync(_shape) == at_head
+    db = await Database.connect(fresh_url)
+    try:
+        a, b = await db.create_user("a"), await db.create_user("b")
+        couple = await db.create_couple(a.id, b.id)
+        new = NewMessage(uuid.uuid4(), couple.id, a.id, "TEXT", "hi", None, "t", T1)
+        if dialect == "postgresql":
+            with pytest.raises(StoreError, match="ieum_append_messages"):
+                await db.append_messages([new])
+    finally:
+        await db.close()
+
+    upgrade_schema(fresh_url)
+    assert await _version(fresh_url) == HEAD
+    assert await _append_functions(fresh_url) == (1 if dialect == "postgresql" else 0)
+    db = await Database.connect(fresh_url)
+    try:
+        stored, repeat = await db.append_messages([new, new])
+        assert (stored.created, stored.message.seq) == (True, 1)
+        assert repeat == Stored(stored.message, created=False)
+    finally:
+        await db.close()
