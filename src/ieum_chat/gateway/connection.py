@@ -716,8 +716,14 @@ class StompConnection:
         """Queue the message for commit, waiting for room (at most MAX_INFLIGHT_SENDS of a
         session wait at once, and the write queue is bounded), not for the commit."""
         while self._inflight and len(self._inflight) >= MAX_INFLIGHT_SENDS:
+            first = self._inflight[0]
+            if first.done():
+                # Awaiting a done future does not yield; its done-callback (which
+                # removes it) runs on the next loop turn.
+                await asyncio.sleep(0)
+                continue
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._inflight[0])
+                await asyncio.shield(first)
         future = await self.chat.enqueue(user, couple_id, request)
         self._track(future, request, receipt)
 
