@@ -9,9 +9,12 @@ task or queue per connection in between. Every other request (REST, SockJS, the 
 plain GET of the endpoint) is handed, with the bytes read so far, to the server's own HTTP
 protocol, which serves the ASGI app as usual.
 
-Writes go to the socket at once while the kernel and the transport keep up; past the
-transport's high-water mark (``pause_writing``) frames wait here, bounded by
-``IEUM_OUTBOUND_BUFFER_BYTES``, and a session past that bound is closed as a slow consumer.
+Frames written during one turn of the event loop go to the socket together at its end, one
+system call per socket however many frames (a sender's RECEIPT and its own copy of the
+message, a burst of replayed history). Each STOMP frame is still its own WebSocket message:
+StompProtocolAndroid reads each message as exactly one frame. Past the transport's high-water
+mark (``pause_writing``) frames wait here, bounded by ``IEUM_OUTBOUND_BUFFER_BYTES``, and a
+session past that bound is closed as a slow consumer.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class GatewayProtocolFactory:
     ) -> None:
         self.gateway = gateway
         self.fallback = fallback
+        self.flusher = _Flusher()
         self._kwargs: dict[str, Any] = {}
 
     def __call__(self, **kwargs: Any) -> GatewayProtocol:
@@ -91,6 +95,25 @@ class GatewayProtocolFactory:
 
     def hand_off(self, kwargs: dict[str, Any]) -> asyncio.Protocol:
         return self.fallback(**kwargs)
+
+
+class _Flusher:
+    """Writes every socket's frames of this loop turn once, at the end of the turn."""
+
+    __slots__ = ("_dirty",)
+
+    def __init__(self) -> None:
+        self._dirty: list[GatewayProtocol] = []
+
+    def mark(self, protocol: GatewayProtocol) -> None:
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._dirty.append(protocol)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for protocol in dirty:
+            protocol.flush()
 
 
 class GatewayProtocol(asyncio.Protocol):
@@ -106,6 +129,7 @@ class GatewayProtocol(asyncio.Protocol):
         "_outq",
         "_outq_bytes",
         "_parser",
+        "_pending",
         "_state",
         "_transport",
         "_write_paused",
@@ -123,6 +147,7 @@ class GatewayProtocol(asyncio.Protocol):
         self._write_paused = False
         self._outq: deque[bytes] | None = None
         self._outq_bytes = 0
+        self._pending: list[bytes] | None = None  # this loop turn's frames
         self._limit = 0
         self._close_sent = False
 
@@ -327,6 +352,7 @@ class GatewayProtocol(asyncio.Protocol):
 
     def _raw_write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
+            self.flush()
             self._transport.write(data)
 
     # -- Transport, for the StompConnection -----------------------------------------------
@@ -335,17 +361,28 @@ class GatewayProtocol(asyncio.Protocol):
         if self._state is not _State.OPEN:
             return True
         data = text_frame(frame)
-        if not self._write_paused:
-            assert self._transport is not None
-            self._transport.write(data)
-            return True
-        queue = self._outq
-        assert queue is not None
-        if queue and self._outq_bytes + len(data) > self._limit:
-            return False
-        queue.append(data)
-        self._outq_bytes += len(data)
+        if self._write_paused:
+            queue = self._outq
+            assert queue is not None
+            if queue and self._outq_bytes + len(data) > self._limit:
+                return False
+            queue.append(data)
+            self._outq_bytes += len(data)
+        elif self._pending is None:
+            self._pending = [data]
+            self._factory.flusher.mark(self)
+        else:
+            self._pending.append(data)
         return True
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close(self) -> None:
         if self._state is not _State.OPEN:
