@@ -36,10 +36,15 @@ _LOCK_WAITERS = (
 )
 
 
+# Only the PostgreSQL half of the suite's backends (not a skip on SQLite: never collected).
+pytestmark = pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
 @pytest.fixture
 def pg(db: Database) -> None:
-    if db.dialect != "postgresql":
-        pytest.skip("failures of PostgreSQL's raw append connections")
+    assert db.dialect == "postgresql"
 
 
 @pytest.fixture
