@@ -12,16 +12,17 @@ the lock holder had just committed, so it could store a tempId twice (and fail o
 constraint). A function runs each of its statements with a fresh snapshot (it is VOLATILE),
 so the lookup, taken after the lock, sees every batch that held it before.
 
-``SET plan_cache_mode = force_custom_plan``: PL/pgSQL would otherwise plan its statements
-once per connection and reuse the plan while ``messages`` grows from nothing to millions of
-rows. A plan made while the table was empty looked tempIds up through
-``uq_messages_couple_seq`` (the couple only) and filtered the rest, reading every message of
-the couple on each call: each batch took longer than the last (measured under load: 8 ms of
-server CPU per 24-message batch, against about 1 ms with a fresh plan). Planning each call
-costs far less than that. ``SET enable_seqscan/hashjoin/mergejoin = off``: every lookup here
-is an index probe (primary keys, ``uq_messages_couple_sender_temp``), whatever the statistics
-say (without autovacuum there may be none). (No statement here joins two unindexed row sets:
-that would become a nested loop.)
+Plans: PL/pgSQL plans a statement once per connection and, after five calls, may keep a
+generic plan while ``messages`` grows from nothing to millions of rows. A kept plan for the
+tempId lookup, made while the table was new, went through ``uq_messages_couple_seq`` (the
+couple only) and filtered the rest, reading every message of the couple on each call: each
+batch took longer than the last (measured under load: 8 ms of server CPU per 24-message
+batch against about 1 ms). So the lookup is planned on each call (``EXECUTE``: a small
+join, cheap to plan), and the statement that numbers, bumps and inserts, which only probes
+primary keys, keeps its plan. ``SET enable_seqscan/hashjoin/mergejoin = off``: every lookup
+here is an index probe (primary keys, ``uq_messages_couple_sender_temp``) whatever the
+statistics say (without autovacuum there may be none). (No statement here joins two
+unindexed row sets: that would become a nested loop.)
 
 SQLSTATE ``IE001`` (an unknown couple) is class ``IE``, which ``store.asyncpg_pool`` turns
 into ``ValueError``. The function locks and checks before it writes, so nothing is stored.
@@ -75,7 +76,6 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql
 VOLATILE
-SET plan_cache_mode = force_custom_plan
 SET enable_seqscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
@@ -84,6 +84,7 @@ AS $function$
 DECLARE
     locked bigint;
     missing text;
+    stored_ords bigint[];
 BEGIN
     -- 1. Lock the counters in id order, so that concurrent batches cannot deadlock. NO KEY
     -- UPDATE: the foreign-key checks of concurrent inserts (KEY SHARE) need not wait on it.
@@ -100,7 +101,28 @@ BEGIN
     END IF;
 
     -- 2. A new statement, so a new snapshot: every batch that held these locks before us has
-    -- committed and its tempIds are visible. The caller sends each tempId key once.
+    -- committed and its tempIds are visible. The caller sends each tempId key once. Planned
+    -- on each call (EXECUTE): see the module docstring.
+    EXECUTE $lookup$
+        SELECT coalesce(array_agg(b.ord), '{}')
+        FROM unnest($1, $2, $3) WITH ORDINALITY AS b (couple_id, sender_id, temp_id, ord)
+        JOIN messages AS m
+          ON m.couple_id = b.couple_id AND m.sender_id = b.sender_id AND m.temp_id = b.temp_id
+    $lookup$ INTO stored_ords USING p_couple_id, p_sender_id, p_temp_id;
+
+    IF cardinality(stored_ords) > 0 THEN
+        RETURN QUERY EXECUTE $stored$
+            SELECT b.ord, m.seq, m.id, m.type::text, m.content, m.image_url, m.is_read,
+                   m.read_at, m.created_at
+            FROM unnest($1, $2, $3) WITH ORDINALITY AS b (couple_id, sender_id, temp_id, ord)
+            JOIN messages AS m
+              ON m.couple_id = b.couple_id AND m.sender_id = b.sender_id
+             AND m.temp_id = b.temp_id
+        $stored$ USING p_couple_id, p_sender_id, p_temp_id;
+    END IF;
+
+    -- 3. Number the new ones, bump the counters, insert: probes of primary keys only, so
+    -- this statement's plan is kept.
     RETURN QUERY
     WITH batch AS (
         SELECT *
@@ -108,18 +130,12 @@ BEGIN
                     p_temp_id, p_created_at)
             WITH ORDINALITY
             AS b (id, couple_id, sender_id, type, content, image_url, temp_id, created_at, ord)
-    ), stored AS (
-        SELECT b.ord, m.id, m.seq, m.type, m.content, m.image_url, m.is_read, m.read_at,
-               m.created_at
-        FROM batch AS b
-        JOIN messages AS m
-          ON m.couple_id = b.couple_id AND m.sender_id = b.sender_id AND m.temp_id = b.temp_id
     ), fresh AS (
         SELECT b.*,
                c.last_seq + row_number() OVER (PARTITION BY b.couple_id ORDER BY b.ord) AS seq
         FROM batch AS b
         JOIN couples AS c ON c.id = b.couple_id
-        WHERE b.ord NOT IN (SELECT stored.ord FROM stored)
+        WHERE b.ord <> ALL (stored_ords)
     ), bumped AS (
         UPDATE couples AS c
         SET last_seq = f.last_seq
@@ -136,11 +152,7 @@ BEGIN
     )
     SELECT f.ord, f.seq, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::boolean,
            NULL::timestamp, NULL::timestamp
-    FROM fresh AS f
-    UNION ALL
-    SELECT s.ord, s.seq, s.id, s.type::text, s.content, s.image_url, s.is_read, s.read_at,
-           s.created_at
-    FROM stored AS s;
+    FROM fresh AS f;
 END
 $function$
 """
