@@ -155,18 +155,23 @@ def _serve(settings: Settings) -> None:
     app = create_app(settings)
     runtime = app.state.runtime
     # The STOMP WebSocket endpoints are served straight from the event loop; every other
-    # request goes on to uvicorn's httptools protocol and the ASGI app.
-    protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
+    # request goes on to uvicorn's httptools protocol and the ASGI app. With compression on,
+    # uvicorn's WebSocket (which negotiates permessage-deflate) serves them too, through the
+    # ASGI endpoint.
+    http: Any = "httptools"
+    if not settings.ws_compression:
+        protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
+        http = cast("type[asyncio.Protocol]", protocol)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=cast("type[asyncio.Protocol]", protocol),
+        http=http,
         ws="websockets-sansio",
         # Above the STOMP limit, so an oversized frame reaches the parser and gets an ERROR.
         ws_max_size=settings.max_frame_size * 4,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=settings.ws_compression,
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=10,
