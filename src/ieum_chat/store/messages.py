@@ -18,6 +18,7 @@ message: its seq if stored now, the stored row if its tempId was already there.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -183,19 +184,7 @@ def _append_messages_txn(
             results.append(Stored(prior, created=False))
             continue
         seq = last_seq[new.couple_id] = last_seq[new.couple_id] + 1
-        message = Message(
-            id=new.id,
-            couple_id=new.couple_id,
-            sender_id=new.sender_id,
-            seq=seq,
-            type=new.type,
-            content=new.content,
-            image_url=new.image_url,
-            is_read=False,
-            read_at=None,
-            created_at=new.created_at,
-            temp_id=new.temp_id,
-        )
+        message = new.numbered(seq)
         if key is not None:
             known[key] = message
         fresh.append(message)
@@ -269,20 +258,7 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
     for ordinal, seq, stored_id, type_, content, image_url, is_read, read_at, created_at in rows:
         new = sent[ordinal - 1]
         if stored_id is None:  # stored now, as sent
-            message = Message(
-                id=new.id,
-                couple_id=new.couple_id,
-                sender_id=new.sender_id,
-                seq=seq,
-                type=new.type,
-                content=new.content,
-                image_url=new.image_url,
-                is_read=False,
-                read_at=None,
-                created_at=new.created_at,
-                temp_id=new.temp_id,
-            )
-            outcomes[ordinal - 1] = Stored(message, created=True)
+            outcomes[ordinal - 1] = Stored(new.numbered(seq), created=True)
         else:  # the tempId was already stored; the key columns are the ones sent
             message = Message(
                 id=stored_id,
@@ -357,16 +333,7 @@ def _checked(new: NewMessage) -> NewMessage:
     created_at = to_db_time(new.created_at)
     if created_at is new.created_at:
         return new
-    return NewMessage(
-        id=new.id,
-        couple_id=new.couple_id,
-        sender_id=new.sender_id,
-        type=new.type,
-        content=new.content,
-        image_url=new.image_url,
-        temp_id=new.temp_id,
-        created_at=created_at,
-    )
+    return dataclasses.replace(new, created_at=created_at)
 
 
 class MessagesStore(SQLBaseStore):

@@ -63,6 +63,22 @@ class NewMessage:
     temp_id: str | None
     created_at: datetime
 
+    def numbered(self, seq: int) -> Message:
+        """The message as stored with ``seq``: unread."""
+        return Message(
+            id=self.id,
+            couple_id=self.couple_id,
+            sender_id=self.sender_id,
+            seq=seq,
+            type=self.type,
+            content=self.content,
+            image_url=self.image_url,
+            is_read=False,
+            read_at=None,
+            created_at=self.created_at,
+            temp_id=self.temp_id,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
