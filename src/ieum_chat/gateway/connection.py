@@ -20,10 +20,9 @@ import itertools
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
@@ -53,6 +52,7 @@ from ieum_chat.gateway.routing import (
     parse_app_destination,
     parse_subscription,
 )
+from ieum_chat.gateway.transports import QueuedTransport, Transport
 from ieum_chat.observability import metrics
 from ieum_chat.stomp import (
     Ack,
@@ -69,7 +69,7 @@ from ieum_chat.stomp import (
 )
 from ieum_chat.store.records import Message, User
 
-__all__ = ["Gateway", "QueuedTransport", "Receive", "StompConnection", "Transport"]
+__all__ = ["Gateway", "Receive", "StompConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -81,93 +81,6 @@ _DELIVERED = metrics.MESSAGES_DELIVERED
 Receive = Callable[[], Awaitable[bytes | None]]
 MAX_HELD = 1024  # live messages held per subscription while it catches up
 REPLAY_PAGE = 500
-
-
-class Transport(Protocol):
-    """Where a connection writes. No method waits."""
-
-    def write(self, frame: bytes) -> bool:
-        """Send one whole STOMP frame (or a heart-beat EOL). False when the peer has fallen
-        too far behind: the connection then closes it as a slow consumer."""
-
-    def close(self) -> None:
-        """Send what is queued, then close (the connection calls it once)."""
-
-    def discard(self) -> None:
-        """Drop the frames not yet handed to the operating system (a slow consumer's)."""
-
-    def backlog(self) -> int:
-        """Bytes written and not yet taken by the peer."""
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-
-class QueuedTransport:
-    """A :class:`Transport` over an async ``send`` (an ASGI WebSocket, a SockJS channel): a
-    queue of frames, bounded in bytes, drained by one writer task (:meth:`run`)."""
-
-    __slots__ = ("_close", "_closing", "_frames", "_limit", "_queued", "_ready", "_send")
-
-    def __init__(
-        self,
-        send: Callable[[bytes], Awaitable[None]],
-        close: Callable[[], Awaitable[None]],
-        *,
-        limit: int,
-    ) -> None:
-        self._send = send
-        self._close = close
-        self._limit = limit
-        self._frames: deque[bytes] = deque()
-        self._queued = 0
-        self._ready = asyncio.Event()
-        self._closing = False
-
-    def write(self, frame: bytes) -> bool:
-        if self._closing:
-            return True
-        if self._queued + len(frame) > self._limit and self._frames:
-            return False
-        self._frames.append(frame)
-        self._queued += len(frame)
-        self._ready.set()
-        return True
-
-    def close(self) -> None:
-        self._closing = True
-        self._ready.set()
-
-    def discard(self) -> None:
-        self._frames.clear()
-        self._queued = 0
-
-    def backlog(self) -> int:
-        return self._queued
-
-    def pause_reading(self) -> None:
-        """Nothing to do: the read loop awaits the connection before reading on."""
-
-    def resume_reading(self) -> None:
-        """See :meth:`pause_reading`."""
-
-    async def run(self) -> None:
-        """Write until closed, or until the peer is gone."""
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._frames:
-                frame = self._frames.popleft()
-                self._queued -= len(frame)
-                try:
-                    await self._send(frame)
-                except Exception:
-                    return  # the peer is gone; the reader sees it and tears down
-            if self._closing:
-                with contextlib.suppress(Exception):
-                    await self._close()
-                return
 
 
 @dataclass(slots=True, eq=False)
@@ -449,12 +362,9 @@ class StompConnection:
 
     def _handle_now(self, event: object) -> bool:
         """Handle ``event`` without waiting, if it can be; False leaves it to :meth:`_handle`."""
-        kind = type(event)
-        if kind is Send:
-            assert isinstance(event, Send)
+        if isinstance(event, Send):
             return self._send_now(event)
-        if kind is Ack or kind is Nack:
-            assert isinstance(event, Ack | Nack)
+        if isinstance(event, Ack | Nack):  # nothing to do: every subscription is auto-ack
             if event.receipt:
                 self._push(self.session.receipt(event.receipt))
             return True
@@ -485,9 +395,6 @@ class StompConnection:
             await self._on_unsubscribe(event)
         elif isinstance(event, ConnectRequested):
             await self._on_connect(event)
-        elif isinstance(event, Ack | Nack):
-            if event.receipt:
-                self._push(self.session.receipt(event.receipt))
         elif isinstance(event, Disconnect):
             await self._on_disconnect(event)
 

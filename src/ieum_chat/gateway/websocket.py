@@ -18,7 +18,8 @@ from urllib.parse import parse_qs
 from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
 from ieum_chat.errors import AuthError, ErrorCode, error_payload
-from ieum_chat.gateway.connection import Gateway, QueuedTransport, StompConnection
+from ieum_chat.gateway.connection import Gateway, StompConnection
+from ieum_chat.gateway.transports import QueuedTransport
 from ieum_chat.observability import metrics
 from ieum_chat.store.records import User
 

@@ -89,12 +89,12 @@ class GatewayProtocolFactory:
         self._kwargs: dict[str, Any] = {}
 
     def __call__(self, **kwargs: Any) -> GatewayProtocol:
-        if kwargs != self._kwargs:  # the same objects for every connection of one server
-            self._kwargs = kwargs
-        return GatewayProtocol(self, self._kwargs)
+        # The same arguments for every connection of one server: kept here, not per connection.
+        self._kwargs = kwargs
+        return GatewayProtocol(self)
 
-    def hand_off(self, kwargs: dict[str, Any]) -> asyncio.Protocol:
-        return self.fallback(**kwargs)
+    def hand_off(self) -> asyncio.Protocol:
+        return self.fallback(**self._kwargs)
 
 
 class _Flusher:
@@ -124,7 +124,6 @@ class GatewayProtocol(asyncio.Protocol):
         "_conn",
         "_deadline",
         "_factory",
-        "_kwargs",
         "_limit",
         "_outq",
         "_outq_bytes",
@@ -135,9 +134,8 @@ class GatewayProtocol(asyncio.Protocol):
         "_write_paused",
     )
 
-    def __init__(self, factory: GatewayProtocolFactory, kwargs: dict[str, Any]) -> None:
+    def __init__(self, factory: GatewayProtocolFactory) -> None:
         self._factory = factory
-        self._kwargs = kwargs
         self._state = _State.REQUEST
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
@@ -238,7 +236,7 @@ class GatewayProtocol(asyncio.Protocol):
         assert transport is not None
         self._cancel_deadline()
         self._state = _State.HANDED_OFF
-        protocol = self._factory.hand_off(self._kwargs)
+        protocol = self._factory.hand_off()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(buffer)
@@ -327,8 +325,7 @@ class GatewayProtocol(asyncio.Protocol):
         # §5.5.1: answer a Close with a Close (echoing its code), then close the connection.
         if not self._close_sent:
             self._close_sent = True
-            code = event.code if event.code is not None else None
-            self._raw_write(close_frame(code))
+            self._raw_write(close_frame(event.code))
         self._state = _State.CLOSING
         if self._transport is not None:
             self._transport.close()
