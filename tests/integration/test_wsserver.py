@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from tests.support.fixtures import SERVER_ENV
 from tests.support.server import Cli, ServerProcess
+from tests.support.ws_frames import TEXT, client_frame
 
 Couple = dict[str, str]
 KEY = base64.b64encode(os.urandom(16)).decode()
@@ -43,24 +44,9 @@ def handshake(path: str = "/ws/chat", **headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
-    head = bytes([(0x80 if fin else 0) | opcode])
-    bit = 0x80 if mask else 0
-    if len(payload) < 126:
-        head += bytes([bit | len(payload)])
-    elif len(payload) < 65536:
-        head += bytes([bit | 126]) + struct.pack("!H", len(payload))
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", len(payload))
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 def stomp(command: str, headers: dict[str, str], body: str = "") -> bytes:
     lines = [command, *(f"{k}:{v}" for k, v in headers.items())]
-    return frame(0x1, ("\n".join(lines) + "\n\n" + body + "\0").encode())
+    return client_frame(TEXT, ("\n".join(lines) + "\n\n" + body + "\0").encode())
 
 
 class Raw:
@@ -147,9 +133,9 @@ async def test_connect_right_behind_the_handshake(server: ServerProcess, couple:
 async def test_ping_is_answered_and_close_is_echoed(server: ServerProcess, couple: Couple) -> None:
     raw = await Raw.open(server)
     await raw.upgraded(handshake(f"/ws/chat?token={couple['ta']}"))
-    await raw.send(frame(0x9, b"are you there"))
+    await raw.send(client_frame(0x9, b"are you there"))
     assert await raw.frame() == (0xA, b"are you there")
-    await raw.send(frame(0x8, struct.pack("!H", 1000) + b"bye"))
+    await raw.send(client_frame(0x8, struct.pack("!H", 1000) + b"bye"))
     opcode, payload = await raw.frame()
     assert opcode == 0x8
     assert close_code(payload) == 1000
@@ -159,12 +145,12 @@ async def test_ping_is_answered_and_close_is_echoed(server: ServerProcess, coupl
 @pytest.mark.parametrize(
     ("data", "code"),
     [
-        (frame(0x1, b"CONNECT\n\n\0", mask=False), 1002),  # §5.1: client frames are masked
-        (frame(0x1, b"\xff\xfe\0"), 1007),  # text that is not UTF-8
-        (frame(0x3, b""), 1002),  # reserved opcode
-        (frame(0x9, b"x" * 126), 1002),  # control frame over 125 bytes
-        (frame(0x0, b"orphan"), 1002),  # continuation with nothing to continue
-        (frame(0x1, b"x" * (4 * 65536 + 1)), 1009),  # over the message limit
+        (client_frame(TEXT, b"CONNECT\n\n\0", mask=None), 1002),  # §5.1: client frames are masked
+        (client_frame(0x1, b"\xff\xfe\0"), 1007),  # text that is not UTF-8
+        (client_frame(0x3, b""), 1002),  # reserved opcode
+        (client_frame(0x9, b"x" * 126), 1002),  # control frame over 125 bytes
+        (client_frame(0x0, b"orphan"), 1002),  # continuation with nothing to continue
+        (client_frame(0x1, b"x" * (4 * 65536 + 1)), 1009),  # over the message limit
     ],
     ids=["unmasked", "bad-utf8", "reserved-opcode", "long-ping", "orphan-continuation", "huge"],
 )
@@ -186,9 +172,9 @@ async def test_fragmented_stomp_frame_with_a_ping_between(
     raw = await Raw.open(server)
     await raw.upgraded(handshake(f"/ws/chat?token={couple['ta']}"))
     whole = b"CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0"
-    await raw.send(frame(0x1, whole[:10], fin=False))
-    await raw.send(frame(0x9, b"p"))
-    await raw.send(frame(0x0, whole[10:20], fin=False) + frame(0x0, whole[20:]))
+    await raw.send(client_frame(0x1, whole[:10], fin=False))
+    await raw.send(client_frame(0x9, b"p"))
+    await raw.send(client_frame(0x0, whole[10:20], fin=False) + client_frame(0x0, whole[20:]))
     assert await raw.frame() == (0xA, b"p")
     opcode, payload = await raw.frame()
     assert (opcode, payload.split(b"\n")[0]) == (0x1, b"CONNECTED")
