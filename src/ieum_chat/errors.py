@@ -25,6 +25,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+import orjson
+
 __all__ = [
     "AuthError",
     "BadRequest",
@@ -42,6 +44,7 @@ __all__ = [
     "TokenExpired",
     "Unauthorized",
     "UnsupportedMediaType",
+    "error_body",
     "error_payload",
 ]
 
@@ -96,6 +99,17 @@ def error_payload(
     if detail is not None:
         payload["detail"] = detail
     return payload
+
+
+def error_body(
+    code: ErrorCode,
+    message: str | None = None,
+    *,
+    temp_id: str | None = None,
+    detail: str | None = None,
+) -> bytes:
+    """:func:`error_payload` as the JSON bytes of an HTTP body or a STOMP frame."""
+    return orjson.dumps(error_payload(code, message, temp_id=temp_id, detail=detail))
 
 
 class ChatError(Exception):

@@ -5,8 +5,8 @@ heart-beat is a message holding one newline), exactly as Spring's ``withSockJS()
 does, so sockjs-client + @stomp/stompjs work unchanged. The token may come with the request
 that creates the session (the ``token`` query parameter, which sockjs-client keeps on
 ``/info`` and on every transport URL; or an ``Authorization: Bearer`` header), where a bad
-one is refused with HTTP 401 and the AUTH_FAILED JSON; without one, the STOMP CONNECT must
-carry it, as on the raw WebSocket endpoint.
+one is refused as every handshake is (``gateway.admission``); without one, the STOMP CONNECT
+must carry it, as on the raw WebSocket endpoint.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ieum_chat.auth import Principal, bearer_token
-from ieum_chat.chat import codec
 from ieum_chat.config import Settings
-from ieum_chat.errors import AuthError, ErrorCode, error_payload
+from ieum_chat.gateway.admission import Refusal, admit
 from ieum_chat.gateway.connection import Gateway, StompConnection
 from ieum_chat.gateway.transports import QueuedTransport
 from ieum_chat.sockjs import Channel, Handler, Rejected, SessionInfo, SockJSApp, SockJSOptions
-from ieum_chat.store.records import User
 
 __all__ = ["SOCKJS_PREFIX", "StompSockJSEndpoint", "create_sockjs_app"]
 
@@ -39,20 +36,12 @@ class StompSockJSEndpoint:
 
     async def __call__(self, info: SessionInfo) -> Handler:
         gateway = self._gateway()
-        if not gateway.accepting:
-            raise Rejected(
-                503, codec.dumps(error_payload(ErrorCode.SERVER_SHUTDOWN)), content_type=_JSON
-            )
         request = info.request
-        token = request.query.get("token") or bearer_token(request.headers.get("authorization"))
-        principal: Principal | None = None
-        user: User | None = None
-        if token:
-            try:
-                principal, user = await gateway.chat.authenticate(token)
-            except AuthError as exc:
-                log.info("sockjs session refused: %s", exc.detail)
-                raise Rejected(401, codec.dumps(exc.payload()), content_type=_JSON) from None
+        try:
+            admission = await admit(gateway, request.headers, request.query)
+        except Refusal as refusal:
+            raise Rejected(refusal.status, refusal.body, content_type=_JSON) from None
+        principal, user = admission.principal, admission.user
 
         async def serve(channel: Channel) -> None:
             async def send_frame(frame: bytes) -> None:
