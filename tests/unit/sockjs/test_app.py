@@ -187,10 +187,10 @@ async def test_close_service_repeats_its_close_frame(client: httpx.AsyncClient) 
 
 async def test_jsessionid_cookie(client: httpx.AsyncClient) -> None:
     r = await client.post("/cookie_needed_echo/000/k-1/xhr")
-    assert r.headers["set-cookie"] == "JSESSIONID=dummy; Path=/"
+    assert r.headers["set-cookie"] == "JSESSIONID=dummy; Path=/; HttpOnly; SameSite=Lax"
     client.cookies.set("JSESSIONID", "abcdef")
     r = await client.post("/cookie_needed_echo/000/k-2/xhr")
-    assert r.headers["set-cookie"] == "JSESSIONID=abcdef; Path=/"
+    assert r.headers["set-cookie"] == "JSESSIONID=abcdef; Path=/; HttpOnly; SameSite=Lax"
     r = await client.post("/echo/000/k-3/xhr")
     assert "set-cookie" not in r.headers
 
