@@ -1,5 +1,5 @@
-"""Logging set-up: human-readable or JSON lines, with every token redacted and no message
-content at any level.
+"""Logging set-up: human-readable or JSON lines, with every token and SockJS session id
+redacted and no message content at any level.
 
 Tokens can reach a log line through a query string (uvicorn logs the WebSocket request
 line), an ``Authorization`` header, a CONNECT frame or an error text; the filter rewrites the
@@ -31,6 +31,16 @@ _PATTERNS = (
     (re.compile(r"(?i)(token=)[^&\s\"']+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)(passcode[:=]\s*)[^\s\"',]+"), r"\1[REDACTED]"),
+    # The session id of a SockJS URL (…/{server}/{session}/{transport}, SockJS 0.3): it
+    # addresses a live session, so it is a secret of its user like a token.
+    (
+        re.compile(
+            r"(/[^/\s?#\"]+/[^/\s?#\"]+/)[^/\s?#\"]+"
+            r"(?=/(?:xhr|xhr_send|xhr_streaming|eventsource|htmlfile|jsonp|jsonp_send|websocket)"
+            r"(?:[\s?#\"]|$))"
+        ),
+        r"\1[REDACTED]",
+    ),
 )
 
 
