@@ -108,9 +108,16 @@ async def test_debug_logs_hold_no_message_text_and_no_token(
     await client.send("SEND", {"destination": destination, "receipt": "r"}, body)
     await client.receipt("r")
     await client.close()
+    session = f"sid-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=debug_server.http_url, timeout=5) as http:
+        assert (await http.post(f"/ws/chat/000/{session}/xhr")).text == "o\n"
+        sent = await http.post(f"/ws/chat/000/{session}/xhr_send", content=b'["\\n"]')
+        assert sent.status_code == 204
     await asyncio.sleep(0.3)
     log_text = debug_server.log_text()
     assert " DEBUG " in log_text  # the level did take
+    assert "/ws/chat/000/[REDACTED]/xhr_send" in log_text  # the access log did run
+    assert session not in log_text
     for text in texts:
         assert text not in log_text
     for token in (couple["ta"], couple["tb"]):
