@@ -59,6 +59,23 @@ def test_tokens_are_redacted_however_they_are_encoded(line: str) -> None:
         assert part not in cleaned
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "sqlalchemy.exc.IntegrityError: (sqlite3.IntegrityError) UNIQUE constraint failed\n"
+        "[SQL: INSERT INTO messages (id, content) VALUES (?, ?)]\n"
+        "[parameters: ('0b1c', 'private words')]\n"
+        "(Background on this error at: https://sqlalche.me/e/20/gkpj)",
+        "StoreError: append failed: DataError: invalid input for query argument $4: "
+        "'private words' (expected str, got int)",
+    ],
+)
+def test_driver_errors_lose_their_parameters(line: str) -> None:
+    cleaned = redact(line)
+    assert "private words" not in cleaned
+    assert "[REDACTED]" in cleaned
+
+
 def test_plain_lines_keep_their_meaning() -> None:
     line = '127.0.0.1:5 - "GET /chat/rooms/abc/messages?limit=10&before=4 HTTP/1.1" 200'
     assert redact(line) == line

@@ -8,7 +8,8 @@ percent-escapes a client may hide a token behind (``%74oken=``, ``%2E`` for the 
 
 Message content could reach one only through the database drivers, which log statements
 with their parameters (and result rows) at INFO and DEBUG: their loggers are pinned at
-WARNING whatever ``IEUM_LOG_LEVEL`` says.
+WARNING whatever ``IEUM_LOG_LEVEL`` says, and the parameters quoted in a driver's error (and
+so in a traceback) are redacted too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ _PATTERNS = (
     (re.compile(r"(?i)(token=)[^&\s\"']+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)(passcode[:=]\s*)[^\s\"',]+"), r"\1[REDACTED]"),
+    # Statement parameters (the chat text) in a driver error that reaches a log line or a
+    # traceback: SQLAlchemy's "[parameters: ...]", asyncpg's "query argument $N: ...".
+    (re.compile(r"\[parameters: [^\n]*"), "[parameters: [REDACTED]]"),
+    (re.compile(r"(query argument \$\d+: )[^\n]*"), r"\1[REDACTED]"),
     # The session id of a SockJS URL (…/{server}/{session}/{transport}, SockJS 0.3): it
     # addresses a live session, so it is a secret of its user like a token.
     (
