@@ -10,13 +10,25 @@ from __future__ import annotations
 from ieum_chat.store.database import Database
 from ieum_chat.store.engines import normalize_url
 from ieum_chat.store.migrate import upgrade_schema
-from ieum_chat.store.records import Couple, Message, NewMessage, Stored, User
+from ieum_chat.store.records import (
+    Appended,
+    Couple,
+    Message,
+    NewMessage,
+    Refusal,
+    Refused,
+    Stored,
+    User,
+)
 
 __all__ = [
+    "Appended",
     "Couple",
     "Database",
     "Message",
     "NewMessage",
+    "Refusal",
+    "Refused",
     "Stored",
     "User",
     "normalize_url",

@@ -2,18 +2,20 @@
 
 Order within a couple is ``seq``: 1, 2, 3... with no gap, assigned at commit from the couple's
 ``last_seq`` counter. A batch locks the counters of every couple it touches (in id order, so
-concurrent batches cannot deadlock), looks up all its tempIds in one query, bumps the counters
-with one executemany and inserts every new row with another: four statements for a batch of
-up to 500 couples and 500 tempIds, whatever its size otherwise. Because the tempId lookup runs
-after the counter lock, a concurrent batch on another process carrying the same tempId has
-either committed (and is found) or is still waiting on the lock. (On SQLite the lock is the
-single writer, see ``engines``.)
+concurrent batches cannot deadlock), refuses on their own the messages whose couple is gone or
+whose sender is not a member, looks up all its tempIds in one query, bumps the counters with
+one executemany and inserts every new row with another: four statements for a batch of up to
+500 couples and 500 tempIds, whatever its size otherwise. Because the tempId lookup runs after
+the counter lock, a concurrent batch on another process carrying the same tempId has either
+committed (and is found) or is still waiting on the lock. (On SQLite the lock is the single
+writer, see ``engines``.)
 
 That is the SQLite path. On PostgreSQL the same steps run on the server, in one call of
-``ieum_append_messages`` (migration 0004) over a raw asyncpg connection (``asyncpg_pool``):
+``ieum_append_messages`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``):
 the batch travels as one array per column, with each tempId key once (a repeat later in the
-batch is answered here, with its first occurrence's outcome), and comes back as one row per
-message: its seq if stored now, the stored row if its tempId was already there.
+batch is answered here, with its first occurrence's outcome), and comes back as one whole
+message row per message, with its outcome. Both paths read rows with one converter,
+``records.message_from_row``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,17 @@ from sqlalchemy.sql.elements import ColumnElement
 from ieum_chat.errors import StoreError
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.records import Message, NewMessage, Stored
+from ieum_chat.store.records import (
+    MESSAGE_FIELDS,
+    NEW_MESSAGE_FIELDS,
+    Appended,
+    Message,
+    NewMessage,
+    Refusal,
+    Refused,
+    Stored,
+    message_from_row,
+)
 from ieum_chat.store.schema import couples, messages, to_db_time
 
 if TYPE_CHECKING:
@@ -52,7 +64,6 @@ __all__ = [
     "TYPE_MAX",
     "MessagesStore",
     "dedup_query",
-    "message_from_row",
     "page_query",
 ]
 
@@ -62,19 +73,8 @@ TYPE_MAX = 20  # messages.type is VARCHAR(20)
 # Items per IN (...) list; 3 bind parameters per tempId key stays far below driver limits.
 _CHUNK = 500
 
-_COLUMNS = (
-    messages.c.id,
-    messages.c.couple_id,
-    messages.c.sender_id,
-    messages.c.seq,
-    messages.c.type,
-    messages.c.content,
-    messages.c.image_url,
-    messages.c.is_read,
-    messages.c.read_at,
-    messages.c.created_at,
-    messages.c.temp_id,
-)
+# Every SELECT and RETURNING of whole messages: the columns of Message's fields, in order.
+_COLUMNS = tuple(messages.c[name] for name in MESSAGE_FIELDS)
 
 _DedupKey = tuple[uuid.UUID, uuid.UUID, str]
 _T = TypeVar("_T")
@@ -83,22 +83,6 @@ _T = TypeVar("_T")
 def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def message_from_row(row: AnyRow) -> Message:
-    return Message(
-        id=row.id,
-        couple_id=row.couple_id,
-        sender_id=row.sender_id,
-        seq=row.seq,
-        type=row.type,
-        content=row.content,
-        image_url=row.image_url,
-        is_read=bool(row.is_read),
-        read_at=row.read_at,
-        created_at=row.created_at,
-        temp_id=row.temp_id,
-    )
 
 
 def page_query(
@@ -146,38 +130,55 @@ def _unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[Col
     ]
 
 
+def _not_a_member(new: NewMessage) -> Refused:
+    return Refused(
+        new,
+        Refusal.NOT_A_MEMBER,
+        f"message {new.id}: couple {new.couple_id} does not exist "
+        f"or {new.sender_id} is not one of its members",
+    )
+
+
 def _append_messages_txn(
     conn: Connection, policy: BaseEngine, batch: Sequence[NewMessage]
-) -> list[Stored]:
-    # 1. lock the counters, in id order
+) -> list[Appended]:
+    # 1. lock the counters, in id order; the members come along, for step 2
     couple_ids = sorted({m.couple_id for m in batch})
     last_seq: dict[uuid.UUID, int] = {}
+    members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
     for chunk in _chunks(couple_ids):
         locked = conn.execute(
-            select(couples.c.id, couples.c.last_seq)
+            select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
             .where(couples.c.id.in_(chunk))
             .order_by(couples.c.id)
             # NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it
             .with_for_update(key_share=True)
         )
-        last_seq.update((row.id, row.last_seq) for row in locked)
-    missing = [str(c) for c in couple_ids if c not in last_seq]
-    if missing:
-        raise ValueError(f"no such couple: {', '.join(missing)}")
+        for row in locked:
+            last_seq[row.id] = row.last_seq
+            members[row.id] = (row.user1_id, row.user2_id)
 
-    # 2. every tempId of the batch, in one lookup
+    # 2. a message whose couple is gone, or whose sender is not a member, fails on its own
+    allowed = [m for m in batch if m.sender_id in members.get(m.couple_id, ())]
+
+    # 3. every tempId of the batch, in one lookup
     keys: list[_DedupKey] = list(
-        dict.fromkeys((m.couple_id, m.sender_id, m.temp_id) for m in batch if m.temp_id is not None)
+        dict.fromkeys(
+            (m.couple_id, m.sender_id, m.temp_id) for m in allowed if m.temp_id is not None
+        )
     )
     known: dict[_DedupKey, Message] = {}
     for key_chunk in _chunks(keys):
         for row in conn.execute(dedup_query(policy, key_chunk)):
             known[(row.couple_id, row.sender_id, row.temp_id)] = message_from_row(row)
 
-    # 3. number the new ones
-    results: list[Stored] = []
+    # 4. number the new ones
+    results: list[Appended] = []
     fresh: list[Message] = []
     for new in batch:
+        if new.sender_id not in members.get(new.couple_id, ()):
+            results.append(_not_a_member(new))
+            continue
         key = (new.couple_id, new.sender_id, new.temp_id) if new.temp_id is not None else None
         prior = known.get(key) if key is not None else None
         if prior is not None:
@@ -192,7 +193,7 @@ def _append_messages_txn(
     if not fresh:
         return results
 
-    # 4. one bump per couple, one insert for the batch
+    # 5. one bump per couple, one insert for the batch
     bumped = sorted({m.couple_id for m in fresh})
     conn.execute(
         update(couples)
@@ -201,31 +202,18 @@ def _append_messages_txn(
         [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped],
     )
     conn.execute(
-        insert(messages),
-        [
-            {
-                "id": m.id,
-                "couple_id": m.couple_id,
-                "sender_id": m.sender_id,
-                "seq": m.seq,
-                "type": m.type,
-                "content": m.content,
-                "image_url": m.image_url,
-                "is_read": False,
-                "read_at": None,
-                "created_at": m.created_at,
-                "temp_id": m.temp_id,
-            }
-            for m in fresh
-        ],
+        insert(messages), [{name: getattr(m, name) for name in MESSAGE_FIELDS} for m in fresh]
     )
     return results
 
 
 _APPEND_CALL = "SELECT * FROM ieum_append_messages($1, $2, $3, $4, $5, $6, $7, $8)"
+# Columns of the function's rows after the message's own (migration 0005).
+_ORD = len(MESSAGE_FIELDS)
+_OUTCOME = _ORD + 1
 
 
-async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Stored]:
+async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Appended]:
     # each tempId key once; per message: (its index in `sent`, whether it repeats an earlier one)
     sent: list[NewMessage] = []
     picks: list[tuple[int, bool]] = []
@@ -241,48 +229,33 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
         picks.append((len(sent), False))
         sent.append(new)
 
-    rows = await pool.fetch(
-        "append_messages",
-        _APPEND_CALL,
-        [m.id for m in sent],
-        [m.couple_id for m in sent],
-        [m.sender_id for m in sent],
-        [m.type for m in sent],
-        [m.content for m in sent],
-        [m.image_url for m in sent],
-        [m.temp_id for m in sent],
-        [m.created_at for m in sent],
-    )
+    # one array per parameter: the function takes NewMessage's fields, in order
+    columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
+    rows = await pool.fetch("append_messages", _APPEND_CALL, *columns)
 
-    outcomes: list[Stored | None] = [None] * len(sent)
-    for ordinal, seq, stored_id, type_, content, image_url, is_read, read_at, created_at in rows:
-        new = sent[ordinal - 1]
-        if stored_id is None:  # stored now, as sent
-            outcomes[ordinal - 1] = Stored(new.numbered(seq), created=True)
-        else:  # the tempId was already stored; the key columns are the ones sent
-            message = Message(
-                id=stored_id,
-                couple_id=new.couple_id,
-                sender_id=new.sender_id,
-                seq=seq,
-                type=type_,
-                content=content,
-                image_url=image_url,
-                is_read=bool(is_read),
-                read_at=read_at,
-                created_at=created_at,
-                temp_id=new.temp_id,
-            )
-            outcomes[ordinal - 1] = Stored(message, created=False)
+    outcomes: list[Appended | None] = [None] * len(sent)
+    for row in rows:
+        index = row[_ORD] - 1
+        outcome = row[_OUTCOME]
+        if outcome == "refused":
+            outcomes[index] = _not_a_member(sent[index])
+        else:
+            outcomes[index] = Stored(message_from_row(row), created=outcome == "stored")
 
-    results: list[Stored] = []
+    results: list[Appended] = []
     for index, repeat in picks:
-        outcome = outcomes[index]
-        if outcome is None:
+        result = outcomes[index]
+        if result is None:
             # Cannot happen unless the function and this code disagree. The batch may be
             # stored: the caller reports a failure and clients retry with their tempIds.
             raise StoreError(f"append_messages failed: no outcome for message {sent[index].id}")
-        results.append(Stored(outcome.message, created=False) if repeat else outcome)
+        if repeat:
+            result = (
+                Stored(result.message, created=False)
+                if isinstance(result, Stored)
+                else _not_a_member(batch[len(results)])
+            )
+        results.append(result)
     return results
 
 
@@ -322,14 +295,16 @@ def _unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UU
     return int(count)
 
 
-def _checked(new: NewMessage) -> NewMessage:
+def _checked(new: NewMessage) -> NewMessage | Refused:
     if new.temp_id is not None and len(new.temp_id) > TEMP_ID_MAX:
-        raise ValueError(
+        detail = (
             f"tempId of message {new.id} is {len(new.temp_id)} characters; "
             f"at most {TEMP_ID_MAX} are stored"
         )
+        return Refused(new, Refusal.DOES_NOT_FIT, detail)
     if not new.type or len(new.type) > TYPE_MAX:
-        raise ValueError(f"message {new.id} has type {new.type!r}; 1 to {TYPE_MAX} characters")
+        detail = f"message {new.id} has type {new.type!r}; 1 to {TYPE_MAX} characters"
+        return Refused(new, Refusal.DOES_NOT_FIT, detail)
     created_at = to_db_time(new.created_at)
     if created_at is new.created_at:
         return new
@@ -337,22 +312,33 @@ def _checked(new: NewMessage) -> NewMessage:
 
 
 class MessagesStore(SQLBaseStore):
-    async def append_messages(self, batch: Sequence[NewMessage]) -> list[Stored]:
+    async def append_messages(self, batch: Sequence[NewMessage]) -> list[Appended]:
         """Store a batch (any number of couples) in one transaction; results in batch order.
 
         A message whose ``(couple_id, sender_id, temp_id)`` is already stored, or appears
         earlier in the batch, is not stored again: its result is the stored row with
-        ``created=False``, and it consumes no seq. ValueError (nothing stored) if a couple
-        does not exist or a field does not fit its column.
+        ``created=False``, and it consumes no seq. A message whose couple does not exist,
+        whose sender is not one of its members or whose field does not fit its column is
+        :class:`Refused` on its own: nothing of it is stored, and the rest of the batch is.
         """
-        if not batch:
-            return []
         checked = [_checked(new) for new in batch]
+        fit = [new for new in checked if isinstance(new, NewMessage)]
+        if not fit:
+            return [r for r in checked if isinstance(r, Refused)]
         if self.db_pool.append_pool is not None:
-            return await _append_messages_call(self.db_pool.append_pool, checked)
-        return await self.db_pool.write_txn(
-            "append_messages", _append_messages_txn, self.db_pool.policy, checked
-        )
+            appended = await _append_messages_call(self.db_pool.append_pool, fit)
+        else:
+            appended = await self.db_pool.write_txn(
+                "append_messages", _append_messages_txn, self.db_pool.policy, fit
+            )
+        answers = iter(appended)
+        results: list[Appended] = []
+        for original, new in zip(batch, checked, strict=True):
+            result = new if isinstance(new, Refused) else next(answers)
+            if isinstance(result, Refused) and result.new is not original:
+                result = dataclasses.replace(result, new=original)
+            results.append(result)
+        return results
 
     async def mark_read(
         self,

@@ -17,12 +17,20 @@ from sqlalchemy import Connection, DateTime, Uuid, bindparam, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from ieum_chat.errors import StoreError, StoreUnavailable
-from ieum_chat.store import Database, NewMessage, Stored, normalize_url, upgrade_schema
+from ieum_chat.store import (
+    Database,
+    NewMessage,
+    Refusal,
+    Refused,
+    Stored,
+    normalize_url,
+    upgrade_schema,
+)
 from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @asynccontextmanager
@@ -261,5 +269,49 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
         stored, repeat = await db.append_messages([new, new])
         assert (stored.created, stored.message.seq) == (True, 1)
         assert repeat == Stored(stored.message, created=False)
+    finally:
+        await db.close()
+
+
+async def _append_function_result(url: str) -> str | None:
+    async with raw(url) as conn:
+        if conn.dialect.name != "postgresql":
+            return None
+        query = text(
+            "SELECT pg_get_function_result(oid) FROM pg_proc WHERE proname = 'ieum_append_messages'"
+        )
+        return str((await conn.execute(query)).scalar_one())
+
+
+async def test_append_function_returns_whole_rows_from_0005(fresh_url: str) -> None:
+    """Revision 0005 replaces the append function: one whole row per message (Message's
+    fields in order, then ord and outcome). Down to 0004 the old function is back; up again
+    the new one, and a batch with a message to no couple stores the rest."""
+    upgrade_schema(fresh_url)
+    result = await _append_function_result(fresh_url)
+    if result is not None:
+        assert result.startswith("TABLE(id uuid, couple_id uuid, sender_id uuid, seq bigint")
+        assert result.endswith("temp_id text, ord bigint, outcome text)")
+
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0004")
+    assert await _version(fresh_url) == "0004"
+    if result is not None:
+        old = await _append_function_result(fresh_url)
+        assert old is not None
+        assert old.startswith("TABLE(ord bigint, seq bigint")
+
+    upgrade_schema(fresh_url)
+    assert await _append_function_result(fresh_url) == result
+    db = await Database.connect(fresh_url)
+    try:
+        a, b = await db.create_user("a"), await db.create_user("b")
+        couple = await db.create_couple(a.id, b.id)
+        kept = NewMessage(uuid.uuid4(), couple.id, a.id, "TEXT", "kept", None, "t", T1)
+        lost = NewMessage(uuid.uuid4(), uuid.uuid4(), a.id, "TEXT", "lost", None, "t", T1)
+        stored, refused = await db.append_messages([kept, lost])
+        assert isinstance(stored, Stored)
+        assert stored.message.seq == 1
+        assert isinstance(refused, Refused)
+        assert (refused.new, refused.reason) == (lost, Refusal.NOT_A_MEMBER)
     finally:
         await db.close()
