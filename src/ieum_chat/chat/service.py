@@ -40,7 +40,7 @@ from ieum_chat.errors import (
 )
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
-from ieum_chat.store.records import Couple, Message, NewMessage, User
+from ieum_chat.store.records import Couple, Message, NewMessage, Refusal, Refused, Stored, User
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
@@ -54,6 +54,14 @@ WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
 def utcnow() -> datetime:
     """Naive UTC, as stored in the plan's ``TIMESTAMP`` columns."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _refusal_error(refused: Refused, temp_id: str | None) -> SendFailed | Unauthorized:
+    """What the sender of a message the store refused is told: UNAUTHORIZED when its couple
+    is gone or it is not a member (as for any SEND by a non-member), else SEND_FAILED."""
+    if refused.reason is Refusal.NOT_A_MEMBER:
+        return Unauthorized("no such couple, or not a member", temp_id=temp_id)
+    return SendFailed(refused.detail, temp_id=temp_id)
 
 
 @dataclass(slots=True)
@@ -261,6 +269,12 @@ class ChatService:
         created = 0
         for pending, stored in zip(batch, results, strict=True):
             metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
+            if isinstance(stored, Refused):
+                # This message only: the rest of the batch is stored.
+                log.info("message refused: %s", stored.detail)
+                if not pending.future.done():
+                    pending.future.set_exception(_refusal_error(stored, pending.new.temp_id))
+                continue
             created += stored.created
             if not pending.future.done():
                 pending.future.set_result(stored.message)
@@ -269,7 +283,7 @@ class ChatService:
         # queue each sender's RECEIPT ahead of the broadcast of the same message.
         await asyncio.sleep(0)
         for pending, stored in zip(batch, results, strict=True):
-            if stored.created:
+            if isinstance(stored, Stored) and stored.created:
                 body = codec.message_json(stored.message, pending.sender, self.zone)
                 await self._publish(stored.message.couple_id, pack(stored.message.seq, body))
         metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed)
