@@ -18,7 +18,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 from ieum_chat.config import Settings

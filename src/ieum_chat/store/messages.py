@@ -24,15 +24,13 @@ import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Select,
-    bindparam,
     exists,
     false,
     func,
-    insert,
     or_,
     select,
     update,
@@ -40,29 +38,24 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ieum_chat.errors import StoreError
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import (
     MESSAGE_FIELDS,
-    NEW_MESSAGE_FIELDS,
     Appended,
     Message,
     NewMessage,
     Refusal,
     Refused,
-    Stored,
     message_from_row,
 )
 from ieum_chat.store.schema import couples, messages, to_db_time
-
-if TYPE_CHECKING:
-    from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
 __all__ = [
     "TEMP_ID_MAX",
     "TYPE_MAX",
     "MessagesStore",
+    "chunks",
     "dedup_query",
     "page_query",
 ]
@@ -76,11 +69,10 @@ _CHUNK = 500
 # Every SELECT and RETURNING of whole messages: the columns of Message's fields, in order.
 _COLUMNS = tuple(messages.c[name] for name in MESSAGE_FIELDS)
 
-_DedupKey = tuple[uuid.UUID, uuid.UUID, str]
 _T = TypeVar("_T")
 
 
-def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+def chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -130,135 +122,6 @@ def _unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[Col
     ]
 
 
-def _not_a_member(new: NewMessage) -> Refused:
-    return Refused(
-        new,
-        Refusal.NOT_A_MEMBER,
-        f"message {new.id}: couple {new.couple_id} does not exist "
-        f"or {new.sender_id} is not one of its members",
-    )
-
-
-def _append_messages_txn(
-    conn: Connection, policy: BaseEngine, batch: Sequence[NewMessage]
-) -> list[Appended]:
-    # 1. lock the counters, in id order; the members come along, for step 2
-    couple_ids = sorted({m.couple_id for m in batch})
-    last_seq: dict[uuid.UUID, int] = {}
-    members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
-    for chunk in _chunks(couple_ids):
-        locked = conn.execute(
-            select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
-            .where(couples.c.id.in_(chunk))
-            .order_by(couples.c.id)
-            # NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it
-            .with_for_update(key_share=True)
-        )
-        for row in locked:
-            last_seq[row.id] = row.last_seq
-            members[row.id] = (row.user1_id, row.user2_id)
-
-    # 2. a message whose couple is gone, or whose sender is not a member, fails on its own
-    allowed = [m for m in batch if m.sender_id in members.get(m.couple_id, ())]
-
-    # 3. every tempId of the batch, in one lookup
-    keys: list[_DedupKey] = list(
-        dict.fromkeys(
-            (m.couple_id, m.sender_id, m.temp_id) for m in allowed if m.temp_id is not None
-        )
-    )
-    known: dict[_DedupKey, Message] = {}
-    for key_chunk in _chunks(keys):
-        for row in conn.execute(dedup_query(policy, key_chunk)):
-            known[(row.couple_id, row.sender_id, row.temp_id)] = message_from_row(row)
-
-    # 4. number the new ones
-    results: list[Appended] = []
-    fresh: list[Message] = []
-    for new in batch:
-        if new.sender_id not in members.get(new.couple_id, ()):
-            results.append(_not_a_member(new))
-            continue
-        key = (new.couple_id, new.sender_id, new.temp_id) if new.temp_id is not None else None
-        prior = known.get(key) if key is not None else None
-        if prior is not None:
-            results.append(Stored(prior, created=False))
-            continue
-        seq = last_seq[new.couple_id] = last_seq[new.couple_id] + 1
-        message = new.numbered(seq)
-        if key is not None:
-            known[key] = message
-        fresh.append(message)
-        results.append(Stored(message, created=True))
-    if not fresh:
-        return results
-
-    # 5. one bump per couple, one insert for the batch
-    bumped = sorted({m.couple_id for m in fresh})
-    conn.execute(
-        update(couples)
-        .where(couples.c.id == bindparam("b_id"))
-        .values(last_seq=bindparam("b_last_seq")),
-        [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped],
-    )
-    conn.execute(
-        insert(messages), [{name: getattr(m, name) for name in MESSAGE_FIELDS} for m in fresh]
-    )
-    return results
-
-
-_APPEND_CALL = "SELECT * FROM ieum_append_messages($1, $2, $3, $4, $5, $6, $7, $8)"
-# Columns of the function's rows after the message's own (migration 0005).
-_ORD = len(MESSAGE_FIELDS)
-_OUTCOME = _ORD + 1
-
-
-async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Appended]:
-    # each tempId key once; per message: (its index in `sent`, whether it repeats an earlier one)
-    sent: list[NewMessage] = []
-    picks: list[tuple[int, bool]] = []
-    first: dict[_DedupKey, int] = {}
-    for new in batch:
-        if new.temp_id is not None:
-            key = (new.couple_id, new.sender_id, new.temp_id)
-            index = first.get(key)
-            if index is not None:
-                picks.append((index, True))
-                continue
-            first[key] = len(sent)
-        picks.append((len(sent), False))
-        sent.append(new)
-
-    # one array per parameter: the function takes NewMessage's fields, in order
-    columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
-    rows = await pool.fetch("append_messages", _APPEND_CALL, *columns)
-
-    outcomes: list[Appended | None] = [None] * len(sent)
-    for row in rows:
-        index = row[_ORD] - 1
-        outcome = row[_OUTCOME]
-        if outcome == "refused":
-            outcomes[index] = _not_a_member(sent[index])
-        else:
-            outcomes[index] = Stored(message_from_row(row), created=outcome == "stored")
-
-    results: list[Appended] = []
-    for index, repeat in picks:
-        result = outcomes[index]
-        if result is None:
-            # Cannot happen unless the function and this code disagree. The batch may be
-            # stored: the caller reports a failure and clients retry with their tempIds.
-            raise StoreError(f"append_messages failed: no outcome for message {sent[index].id}")
-        if repeat:
-            result = (
-                Stored(result.message, created=False)
-                if isinstance(result, Stored)
-                else _not_a_member(batch[len(results)])
-            )
-        results.append(result)
-    return results
-
-
 def _mark_read_txn(  # noqa: PLR0917 - a transaction function takes its arguments positionally
     conn: Connection,
     couple_id: uuid.UUID,
@@ -280,7 +143,7 @@ def _mark_read_txn(  # noqa: PLR0917 - a transaction function takes its argument
         rows.extend(conn.execute(statement.where(messages.c.seq <= up_to_seq)))
     else:
         wanted = list(dict.fromkeys(message_ids or ()))
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             rows.extend(conn.execute(statement.where(messages.c.id.in_(chunk))))
     return sorted((message_from_row(row) for row in rows), key=lambda m: m.seq)
 
@@ -325,13 +188,7 @@ class MessagesStore(SQLBaseStore):
         fit = [new for new in checked if isinstance(new, NewMessage)]
         if not fit:
             return [r for r in checked if isinstance(r, Refused)]
-        if self.db_pool.append_pool is not None:
-            appended = await _append_messages_call(self.db_pool.append_pool, fit)
-        else:
-            appended = await self.db_pool.write_txn(
-                "append_messages", _append_messages_txn, self.db_pool.policy, fit
-            )
-        answers = iter(appended)
+        answers = iter(await self.db_pool.appender.append(fit))
         results: list[Appended] = []
         for original, new in zip(batch, checked, strict=True):
             result = new if isinstance(new, Refused) else next(answers)
