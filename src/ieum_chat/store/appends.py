@@ -1,13 +1,23 @@
 """The append path of messages, in the form each database runs best.
 
+A batch locks the counters of every couple it touches (in id order, so concurrent batches
+cannot deadlock), refuses on their own the messages whose couple is gone or whose sender is not
+a member, looks up all its tempIds in one query, bumps the counters with one executemany and
+inserts every new row with another: four statements for a batch of up to 500 couples and 500
+tempIds, whatever its size otherwise. Because the tempId lookup runs after the counter lock, a
+concurrent batch on another process carrying the same tempId has either committed (and is
+found) or is still waiting on the lock. (On SQLite the lock is the single writer, see
+``engines``.)
+
 The engine chooses (``engines.BaseEngine.appender``), once, when the pool is made:
 
-- :class:`TransactionAppender` (SQLite): a named write transaction through SQLAlchemy that
-  locks the couples' counters, refuses the messages whose couple is gone or whose sender is
-  not a member, looks up the tempIds, numbers the new messages and inserts them
-  (``messages`` module docstring);
-- :class:`FunctionAppender` (PostgreSQL): the same steps on the server, one call of
-  ``ieum_append_messages`` (migration 0005) on a raw asyncpg connection (``asyncpg_pool``).
+- :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
+  through SQLAlchemy;
+- :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
+  ``ieum_append_messages`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``).
+  The batch travels as one array per column, with each tempId key once (a repeat later in
+  the batch is answered here, with its first occurrence's outcome), and comes back as one
+  whole message row per message, with its outcome.
 
 Both answer alike, one :class:`Stored` or :class:`Refused` per message in batch order, and
 read message rows with the one converter, ``records.message_from_row``.

@@ -1,21 +1,11 @@
-"""Messages: the append path (seq assignment, tempId dedup), read marks and history.
+"""Messages: appends, read marks and history.
 
 Order within a couple is ``seq``: 1, 2, 3... with no gap, assigned at commit from the couple's
-``last_seq`` counter. A batch locks the counters of every couple it touches (in id order, so
-concurrent batches cannot deadlock), refuses on their own the messages whose couple is gone or
-whose sender is not a member, looks up all its tempIds in one query, bumps the counters with
-one executemany and inserts every new row with another: four statements for a batch of up to
-500 couples and 500 tempIds, whatever its size otherwise. Because the tempId lookup runs after
-the counter lock, a concurrent batch on another process carrying the same tempId has either
-committed (and is found) or is still waiting on the lock. (On SQLite the lock is the single
-writer, see ``engines``.)
-
-That is the SQLite path. On PostgreSQL the same steps run on the server, in one call of
-``ieum_append_messages`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``):
-the batch travels as one array per column, with each tempId key once (a repeat later in the
-batch is answered here, with its first occurrence's outcome), and comes back as one whole
-message row per message, with its outcome. Both paths read rows with one converter,
-``records.message_from_row``.
+``last_seq`` counter. :meth:`MessagesStore.append_messages` checks that each message's fields
+fit their columns, then hands the batch to the append path the engine chose (``appends``),
+which numbers, de-duplicates by tempId and stores it in one transaction. Every whole-message
+row is read through one converter, ``records.message_from_row``, in the column order of
+``records.Message``.
 """
 
 from __future__ import annotations
