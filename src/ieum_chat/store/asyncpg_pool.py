@@ -81,8 +81,15 @@ class AsyncpgPool:
         start = time.perf_counter()
         try:
             await self._take_slot(desc)
+            conn: Any = None
+
+            def unreachable(error: BaseException) -> bool:
+                # A connection that died under the call is "unreachable" whatever the driver
+                # made of it (it may report a confused state instead: another operation...).
+                return self._is_unavailable(error) or (conn is not None and conn.is_closed())
+
             try:
-                with map_driver_errors(desc, self._is_unavailable):
+                with map_driver_errors(desc, unreachable):
                     conn = await self._connect()
                     return await self._run(conn, query, args)
             finally:
