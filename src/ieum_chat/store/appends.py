@@ -14,7 +14,7 @@ The engine chooses (``engines.BaseEngine.appender``), once, when the pool is mad
 - :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
   through SQLAlchemy;
 - :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
-  ``ieum_append_messages`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``).
+  ``ieum_append_messages_v2`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``).
   The batch travels as one array per column, with each tempId key once (a repeat later in
   the batch is answered here, with its first occurrence's outcome), and comes back as one
   whole message row per message, with its outcome.
@@ -168,7 +168,7 @@ def _append_messages_txn(
     return results
 
 
-_APPEND_CALL = "SELECT * FROM ieum_append_messages($1, $2, $3, $4, $5, $6, $7, $8)"
+_APPEND_CALL = "SELECT * FROM ieum_append_messages_v2($1, $2, $3, $4, $5, $6, $7, $8)"
 # Columns of the function's rows after the message's own (migration 0005).
 _ORD = len(MESSAGE_FIELDS)
 _OUTCOME = _ORD + 1

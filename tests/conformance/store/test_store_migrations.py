@@ -273,35 +273,41 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
         await db.close()
 
 
-async def _append_function_result(url: str) -> str | None:
+async def _append_function_results(url: str) -> dict[str, str] | None:
+    """Each append function's result type, by name (None on SQLite, which has none)."""
     async with raw(url) as conn:
         if conn.dialect.name != "postgresql":
             return None
         query = text(
-            "SELECT pg_get_function_result(oid) FROM pg_proc WHERE proname = 'ieum_append_messages'"
+            "SELECT proname, pg_get_function_result(oid) FROM pg_proc"
+            " WHERE proname LIKE 'ieum_append_messages%'"
         )
-        return str((await conn.execute(query)).scalar_one())
+        return {row[0]: row[1] for row in await conn.execute(query)}
 
 
-async def test_append_function_returns_whole_rows_from_0005(fresh_url: str) -> None:
-    """Revision 0005 replaces the append function: one whole row per message (Message's
-    fields in order, then ord and outcome). Down to 0004 the old function is back; up again
-    the new one, and a batch with a message to no couple stores the rest."""
+async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
+    """Revision 0005 adds ``ieum_append_messages_v2`` beside 0004's function (which servers
+    not yet upgraded keep calling): one whole row per message, Message's fields in order, then
+    ord and outcome. Down to 0004 only the old one is left; up again both, and a batch with a
+    message to no couple stores the rest."""
     upgrade_schema(fresh_url)
-    result = await _append_function_result(fresh_url)
-    if result is not None:
-        assert result.startswith("TABLE(id uuid, couple_id uuid, sender_id uuid, seq bigint")
-        assert result.endswith("temp_id text, ord bigint, outcome text)")
+    functions = await _append_function_results(fresh_url)
+    if functions is not None:
+        assert set(functions) == {"ieum_append_messages", "ieum_append_messages_v2"}
+        v2 = functions["ieum_append_messages_v2"]
+        assert v2.startswith("TABLE(id uuid, couple_id uuid, sender_id uuid, seq bigint")
+        assert v2.endswith("temp_id text, ord bigint, outcome text)")
+        assert functions["ieum_append_messages"].startswith("TABLE(ord bigint, seq bigint")
 
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0004")
     assert await _version(fresh_url) == "0004"
-    if result is not None:
-        old = await _append_function_result(fresh_url)
-        assert old is not None
-        assert old.startswith("TABLE(ord bigint, seq bigint")
+    if functions is not None:
+        assert await _append_function_results(fresh_url) == {
+            "ieum_append_messages": functions["ieum_append_messages"]
+        }
 
     upgrade_schema(fresh_url)
-    assert await _append_function_result(fresh_url) == result
+    assert await _append_function_results(fresh_url) == functions
     db = await Database.connect(fresh_url)
     try:
         a, b = await db.create_user("a"), await db.create_user("b")

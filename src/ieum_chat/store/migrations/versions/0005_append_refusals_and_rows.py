@@ -1,4 +1,4 @@
-"""append function: refuse one message, not the batch; return whole rows
+"""append function v2: refuse one message, not the batch; return whole rows
 
 Revision 0004's ``ieum_append_messages`` raised ``no such couple`` for a whole batch when one
 of its messages named a couple that no longer exists. The chat service commits many couples'
@@ -17,8 +17,12 @@ path), followed by ``ord`` (the message's position in the batch, from 1) and ``o
 
 Everything else is as in 0004 (see its docstring): the lookup of stored tempIds is planned on
 each call, the numbering statement probes primary keys only and keeps its plan, and no
-statement joins two unindexed row sets. A result type cannot be changed in place, so the
-function is dropped and created again, in the upgrade's transaction.
+statement joins two unindexed row sets.
+
+It is a new function, ``ieum_append_messages_v2``, beside the old one rather than in its
+place: servers still running the code of revision 0004 keep calling (and understanding) the
+old one while a fleet is upgraded node by node. A later revision may drop the old one once no
+server calls it.
 
 SQLite has no server-side functions: there the store runs the same steps itself.
 
@@ -29,9 +33,7 @@ Create Date: 2024-02-01
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
 
@@ -41,13 +43,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _SIGNATURE = (
-    "ieum_append_messages(uuid[], uuid[], uuid[], text[], text[], text[], text[], timestamp[])"
+    "ieum_append_messages_v2(uuid[], uuid[], uuid[], text[], text[], text[], text[], timestamp[])"
 )
 
 # The output columns are also PL/pgSQL variables (id, seq, type...); use_column makes a bare
 # name in the queries mean the table column. Every name below is qualified anyway.
 _CREATE = """
-CREATE FUNCTION ieum_append_messages(
+CREATE FUNCTION ieum_append_messages_v2(
     p_id uuid[],
     p_couple_id uuid[],
     p_sender_id uuid[],
@@ -169,23 +171,9 @@ $function$
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"DROP FUNCTION IF EXISTS {_SIGNATURE}")
         op.execute(_CREATE)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION IF EXISTS {_SIGNATURE}")
-        op.execute(_previous_create())
-
-
-def _previous_create() -> str:
-    """Revision 0004's function, from its own file (revision files are not a package)."""
-    path = Path(__file__).with_name("0004_append_messages_function.py")
-    spec = importlib.util.spec_from_file_location("_ieum_revision_0004", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    create: str = module._CREATE
-    return create
