@@ -258,9 +258,15 @@ class Connection:
         `code` unless one is out, end our half; what the peer sends afterwards is dropped."""
         if self._state is State.CLOSED:
             return
+        # Nothing follows a Close (send_text drops once not open): if ours is still queued
+        # it is the last frame, and it stays.
+        close = self._unsent[-1:] if self._close_sent else []
         self.discard()
         self._pong = None
-        if not self._close_sent:
+        if close:
+            self._unsent = close
+            self._unsent_bytes = len(close[0])
+        elif not self._close_sent:
             self._queue_close(close_frame(code, reason), code)
         self._failed = True
         self._parser = FrameParser(max_message_size=0)  # drops what it held
