@@ -37,9 +37,6 @@ PING_FLOOD = (b"\x89\xfd\0\0\0\0" + b"x" * 125) * 512
 OPEN_MESSAGE = b"\x01\x81\0\0\0\0C"  # a text message's first fragment, not final
 EMPTY_CONTINUATIONS = b"\x00\x80\0\0\0\0" * 50000
 
-UVICORN_WEBSOCKET = pytest.mark.xfail(
-    strict=True, reason="SockJS's websocket transport still runs on uvicorn's WebSocket"
-)
 FLOODS = {"ping": (b"", PING_FLOOD), "empty-continuation": (OPEN_MESSAGE, EMPTY_CONTINUATIONS)}
 PATHS = {"raw": "/ws/chat", "raw-alias": "/ws/chat/websocket", "sockjs": SOCKJS_PATH}
 
@@ -80,8 +77,8 @@ async def run_flood(
         (PATHS["raw"], False),
         (PATHS["raw"], True),
         (PATHS["raw-alias"], False),
-        pytest.param(PATHS["sockjs"], False, marks=UVICORN_WEBSOCKET),
-        pytest.param(PATHS["sockjs"], True, marks=UVICORN_WEBSOCKET),
+        (PATHS["sockjs"], False),
+        (PATHS["sockjs"], True),
     ],
     ids=["raw", "raw-connected", "raw-alias", "sockjs", "sockjs-connected"],
 )

@@ -25,15 +25,18 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any, cast
+from urllib.parse import unquote
 
 from ieum_chat.chat import codec
 from ieum_chat.errors import ErrorCode, error_payload
 from ieum_chat.gateway.connection import Gateway, StompConnection
 from ieum_chat.gateway.websocket import Refusal, admit
+from ieum_chat.gateway.wsasgi import App, AsgiWebSocket
 from ieum_chat.websocket import (
     BinaryMessage,
+    CloseCode,
     Connection,
     HandshakeError,
     State,
@@ -51,9 +54,10 @@ __all__ = ["WS_PATHS", "GatewayProtocol", "GatewayProtocolFactory"]
 log = logging.getLogger(__name__)
 
 WS_PATHS = frozenset({"/ws/chat", "/ws/chat/websocket"})
-# Request lines this protocol serves itself; anything else is handed off at the first byte
-# that differs from all of them.
-_OURS = tuple(f"GET {path}{end}".encode() for path in sorted(WS_PATHS) for end in (" ", "?"))
+# Request lines whose head this protocol reads: the STOMP endpoints, and every path under them
+# (SockJS), whose WebSocket upgrades are served here too, through the ASGI app. Anything else
+# is handed off at the first byte that differs from all of them.
+_OURS = (b"GET /ws/chat ", b"GET /ws/chat?", b"GET /ws/chat/")
 # After our Close frame, how long the peer has to answer with its own (RFC 6455 §7.1.1)
 # and to take what is still queued for it, before the TCP connection is cut.
 CLOSE_GRACE = 5.0
@@ -81,6 +85,7 @@ class GatewayProtocolFactory:
         self.gateway = gateway
         self.fallback = fallback
         self.flusher = _Flusher()
+        self.tasks: set[asyncio.Task[None]] = set()
         self._kwargs: dict[str, Any] = {}
 
     def __call__(self, **kwargs: Any) -> GatewayProtocol:
@@ -90,6 +95,20 @@ class GatewayProtocolFactory:
 
     def hand_off(self) -> asyncio.Protocol:
         return self.fallback(**self._kwargs)
+
+    def asgi(self) -> tuple[App, dict[str, Any]] | None:
+        """The ASGI app the HTTP server serves and its lifespan state (uvicorn's ``config``
+        and ``app_state`` arguments), for the WebSockets of other paths."""
+        config = self._kwargs.get("config")
+        app = getattr(config, "loaded_app", None)
+        if app is None:
+            return None
+        return app, dict(self._kwargs.get("app_state") or {})
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 class _Flusher:
@@ -114,17 +133,20 @@ class _Flusher:
 class GatewayProtocol(asyncio.Protocol):
     # Slots: one of these lives as long as each WebSocket, and there are thousands.
     __slots__ = (
+        "_app",
         "_buffer",
         "_conn",
         "_deadline",
         "_deadline_at",
         "_dirty",
+        "_drained",
         "_eof_written",
         "_factory",
+        "_key",
         "_next_turn",
+        "_paused",
         "_phase",
         "_reading",
-        "_stomp_paused",
         "_transport",
         "_ws",
     )
@@ -136,12 +158,15 @@ class GatewayProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._ws: Connection | None = None
         self._conn: StompConnection | None = None
+        self._app: AsgiWebSocket | None = None
+        self._key = ""  # Sec-WebSocket-Key, while an ASGI app decides on the upgrade
+        self._drained: asyncio.Event | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_at: float | None = None
         self._dirty = False  # marked with the flusher for this loop turn
         self._next_turn: asyncio.Handle | None = None  # parsing resumes on a later turn
         self._reading = True
-        self._stomp_paused = False
+        self._paused = False  # by the STOMP connection or the ASGI app
         self._eof_written = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -180,9 +205,13 @@ class GatewayProtocol(asyncio.Protocol):
             self._next_turn = None
         if self._conn is not None:
             self._conn.connection_lost()
+        if self._app is not None:
+            self._app.connection_lost(self._ws.close_code if self._ws is not None else None)
         if self._ws is not None:
             self._ws.receive_eof()
             self._ws.discard()
+        if self._drained is not None:
+            self._drained.set()
 
     def pause_writing(self) -> None:
         """Nothing to stop: the WebSocket connection counts what the transport holds."""
@@ -203,6 +232,7 @@ class GatewayProtocol(asyncio.Protocol):
         if not ours:
             self._hand_off(buffer)
             return
+        stomp = _request_path(buffer) in WS_PATHS
         try:
             end = head_length(buffer)
             if end is None:
@@ -210,10 +240,13 @@ class GatewayProtocol(asyncio.Protocol):
                 return
             request = parse_request(buffer[:end])
             if not request.is_upgrade:
-                self._hand_off(buffer)  # a plain GET: the ASGI endpoint explains
+                self._hand_off(buffer)  # a plain GET: the ASGI app answers
                 return
             key = validate_upgrade(request)
         except HandshakeError as exc:
+            if not stomp and not _upgrade_asked(buffer):
+                self._hand_off(buffer)  # a request for the HTTP server to judge
+                return
             body = codec.dumps({"type": "ERROR", "code": "BAD_REQUEST", "message": exc.message})
             self._respond(exc.status, body, exc.headers)
             return
@@ -221,11 +254,20 @@ class GatewayProtocol(asyncio.Protocol):
         self._phase = _Phase.HANDSHAKE
         assert self._transport is not None
         self._transport.pause_reading()
+        self._reading = False
         gateway = self._factory.gateway()
-        if gateway is None:
+        asgi = self._factory.asgi()
+        if gateway is None or (not stomp and asgi is None):
             self._respond(503, codec.dumps(error_payload(ErrorCode.SERVER_SHUTDOWN)))
             return
-        gateway.spawn(self._handshake(gateway, request, key))
+        if stomp:
+            gateway.spawn(self._handshake(gateway, request, key))
+            return
+        assert asgi is not None
+        app, state = asgi
+        self._key = key
+        self._app = AsgiWebSocket(self)
+        self._factory.spawn(self._app.run(app, self._scope(request, state)))
 
     def _hand_off(self, buffer: bytes) -> None:
         """Every request that is not one of our upgrades goes, with the bytes read so far,
@@ -262,13 +304,6 @@ class GatewayProtocol(asyncio.Protocol):
         self._cancel_deadline()
         log.info('%s - "WebSocket %s" [accepted]', remote, request.target)
         transport.write(accept_response(key, admission.subprotocol))
-        settings = gateway.settings
-        self._ws = Connection(
-            # Above the STOMP limit, so an oversized frame reaches the STOMP parser (an ERROR).
-            max_message_size=settings.max_frame_size * 4,
-            outbound_limit=settings.outbound_buffer_bytes,
-            close_timeout=CLOSE_GRACE,
-        )
         self._conn = StompConnection(
             gateway,
             self,
@@ -278,10 +313,20 @@ class GatewayProtocol(asyncio.Protocol):
             preferred_version=admission.version,
             remote=remote,
         )
-        self._phase = _Phase.WEBSOCKET
         self._conn.open()
+        self._open(gateway)
+
+    def _open(self, gateway: Gateway) -> None:
+        """The 101 is written: frames from now on, starting with any sent behind the head."""
+        settings = gateway.settings
+        self._ws = Connection(
+            # Above the STOMP limit, so an oversized frame reaches the STOMP parser (an ERROR).
+            max_message_size=settings.max_frame_size * 4,
+            outbound_limit=settings.outbound_buffer_bytes,
+            close_timeout=CLOSE_GRACE,
+        )
+        self._phase = _Phase.WEBSOCKET
         early, self._buffer = self._buffer, b""
-        self._reading = False  # paused for the token check
         if early:
             self._ws.receive_data(early)
             self._turn()
@@ -304,17 +349,22 @@ class GatewayProtocol(asyncio.Protocol):
         ws = self._ws
         conn = self._conn
         assert ws is not None
-        assert conn is not None
         was_failed = ws.eof_wanted
+        app = self._app
         for event in ws.events_received(asyncio.get_running_loop().time()):
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
                 assert isinstance(event, TextMessage | BinaryMessage)
-                conn.feed(event.data)
+                if app is not None:
+                    app.feed(event)
+                elif conn is not None:
+                    conn.feed(event.data)
         if ws.eof_wanted and not was_failed:
-            log.info("session %s: WebSocket failed with %s", conn.session_id, ws.close_code)
-            if not conn.closing:
+            log.info("WebSocket failed with %s", ws.close_code)
+            if conn is not None and not conn.closing:
                 conn.connection_lost()
+            if app is not None:
+                app.connection_lost(ws.close_code)
         self._mark()
         self._update_reading()
 
@@ -327,7 +377,7 @@ class GatewayProtocol(asyncio.Protocol):
     def _held(self, ws: Connection) -> bool:
         """Whether input waits: while open, for the peer to take our backlog and for the
         STOMP side (a frame that waits for the database)."""
-        return ws.state is State.OPEN and (ws.congested or self._stomp_paused)
+        return ws.state is State.OPEN and (ws.congested or self._paused)
 
     def _mark(self) -> None:
         if not self._dirty:
@@ -356,6 +406,8 @@ class GatewayProtocol(asyncio.Protocol):
             if transport.can_write_eof():
                 transport.write_eof()
         self._sync_deadline()
+        if self._drained is not None and not ws.congested:
+            self._drained.set()
         self._update_reading()
 
     def _update_reading(self) -> None:
@@ -410,12 +462,91 @@ class GatewayProtocol(asyncio.Protocol):
         return ws.backlog
 
     def pause_reading(self) -> None:
-        self._stomp_paused = True
+        self._paused = True
         self._update_reading()
 
     def resume_reading(self) -> None:
-        self._stomp_paused = False
+        self._paused = False
         self._update_reading()
+
+    # -- Shell, for an ASGI app ------------------------------------------------------------
+
+    def _scope(self, request: UpgradeRequest, state: dict[str, Any]) -> MutableMapping[str, Any]:
+        transport = self._transport
+        assert transport is not None
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        return {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": request.http_version,
+            "scheme": "ws",
+            "server": tuple(local[:2]) if isinstance(local, tuple) else None,
+            "client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
+            "root_path": "",
+            "path": unquote(request.path),
+            "raw_path": request.path.encode("ascii"),
+            "query_string": request.query.encode("ascii"),
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
+            "subprotocols": request.subprotocols,
+            "state": state,
+            "extensions": {"websocket.http.response": {}},
+        }
+
+    def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
+        transport = self._transport
+        gateway = self._factory.gateway()
+        if self._phase is not _Phase.HANDSHAKE or transport is None or gateway is None:
+            return
+        self._cancel_deadline()
+        transport.write(accept_response(self._key, subprotocol))
+        self._open(gateway)
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        if self._phase is not _Phase.HANDSHAKE:
+            return
+        content_type = "text/plain; charset=utf-8"
+        extra: list[tuple[str, str]] = []
+        for raw_name, raw_value in headers:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            if name.lower() == "content-type":
+                content_type = value
+            elif name.lower() not in ("content-length", "connection"):
+                extra.append((name, value))
+        self._cancel_deadline()
+        self._phase = _Phase.CLOSED
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(
+                http_response(status, body, content_type=content_type, headers=tuple(extra))
+            )
+            transport.close()
+
+    async def send_message(self, data: bytes, *, text: bool) -> None:
+        """Queue one message; wait while the backlog is over the bound (ASGI back-pressure)."""
+        while True:
+            ws = self._ws
+            transport = self._transport
+            if ws is None or transport is None or self._phase is not _Phase.WEBSOCKET:
+                raise OSError("the WebSocket is closed")
+            ws.set_transport_backlog(transport.get_write_buffer_size())
+            if ws.send_text(data) if text else ws.send_binary(data):
+                self._mark()
+                return
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            self._drained.clear()
+            await self._drained.wait()
+
+    def close_with(self, code: int, reason: str) -> None:
+        ws = self._ws
+        if ws is None or ws.state is not State.OPEN:
+            return
+        try:
+            ws.send_close(asyncio.get_running_loop().time(), code, reason)
+        except ValueError:  # a code that may not be sent (RFC 6455 §7.4)
+            ws.send_close(asyncio.get_running_loop().time(), CloseCode.INTERNAL_ERROR)
+        self._mark()
 
     # -- deadlines ------------------------------------------------------------------------
 
@@ -463,3 +594,14 @@ def _is_ours(buffer: bytes) -> bool | None:
         if len(buffer) < len(line) and line.startswith(buffer):
             undecided = True
     return None if undecided else False
+
+
+def _request_path(buffer: bytes) -> str:
+    """The path of the request line at the start of ``buffer`` (as far as it has come)."""
+    target = buffer.split(b" ", 2)[1] if buffer.count(b" ") >= 2 else b""
+    return target.partition(b"?")[0].decode("latin-1")
+
+
+def _upgrade_asked(buffer: bytes) -> bool:
+    """Whether a head we could not parse still names a WebSocket upgrade (RFC 6455 §4.1)."""
+    return b"websocket" in buffer[:16384].lower()
