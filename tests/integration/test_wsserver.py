@@ -9,15 +9,12 @@ import base64
 import hashlib
 import json
 import os
-import pathlib
 import struct
 import time
 
 import pytest
-from websockets.asyncio.client import connect
 
-from tests.support.fixtures import SERVER_ENV
-from tests.support.server import Cli, ServerProcess
+from tests.support.server import ServerProcess
 from tests.support.ws_frames import TEXT, client_frame
 
 Couple = dict[str, str]
@@ -238,9 +235,7 @@ async def test_a_request_that_never_ends_is_cut_off(server: ServerProcess) -> No
     assert 1.5 < time.monotonic() - started < 8  # IEUM_CONNECT_TIMEOUT is 2 s here
 
 
-async def test_no_compression_is_negotiated_by_default(
-    server: ServerProcess, couple: Couple
-) -> None:
+async def test_no_compression_is_negotiated(server: ServerProcess, couple: Couple) -> None:
     raw = await Raw.open(server)
     await raw.send(
         handshake(
@@ -252,21 +247,3 @@ async def test_no_compression_is_negotiated_by_default(
     assert status == 101
     assert "sec-websocket-extensions" not in headers
     raw.writer.close()
-
-
-async def test_compression_when_configured(
-    cli: Cli, couple: Couple, tmp_path: pathlib.Path
-) -> None:
-    """IEUM_WS_COMPRESSION=true: permessage-deflate is negotiated (uvicorn's WebSocket serves
-    the endpoint through ASGI) and the chat works as before."""
-    env = {**SERVER_ENV, "IEUM_WS_COMPRESSION": "true"}
-    compressed = ServerProcess(cli, tmp_path / "server.log", extra_env=env).start()
-    try:
-        async with connect(f"{compressed.ws_url}?token={couple['ta']}") as ws:
-            assert ws.response is not None
-            assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
-            await ws.send("CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0")
-            reply = await asyncio.wait_for(ws.recv(), 5)
-            assert str(reply).startswith("CONNECTED\n")
-    finally:
-        compressed.stop()
