@@ -1,13 +1,17 @@
-"""The STOMP WebSocket endpoints served straight from the event loop.
+"""Every WebSocket of the server, served straight from the event loop.
 
 The server hands every accepted TCP connection to a :class:`GatewayProtocol` (uvicorn takes it
 as its ``http`` protocol class, see :class:`GatewayProtocolFactory`). A request for
 ``/ws/chat`` or ``/ws/chat/websocket`` that asks for a WebSocket is answered here: the sans-IO
 RFC 6455 :class:`~ieum_chat.websocket.Connection` turns socket bytes into messages that go
 straight into a :class:`StompConnection`, and frames go straight back to the socket, with no
-ASGI message, task or queue per connection in between. Every other request (REST, SockJS, the
-demo page, a plain GET of the endpoint) is handed, with the bytes read so far, to the server's
-own HTTP protocol, which serves the ASGI app as usual.
+ASGI message, task or queue per connection in between. A WebSocket asked for on any other path
+under ``/ws/chat/`` (SockJS's websocket transport) runs the ASGI app over the same Connection
+(``gateway.wsasgi``). Every other request (REST, SockJS's HTTP transports, the demo page, a
+plain GET of the endpoint) is handed, with the bytes read so far, to the server's own HTTP
+protocol, which serves the ASGI app as usual: that hand-off (:meth:`GatewayProtocol._hand_off`
+and :meth:`GatewayProtocolFactory.asgi`) is the one place that knows uvicorn, and
+test_wsserver pins what it relies on.
 
 This module only moves bytes and schedules: the WebSocket connection decides what to answer,
 when reading must stop (its outbound backlog over ``IEUM_OUTBOUND_BUFFER_BYTES``, or its
@@ -313,7 +317,6 @@ class GatewayProtocol(asyncio.Protocol):
             preferred_version=admission.version,
             remote=remote,
         )
-        self._conn.open()
         self._open(gateway)
 
     def _open(self, gateway: Gateway) -> None:
@@ -326,6 +329,8 @@ class GatewayProtocol(asyncio.Protocol):
             close_timeout=CLOSE_GRACE,
         )
         self._phase = _Phase.WEBSOCKET
+        if self._conn is not None:
+            self._conn.open()
         early, self._buffer = self._buffer, b""
         if early:
             self._ws.receive_data(early)
@@ -344,7 +349,7 @@ class GatewayProtocol(asyncio.Protocol):
 
     def _turn(self) -> None:
         """Parse what one turn of the loop may (the connection bounds it), hand the messages
-        to STOMP, and decide whether to read on."""
+        to their consumer (STOMP, or the ASGI app), and decide whether to read on."""
         self._next_turn = None
         ws = self._ws
         conn = self._conn
@@ -376,7 +381,7 @@ class GatewayProtocol(asyncio.Protocol):
 
     def _held(self, ws: Connection) -> bool:
         """Whether input waits: while open, for the peer to take our backlog and for the
-        STOMP side (a frame that waits for the database)."""
+        consumer (a STOMP frame that waits for the database, messages the app has not taken)."""
         return ws.state is State.OPEN and (ws.congested or self._paused)
 
     def _mark(self) -> None:
