@@ -204,6 +204,7 @@ class Member:
     destination: str
     sent: int = 0
     confirmed: int = 0
+    latencies: list[float] = field(default_factory=list)  # SEND -> RECEIPT, for the record
 
     @classmethod
     async def join(cls, server: ServerProcess, token: str, couple: str) -> Member:
@@ -217,10 +218,12 @@ class Member:
             self.sent += 1
             receipt = f"m-{self.sent}"
             body = {"type": "TEXT", "content": f"안녕 {self.sent}", "tempId": receipt}
+            started = time.monotonic()
             await self.client.send(
                 "SEND", {"destination": self.destination, "receipt": receipt}, body
             )
             seen = await self.client.receipt(receipt, timeout=15)
+            self.latencies.append(time.monotonic() - started)
             if not any(message.get("tempId") == receipt for message in seen):
                 echo = await self.client.expect_message(timeout=15)
                 assert echo.get("tempId") == receipt, echo
