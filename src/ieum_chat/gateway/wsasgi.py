@@ -42,7 +42,8 @@ App = Callable[
 class Shell(Protocol):
     """What the socket's protocol does for the app."""
 
-    def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None: ...
+    def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
+        """Write the 101 (extra ``headers`` of ``websocket.accept`` are not sent)."""
 
     def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None: ...
 
@@ -124,6 +125,8 @@ class AsgiWebSocket:
             return {"type": "websocket.connect"}
         inbox = self._inbox
         while not inbox:
+            if self.closing:  # asked again after the disconnect: the same answer
+                return {"type": "websocket.disconnect", "code": 1006}
             self._wake.clear()
             await self._wake.wait()
         message = inbox.popleft()
