@@ -7,9 +7,9 @@ that nobody bounded.
   that socket until the peer takes what is queued, and only the most recent unanswered Ping is
   answered (§5.5.3).
 - **Empty continuation frames** (§5.4): a message opened and never finished, continued by
-  empty fragments. Bound: a message has at most ``MAX_FRAGMENTS`` fragments and the message
-  limit in bytes; past either, the connection fails with 1009. One socket parses a bounded
-  number of frames per event-loop turn, then yields to the others.
+  empty fragments. Bound: a message has at most 1024 fragments (the connection fails with
+  1008) and four times ``IEUM_MAX_FRAME_SIZE`` bytes (1009). One socket parses at most 128
+  frames per event-loop turn, then stops reading until a later turn: the others go first.
 
 Each flood runs for a few seconds against a real server, on every WebSocket path the server
 speaks (raw STOMP, its ``/websocket`` alias, SockJS's websocket transport), with no token and
