@@ -11,7 +11,6 @@ client that missed it catches up by seq.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.auth import Principal, TokenVerifier
 from ieum_chat.broker import Broker
 from ieum_chat.chat import codec
@@ -48,6 +48,7 @@ __all__ = ["ChatService", "utcnow"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
 
 
 def utcnow() -> datetime:
@@ -107,17 +108,19 @@ class ChatService:
             for i, queue in enumerate(self._queues)
         ]
 
-    async def close(self) -> None:
-        """Finish the messages already queued, then stop the writers."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Finish the messages already queued (for at most ``grace`` seconds), then stop
+        the writers. A message not committed by then gets no RECEIPT: its sender re-sends it."""
         if not self._writers:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(queue.join() for queue in self._queues)), timeout=10.0
-            )
-        for writer in self._writers:
-            writer.cancel()
-        await asyncio.gather(*self._writers, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await finish_within(
+            asyncio.gather(*(queue.join() for queue in self._queues)),
+            max(0.0, deadline - loop.time() - WRITER_STOP_TIMEOUT),
+            "committing the queued messages",
+        )
+        await stop_tasks(self._writers, WRITER_STOP_TIMEOUT, "chat writers")
         self._writers = []
 
     # -- identity and membership ----------------------------------------------------------

@@ -34,9 +34,9 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from ieum_chat.chat import codec
-from ieum_chat.errors import ErrorCode, error_payload
+from ieum_chat.errors import ErrorCode, error_body, error_payload
+from ieum_chat.gateway.admission import Refusal, admit
 from ieum_chat.gateway.connection import Gateway, StompConnection
-from ieum_chat.gateway.websocket import Refusal, admit
 from ieum_chat.gateway.wsasgi import App, AsgiWebSocket
 from ieum_chat.websocket import (
     BinaryMessage,
@@ -251,7 +251,7 @@ class GatewayProtocol(asyncio.Protocol):
             if not stomp and not _upgrade_asked(buffer):
                 self._hand_off(buffer)  # a request for the HTTP server to judge
                 return
-            body = codec.dumps({"type": "ERROR", "code": "BAD_REQUEST", "message": exc.message})
+            body = error_body(ErrorCode.BAD_REQUEST, detail=exc.message)
             self._respond(exc.status, body, exc.headers)
             return
         self._buffer = buffer[end:]
@@ -300,7 +300,7 @@ class GatewayProtocol(asyncio.Protocol):
             return
         except Exception:
             log.exception("WebSocket handshake failed")
-            self._respond(500, b'{"type":"ERROR","code":"INTERNAL","message":"try again"}')
+            self._respond(503, error_body(ErrorCode.UNAVAILABLE, detail="try again"))
             return
         transport = self._transport
         if self._phase is not _Phase.HANDSHAKE or transport is None:
