@@ -20,7 +20,7 @@ from ieum_chat.broker import create_broker, create_presence
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.demo import install_demo
-from ieum_chat.gateway import Gateway, Hub, StompWebSocketApp
+from ieum_chat.gateway import Gateway, Hub
 from ieum_chat.gateway.sockjs import create_sockjs_app
 from ieum_chat.observability import metrics
 from ieum_chat.observability.http import RequestMetricsMiddleware
@@ -125,11 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="ieum-chat", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
     install_api(app, settings)
-    endpoint = StompWebSocketApp(runtime.require_gateway)
-    app.router.routes.append(WebSocketRoute("/ws/chat", endpoint))
-    app.router.routes.append(WebSocketRoute("/ws/chat/websocket", endpoint))
-    # SockJS 0.3 under the same prefix: every HTTP request, and the WebSocket of a SockJS
-    # session (a WebSocket on /ws/chat or /ws/chat/websocket stays raw STOMP, above).
+    # The WebSockets of /ws/chat and /ws/chat/websocket (raw STOMP) never reach the app: the
+    # server's protocol (gateway.wsserver) answers them from the event loop. SockJS 0.3 under
+    # the same prefix: every HTTP request, and the WebSocket of a SockJS session, which that
+    # protocol runs through this app on the same WebSocket core.
     sockjs = create_sockjs_app(runtime.require_gateway, settings)
     app.router.routes.append(Route("/ws/chat", sockjs))
     app.router.routes.append(Route("/ws/chat/{path:path}", sockjs))

@@ -154,24 +154,17 @@ def _serve(settings: Settings) -> None:
     _raise_nofile_limit()
     app = create_app(settings)
     runtime = app.state.runtime
-    # The STOMP WebSocket endpoints are served straight from the event loop; every other
-    # request goes on to uvicorn's httptools protocol and the ASGI app. With compression on,
-    # uvicorn's WebSocket (which negotiates permessage-deflate) serves them too, through the
-    # ASGI endpoint.
-    http: Any = "httptools"
-    if not settings.ws_compression:
-        protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
-        http = cast("type[asyncio.Protocol]", protocol)
+    # Every WebSocket is served straight from the event loop on one RFC 6455 core (the STOMP
+    # endpoints directly, SockJS's through the ASGI app); every other request goes on to
+    # uvicorn's httptools protocol and the ASGI app. uvicorn's own WebSocket is never used.
+    protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=http,
-        ws="websockets-sansio",
-        # Above the STOMP limit, so an oversized frame reaches the parser and gets an ERROR.
-        ws_max_size=settings.max_frame_size * 4,
-        ws_per_message_deflate=settings.ws_compression,
+        http=cast("type[asyncio.Protocol]", protocol),
+        ws="none",
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=10,

@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     heartbeat_ms: tuple[int, int] = (10000, 10000)
     connect_timeout: float = 10.0
     max_subscriptions: int = 64
-    outbound_buffer_bytes: int = Field(default=1024 * 1024, ge=65536)  # per session
-    # permessage-deflate on /ws/chat: off by default (CPU per frame; chat frames are small)
-    ws_compression: bool = False
+    # Per WebSocket: every byte the server has produced for the peer and the peer has not yet
+    # taken (messages, Pongs, Close); past it the socket stops being read, a STOMP session is
+    # closed as a slow consumer.
+    outbound_buffer_bytes: int = Field(default=1024 * 1024, ge=65536)
 
     # SockJS 0.3 fallback under /ws/chat (the SockJS reference server's defaults)
     sockjs_heartbeat: float = Field(default=25.0, gt=0)  # seconds between `h` frames

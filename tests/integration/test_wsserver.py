@@ -9,15 +9,12 @@ import base64
 import hashlib
 import json
 import os
-import pathlib
 import struct
 import time
 
 import pytest
-from websockets.asyncio.client import connect
 
-from tests.support.fixtures import SERVER_ENV
-from tests.support.server import Cli, ServerProcess
+from tests.support.server import ServerProcess
 from tests.support.ws_frames import TEXT, client_frame
 
 Couple = dict[str, str]
@@ -97,8 +94,7 @@ class Raw:
 
 
 def close_code(payload: bytes) -> int:
-    (code,) = struct.unpack("!H", payload[:2])
-    return code
+    return int.from_bytes(payload[:2], "big")
 
 
 async def test_head_in_single_bytes_then_frames_in_the_same_write(
@@ -238,9 +234,7 @@ async def test_a_request_that_never_ends_is_cut_off(server: ServerProcess) -> No
     assert 1.5 < time.monotonic() - started < 8  # IEUM_CONNECT_TIMEOUT is 2 s here
 
 
-async def test_no_compression_is_negotiated_by_default(
-    server: ServerProcess, couple: Couple
-) -> None:
+async def test_no_compression_is_negotiated(server: ServerProcess, couple: Couple) -> None:
     raw = await Raw.open(server)
     await raw.send(
         handshake(
@@ -254,19 +248,79 @@ async def test_no_compression_is_negotiated_by_default(
     raw.writer.close()
 
 
-async def test_compression_when_configured(
-    cli: Cli, couple: Couple, tmp_path: pathlib.Path
-) -> None:
-    """IEUM_WS_COMPRESSION=true: permessage-deflate is negotiated (uvicorn's WebSocket serves
-    the endpoint through ASGI) and the chat works as before."""
-    env = {**SERVER_ENV, "IEUM_WS_COMPRESSION": "true"}
-    compressed = ServerProcess(cli, tmp_path / "server.log", extra_env=env).start()
-    try:
-        async with connect(f"{compressed.ws_url}?token={couple['ta']}") as ws:
-            assert ws.response is not None
-            assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
-            await ws.send("CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0")
-            reply = await asyncio.wait_for(ws.recv(), 5)
-            assert str(reply).startswith("CONNECTED\n")
-    finally:
-        compressed.stop()
+# -- SockJS's websocket transport, on the same core through the ASGI app -------------------
+
+SOCKJS = "/ws/chat/000/abcdefgh/websocket"
+
+
+async def test_sockjs_websocket_on_the_same_core(server: ServerProcess, couple: Couple) -> None:
+    raw = await Raw.open(server)
+    await raw.send(handshake(SOCKJS, Sec_WebSocket_Protocol=""))
+    status, headers, _ = await raw.response()
+    assert status == 101
+    assert "sec-websocket-protocol" not in headers
+    assert await raw.frame() == (0x1, b"o")  # SockJS 0.3: the open frame
+    await raw.send(client_frame(0x9, b"still there?"))
+    assert await raw.frame() == (0xA, b"still there?")
+    connect = f"CONNECT\naccept-version:1.2\nheart-beat:0,0\nAuthorization:Bearer {couple['ta']}"
+    await raw.send(client_frame(TEXT, json.dumps([connect + "\n\n\0"]).encode()))
+    opcode, payload = await raw.frame()
+    assert opcode == 0x1
+    assert json.loads(payload[1:])[0].startswith("CONNECTED\n")  # an "a" frame
+    await raw.send(client_frame(0x8, struct.pack("!H", 1000)))
+    opcode, payload = await raw.frame()
+    assert (opcode, close_code(payload)) == (0x8, 1000)
+    assert await raw.closed()
+
+
+async def test_sockjs_websocket_refusals(server: ServerProcess) -> None:
+    raw = await Raw.open(server)
+    await raw.send(handshake(SOCKJS, Sec_WebSocket_Version="8"))
+    status, headers, _ = await raw.response()
+    assert (status, headers["sec-websocket-version"]) == (426, "13")
+    raw = await Raw.open(server)
+    await raw.send(handshake(f"{SOCKJS}?token=forged"))
+    status, headers, body = await raw.response()
+    assert (status, json.loads(body)["code"]) == (401, "AUTH_FAILED")
+    assert headers["content-type"] == "application/json"
+
+
+async def test_sockjs_websocket_protocol_error(server: ServerProcess) -> None:
+    raw = await Raw.open(server)
+    await raw.send(handshake(SOCKJS))
+    assert (await raw.response())[0] == 101
+    assert await raw.frame() == (0x1, b"o")
+    raw.writer.write(client_frame(0x1, b"\xff\xfe"))  # not UTF-8
+    opcode, payload = await raw.frame()
+    assert (opcode, close_code(payload)) == (0x8, 1007)
+    assert await raw.closed(timeout=2)
+
+
+def test_the_http_server_contract_the_hand_off_relies_on() -> None:
+    """GatewayProtocolFactory builds uvicorn's httptools protocol with the arguments uvicorn
+    gave it, and finds the ASGI app and lifespan state among them: pinned here."""
+    import inspect
+    from typing import cast
+
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from ieum_chat.gateway.wsserver import GatewayProtocolFactory
+
+    parameters = list(inspect.signature(HttpToolsProtocol.__init__).parameters)
+    assert parameters[1:4] == ["config", "server_state", "app_state"]
+    startup = inspect.getsource(uvicorn.Server.startup)
+    assert "config.http_protocol_class" in startup
+    assert "app_state=self.lifespan.state" in startup
+
+    async def app(scope: object, receive: object, send: object) -> None: ...
+
+    factory = GatewayProtocolFactory(lambda: None, HttpToolsProtocol)
+    config = uvicorn.Config(app, http=factory, ws="none")  # type: ignore[arg-type]
+    config.load()
+    assert config.http_protocol_class is cast("object", factory)
+    factory(config=config, server_state=None, app_state={"k": 1})
+    found = factory.asgi()
+    assert found is not None
+    assert found[0] is config.loaded_app
+    assert found[1] == {"k": 1}

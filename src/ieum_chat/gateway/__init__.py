@@ -3,6 +3,5 @@
 from ieum_chat.gateway.connection import Gateway, StompConnection
 from ieum_chat.gateway.hub import Hub
 from ieum_chat.gateway.transports import QueuedTransport, Transport
-from ieum_chat.gateway.websocket import StompWebSocketApp
 
-__all__ = ["Gateway", "Hub", "QueuedTransport", "StompConnection", "StompWebSocketApp", "Transport"]
+__all__ = ["Gateway", "Hub", "QueuedTransport", "StompConnection", "Transport"]

@@ -1,11 +1,13 @@
-"""A sans-IO RFC 6455 server core: the opening handshake, client frames in, server frames out.
+"""A sans-IO RFC 6455 server core: the opening handshake, then one `Connection` per socket.
 
 Nothing here touches a socket or an event loop. The shell buffers bytes until `head_length()`
 finds the request head, answers with `accept_response()` or `http_response()`, then feeds every
-later byte to a `FrameParser` and writes what `text_frame()` and friends return.
+later byte to a `Connection` and writes what its `data_to_send()` returns; the connection owns
+the closing handshake, the close deadline and the bounds on what a peer can make us hold.
 """
 
 from ._close import CloseCode
+from ._connection import Connection, State
 from ._errors import HandshakeError, ProtocolError
 from ._events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
 from ._handshake import (
@@ -25,12 +27,14 @@ __all__ = [
     "BinaryMessage",
     "CloseCode",
     "CloseReceived",
+    "Connection",
     "Event",
     "FrameParser",
     "HandshakeError",
     "Ping",
     "Pong",
     "ProtocolError",
+    "State",
     "TextMessage",
     "UpgradeRequest",
     "accept_response",

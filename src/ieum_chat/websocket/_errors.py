@@ -34,7 +34,8 @@ class HandshakeError(Exception):
 
 class ProtocolError(Exception):
     """The client broke the framing rules; `code` is the close code to fail the connection with
-    (RFC 6455 §7.1.7, §7.4.1): 1002, 1007 or 1009."""
+    (RFC 6455 §7.1.7, §7.4.1): 1002, 1007, 1008 (a bound that is ours, not the RFC's) or
+    1009."""
 
     code: int
     message: str

@@ -4,6 +4,10 @@ The common case is a whole frame in one chunk: the chunk becomes the buffer with
 payload is sliced once and unmasked once, and the buffer is dropped. A frame that trickles in is
 kept as a list of chunks and joined only once enough bytes are there to make progress, so a
 payload that arrives one byte at a time still costs O(n).
+
+Everything a peer can make it hold is bounded: the message by `max_message_size` bytes and by
+`max_fragments` frames (empty continuation frames cost no bytes but still cost a list entry and
+a loop turn each), and the work of one `next_event()` call by `quota` frames.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ _LENGTH: Final = 0x7F
 _MAX_CONTROL_PAYLOAD: Final = 125
 
 _EMPTY: Final = b""
+# Browsers never fragment; a generous bound for clients that stream a message in pieces.
+DEFAULT_MAX_FRAGMENTS: Final = 1024
+_UNLIMITED: Final = 1 << 62
 _PROTOCOL_ERROR: Final = CloseCode.PROTOCOL_ERROR
 
 
@@ -48,18 +55,28 @@ class FrameParser:
         "_chunks",
         "_done",
         "_fragments",
+        "_max_fragments",
         "_max_message_size",
         "_message_size",
         "_need",
         "_opcode",
         "_pos",
         "_size",
+        "quota",
     )
 
-    def __init__(self, *, max_message_size: int) -> None:
+    def __init__(
+        self, *, max_message_size: int, max_fragments: int = DEFAULT_MAX_FRAGMENTS
+    ) -> None:
         if max_message_size < 0:
             raise ValueError("max_message_size must not be negative")
+        if max_fragments < 1:
+            raise ValueError("max_fragments must be at least 1")
         self._max_message_size = max_message_size
+        self._max_fragments = max_fragments
+        # How many more frames `next_event()` may consume before it returns None with input
+        # left; the caller refills it once per turn to bound the work one peer can cause.
+        self.quota = _UNLIMITED
         # The stream is `_buffer[_pos:]` followed by every chunk of `_chunks` (None when there
         # are none); `_size` counts it all. `_need` is how many bytes the frame at `_pos` needs
         # before parsing it can get further.
@@ -74,6 +91,11 @@ class FrameParser:
         self._opcode = 0
         self._message_size = 0
         self._done = False
+
+    @property
+    def starved(self) -> bool:
+        """Whether `next_event()` stopped for want of `quota` with a frame header buffered."""
+        return not self.quota and not self._done and self._size >= max(2, self._need)
 
     @property
     def buffered(self) -> int:
@@ -114,6 +136,8 @@ class FrameParser:
                 if self._size < self._need:
                     return None
                 self._join()
+            if not self.quota:
+                return None
             buffer = self._buffer
             pos = self._pos
             available = len(buffer) - pos
@@ -142,6 +166,11 @@ class FrameParser:
             elif opcode == _CONTINUATION:
                 if fragments is None:
                     raise ProtocolError(_PROTOCOL_ERROR, "continuation frame with no message")
+                if len(fragments) >= self._max_fragments:
+                    raise ProtocolError(
+                        CloseCode.POLICY_VIOLATION,
+                        f"message in more than {self._max_fragments} fragments",
+                    )
             elif opcode > _BINARY:
                 raise ProtocolError(_PROTOCOL_ERROR, "reserved data opcode")
             elif fragments is not None:
@@ -189,6 +218,7 @@ class FrameParser:
                 self._pos = end
             self._size -= head + length
             self._need = 0
+            self.quota -= 1
 
             if opcode & _CONTROL:
                 if opcode == _PING:

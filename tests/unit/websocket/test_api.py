@@ -29,13 +29,24 @@ PUBLIC = {
     "CloseReceived",
     "Event",
     "FrameParser",
+    "Connection",
+    "State",
     "text_frame",
     "binary_frame",
     "pong_frame",
     "ping_frame",
     "close_frame",
 }
-MODULES = ["_close", "_errors", "_events", "_handshake", "_mask", "_parser", "_serializer"]
+MODULES = [
+    "_close",
+    "_connection",
+    "_errors",
+    "_events",
+    "_handshake",
+    "_mask",
+    "_parser",
+    "_serializer",
+]
 EVENTS = [
     websocket.TextMessage(b"a"),
     websocket.BinaryMessage(b"a"),
