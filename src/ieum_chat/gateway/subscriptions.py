@@ -1,7 +1,8 @@
 """A connection's subscriptions to couple topics: live delivery in seq order, replay and catch-up.
 
-A subscription listens on the hub first and replays from the database second, holding the
-live messages that arrive meanwhile; what it held is released above the replayed seq, so the
+A subscription listens on the hub first and replays from the database second (in a task the
+connection owns, so the session keeps reading), holding the live messages that arrive
+meanwhile; what it held is released above the replayed seq, so the
 client gets every message once, with no gap at the seam. A seq that skips ahead later (a
 message still on its way from another node, or published while the broker was down) starts a
 catch-up the same way. The database is the source of truth; the broker only says "now".
@@ -164,7 +165,9 @@ class Subscriptions:
             return
         # Only now: a message the client sends after this RECEIPT gets a seq above last_seq.
         self.outlet.receipt(receipt)
-        await self.replay(sub)
+        # In a task of its own: the session goes on reading (heart-beats, SENDs) while a long
+        # history waits for a slow socket; what arrives live meanwhile is held.
+        self.outlet.spawn(self.replay(sub), f"replay-{self.outlet.session_id}")
 
     async def close(self, sub_id: str) -> None:
         sub = self._by_id.pop(sub_id, None) if self._by_id else None
