@@ -1,0 +1,195 @@
+"""Threat: an ERROR frame a real client cannot parse.
+
+StompProtocolAndroid 1.6.6 (the Android client of the plan) reads each header line with
+``([^:\\s]+)\\s*:\\s*([^:\\s]+)``; a line it cannot match throws in its parser and ends the
+client's message stream, so the user never learns why the session closed. Every ERROR the
+server writes therefore carries one token in ``message`` (its code: ``PROTOCOL_ERROR``,
+``FRAME_TOO_LARGE``, ...) and says the rest in its JSON body ``{"type":"ERROR","code",
+"message","detail"?}``. An ERROR caused by a frame that carried ``receipt`` echoes it as
+``receipt-id`` (STOMP 1.2 "ERROR"), so a client can tell which frame was refused.
+
+Each test provokes one ERROR over a real socket and parses the raw frame as that client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from tests.support.server import TEST_SECRET, ServerProcess
+
+Couple = dict[str, str]
+
+# StompProtocolAndroid 1.6.6, StompMessage.PATTERN_HEADER, matched against each whole line.
+ANDROID_HEADER = re.compile(r"([^:\s]+)\s*:\s*([^:\s]+)")
+
+
+@dataclass(frozen=True)
+class WireError:
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def android_parse(raw: str) -> WireError:
+    """The ERROR frame as StompProtocolAndroid reads it; fails where its parser throws."""
+    head, sep, rest = raw.partition("\n\n")
+    assert sep, f"no end of headers in {raw!r}"
+    command, *lines = head.split("\n")
+    assert command == "ERROR", raw
+    headers: dict[str, str] = {}
+    for line in lines:
+        match = ANDROID_HEADER.fullmatch(line)
+        assert match is not None, f"StompProtocolAndroid cannot parse header line {line!r}"
+        headers.setdefault(match.group(1), match.group(2))
+    body = rest.rstrip("\0")
+    return WireError(headers, orjson.loads(body))
+
+
+def check(error: WireError, code: str, *, receipt: str | None = None) -> WireError:
+    assert error.headers["message"] == code
+    assert error.body["type"] == "ERROR"
+    assert error.body["code"] == code
+    assert isinstance(error.body["message"], str)
+    assert error.body["message"]
+    assert error.headers.get("receipt-id") == receipt
+    return error
+
+
+def token(user: str, ttl: float = 600) -> str:
+    return jwt.encode({"sub": user, "exp": int(time.time() + ttl)}, TEST_SECRET, algorithm="HS256")
+
+
+async def open_ws(server: ServerProcess, query: str = "") -> ClientConnection:
+    return await connect(
+        server.ws_url + query,
+        subprotocols=[Subprotocol("v12.stomp")],
+        max_size=None,
+        ping_interval=None,
+    )
+
+
+async def connected(server: ServerProcess, user_token: str) -> ClientConnection:
+    ws = await open_ws(server)
+    await ws.send(f"CONNECT\naccept-version:1.2\nAuthorization:Bearer {user_token}\n\n\0")
+    frame = await ws.recv()
+    assert str(frame).startswith("CONNECTED"), frame
+    return ws
+
+
+async def error_of(ws: ClientConnection, timeout: float = 6.0) -> WireError:
+    """The ERROR frame, then the close that follows it."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.recv()
+            text = message if isinstance(message, str) else message.decode()
+            if text.startswith("ERROR"):
+                break
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed:
+            pass  # the close that follows an ERROR
+    return android_parse(text)
+
+
+# -- protocol errors (the STOMP core) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "receipt"),
+    [
+        ("FROB\nreceipt:r-frob\n\n\0", "r-frob"),  # unknown command
+        ("SEND\nreceipt:r-nodest\n\n{}\0", "r-nodest"),  # no destination
+        ("SEND\ndestination /app/chat/x\n\n\0", None),  # a header without a colon
+        ("BEGIN\ntransaction:t1\nreceipt:r-tx\n\n\0", "r-tx"),  # transactions
+        ("CONNECT\naccept-version:1.2\nreceipt:r-again\n\n\0", "r-again"),  # CONNECT twice
+        ("UNSUBSCRIBE\nid:nope\nreceipt:r-unsub\n\n\0", "r-unsub"),
+        ("SEND\ndestination:/app/chat/x\ncontent-length:abc\n\n\0", None),
+    ],
+)
+async def test_protocol_errors(
+    server: ServerProcess, couple: Couple, raw: str, receipt: str | None
+) -> None:
+    ws = await connected(server, couple["ta"])
+    await ws.send(raw)
+    error = check(await error_of(ws), "PROTOCOL_ERROR", receipt=receipt)
+    assert error.body["detail"]
+
+
+async def test_frame_before_connect(server: ServerProcess) -> None:
+    ws = await open_ws(server)
+    await ws.send("SEND\ndestination:/app/chat/x\nreceipt:early\n\n{}\0")
+    check(await error_of(ws), "PROTOCOL_ERROR", receipt="early")
+
+
+async def test_no_common_version(server: ServerProcess, couple: Couple) -> None:
+    ws = await open_ws(server)
+    await ws.send(f"CONNECT\naccept-version:9.9\nAuthorization:Bearer {couple['ta']}\n\n\0")
+    error = check(await error_of(ws), "PROTOCOL_ERROR")
+    assert error.headers["version"] == "1.0,1.1,1.2"  # STOMP 1.2 "Protocol Negotiation"
+
+
+async def test_subscription_id_in_use(server: ServerProcess, couple: Couple) -> None:
+    ws = await connected(server, couple["ta"])
+    await ws.send("SUBSCRIBE\nid:1\ndestination:/user/queue/errors\n\n\0")
+    await ws.send("SUBSCRIBE\nid:1\ndestination:/user/queue/errors\nreceipt:dup\n\n\0")
+    check(await error_of(ws), "PROTOCOL_ERROR", receipt="dup")
+
+
+@pytest.mark.parametrize("declared", [False, True])
+async def test_frame_too_large(server: ServerProcess, couple: Couple, declared: bool) -> None:
+    ws = await connected(server, couple["ta"])
+    dest = f"/app/chat/{couple['couple']}"
+    if declared:
+        await ws.send(f"SEND\ndestination:{dest}\ncontent-length:70000\nreceipt:big\n\n")
+    else:
+        await ws.send(f"SEND\ndestination:{dest}\nreceipt:big\n\n" + "x" * 70_000)
+    error = check(await error_of(ws), "FRAME_TOO_LARGE")
+    assert "65536" in error.body["detail"]
+
+
+# -- the gateway's own ERRORs ----------------------------------------------------------------
+
+
+async def test_no_such_destination(server: ServerProcess, couple: Couple) -> None:
+    ws = await connected(server, couple["ta"])
+    await ws.send("SUBSCRIBE\nid:1\ndestination:/queue/nowhere\nreceipt:where\n\n\0")
+    error = check(await error_of(ws), "NO_SUCH_DESTINATION", receipt="where")
+    assert "/queue/nowhere" in error.body["detail"]
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage"])
+async def test_auth_failed(server: ServerProcess, kind: str) -> None:
+    ws = await open_ws(server)
+    auth = "" if kind == "missing" else "Authorization:Bearer abc.def\n"
+    await ws.send(f"CONNECT\naccept-version:1.2\n{auth}receipt:hello\n\n\0")
+    check(await error_of(ws), "AUTH_FAILED", receipt="hello")
+
+
+async def test_connect_timeout(server: ServerProcess) -> None:
+    ws = await open_ws(server)  # the test server's IEUM_CONNECT_TIMEOUT is 2 s
+    check(await error_of(ws, timeout=8), "CONNECT_TIMEOUT")
+
+
+async def test_token_expired(server: ServerProcess, couple: Couple) -> None:
+    ws = await connected(server, token(couple["a"], ttl=2))
+    check(await error_of(ws, timeout=8), "TOKEN_EXPIRED")
+
+
+async def test_too_many_sessions(server: ServerProcess, couple: Couple) -> None:
+    sessions = [await connected(server, couple["tb"]) for _ in range(10)]  # the default limit
+    ws = await open_ws(server)
+    await ws.send(f"CONNECT\naccept-version:1.2\nAuthorization:Bearer {couple['tb']}\n\n\0")
+    check(await error_of(ws), "RATE_LIMITED")
+    for session in sessions:
+        await session.close()
