@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class MemoryTransport:
         self.unread: list[bytes] = []  # frames the peer has not taken
         self.unread_bytes = 0
         self.closed = asyncio.Event()
+        self.wrote = asyncio.Event()  # set on every write
         self.paused = False
         self.discarded = 0
 
@@ -53,6 +55,7 @@ class MemoryTransport:
         if self.unread and self.unread_bytes + len(frame) > self.limit:
             return False
         self.written.append(frame)
+        self.wrote.set()
         if not self.reading:
             self.unread.append(frame)
             self.unread_bytes += len(frame)
@@ -140,9 +143,19 @@ class Peer:
                 out.append(item)
         return out
 
+    async def collect(self, count: int, timeout: float = 5.0) -> list[Frame]:
+        """The next ``count`` frames at least (commits take a thread's while on SQLite)."""
+        got: list[Frame] = []
+        async with asyncio.timeout(timeout):
+            while len(got) < count:
+                got += await self.frames()
+                if len(got) < count:
+                    await asyncio.sleep(0.005)
+        return got
+
     async def expect(self, *commands: str) -> Frame:
         """The next frames are exactly ``commands``; returns the last."""
-        got = await self.frames()
+        got = await self.collect(len(commands))
         assert [f.command for f in got] == list(commands), got
         return got[-1]
 
@@ -173,6 +186,12 @@ class World:
 
     def token(self, user: User, ttl: int = 600) -> str:
         return issue_token(self.settings, user.id, ttl=ttl)
+
+    def break_table(self, table: str) -> None:
+        """A real database fault: the table is gone (queries on it raise StoreError)."""
+        path = self.settings.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as db:
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_gone")
 
     async def member(self, user: User | None = None, **options: Any) -> Peer:
         """A connected peer of the couple, subscribed to its error queue."""
