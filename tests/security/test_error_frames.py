@@ -8,7 +8,9 @@ server writes therefore carries one token in ``message`` (its code: ``PROTOCOL_E
 "message","detail"?}``. An ERROR caused by a frame that carried ``receipt`` echoes it as
 ``receipt-id`` (STOMP 1.2 "ERROR"), so a client can tell which frame was refused.
 
-Each test provokes one ERROR over a real socket and parses the raw frame as that client does.
+Each test provokes one ERROR and parses the raw frame as that client does: over a real socket
+against a real server, or, for the ERRORs that need a broken database, a stalled peer or a
+shutdown, against the gateway in-process.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -26,7 +30,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from ieum_chat.errors import ErrorCode
 from tests.support.server import TEST_SECRET, ServerProcess
+from tests.unit.gateway.harness import Peer, World, template_database, world
 
 Couple = dict[str, str]
 
@@ -193,3 +199,74 @@ async def test_too_many_sessions(server: ServerProcess, couple: Couple) -> None:
     check(await error_of(ws), "RATE_LIMITED")
     for session in sessions:
         await session.close()
+
+
+# -- ERRORs a socket test cannot provoke cheaply: the gateway in-process -----------------------
+# (the real connection and chat service over SQLite, the socket replaced by memory; see
+# tests/unit/gateway/harness.py)
+
+
+@pytest.fixture(scope="module")
+def gateway_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return template_database(tmp_path_factory.mktemp("gateway-template"))
+
+
+@pytest.fixture
+async def w(tmp_path: Path, gateway_template: Path) -> AsyncIterator[World]:
+    async with world(tmp_path, gateway_template) as made:
+        yield made
+
+
+def last_error(peer: Peer) -> WireError:
+    errors = [f for f in peer.transport.written if f.startswith(b"ERROR")]
+    assert len(errors) == 1, errors
+    return android_parse(errors[0].decode())
+
+
+async def test_slow_consumer(w: World) -> None:
+    peer = await w.member(reading=False)
+    for _ in range(w.settings.outbound_buffer_bytes // 4096 + 1):
+        peer.conn.push_message("/topic/couple/x", "t", b"x" * 4096)
+    check(last_error(peer), "SLOW_CONSUMER")
+
+
+async def test_history_unavailable(w: World) -> None:
+    peer = await w.member()
+    w.break_table("messages")
+    topic = f"/topic/couple/{w.couple.id}"
+    peer.send("SUBSCRIBE", {"id": "t", "destination": topic, "receipt": "s"})
+    await asyncio.wait_for(peer.transport.closed.wait(), 5)
+    check(last_error(peer), "HISTORY_UNAVAILABLE", receipt="s")
+
+
+async def test_server_shutdown(w: World) -> None:
+    peer = await w.member()
+    await w.gateway.drain(grace=5)
+    check(last_error(peer), "SERVER_SHUTDOWN")
+
+
+async def test_database_down_at_connect(w: World) -> None:
+    w.break_table("users")
+    peer = Peer(w)
+    auth = {"Authorization": f"Bearer {w.token(w.a)}", "receipt": "c"}
+    peer.send("CONNECT", {"accept-version": "1.2", **auth})
+    await asyncio.wait_for(peer.transport.closed.wait(), 5)
+    check(last_error(peer), "SEND_FAILED", receipt="c")
+
+
+async def test_server_failure(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    peer = await w.member()
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(w.chat, "typing", broken)
+    peer.send("SEND", {"destination": f"/app/chat/{w.couple.id}/typing"}, {"typing": True})
+    await asyncio.wait_for(peer.transport.closed.wait(), 5)
+    check(last_error(peer), "UNAVAILABLE")
+
+
+def test_every_code_is_one_token() -> None:
+    """Whatever ERROR the server writes, its message header is one of these."""
+    for code in ErrorCode:
+        assert ANDROID_HEADER.fullmatch(f"message:{code.value}"), code
