@@ -30,7 +30,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from ieum_chat.client._link import error_from_frame
 from ieum_chat.errors import ErrorCode
+from ieum_chat.stomp import Frame, FrameParser
 from tests.support.server import TEST_SECRET, ServerProcess
 from tests.unit.gateway.harness import Peer, World, template_database, world
 
@@ -44,6 +46,7 @@ ANDROID_HEADER = re.compile(r"([^:\s]+)\s*:\s*([^:\s]+)")
 class WireError:
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: str
 
 
 def android_parse(raw: str) -> WireError:
@@ -58,7 +61,7 @@ def android_parse(raw: str) -> WireError:
         assert match is not None, f"StompProtocolAndroid cannot parse header line {line!r}"
         headers.setdefault(match.group(1), match.group(2))
     body = rest.rstrip("\0")
-    return WireError(headers, orjson.loads(body))
+    return WireError(headers, orjson.loads(body), raw)
 
 
 def check(error: WireError, code: str, *, receipt: str | None = None) -> WireError:
@@ -68,6 +71,13 @@ def check(error: WireError, code: str, *, receipt: str | None = None) -> WireErr
     assert isinstance(error.body["message"], str)
     assert error.body["message"]
     assert error.headers.get("receipt-id") == receipt
+    # The project's own client SDK reads the same frame: the code, and the words.
+    parser = FrameParser()
+    parser.receive_data(error.raw.encode())
+    frame = parser.next_frame()
+    assert isinstance(frame, Frame)
+    event = error_from_frame(frame)
+    assert (event.code, event.detail, event.fatal) == (code, error.body.get("detail"), True)
     return error
 
 
