@@ -2,10 +2,10 @@
 
 A subscription listens on the hub first and replays from the database second (in a task the
 connection owns, so the session keeps reading), holding the live messages that arrive
-meanwhile; what it held is released above the replayed seq, so the
-client gets every message once, with no gap at the seam. A seq that skips ahead later (a
-message still on its way from another node, or published while the broker was down) starts a
-catch-up the same way. The database is the source of truth; the broker only says "now".
+meanwhile; what it held is released above the replayed seq, so the client gets every message
+once, with no gap at the seam. A seq that skips ahead later (a message still on its way from
+another node, or published while the broker was down) starts a catch-up the same way. The
+database is the source of truth; the broker only says "now".
 
 Replay respects the outbound bound: it writes a burst, then waits for the socket to drain
 below the low-water mark before it reads or writes on, so a client that resumes from seq 0
@@ -26,6 +26,8 @@ from ieum_chat.errors import ErrorCode, StoreError
 from ieum_chat.gateway.hub import Hub
 
 __all__ = ["MAX_HELD", "REPLAY_PAGE", "Outlet", "Subscription", "Subscriptions"]
+
+log = logging.getLogger(__name__)
 
 MAX_HELD = 1024  # live messages held per subscription while it catches up
 # Stored messages read per query. A message holds at most 4,000 characters (12 KB of UTF-8
@@ -64,9 +66,6 @@ class Outlet(Protocol):
         """Wait until the peer has taken what was written, down to the low-water mark.
         False when the session closed meanwhile (a peer that took nothing for too long is
         closed as a slow consumer)."""
-
-
-log = logging.getLogger(__name__)
 
 
 class Subscription:
