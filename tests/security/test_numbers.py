@@ -14,7 +14,8 @@ import json
 import httpx
 import pytest
 
-from ieum_chat.chat.requests import MAX_SEQ
+from ieum_chat.chat.requests import MAX_SEQ, parse_seq
+from ieum_chat.errors import SendFailed
 from tests.support.server import ServerProcess
 from tests.support.stomp_client import StompTestClient, frame_json
 
@@ -31,6 +32,40 @@ OUT_OF_RANGE = [
     "\u0661\u0662",  # Arabic-Indic digits, which int() reads as 12
     "",
 ]
+
+
+# -- the one parser ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+def test_header_text_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(SendFailed, match="'x' must be an integer from 0 to"):
+        parse_seq(value, "x", header=True)
+
+
+@pytest.mark.parametrize(
+    "value", [2**64, MAX_SEQ + 1, -1, 1e300, 1.5, float("inf"), "12", True, None]
+)
+def test_json_values_out_of_range_are_refused(value: object) -> None:
+    with pytest.raises(SendFailed, match="'x' must be an integer from 0 to"):
+        parse_seq(value, "x")
+
+
+@pytest.mark.parametrize(
+    ("value", "header", "expected"),
+    [
+        ("0", True, 0),
+        (str(MAX_SEQ), True, MAX_SEQ),
+        ("007", True, 7),
+        (17, False, 17),
+        (17.0, False, 17),
+    ],
+)
+def test_seqs_in_range(value: object, header: bool, expected: int) -> None:
+    assert parse_seq(value, "x", header=header) == expected
+
+
+# -- over real sockets and HTTP ------------------------------------------------------------
 
 
 async def member(server: ServerProcess, couple: Couple) -> StompTestClient:
