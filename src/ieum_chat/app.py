@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from starlette.routing import Route, WebSocketRoute
 
 from ieum_chat import __version__
+from ieum_chat.aio import finish_within
 from ieum_chat.api import install_api
 from ieum_chat.api.operations import install_operations
 from ieum_chat.auth import TokenVerifier
@@ -29,17 +31,33 @@ __all__ = ["Runtime", "create_app"]
 
 log = logging.getLogger(__name__)
 
+# Seconds past the stop deadline that closing the backends may take.
+CLEANUP_SLACK = 0.8
+
 
 @dataclass
 class Runtime:
     """Filled by the lifespan; endpoints read it per connection."""
 
     gateway: Gateway | None = None
+    # Event-loop time by which a stop must be complete (set when SIGTERM arrives; the
+    # lifespan's own shutdown sets it if nobody did).
+    stop_deadline: float | None = None
 
     def require_gateway(self) -> Gateway:
         if self.gateway is None:
             raise RuntimeError("the application is not started")
         return self.gateway
+
+    def stop_within(self, seconds: float) -> None:
+        if self.stop_deadline is None:
+            self.stop_deadline = asyncio.get_running_loop().time() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left before the stop deadline."""
+        if self.stop_deadline is None:
+            return 0.0
+        return max(0.0, self.stop_deadline - asyncio.get_running_loop().time())
 
 
 def _bind_gauges(gateway: Gateway) -> None:
@@ -88,13 +106,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await sockjs.aclose()
+            # Every step ends by the stop deadline (IEUM_SHUTDOWN_GRACE after SIGTERM) plus
+            # CLEANUP_SLACK: a step that hangs (a backend that stopped answering) is left
+            # behind instead of holding up the stop.
+            runtime.stop_within(settings.shutdown_grace)
+
+            def budget() -> float:
+                return runtime.remaining() + CLEANUP_SLACK
+
+            await finish_within(sockjs.aclose(), budget(), "closing SockJS sessions")
             runtime.gateway = None
             broker.set_resync_handler(None)
-            await chat.close()
-            await presence.close()
-            await broker.close()
-            await db.close()
+            await finish_within(chat.close(budget()), budget(), "closing the chat service")
+            await finish_within(presence.close(), budget(), "closing presence")
+            await finish_within(broker.close(), budget(), "closing the broker")
+            await finish_within(db.close(), budget(), "closing the database")
 
     app = FastAPI(title="ieum-chat", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime

@@ -181,11 +181,16 @@ def _serve(settings: Settings) -> None:
         """uvicorn, with a graceful drain of the STOMP sessions before its own shutdown."""
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # The whole stop fits in IEUM_SHUTDOWN_GRACE: the sessions' in-flight SENDs get
+            # most of it, the HTTP connections and the backends' clean-up what is left.
+            runtime.stop_within(settings.shutdown_grace)
+            reserve = min(2.0, settings.shutdown_grace / 4)
             for server in self.servers:
                 server.close()  # stop accepting first
             if runtime.gateway is not None:
-                told = await runtime.gateway.drain(settings.shutdown_grace)
+                told = await runtime.gateway.drain(max(0.0, runtime.remaining() - reserve))
                 logging.getLogger("ieum_chat").info("shutdown: %d sessions told to reconnect", told)
+            self.config.timeout_graceful_shutdown = max(0.1, runtime.remaining() - reserve / 2)
             await super().shutdown(sockets)
 
     Server(config).run()

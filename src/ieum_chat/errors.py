@@ -11,6 +11,7 @@
     ├── BadRequest                 BAD_REQUEST (REST only): a malformed query, path or body
     ├── PayloadTooLarge            PAYLOAD_TOO_LARGE (REST only): a body or upload over its limit
     ├── UnsupportedMediaType       UNSUPPORTED_MEDIA_TYPE (REST only): an upload of a type we refuse
+    ├── Conflict                   CONFLICT (REST only): done once already (a used upload URL)
     └── SignatureInvalid           SIGNATURE_INVALID (REST only): a tampered or expired upload URL
     StoreError                     the database failed (not the client's fault; REST: UNAVAILABLE)
     └── StoreUnavailable           the database could not be reached
@@ -25,11 +26,14 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+import orjson
+
 __all__ = [
     "AuthError",
     "BadRequest",
     "BrokerError",
     "ChatError",
+    "Conflict",
     "ErrorCode",
     "NotFound",
     "PayloadTooLarge",
@@ -42,6 +46,7 @@ __all__ = [
     "TokenExpired",
     "Unauthorized",
     "UnsupportedMediaType",
+    "error_body",
     "error_payload",
 ]
 
@@ -57,6 +62,7 @@ class ErrorCode(enum.StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    CONFLICT = "CONFLICT"
     UNAVAILABLE = "UNAVAILABLE"
     SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
     # STOMP ERROR frames only: the frame's `message` header is the code itself (one token,
@@ -81,6 +87,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.PAYLOAD_TOO_LARGE: "파일이 너무 큽니다.",
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "지원하지 않는 파일 형식입니다.",
     ErrorCode.SIGNATURE_INVALID: "업로드 주소가 만료되었거나 올바르지 않습니다.",
+    ErrorCode.CONFLICT: "이미 처리된 요청입니다.",
     ErrorCode.UNAVAILABLE: "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
     ErrorCode.SERVER_SHUTDOWN: "서버가 재시작 중입니다. 다시 연결해 주세요.",
     ErrorCode.PROTOCOL_ERROR: "잘못된 요청입니다. 다시 연결해 주세요.",
@@ -110,6 +117,17 @@ def error_payload(
     if detail is not None:
         payload["detail"] = detail
     return payload
+
+
+def error_body(
+    code: ErrorCode,
+    message: str | None = None,
+    *,
+    temp_id: str | None = None,
+    detail: str | None = None,
+) -> bytes:
+    """:func:`error_payload` as the JSON bytes of an HTTP body or a STOMP frame."""
+    return orjson.dumps(error_payload(code, message, temp_id=temp_id, detail=detail))
 
 
 class ChatError(Exception):
@@ -169,6 +187,10 @@ class UnsupportedMediaType(ChatError):
 
 class SignatureInvalid(ChatError):
     code = ErrorCode.SIGNATURE_INVALID
+
+
+class Conflict(ChatError):
+    code = ErrorCode.CONFLICT
 
 
 class StoreError(Exception):

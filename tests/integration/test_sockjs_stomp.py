@@ -236,7 +236,11 @@ async def test_streaming_transports_carry_stomp(
                 buffer += await anext(chunks)
                 sockjs, buffer = split(transport, buffer)
             assert sockjs == ["o"]
-            await http.post(f"{url}/xhr_send", content=json.dumps([connect_frame()]).encode())
+            # Every request of the session carries its token, as sockjs-client's URLs do.
+            send_query = query.replace("?c=cb&", "?")
+            await http.post(
+                f"{url}/xhr_send{send_query}", content=json.dumps([connect_frame()]).encode()
+            )
             while (frame := parser.next_frame()) is None:
                 buffer += await anext(chunks)
                 sockjs, buffer = split(transport, buffer)
@@ -249,9 +253,10 @@ async def test_streaming_transports_carry_stomp(
 async def test_jsonp_carries_stomp(http: httpx.AsyncClient, couple: Couple) -> None:
     url = f"/ws/chat/000/{uuid.uuid4().hex}"
     assert (await http.get(f"{url}/jsonp?c=cb&token={couple['ta']}")).text == '/**/cb("o");\r\n'
-    r = await http.post(f"{url}/jsonp_send", data={"d": json.dumps([connect_frame()])})
+    query = f"token={couple['ta']}"
+    r = await http.post(f"{url}/jsonp_send?{query}", data={"d": json.dumps([connect_frame()])})
     assert r.text == "ok"
-    body = (await http.get(f"{url}/jsonp?c=cb")).text
+    body = (await http.get(f"{url}/jsonp?c=cb&{query}")).text
     data = json.loads(body[len("/**/cb(") : -len(");\r\n")])
     parser = FrameParser(max_frame_size=1 << 22)
     feed_sockjs(parser, data)

@@ -8,13 +8,17 @@ are skipped on a developer's machine and FAIL when ``CI`` is set.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
 from redis.exceptions import RedisError
 
-__all__ = ["REDIS_URL", "delete_prefix", "require_redis", "unique_prefix"]
+__all__ = ["REDIS_URL", "RedisServer", "delete_prefix", "require_redis", "unique_prefix"]
 
 REDIS_URL = os.environ.get("IEUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -45,3 +49,76 @@ def delete_prefix(prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+class RedisServer:
+    """A ``redis-server`` of a test's own, on a spare loopback port, without persistence (as
+    the README deploys it): it can be emptied, stopped and restarted without touching the
+    machine's Redis."""
+
+    def __init__(self, workdir: Path) -> None:
+        from tests.support.server import free_port
+
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @staticmethod
+    def require() -> None:
+        if shutil.which("redis-server") is None:
+            if os.environ.get("CI"):
+                pytest.fail("redis-server is required on CI (Debian package redis-server)")
+            pytest.skip("redis-server is not installed")
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+                try:
+                    client.ping()
+                    return self
+                finally:
+                    client.close()
+            except (RedisError, OSError):
+                time.sleep(0.05)
+        raise AssertionError(f"redis-server on port {self.port} did not start")
+
+    def flush(self) -> None:
+        """Every key gone, as after a restart without persistence."""
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

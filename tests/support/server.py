@@ -19,6 +19,9 @@ import httpx
 __all__ = ["TEST_SECRET", "Cli", "ServerProcess", "free_port"]
 
 TEST_SECRET = "ieum-chat-test-secret-0123456789-0123456789"
+# Seconds a stopped server may take to exit (its grace is 10 s by default) before the test
+# fails naming it.
+STOP_TIMEOUT = 20.0
 
 
 def free_port() -> int:
@@ -98,16 +101,24 @@ class ServerProcess:
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None:
             return None
+        hung = False
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
+                hung = True
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
         code = self.proc.returncode
         self.proc = None
+        if hung:
+            # A stop that hangs is a bug of the server's shutdown: say so, with its log.
+            raise AssertionError(
+                f"the server on port {self.port} was still running {STOP_TIMEOUT} s after "
+                f"signal {sig}; killed. Log {self.log_path}:\n{self.log_text()[-3000:]}"
+            )
         return code
 
     def log_text(self) -> str:

@@ -1,5 +1,6 @@
 """A TCP proxy for fault injection: the server's database connections go through it, and a
-test cuts them (every open connection reset, new ones refused) and restores them.
+test cuts them (every open connection reset, new ones refused) and restores them, or stalls
+them (connections stay open but nothing is forwarded, as behind a dead link) and lets them flow.
 
 It runs its own event loop in a thread, so sync and async tests can drive it alike.
 """
@@ -25,6 +26,8 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.connections_made = 0
 
     def _call(self, coro: Any) -> Any:
@@ -60,6 +63,20 @@ class TcpProxy:
 
         self._call(cut())
 
+    def stall(self) -> None:
+        """Keep every connection open but forward nothing (held bytes go on after :meth:`flow`)."""
+
+        async def stall() -> None:
+            self._flowing.clear()
+
+        self._call(stall())
+
+    def flow(self) -> None:
+        async def flow() -> None:
+            self._flowing.set()
+
+        self._call(flow())
+
     def stop(self) -> None:
         self.cut()
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -77,6 +94,7 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.IncompleteReadError):

@@ -3,7 +3,8 @@
 Flow: ``POST /chat/rooms/{roomId}/uploads`` gives an upload URL and the final ``imageUrl``;
 the client uploads there (to this server, or straight to S3), then sends an IMAGE message
 with ``imageUrl``. With the local backend this server checks the signature, the expiry, the
-declared type (header and magic bytes) and size, stores the file and serves it back at
+declared type (header and magic bytes) and size, stores the file (once: a second PUT of one
+URL is 409 CONFLICT, since served files are ``immutable``) and serves it back at
 ``GET /uploads/{coupleId}/{name}``; unguessable names make those URLs the capability.
 """
 
@@ -130,11 +131,13 @@ def build_uploads_router(settings: Settings) -> APIRouter:
             400,
             403,
             404,
+            409,
             413,
             415,
             s400="empty body, or malformed query (BAD_REQUEST)",
             s403="tampered, foreign or expired upload URL (SIGNATURE_INVALID)",
             s404="this server's uploads go to object storage (NOT_FOUND)",
+            s409="this upload URL has uploaded its file already: one PUT per URL (CONFLICT)",
             s413="the body is larger than the declared size (PAYLOAD_TOO_LARGE)",
             s415="Content-Type or file contents are not the declared type",
         ),
@@ -153,6 +156,7 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         backend = _local(chat)
         key = f"{couple_id}/{name}"
         backend.verify(key, content_type, size, expires, sig, now=time.time())
+        backend.check_unused(key)
         sent_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if sent_type != content_type:
             raise UnsupportedMediaType(

@@ -20,6 +20,10 @@ from ieum_chat.errors import AuthError
 __all__ = ["Principal", "TokenVerifier", "bearer_token", "issue_token"]
 
 _ASYMMETRIC_PREFIXES = ("RS", "ES", "PS", "Ed")
+# RFC 7519 §2: a NumericDate is a JSON number of seconds since the epoch. Past 9999-12-31
+# a date cannot be rendered, a float loses the second, and an expiry timer cannot be armed.
+MAX_NUMERIC_DATE = 253_402_300_799
+_TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,9 @@ class TokenVerifier:
             raise AuthError(f"missing claim {exc.claim!r}") from None
         except (jwt.PyJWTError, ValueError):
             raise AuthError("malformed token") from None
+        for name in _TIME_CLAIMS:
+            if name in claims and not _numeric_date(claims[name]):
+                raise AuthError(f"{name!r} is not a date from 1970 to 9999")
         try:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError:
@@ -103,6 +110,13 @@ class TokenVerifier:
         if now is not None and expires_at + self._leeway <= now:
             raise AuthError("token expired")
         return Principal(user_id=user_id, expires_at=expires_at)
+
+
+def _numeric_date(value: object) -> bool:
+    """A JSON number (not a boolean, not a string of digits) in the range we can act on."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_NUMERIC_DATE
 
 
 def issue_token(

@@ -36,6 +36,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
+from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.broker._redis import REDIS_ERRORS, make_pool
 from ieum_chat.broker.base import Broker, Handler
 from ieum_chat.errors import BrokerError
@@ -48,6 +49,7 @@ TAG_SIZE = 16
 MAX_BATCH = 512  # payloads per publishing pipeline
 SUBSCRIBE_CHUNK = 1000  # channels per SUBSCRIBE command when resubscribing
 LOG_EVERY = 20  # failed reconnect attempts between two log lines (about every 100 s)
+STOP_TIMEOUT = 2.0  # seconds for the tasks to end, and for the connections to close, on close()
 
 
 class _LinkLost(ConnectionError):
@@ -103,12 +105,14 @@ class RedisBroker(Broker):
             log.error("Redis is unreachable: serving this node only, reconnecting meanwhile")
 
     async def close(self) -> None:
+        """Stop the link and the publisher; every wait has a deadline, whatever Redis does."""
         self._closed = True
         tasks, self._tasks = set(self._tasks), set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks, STOP_TIMEOUT, "Redis broker")
         self._handlers.clear()
+        await finish_within(self._disconnect(), STOP_TIMEOUT, "Redis broker: disconnecting")
+
+    async def _disconnect(self) -> None:
         await self._client.aclose()
         await self._pool.disconnect()
         await self._link_pool.disconnect()
@@ -149,7 +153,9 @@ class RedisBroker(Broker):
     async def _publish_loop(self) -> None:
         delay = self._backoff[0]
         dropped_since_ok = 0
-        while True:
+        # The loops end on the flag as well as on cancellation: the driver may lose a
+        # cancellation that arrives while a reply is being read.
+        while not self._closed:
             batch = [await self._outbox.get()]
             while len(batch) < MAX_BATCH:
                 try:
@@ -243,7 +249,7 @@ class RedisBroker(Broker):
     async def _link_loop(self) -> None:
         delay = self._backoff[0]
         failures = 0  # attempts since the link was last whole
-        while True:
+        while not self._closed:
             try:
                 await self._run_link()
             except REDIS_ERRORS as exc:

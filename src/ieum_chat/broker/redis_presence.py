@@ -28,6 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.broker._redis import REDIS_ERRORS, make_pool
 from ieum_chat.broker.presence import Presence
 
@@ -127,6 +128,8 @@ return down
 """
 
 RETRY_WHILE_DOWN = 0.5  # seconds between attempts to re-register while Redis is down
+STOP_TIMEOUT = 1.0  # seconds for the heart-beat task to end, and for the connections to close
+LEAVE_TIMEOUT = 2.5  # seconds for the leaving script (a command times out after 2 s)
 
 
 class RedisPresence(Presence):
@@ -155,6 +158,7 @@ class RedisPresence(Presence):
         self._lock = asyncio.Lock()
         self._registered = False  # Redis holds this node's counts as they are in memory
         self._down = False
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     # -- keys ------------------------------------------------------------------------------
@@ -181,19 +185,27 @@ class RedisPresence(Presence):
         self._task.add_done_callback(_log_stop)
 
     async def close(self) -> None:
-        """Leave: remove this node's counts at once (users only here go offline)."""
+        """Leave: remove this node's counts at once (users only here go offline). Every wait
+        here has a deadline: a node stops in bounded time whatever Redis does meanwhile."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_tasks([self._task], STOP_TIMEOUT, "presence heart-beat")
             self._task = None
-        down: list[str] = []
+        down = await finish_within(self._leave(), LEAVE_TIMEOUT, "presence: leaving")
+        self._registered = False
+        await self._report([], down or [])
+        await finish_within(self._disconnect(), STOP_TIMEOUT, "presence: disconnecting")
+
+    async def _leave(self) -> list[str]:
         try:
             async with self._lock:
                 down = await self._sweep(keys=self._sweep_keys(self.node), args=[self.node, "1"])
         except REDIS_ERRORS as exc:
             log.warning("presence: leaving failed (%s); the others sweep this node later", exc)
-        self._registered = False
-        await self._report([], _decode(down))
+            return []
+        return _decode(down)
+
+    async def _disconnect(self) -> None:
         await self._client.aclose()
         await self._pool.disconnect()
 
@@ -244,7 +256,9 @@ class RedisPresence(Presence):
     # -- heart-beat, re-assertion, sweeping -------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        # Ends on the flag as well as on cancellation: the driver may lose a cancellation
+        # that arrives while a command's reply is being read.
+        while not self._stopping:
             await asyncio.sleep(self._interval if self._registered else RETRY_WHILE_DOWN)
             try:
                 await self._tick()

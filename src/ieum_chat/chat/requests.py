@@ -6,11 +6,12 @@ Unknown fields are ignored (clients evolve faster than servers); wrong types are
 from __future__ import annotations
 
 import enum
+import ipaddress
+import re
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import orjson
 
@@ -28,6 +29,7 @@ __all__ = [
     "parse_send_request",
     "parse_seq",
     "parse_typing_request",
+    "url_host",
     "validate_send",
 ]
 
@@ -174,19 +176,67 @@ def parse_typing_request(body: bytes | str) -> bool:
     return typing
 
 
+# The host of an http(s) URL as WHATWG clients (browsers, OkHttp) read it, written so that
+# every parser reads it the same: the authority runs from "//" to the first "/", "?" or "#"
+# (a backslash, which WHATWG also ends it at, is refused before), holds no user info, and
+# its host is lower-case letters, digits, dots and hyphens in non-empty labels, or a
+# bracketed IPv6 literal, then an optional decimal port.
+_AUTHORITY: Final = re.compile(r"https?://([^/?#]*)", re.IGNORECASE)
+_HOST_PORT: Final = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::([0-9]{0,5}))?")
+_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NUMERIC: Final = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
+# Anywhere in the URL: C0 controls, space, DEL and the backslash, which WHATWG strips or
+# reads as a separator where other parsers keep them. In the authority also any non-ASCII
+# character (WHATWG IDNA-maps them: a fullwidth or ideographic dot is a dot).
+_AMBIGUOUS: Final = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def url_host(url: str) -> str | None:
+    """The host ``url`` points at, lower-case, or None when the URL is not plainly
+    ``http(s)://host[:port][/...]`` (see the comments above for what is refused)."""
+    if _AMBIGUOUS.search(url):
+        return None
+    match = _AUTHORITY.match(url)
+    if match is None:
+        return None
+    authority = match.group(1).lower()
+    if not authority.isascii() or "@" in authority:
+        return None
+    parts = _HOST_PORT.fullmatch(authority)
+    if parts is None:
+        return None
+    host, port = parts.group(1), parts.group(2)
+    if port is not None and (not port or int(port) > 65535):
+        return None
+    if host.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            return None
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    if _NUMERIC.fullmatch(labels[-1]):
+        # WHATWG reads a host ending in a number as IPv4 (0x7f.1 is 127.0.0.1): only the
+        # plain dotted form, which every parser reads alike, is taken.
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            return None
+    return host
+
+
 def image_host_allowed(url: str, hosts: Collection[str]) -> bool:
     """Whether the operator allows images from ``url``'s host: ``hosts`` holds host names,
-    ``*.example.com`` (any subdomain of example.com) or ``*`` (any host)."""
-    if "*" in hosts:
-        return True
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
+    ``*.example.com`` (any subdomain of example.com) or ``*`` (any host). A URL whose host
+    parsers could read differently (:func:`url_host`) is never allowed."""
+    host = url_host(url)
+    if host is None:
         return False
     for entry in hosts:
         allowed = entry.strip().lower()
-        if allowed.startswith("*.") and host.endswith(allowed[1:]):
+        if allowed in ("*", host):
             return True
-        if host and host == allowed:
+        if allowed.startswith("*.") and host.endswith(allowed[1:]):
             return True
     return False

@@ -11,7 +11,6 @@ client that missed it catches up by seq.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.auth import Principal, TokenVerifier
 from ieum_chat.broker import Broker
 from ieum_chat.chat import codec
@@ -40,7 +40,7 @@ from ieum_chat.errors import (
 )
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
-from ieum_chat.store.records import Couple, Message, NewMessage, User
+from ieum_chat.store.records import Couple, Message, NewMessage, Refusal, Refused, Stored, User
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
@@ -48,11 +48,20 @@ __all__ = ["ChatService", "utcnow"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
 
 
 def utcnow() -> datetime:
     """Naive UTC, as stored in the plan's ``TIMESTAMP`` columns."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _refusal_error(refused: Refused, temp_id: str | None) -> SendFailed | Unauthorized:
+    """What the sender of a message the store refused is told: UNAUTHORIZED when its couple
+    is gone or it is not a member (as for any SEND by a non-member), else SEND_FAILED."""
+    if refused.reason is Refusal.NOT_A_MEMBER:
+        return Unauthorized("no such couple, or not a member", temp_id=temp_id)
+    return SendFailed(refused.detail, temp_id=temp_id)
 
 
 @dataclass(slots=True)
@@ -107,17 +116,19 @@ class ChatService:
             for i, queue in enumerate(self._queues)
         ]
 
-    async def close(self) -> None:
-        """Finish the messages already queued, then stop the writers."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Finish the messages already queued (for at most ``grace`` seconds), then stop
+        the writers. A message not committed by then gets no RECEIPT: its sender re-sends it."""
         if not self._writers:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(queue.join() for queue in self._queues)), timeout=10.0
-            )
-        for writer in self._writers:
-            writer.cancel()
-        await asyncio.gather(*self._writers, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await finish_within(
+            asyncio.gather(*(queue.join() for queue in self._queues)),
+            max(0.0, deadline - loop.time() - WRITER_STOP_TIMEOUT),
+            "committing the queued messages",
+        )
+        await stop_tasks(self._writers, WRITER_STOP_TIMEOUT, "chat writers")
         self._writers = []
 
     # -- identity and membership ----------------------------------------------------------
@@ -247,6 +258,12 @@ class ChatService:
         created = 0
         for pending, stored in zip(batch, results, strict=True):
             metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
+            if isinstance(stored, Refused):
+                # This message only: the rest of the batch is stored.
+                log.info("message refused: %s", stored.detail)
+                if not pending.future.done():
+                    pending.future.set_exception(_refusal_error(stored, pending.new.temp_id))
+                continue
             created += stored.created
             if not pending.future.done():
                 pending.future.set_result(stored.message)
@@ -255,7 +272,7 @@ class ChatService:
         # queue each sender's RECEIPT ahead of the broadcast of the same message.
         await asyncio.sleep(0)
         for pending, stored in zip(batch, results, strict=True):
-            if stored.created:
+            if isinstance(stored, Stored) and stored.created:
                 body = codec.message_json(stored.message, pending.sender, self.zone)
                 await self._publish(stored.message.couple_id, pack(stored.message.seq, body))
         metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed)

@@ -29,11 +29,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from ieum_chat.aio import stop_tasks_after
 from ieum_chat.auth import Principal
-from ieum_chat.chat import codec
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
-from ieum_chat.errors import ErrorCode, error_payload
+from ieum_chat.errors import ErrorCode, error_body
 from ieum_chat.gateway.dispatch import Dispatcher
 from ieum_chat.gateway.hub import Hub
 from ieum_chat.gateway.subscriptions import Subscriptions
@@ -75,17 +75,17 @@ class Gateway:
 
     async def drain(self, grace: float) -> int:
         """Graceful shutdown: refuse new connections, let each session finish the SENDs it
-        has in flight, then send it an ERROR (SERVER_SHUTDOWN: reconnect) and close it.
-        Returns how many sessions were told."""
+        has in flight, then send it an ERROR (SERVER_SHUTDOWN: reconnect) and close it, all
+        within ``grace`` seconds. Returns how many sessions were told."""
         self.accepting = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         sessions = list(self.connections)
         if sessions:
             tasks = [asyncio.create_task(c.shutdown()) for c in sessions]
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
+            await stop_tasks_after(tasks, deadline - loop.time(), "session shutdown")
         if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=grace)
+            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - loop.time()))
         return len(sessions)
 
     def session_count(self) -> int:
@@ -392,7 +392,7 @@ class StompConnection:
             self.close()
             return
         metrics.ERRORS.labels(code.value).inc()
-        body = codec.dumps(error_payload(code, detail=detail))
+        body = error_body(code, detail=detail)
         # Past the bound or not, the last frame goes out: the close follows it.
         self.transport.write(self.session.error(code.value, body=body, receipt_id=receipt))
         self.close()

@@ -5,22 +5,34 @@ heart-beat is a message holding one newline), exactly as Spring's ``withSockJS()
 does, so sockjs-client + @stomp/stompjs work unchanged. The token may come with the request
 that creates the session (the ``token`` query parameter, which sockjs-client keeps on
 ``/info`` and on every transport URL; or an ``Authorization: Bearer`` header), where a bad
-one is refused with HTTP 401 and the AUTH_FAILED JSON; without one, the STOMP CONNECT must
-carry it, as on the raw WebSocket endpoint.
+one is refused as every handshake is (``gateway.admission``); without one, the STOMP CONNECT
+must carry it, as on the raw WebSocket endpoint. A session serves only its user's requests
+(see `_StompSession`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable
 
-from ieum_chat.auth import Principal, bearer_token
-from ieum_chat.chat import codec
+from ieum_chat.auth import Principal
 from ieum_chat.config import Settings
-from ieum_chat.errors import AuthError, ErrorCode, error_payload
+from ieum_chat.errors import AuthError
+from ieum_chat.gateway.admission import Refusal, admit, handshake_token
 from ieum_chat.gateway.connection import Gateway, StompConnection
 from ieum_chat.gateway.transports import QueuedTransport
-from ieum_chat.sockjs import Channel, Handler, Rejected, SessionInfo, SockJSApp, SockJSOptions
+from ieum_chat.observability import metrics
+from ieum_chat.sockjs import (
+    Accept,
+    Channel,
+    Rejected,
+    Request,
+    SessionInfo,
+    SockJSApp,
+    SockJSOptions,
+)
 from ieum_chat.store.records import User
 
 __all__ = ["SOCKJS_PREFIX", "StompSockJSEndpoint", "create_sockjs_app"]
@@ -37,51 +49,87 @@ class StompSockJSEndpoint:
     def __init__(self, gateway: Callable[[], Gateway]) -> None:
         self._gateway = gateway
 
-    async def __call__(self, info: SessionInfo) -> Handler:
+    async def __call__(self, info: SessionInfo) -> Accept:
         gateway = self._gateway()
-        if not gateway.accepting:
-            raise Rejected(
-                503, codec.dumps(error_payload(ErrorCode.SERVER_SHUTDOWN)), content_type=_JSON
-            )
         request = info.request
-        token = request.query.get("token") or bearer_token(request.headers.get("authorization"))
-        principal: Principal | None = None
-        user: User | None = None
-        if token:
+        try:
+            admission = await admit(gateway, request.headers, request.query)
+        except Refusal as refusal:
+            raise Rejected(refusal.status, refusal.body, content_type=_JSON) from None
+        session = _StompSession(gateway, info, admission.principal, admission.user)
+        return Accept(session.serve, session.admits)
+
+
+class _StompSession:
+    """One SockJS session carrying one STOMP session, bound to one user.
+
+    The session's ids travel in every URL of it (and are easy to learn: a proxy log, the
+    browser's history), so they do not make a request the user's: every request after the
+    first must carry that user's token, or, for a session created without a token, no token
+    at all. The user is the one of the creating request's token, else the one of the STOMP
+    CONNECT. Anything else is answered 404 by the SockJS app, as Spring does."""
+
+    __slots__ = ("_connection", "_gateway", "_info", "_principal", "_user")
+
+    def __init__(
+        self, gateway: Gateway, info: SessionInfo, principal: Principal | None, user: User | None
+    ) -> None:
+        self._gateway = gateway
+        self._info = info
+        self._principal = principal
+        self._user = user
+        self._connection: StompConnection | None = None
+
+    def _owner(self) -> uuid.UUID | None:
+        if self._user is not None:
+            return self._user.id
+        connection = self._connection
+        return connection.user.id if connection is not None and connection.user else None
+
+    async def admits(self, request: Request) -> bool:
+        token = handshake_token(request.query, request.headers)
+        if token is None:
+            # sockjs-client repeats the URL it was given: token-less if the first was.
+            allowed = self._user is None
+        else:
             try:
-                principal, user = await gateway.chat.authenticate(token)
-            except AuthError as exc:
-                log.info("sockjs session refused: %s", exc.detail)
-                raise Rejected(401, codec.dumps(exc.payload()), content_type=_JSON) from None
+                principal = self._gateway.chat.verifier.verify(token, now=time.time())
+            except AuthError:
+                allowed = False
+            else:
+                owner = self._owner()
+                allowed = owner is None or principal.user_id == owner
+        if not allowed:
+            log.info("sockjs request refused: not the credentials of the session's user")
+            metrics.AUTH_FAILURES.labels("sockjs-session").inc()
+        return allowed
 
-        async def serve(channel: Channel) -> None:
-            async def send_frame(frame: bytes) -> None:
-                # One STOMP frame per SockJS message. Raises SessionClosed once the
-                # session is gone; the connection then tears down.
-                await channel.send(frame.decode("utf-8", errors="replace"))
+    async def serve(self, channel: Channel) -> None:
+        gateway = self._gateway
 
-            async def close() -> None:
-                await channel.close(1000, "")
+        async def send_frame(frame: bytes) -> None:
+            # One STOMP frame per SockJS message. Raises SessionClosed once the session is
+            # gone; the connection then tears down.
+            await channel.send(frame.decode("utf-8", errors="replace"))
 
-            transport = QueuedTransport(
-                send_frame, close, limit=gateway.settings.outbound_buffer_bytes
-            )
-            connection = StompConnection(
-                gateway,
-                transport,
-                transport_name=f"sockjs-{info.transport}",
-                principal=principal,
-                user=user,
-                remote=info.remote,
-            )
+        async def close() -> None:
+            await channel.close(1000, "")
 
-            async def receive() -> bytes | None:
-                message = await channel.receive()
-                return None if message is None else message.encode("utf-8", errors="replace")
+        transport = QueuedTransport(send_frame, close, limit=gateway.settings.outbound_buffer_bytes)
+        self._connection = connection = StompConnection(
+            gateway,
+            transport,
+            transport_name=f"sockjs-{self._info.transport}",
+            principal=self._principal,
+            user=self._user,
+            remote=self._info.remote,
+        )
 
-            await connection.run(transport, receive)
+        async def receive() -> bytes | None:
+            message = await channel.receive()
+            return None if message is None else message.encode("utf-8", errors="replace")
 
-        return serve
+        await connection.run(transport, receive)
 
 
 def create_sockjs_app(

@@ -1,103 +1,26 @@
 """The raw WebSocket endpoint (``/ws/chat`` and ``/ws/chat/websocket``), a plain ASGI app.
 
-Handshake (RFC 6455 §4.2.2): the STOMP subprotocol the client offers is selected, highest
-version first; a token in the query string or an ``Authorization`` header is verified before
-the upgrade, and a bad one is refused with HTTP 401 and the AUTH_FAILED JSON (through the ASGI
-"websocket.http.response" extension when the server has it, else a 403 close). Without a
-token the socket opens and the STOMP CONNECT must carry one.
+Handshake (RFC 6455 §4.2.2): the checks of ``gateway.admission``; a refusal is answered with
+its HTTP status and error JSON through the ASGI "websocket.http.response" extension when the
+server has it, else with a policy-violation close.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
 
-from ieum_chat.auth import Principal, bearer_token
-from ieum_chat.chat import codec
-from ieum_chat.errors import AuthError, ErrorCode, error_payload
+from ieum_chat.errors import ErrorCode, error_body
+from ieum_chat.gateway.admission import Refusal, admit
 from ieum_chat.gateway.connection import Gateway, StompConnection
 from ieum_chat.gateway.transports import QueuedTransport
-from ieum_chat.observability import metrics
-from ieum_chat.store.records import User
 
-__all__ = [
-    "Admission",
-    "Refusal",
-    "StompWebSocketApp",
-    "admit",
-    "origin_allowed",
-    "select_subprotocol",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["StompWebSocketApp"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-# Highest first: the server picks the best version the client offers.
-_SUBPROTOCOLS = (("v12.stomp", "1.2"), ("v11.stomp", "1.1"), ("v10.stomp", "1.0"))
-
-
-def select_subprotocol(offered: list[str]) -> tuple[str | None, str | None]:
-    """(subprotocol to select, STOMP version it implies)."""
-    for name, version in _SUBPROTOCOLS:
-        if name in offered:
-            return name, version
-    return None, None
-
-
-def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
-    return origin is None or "*" in allowed or origin in allowed
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """A handshake let through: the subprotocol to select and who, if the token came with it."""
-
-    subprotocol: str | None
-    version: str | None
-    principal: Principal | None
-    user: User | None
-
-
-class Refusal(Exception):
-    """A handshake refused with an HTTP status and a JSON error body."""
-
-    def __init__(self, status: int, payload: dict[str, Any]) -> None:
-        super().__init__(status)
-        self.status = status
-        self.payload = payload
-
-
-async def admit(
-    gateway: Gateway, headers: Mapping[str, str], query: str, offered: list[str]
-) -> Admission:
-    """The checks of every WebSocket handshake (``headers`` by lower-case name): draining,
-    origin, then the token of the query string or an ``Authorization`` header, verified
-    before the upgrade. Without a token the socket opens and CONNECT must carry one."""
-    if not gateway.accepting:
-        raise Refusal(503, error_payload(ErrorCode.SERVER_SHUTDOWN))
-    if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
-        refused = {"type": "ERROR", "code": "UNAUTHORIZED", "message": "origin not allowed"}
-        raise Refusal(403, refused)
-    subprotocol, version = select_subprotocol(offered)
-    token = next(iter(parse_qs(query).get("token", ())), None)
-    token = token or bearer_token(headers.get("authorization"))
-    principal: Principal | None = None
-    user: User | None = None
-    if token:
-        try:
-            principal, user = await gateway.chat.authenticate(token)
-        except AuthError as exc:
-            log.info("handshake refused: %s", exc.detail)
-            metrics.AUTH_FAILURES.labels("handshake").inc()
-            raise Refusal(401, exc.payload()) from None
-    return Admission(subprotocol, version, principal, user)
 
 
 class StompWebSocketApp:
@@ -109,11 +32,8 @@ class StompWebSocketApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
-            await _plain_response(
-                send,
-                400,
-                b'{"type":"ERROR","code":"BAD_REQUEST","message":"this endpoint speaks WebSocket"}',
-            )
+            body = error_body(ErrorCode.BAD_REQUEST, detail="this endpoint speaks WebSocket")
+            await _plain_response(send, 400, body)
             return
         gateway = self._gateway()
         connect = await receive()
@@ -128,7 +48,7 @@ class StompWebSocketApp:
                 list(scope.get("subprotocols") or []),
             )
         except Refusal as refusal:
-            await _deny(scope, send, refusal.status, refusal.payload)
+            await _deny(scope, send, refusal.status, refusal.body)
             return
         await send({"type": "websocket.accept", "subprotocol": admission.subprotocol})
         client = scope.get("client")
@@ -168,9 +88,8 @@ class StompWebSocketApp:
         await connection.run(transport, receive_data)
 
 
-async def _deny(scope: Scope, send: Send, status: int, payload: dict[str, Any]) -> None:
+async def _deny(scope: Scope, send: Send, status: int, body: bytes) -> None:
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = codec.dumps(payload)
         await send(
             {
                 "type": "websocket.http.response.start",

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ieum_chat.chat import codec
-from ieum_chat.errors import ErrorCode, error_payload
+from ieum_chat.errors import ErrorCode, error_body, error_payload
+from ieum_chat.gateway.admission import Refusal, admit
 from ieum_chat.gateway.connection import Gateway, StompConnection
-from ieum_chat.gateway.websocket import Refusal, admit
 from ieum_chat.websocket import (
     BinaryMessage,
     CloseCode,
@@ -218,7 +218,7 @@ class GatewayProtocol(asyncio.Protocol):
                 return
             key = validate_upgrade(request)
         except HandshakeError as exc:
-            body = codec.dumps({"type": "ERROR", "code": "BAD_REQUEST", "message": exc.message})
+            body = error_body(ErrorCode.BAD_REQUEST, detail=exc.message)
             self._respond(exc.status, body, exc.headers)
             return
         self._buffer = buffer[end:]
@@ -256,7 +256,7 @@ class GatewayProtocol(asyncio.Protocol):
             return
         except Exception:
             log.exception("WebSocket handshake failed")
-            self._respond(500, b'{"type":"ERROR","code":"INTERNAL","message":"try again"}')
+            self._respond(503, error_body(ErrorCode.UNAVAILABLE, detail="try again"))
             return
         transport = self._transport
         if self._state is not _State.HANDSHAKE or transport is None:

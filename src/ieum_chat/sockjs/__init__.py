@@ -9,14 +9,14 @@ URLs. It imports nothing of the rest of ieum_chat::
         async for message in channel:
             await channel.send(message)
 
-    async def endpoint(info: SessionInfo) -> Handler:
-        return echo          # or raise Rejected(401, b"...")
+    async def endpoint(info: SessionInfo) -> Handler | Accept:
+        return echo          # or Accept(echo, check), or raise Rejected(401, b"...")
 
     app = SockJSApp(endpoint, prefix="/echo")
 """
 
 from ._app import SockJSApp
-from ._channel import Channel, Endpoint, Handler, SessionInfo
+from ._channel import Accept, Channel, Check, Endpoint, Handler, SessionInfo
 from ._errors import (
     LocalProtocolError,
     Rejected,
@@ -31,8 +31,10 @@ from ._session import Attach, Session, SessionState, TimerAction
 
 __all__ = [
     "DEFAULT_SOCKJS_URL",
+    "Accept",
     "Attach",
     "Channel",
+    "Check",
     "Endpoint",
     "Frame",
     "FrameType",

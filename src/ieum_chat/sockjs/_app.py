@@ -52,9 +52,10 @@ class SockJSApp:
     """A SockJS 0.3 service; see the module docstring.
 
     ``endpoint(info)`` is awaited before each session is created; it returns the handler
-    that serves the session's `Channel`, or raises `Rejected` to answer the request with an
-    HTTP error (a 401 for a bad token, say). Call `aclose()` when the server shuts down (a
-    lifespan does it when the app is served on its own).
+    that serves the session's `Channel` (or an `Accept` of it with the check every later
+    request of the session must pass, else 404), or raises `Rejected` to answer the request
+    with an HTTP error (a 401 for a bad token, say). Call `aclose()` when the server shuts
+    down (a lifespan does it when the app is served on its own).
     """
 
     def __init__(

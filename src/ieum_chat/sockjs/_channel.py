@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -24,7 +25,7 @@ from ._http import Request
 from ._options import SockJSOptions
 from ._session import Attach, Session, SessionState, TimerAction
 
-__all__ = ["Channel", "Endpoint", "Handler", "SessionInfo", "Spawn"]
+__all__ = ["Accept", "Channel", "Check", "Endpoint", "Handler", "SessionInfo", "Spawn"]
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +57,49 @@ class SessionInfo:
 
 Handler = Callable[["Channel"], Awaitable[None]]
 """Serves one session; the session closes (1000) when it returns."""
-Endpoint = Callable[[SessionInfo], Awaitable[Handler]]
-"""Called before a session is created; returns its handler or raises `Rejected`."""
+Check = Callable[[Request], Awaitable[bool]]
+"""Whether a later request of a session may use it (its credentials are those of the
+session's user); a request that fails is answered 404, as if the session did not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """An endpoint's yes to a new session that only some requests may use after the one that
+    created it: the session's ids travel in URLs, so they are no credential on their own."""
+
+    handler: Handler
+    check: Check
+
+
+Endpoint = Callable[[SessionInfo], Awaitable[Handler | Accept]]
+"""Called before a session is created; returns its handler (any later request with the
+session's ids may use it) or an `Accept`, or raises `Rejected`."""
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+# Log lines name a session by a number of this process, never by its id: the id addresses
+# the session in URLs.
+_serials = itertools.count(1)
 
 
 class Channel:
     def __init__(
         self,
         info: SessionInfo,
-        handler: Handler,
+        handler: Handler | Accept,
         options: SockJSOptions,
         *,
         spawn: Spawn,
         on_gone: Callable[[Channel], None] | None = None,
     ) -> None:
         self.info = info
-        self._handler = handler
+        self.serial = next(_serials)
+        """What log lines call the session by."""
+        self._handler: Handler
+        self._check: Check | None
+        if isinstance(handler, Accept):
+            self._handler, self._check = handler.handler, handler.check
+        else:
+            self._handler, self._check = handler, None
         self._options = options
         self._spawn = spawn
         self._on_gone = on_gone
@@ -137,7 +164,7 @@ class Channel:
             if deadline is None:
                 deadline = now + self._options.send_timeout
             if now >= deadline:
-                log.info("sockjs session %s: slow consumer, closing", self.info.session_id)
+                log.info("sockjs session #%d: slow consumer, closing", self.serial)
                 self.close_now(*SLOW_CONSUMER)
                 raise SessionClosed("slow consumer")
             self._outbound_room.clear()
@@ -168,6 +195,10 @@ class Channel:
         """Expired or ended: the registry has forgotten it."""
         return self._gone
 
+    async def admits(self, request: Request) -> bool:
+        """Whether ``request``, which is not the one that created the session, may use it."""
+        return self._check is None or await self._check(request)
+
     def attach(self, wake: asyncio.Event) -> Attach:
         """Make the calling request the receiver; ``wake`` is set whenever it has work."""
         result = self._session.attach(time.monotonic())
@@ -193,7 +224,7 @@ class Channel:
         self._outbound_room.set()
         self._schedule()
         if frame is OPEN_FRAME and self._session.state is SessionState.OPEN:
-            self._task = self._spawn(self._run_handler(), f"sockjs-{self.info.session_id}")
+            self._task = self._spawn(self._run_handler(), f"sockjs-{self.serial}")
         return frame
 
     async def deliver(self, messages: list[str]) -> None:
@@ -235,7 +266,7 @@ class Channel:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("sockjs session %s: handler failed", self.info.session_id)
+            log.exception("sockjs session #%d: handler failed", self.serial)
             code, reason = INTERNAL_ERROR
         finally:
             self._task = None

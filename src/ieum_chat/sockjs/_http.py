@@ -3,6 +3,7 @@ SockJS 0.3 asks for (CORS with credentials, caching, the JSESSIONID cookie)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,26 @@ class Request:
     def origin(self) -> str | None:
         return self.headers.get("origin")
 
+    @property
+    def scheme(self) -> str:
+        """``https`` when the request came over TLS, to us or to the proxy in front
+        (``X-Forwarded-Proto``; trusting it only ever adds ``Secure`` to a cookie)."""
+        forwarded = self.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        if forwarded in ("http", "https"):
+            return forwarded
+        return "https" if self.scope.get("scheme") in ("https", "wss") else "http"
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def cross_site(self) -> bool:
+        """The page that sent this request is on another origin than this service."""
+        origin = self.origin
+        host = self.headers.get("host")
+        return origin is not None and (host is None or origin != f"{self.scheme}://{host}")
+
     def cookie(self, name: str) -> str | None:
         raw = self.headers.get("cookie")
         if not raw:
@@ -135,12 +156,33 @@ def preflight_headers(request: Request, methods: str, options: SockJSOptions) ->
     return headers
 
 
+# What a load balancer or a servlet container puts in JSESSIONID (hex, base64url, a route
+# suffix after a dot). Anything else, a quoted value smuggling "; Domain=..." above all, is
+# never echoed (RFC 6265 §4.1.1: a cookie-value has no ";", "," or space).
+_SAFE_COOKIE: Final = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
+
+
 def cookie_headers(request: Request, options: SockJSOptions) -> Headers:
-    """JSESSIONID for sticky load balancers: the client's own value echoed, else ``dummy``."""
+    """JSESSIONID for sticky load balancers: the client's own value echoed when it is a plain
+    token, else ``dummy`` (SockJS 0.3: ``JSESSIONID=dummy; Path=/``, attributes after).
+
+    HttpOnly: no script needs it. Behind TLS it is Secure, and a cross-site page (the
+    iframe and CORS transports) gets ``SameSite=None`` so that its requests keep reaching the
+    same node; browsers take ``SameSite=None`` only with ``Secure``, so without TLS it is
+    ``Lax``."""
     if not options.cookie_needed:
         return []
-    value = request.cookie("JSESSIONID") or "dummy"
-    return [(b"set-cookie", f"JSESSIONID={value}; Path=/".encode("latin-1"))]
+    value = request.cookie("JSESSIONID")
+    if value is None or _SAFE_COOKIE.fullmatch(value) is None:
+        value = "dummy"
+    attributes = "Path=/; HttpOnly"
+    if not request.secure:
+        attributes += "; SameSite=Lax"
+    elif request.cross_site:
+        attributes += "; SameSite=None; Secure"
+    else:
+        attributes += "; SameSite=Lax; Secure"
+    return [(b"set-cookie", f"JSESSIONID={value}; {attributes}".encode("latin-1"))]
 
 
 async def respond(

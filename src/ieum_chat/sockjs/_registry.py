@@ -7,7 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from ._channel import Channel, Handler, SessionInfo
+from ._channel import Accept, Channel, Handler, SessionInfo
 from ._errors import RemoteProtocolError
 from ._options import SockJSOptions
 
@@ -33,7 +33,9 @@ class SessionRegistry:
     def get(self, session_id: str) -> Channel | None:
         return self._sessions.get(session_id)
 
-    def create(self, info: SessionInfo, handler: Handler, *, listed: bool = True) -> Channel:
+    def create(
+        self, info: SessionInfo, handler: Handler | Accept, *, listed: bool = True
+    ) -> Channel:
         """A new session; ``listed`` ones are found again by id. Raises `RemoteProtocolError`
         (503) when the service is full."""
         if len(self._live) >= self._options.max_sessions:

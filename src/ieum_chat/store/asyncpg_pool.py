@@ -15,10 +15,10 @@ connection dropped mid-statement is closed in the background, once the cancel re
 sends on a timeout or a cancelled call has reached the server: the server then abandons the
 statement (say, one waiting on a couple's lock) instead of finishing it for nobody.
 
-Errors, as in ``pool``: :class:`StoreUnavailable` when the database cannot be reached (refused,
-lost, timed out, no connection free in time), :class:`StoreError` for any other failure, and
-``ValueError`` for an error our own functions raise with SQLSTATE class ``IE`` (the caller's
-arguments were wrong; the server's message says how). No asyncpg exception gets out.
+Errors, as in ``pool`` and through the same ``driver_errors.map_driver_errors``:
+:class:`StoreUnavailable` when the database cannot be reached (refused, lost, timed out, no
+connection free in time), :class:`StoreError` for any other failure. No asyncpg exception
+gets out.
 """
 
 from __future__ import annotations
@@ -32,44 +32,18 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from ieum_chat.errors import StoreError, StoreUnavailable
+from ieum_chat.store.driver_errors import DRIVER_ERRORS, map_driver_errors
 
-__all__ = ["REFUSED_SQLSTATE_CLASS", "AsyncpgPool"]
+__all__ = ["AsyncpgPool"]
 
 logger = logging.getLogger(__name__)
-
-# SQLSTATE class of the errors our functions raise for arguments they refuse. Classes I-Z are
-# left to implementations by the SQL standard; PostgreSQL's own there are P0 and XX.
-REFUSED_SQLSTATE_CLASS = "IE"
 
 # Calls slower than this are logged at WARNING (as named transactions are, see ``pool``).
 _SLOW_SECONDS = 1.0
 
-# Failures that are not an error reply from the server.
-_DRIVER_FAILURES = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
-
-# Characters of a driver's message that go into ours.
-_REASON_MAX = 200
-
 # Closing a connection politely (and delivering a pending cancel request first), but not
 # waiting long on a dead one.
 _CLOSE_TIMEOUT = 2.0
-
-
-def _unreachable(desc: str, error: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"{desc}: database unreachable: {_reason(error)}")
-
-
-def _failed(desc: str, error: BaseException) -> StoreError:
-    return StoreError(f"{desc} failed: {_reason(error)}")
-
-
-def _reason(error: BaseException) -> str:
-    # Cut short: asyncpg quotes a whole argument it could not encode, here a batch's contents.
-    lines = str(error).splitlines()
-    first = lines[0] if lines else ""
-    if len(first) > _REASON_MAX:
-        first = first[: _REASON_MAX - 1] + "…"
-    return f"{type(error).__name__}: {first}"
 
 
 class AsyncpgPool:
@@ -107,9 +81,17 @@ class AsyncpgPool:
         start = time.perf_counter()
         try:
             await self._take_slot(desc)
+            conn: Any = None
+
+            def unreachable(error: BaseException) -> bool:
+                # A connection that died under the call is "unreachable" whatever the driver
+                # made of it (it may report a confused state instead: another operation...).
+                return self._is_unavailable(error) or (conn is not None and conn.is_closed())
+
             try:
-                conn = await self._connect(desc)
-                return await self._run(desc, conn, query, args)
+                with map_driver_errors(desc, unreachable):
+                    conn = await self._connect()
+                    return await self._run(conn, query, args)
             finally:
                 self._slots.release()
         finally:
@@ -139,23 +121,14 @@ class AsyncpgPool:
                 f"{self._acquire_timeout:g}s"
             ) from error
 
-    async def _connect(self, desc: str) -> Any:
+    async def _connect(self) -> Any:
         while self._idle:
             conn = self._idle.pop()
             if not conn.is_closed():
                 return conn
-        try:
-            return await asyncpg.connect(**self._connect_kwargs)
-        except (OSError, TimeoutError) as error:
-            raise _unreachable(desc, error) from error
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            # e.g. 57P03 (starting up), 3D000 (no such database): unreachable; 28P01 (wrong
-            # password) or a bad SSL setting: a StoreError, retrying will not help
-            if self._is_unavailable(error):
-                raise _unreachable(desc, error) from error
-            raise _failed(desc, error) from error
+        return await asyncpg.connect(**self._connect_kwargs)
 
-    async def _run(self, desc: str, conn: Any, query: str, args: tuple[object, ...]) -> list[Any]:
+    async def _run(self, conn: Any, query: str, args: tuple[object, ...]) -> list[Any]:
         try:
             rows: list[Any] = await conn.fetch(query, *args)
         except asyncpg.PostgresError as error:
@@ -164,21 +137,13 @@ class AsyncpgPool:
             # (terminated by an administrator, server shutting down...).
             if self._is_unavailable(error) or conn.is_closed():
                 self._discard(conn)
-                raise _unreachable(desc, error) from error
-            await self._give_back(conn)
-            if (error.sqlstate or "").startswith(REFUSED_SQLSTATE_CLASS):
-                raise ValueError(error.message) from error
-            raise _failed(desc, error) from error
-        except _DRIVER_FAILURES as error:
-            # Lost or timed out mid-statement, or refused by the driver: whatever state the
-            # connection is in, it is not one to reuse.
-            lost = conn.is_closed() or isinstance(error, OSError | TimeoutError)
-            self._discard(conn)
-            if lost or self._is_unavailable(error):
-                raise _unreachable(desc, error) from error
-            raise _failed(desc, error) from error
+            else:
+                await self._give_back(conn)
+            raise
         except BaseException:
-            # Cancelled mid-statement: the statement may still be running on the server.
+            # Lost, timed out or cancelled mid-statement, or refused by the driver: whatever
+            # state the connection is in, it is not one to reuse (and a cancelled statement
+            # may still be running on the server: see _discard).
             self._discard(conn)
             raise
         await self._give_back(conn)
@@ -200,5 +165,5 @@ async def _close_quietly(conn: Any) -> None:
     # close() first waits for a pending cancel request to be delivered (see _discard).
     try:
         await conn.close(timeout=_CLOSE_TIMEOUT)
-    except (asyncpg.PostgresError, *_DRIVER_FAILURES):
+    except DRIVER_ERRORS:
         conn.terminate()

@@ -34,13 +34,12 @@ class Database(UsersStore, CouplesStore, MessagesStore):
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         policy, engine = create_engine(url, pool_size=pool_size)
-        # The append pool connects on first use: connecting here would add nothing to ping.
-        append_pool = policy.append_pool(engine, pool_size=pool_size)
-        database = cls(DatabasePool(policy, engine, append_pool))
+        # PostgreSQL's append connections open on first use: here they would add nothing to ping.
+        database = cls(DatabasePool(policy, engine, pool_size=pool_size))
         try:
             await database.ping()
         except BaseException:
-            await engine.dispose()
+            await database.close()
             raise
         return database
 

@@ -10,9 +10,10 @@ two needs done differently is decided here and nowhere else:
   :class:`asyncio.Lock` plus ``BEGIN IMMEDIATE`` against other processes; PostgreSQL takes row
   locks, ``SELECT ... FOR UPDATE``, which SQLAlchemy leaves out on SQLite);
 - how to look up many composite keys at once so that an index answers it;
-- which driver errors mean "the database cannot be reached";
-- whether appends bypass SQLAlchemy (PostgreSQL: a few raw asyncpg connections calling a
-  server-side function, see ``asyncpg_pool`` and migration 0004; SQLite: no).
+- which driver errors mean "the database cannot be reached" (``driver_errors`` maps them);
+- how a batch of messages is appended (:meth:`BaseEngine.appender`; PostgreSQL: a few raw
+  asyncpg connections calling a server-side function, see ``appends``, ``asyncpg_pool`` and
+  migration 0005; SQLite: a transaction through SQLAlchemy like every other).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import bindparam, event, exc, func, make_url, pool, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
@@ -31,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
 if TYPE_CHECKING:
-    from ieum_chat.store.asyncpg_pool import AsyncpgPool
+    from ieum_chat.store.appends import Appender
+    from ieum_chat.store.pool import DatabasePool
 
 __all__ = [
     "BaseEngine",
@@ -121,10 +124,12 @@ class BaseEngine(abc.ABC):
         """``(columns) IN keys``, in the form this database answers from an index on them."""
         return tuple_(*columns).in_(keys)
 
-    def append_pool(self, engine: AsyncEngine, *, pool_size: int) -> AsyncpgPool | None:
-        """Raw driver connections for ``MessagesStore.append_messages``, or None: append
-        through SQLAlchemy like every other transaction."""
-        return None
+    def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
+        """How ``MessagesStore.append_messages`` stores a batch on this database: in a named
+        write transaction of ``db_pool``, like every other transaction, unless overridden."""
+        from ieum_chat.store.appends import TransactionAppender
+
+        return TransactionAppender(db_pool)
 
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` (SQLAlchemy's, or the raw driver's of the append pool) says the
@@ -229,14 +234,19 @@ class PostgresEngine(BaseEngine):
             },
         }
 
-    def append_pool(self, engine: AsyncEngine, *, pool_size: int) -> AsyncpgPool:
+    def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
+        """One call of the append function per batch, on a raw connection of a small pool of
+        its own (opened on first use)."""
+        from ieum_chat.store.appends import FunctionAppender
         from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
-        return AsyncpgPool(
-            self.append_connect_args(engine),
-            size=min(pool_size, _APPEND_CONNECTIONS_MAX),
-            acquire_timeout=_PG_POOL_TIMEOUT,
-            is_unavailable=self.is_unavailable,
+        return FunctionAppender(
+            AsyncpgPool(
+                self.append_connect_args(db_pool.engine),
+                size=min(pool_size, _APPEND_CONNECTIONS_MAX),
+                acquire_timeout=_PG_POOL_TIMEOUT,
+                is_unavailable=self.is_unavailable,
+            )
         )
 
     def append_connect_args(self, engine: AsyncEngine) -> dict[str, Any]:
@@ -268,7 +278,11 @@ class PostgresEngine(BaseEngine):
         # is "connection exception", 57P0x "server going away", 3D000 "database does not
         # exist", 53300 "too many connections".
         sqlstate = getattr(orig, "sqlstate", None) or ""
-        return sqlstate.startswith(("08", "57P0")) or sqlstate in {"3D000", "53300"}
+        if sqlstate.startswith(("08", "57P0")) or sqlstate in {"3D000", "53300"}:
+            return True
+        # The append pool's raw driver errors, classed as SQLAlchemy classes its InterfaceError
+        # (see is_unavailable), so that both pools agree: a connection found closed, mostly.
+        return isinstance(orig, asyncpg.InterfaceError)
 
 
 def engine_for_url(url: str) -> BaseEngine:

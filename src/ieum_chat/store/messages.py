@@ -1,19 +1,11 @@
-"""Messages: the append path (seq assignment, tempId dedup), read marks and history.
+"""Messages: appends, read marks and history.
 
 Order within a couple is ``seq``: 1, 2, 3... with no gap, assigned at commit from the couple's
-``last_seq`` counter. A batch locks the counters of every couple it touches (in id order, so
-concurrent batches cannot deadlock), looks up all its tempIds in one query, bumps the counters
-with one executemany and inserts every new row with another: four statements for a batch of
-up to 500 couples and 500 tempIds, whatever its size otherwise. Because the tempId lookup runs
-after the counter lock, a concurrent batch on another process carrying the same tempId has
-either committed (and is found) or is still waiting on the lock. (On SQLite the lock is the
-single writer, see ``engines``.)
-
-That is the SQLite path. On PostgreSQL the same steps run on the server, in one call of
-``ieum_append_messages`` (migration 0004) over a raw asyncpg connection (``asyncpg_pool``):
-the batch travels as one array per column, with each tempId key once (a repeat later in the
-batch is answered here, with its first occurrence's outcome), and comes back as one row per
-message: its seq if stored now, the stored row if its tempId was already there.
+``last_seq`` counter. :meth:`MessagesStore.append_messages` checks that each message's fields
+fit their columns, then hands the batch to the append path the engine chose (``appends``),
+which numbers, de-duplicates by tempId and stores it in one transaction. Every whole-message
+row is read through one converter, ``records.message_from_row``, in the column order of
+``records.Message``.
 """
 
 from __future__ import annotations
@@ -22,15 +14,13 @@ import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Select,
-    bindparam,
     exists,
     false,
     func,
-    insert,
     or_,
     select,
     update,
@@ -38,21 +28,25 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ieum_chat.errors import StoreError
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.records import Message, NewMessage, Stored
+from ieum_chat.store.records import (
+    MESSAGE_FIELDS,
+    Appended,
+    Message,
+    NewMessage,
+    Refusal,
+    Refused,
+    message_from_row,
+)
 from ieum_chat.store.schema import couples, messages, to_db_time
-
-if TYPE_CHECKING:
-    from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
 __all__ = [
     "TEMP_ID_MAX",
     "TYPE_MAX",
     "MessagesStore",
+    "chunks",
     "dedup_query",
-    "message_from_row",
     "page_query",
 ]
 
@@ -62,43 +56,15 @@ TYPE_MAX = 20  # messages.type is VARCHAR(20)
 # Items per IN (...) list; 3 bind parameters per tempId key stays far below driver limits.
 _CHUNK = 500
 
-_COLUMNS = (
-    messages.c.id,
-    messages.c.couple_id,
-    messages.c.sender_id,
-    messages.c.seq,
-    messages.c.type,
-    messages.c.content,
-    messages.c.image_url,
-    messages.c.is_read,
-    messages.c.read_at,
-    messages.c.created_at,
-    messages.c.temp_id,
-)
+# Every SELECT and RETURNING of whole messages: the columns of Message's fields, in order.
+_COLUMNS = tuple(messages.c[name] for name in MESSAGE_FIELDS)
 
-_DedupKey = tuple[uuid.UUID, uuid.UUID, str]
 _T = TypeVar("_T")
 
 
-def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+def chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def message_from_row(row: AnyRow) -> Message:
-    return Message(
-        id=row.id,
-        couple_id=row.couple_id,
-        sender_id=row.sender_id,
-        seq=row.seq,
-        type=row.type,
-        content=row.content,
-        image_url=row.image_url,
-        is_read=bool(row.is_read),
-        read_at=row.read_at,
-        created_at=row.created_at,
-        temp_id=row.temp_id,
-    )
 
 
 def page_query(
@@ -146,146 +112,6 @@ def _unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[Col
     ]
 
 
-def _append_messages_txn(
-    conn: Connection, policy: BaseEngine, batch: Sequence[NewMessage]
-) -> list[Stored]:
-    # 1. lock the counters, in id order
-    couple_ids = sorted({m.couple_id for m in batch})
-    last_seq: dict[uuid.UUID, int] = {}
-    for chunk in _chunks(couple_ids):
-        locked = conn.execute(
-            select(couples.c.id, couples.c.last_seq)
-            .where(couples.c.id.in_(chunk))
-            .order_by(couples.c.id)
-            # NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it
-            .with_for_update(key_share=True)
-        )
-        last_seq.update((row.id, row.last_seq) for row in locked)
-    missing = [str(c) for c in couple_ids if c not in last_seq]
-    if missing:
-        raise ValueError(f"no such couple: {', '.join(missing)}")
-
-    # 2. every tempId of the batch, in one lookup
-    keys: list[_DedupKey] = list(
-        dict.fromkeys((m.couple_id, m.sender_id, m.temp_id) for m in batch if m.temp_id is not None)
-    )
-    known: dict[_DedupKey, Message] = {}
-    for key_chunk in _chunks(keys):
-        for row in conn.execute(dedup_query(policy, key_chunk)):
-            known[(row.couple_id, row.sender_id, row.temp_id)] = message_from_row(row)
-
-    # 3. number the new ones
-    results: list[Stored] = []
-    fresh: list[Message] = []
-    for new in batch:
-        key = (new.couple_id, new.sender_id, new.temp_id) if new.temp_id is not None else None
-        prior = known.get(key) if key is not None else None
-        if prior is not None:
-            results.append(Stored(prior, created=False))
-            continue
-        seq = last_seq[new.couple_id] = last_seq[new.couple_id] + 1
-        message = new.numbered(seq)
-        if key is not None:
-            known[key] = message
-        fresh.append(message)
-        results.append(Stored(message, created=True))
-    if not fresh:
-        return results
-
-    # 4. one bump per couple, one insert for the batch
-    bumped = sorted({m.couple_id for m in fresh})
-    conn.execute(
-        update(couples)
-        .where(couples.c.id == bindparam("b_id"))
-        .values(last_seq=bindparam("b_last_seq")),
-        [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped],
-    )
-    conn.execute(
-        insert(messages),
-        [
-            {
-                "id": m.id,
-                "couple_id": m.couple_id,
-                "sender_id": m.sender_id,
-                "seq": m.seq,
-                "type": m.type,
-                "content": m.content,
-                "image_url": m.image_url,
-                "is_read": False,
-                "read_at": None,
-                "created_at": m.created_at,
-                "temp_id": m.temp_id,
-            }
-            for m in fresh
-        ],
-    )
-    return results
-
-
-_APPEND_CALL = "SELECT * FROM ieum_append_messages($1, $2, $3, $4, $5, $6, $7, $8)"
-
-
-async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Stored]:
-    # each tempId key once; per message: (its index in `sent`, whether it repeats an earlier one)
-    sent: list[NewMessage] = []
-    picks: list[tuple[int, bool]] = []
-    first: dict[_DedupKey, int] = {}
-    for new in batch:
-        if new.temp_id is not None:
-            key = (new.couple_id, new.sender_id, new.temp_id)
-            index = first.get(key)
-            if index is not None:
-                picks.append((index, True))
-                continue
-            first[key] = len(sent)
-        picks.append((len(sent), False))
-        sent.append(new)
-
-    rows = await pool.fetch(
-        "append_messages",
-        _APPEND_CALL,
-        [m.id for m in sent],
-        [m.couple_id for m in sent],
-        [m.sender_id for m in sent],
-        [m.type for m in sent],
-        [m.content for m in sent],
-        [m.image_url for m in sent],
-        [m.temp_id for m in sent],
-        [m.created_at for m in sent],
-    )
-
-    outcomes: list[Stored | None] = [None] * len(sent)
-    for ordinal, seq, stored_id, type_, content, image_url, is_read, read_at, created_at in rows:
-        new = sent[ordinal - 1]
-        if stored_id is None:  # stored now, as sent
-            outcomes[ordinal - 1] = Stored(new.numbered(seq), created=True)
-        else:  # the tempId was already stored; the key columns are the ones sent
-            message = Message(
-                id=stored_id,
-                couple_id=new.couple_id,
-                sender_id=new.sender_id,
-                seq=seq,
-                type=type_,
-                content=content,
-                image_url=image_url,
-                is_read=bool(is_read),
-                read_at=read_at,
-                created_at=created_at,
-                temp_id=new.temp_id,
-            )
-            outcomes[ordinal - 1] = Stored(message, created=False)
-
-    results: list[Stored] = []
-    for index, repeat in picks:
-        outcome = outcomes[index]
-        if outcome is None:
-            # Cannot happen unless the function and this code disagree. The batch may be
-            # stored: the caller reports a failure and clients retry with their tempIds.
-            raise StoreError(f"append_messages failed: no outcome for message {sent[index].id}")
-        results.append(Stored(outcome.message, created=False) if repeat else outcome)
-    return results
-
-
 def _mark_read_txn(  # noqa: PLR0917 - a transaction function takes its arguments positionally
     conn: Connection,
     couple_id: uuid.UUID,
@@ -307,7 +133,7 @@ def _mark_read_txn(  # noqa: PLR0917 - a transaction function takes its argument
         rows.extend(conn.execute(statement.where(messages.c.seq <= up_to_seq)))
     else:
         wanted = list(dict.fromkeys(message_ids or ()))
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             rows.extend(conn.execute(statement.where(messages.c.id.in_(chunk))))
     return sorted((message_from_row(row) for row in rows), key=lambda m: m.seq)
 
@@ -322,14 +148,16 @@ def _unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UU
     return int(count)
 
 
-def _checked(new: NewMessage) -> NewMessage:
+def _checked(new: NewMessage) -> NewMessage | Refused:
     if new.temp_id is not None and len(new.temp_id) > TEMP_ID_MAX:
-        raise ValueError(
+        detail = (
             f"tempId of message {new.id} is {len(new.temp_id)} characters; "
             f"at most {TEMP_ID_MAX} are stored"
         )
+        return Refused(new, Refusal.DOES_NOT_FIT, detail)
     if not new.type or len(new.type) > TYPE_MAX:
-        raise ValueError(f"message {new.id} has type {new.type!r}; 1 to {TYPE_MAX} characters")
+        detail = f"message {new.id} has type {new.type!r}; 1 to {TYPE_MAX} characters"
+        return Refused(new, Refusal.DOES_NOT_FIT, detail)
     created_at = to_db_time(new.created_at)
     if created_at is new.created_at:
         return new
@@ -337,22 +165,27 @@ def _checked(new: NewMessage) -> NewMessage:
 
 
 class MessagesStore(SQLBaseStore):
-    async def append_messages(self, batch: Sequence[NewMessage]) -> list[Stored]:
+    async def append_messages(self, batch: Sequence[NewMessage]) -> list[Appended]:
         """Store a batch (any number of couples) in one transaction; results in batch order.
 
         A message whose ``(couple_id, sender_id, temp_id)`` is already stored, or appears
         earlier in the batch, is not stored again: its result is the stored row with
-        ``created=False``, and it consumes no seq. ValueError (nothing stored) if a couple
-        does not exist or a field does not fit its column.
+        ``created=False``, and it consumes no seq. A message whose couple does not exist,
+        whose sender is not one of its members or whose field does not fit its column is
+        :class:`Refused` on its own: nothing of it is stored, and the rest of the batch is.
         """
-        if not batch:
-            return []
         checked = [_checked(new) for new in batch]
-        if self.db_pool.append_pool is not None:
-            return await _append_messages_call(self.db_pool.append_pool, checked)
-        return await self.db_pool.write_txn(
-            "append_messages", _append_messages_txn, self.db_pool.policy, checked
-        )
+        fit = [new for new in checked if isinstance(new, NewMessage)]
+        if not fit:
+            return [r for r in checked if isinstance(r, Refused)]
+        answers = iter(await self.db_pool.appender.append(fit))
+        results: list[Appended] = []
+        for original, new in zip(batch, checked, strict=True):
+            result = new if isinstance(new, Refused) else next(answers)
+            if isinstance(result, Refused) and result.new is not original:
+                result = dataclasses.replace(result, new=original)
+            results.append(result)
+        return results
 
     async def mark_read(
         self,

@@ -10,9 +10,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import exc
 
-from ieum_chat.errors import StoreError, StoreUnavailable
+from ieum_chat.errors import StoreError
+from ieum_chat.store.driver_errors import map_driver_errors
 from ieum_chat.store.engines import engine_for_url, normalize_url
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_schema"]
@@ -49,10 +49,7 @@ def upgrade_schema(url: str) -> None:
 
 def _upgrade(config: Config, is_unavailable: Callable[[BaseException], bool]) -> None:
     try:
-        command.upgrade(config, "head")
-    except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
-        if is_unavailable(error):
-            raise StoreUnavailable(f"migrate: database unreachable: {error}") from error
-        raise StoreError(f"migrate failed: {error}") from error
+        with map_driver_errors("migrate", is_unavailable):
+            command.upgrade(config, "head")
     except CommandError as error:
         raise StoreError(f"migrate failed: {error}") from error

@@ -4,9 +4,10 @@ Every database access is one transaction with a name (``append_messages``, ``mar
 a plain synchronous function ``f(conn, *args)`` over a SQLAlchemy :class:`Connection`, run on
 the async engine through ``run_sync``, so a transaction reads as straight-line SQL and costs one
 hop into the driver's greenlet however many statements it issues. The name is what the logs and
-errors say. Nothing above ``store`` sees a SQLAlchemy or driver exception.
+errors say. Driver errors become ours in ``driver_errors``, as for the raw append pool.
 
-On PostgreSQL the pool also holds the append path's raw connections (``asyncpg_pool``).
+The pool also holds the append path the engine chose (``appends``): on PostgreSQL, raw
+connections of its own (``asyncpg_pool``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Row, exc
+from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ieum_chat.errors import StoreError, StoreUnavailable
+from ieum_chat.store.driver_errors import map_driver_errors
 from ieum_chat.store.engines import BaseEngine
 
 if TYPE_CHECKING:
-    from ieum_chat.store.asyncpg_pool import AsyncpgPool
+    from ieum_chat.store.appends import Appender
 
 __all__ = ["AnyRow", "DatabasePool", "SQLBaseStore"]
 
@@ -42,15 +43,13 @@ _SLOW_SECONDS = 1.0
 
 
 class DatabasePool:
-    """An async engine plus its dialect policy; runs named transactions. ``append_pool``:
-    the raw connections appends use instead of the engine, if the dialect has them."""
+    """An async engine plus its dialect policy; runs named transactions. ``appender``: how
+    this database appends messages (the policy's choice)."""
 
-    def __init__(
-        self, policy: BaseEngine, engine: AsyncEngine, append_pool: AsyncpgPool | None = None
-    ) -> None:
+    def __init__(self, policy: BaseEngine, engine: AsyncEngine, *, pool_size: int) -> None:
         self.policy = policy
         self.engine = engine
-        self.append_pool = append_pool
+        self.appender: Appender = policy.appender(self, pool_size=pool_size)
 
     @property
     def dialect(self) -> str:
@@ -91,15 +90,12 @@ class DatabasePool:
         start = time.perf_counter()
         try:
             guard = self.policy.write_guard() if write else contextlib.nullcontext()
-            async with guard, self.engine.connect() as conn:
-                if write:
-                    await conn.execution_options(**self.policy.write_options())
-                async with conn.begin():
-                    return await conn.run_sync(func, *args, **kwargs)
-        except exc.SQLAlchemyError as error:
-            raise self._translate(desc, error) from error
-        except (OSError, TimeoutError) as error:
-            raise StoreUnavailable(f"{desc}: database unreachable: {error}") from error
+            with map_driver_errors(desc, self.policy.is_unavailable):
+                async with guard, self.engine.connect() as conn:
+                    if write:
+                        await conn.execution_options(**self.policy.write_options())
+                    async with conn.begin():
+                        return await conn.run_sync(func, *args, **kwargs)
         finally:
             elapsed = time.perf_counter() - start
             if elapsed >= _SLOW_SECONDS:
@@ -107,19 +103,9 @@ class DatabasePool:
             else:
                 logger.debug("transaction %s took %.6fs", desc, elapsed)
 
-    def _translate(self, desc: str, error: exc.SQLAlchemyError) -> StoreError:
-        orig = error.orig if isinstance(error, exc.DBAPIError) else None
-        source: BaseException = orig if orig is not None else error
-        lines = str(source).splitlines()
-        reason = f"{type(source).__name__}: {lines[0] if lines else ''}"
-        if self.policy.is_unavailable(error):
-            return StoreUnavailable(f"{desc}: database unreachable: {reason}")
-        return StoreError(f"{desc} failed: {reason}")
-
     async def close(self) -> None:
         try:
-            if self.append_pool is not None:
-                await self.append_pool.close()
+            await self.appender.close()
         finally:
             await self.engine.dispose()
 

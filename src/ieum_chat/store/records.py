@@ -1,12 +1,32 @@
-"""Rows as the rest of the application sees them: frozen, typed, free of SQLAlchemy."""
+"""Rows as the rest of the application sees them: frozen, typed, free of SQLAlchemy.
+
+A chat message's fields are listed once, in :class:`Message`; the store's column lists, its
+insert parameters and the row converter (:func:`message_from_row`) are derived from it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-__all__ = ["Couple", "Message", "NewMessage", "Stored", "User"]
+__all__ = [
+    "MESSAGE_FIELDS",
+    "NEW_MESSAGE_FIELDS",
+    "Appended",
+    "Couple",
+    "Message",
+    "NewMessage",
+    "Refusal",
+    "Refused",
+    "Stored",
+    "User",
+    "message_from_row",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +85,24 @@ class NewMessage:
 
     def numbered(self, seq: int) -> Message:
         """The message as stored with ``seq``: unread."""
-        return Message(
-            id=self.id,
-            couple_id=self.couple_id,
-            sender_id=self.sender_id,
-            seq=seq,
-            type=self.type,
-            content=self.content,
-            image_url=self.image_url,
-            is_read=False,
-            read_at=None,
-            created_at=self.created_at,
-            temp_id=self.temp_id,
-        )
+        values = {name: getattr(self, name) for name in NEW_MESSAGE_FIELDS}
+        return Message(seq=seq, is_read=False, read_at=None, **values)
+
+
+# Column order of every message row the store reads (SELECT lists, RETURNING, the PostgreSQL
+# append function's result): the fields of Message, in order.
+MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Message))
+# What the caller chooses (NewMessage), in order; also the append function's parameter order.
+NEW_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(NewMessage))
+_WIDTH = len(MESSAGE_FIELDS)
+
+
+def message_from_row(row: Sequence[Any]) -> Message:
+    """A row (SQLAlchemy's or asyncpg's) whose first columns are ``MESSAGE_FIELDS``, in order."""
+    message = Message(*row[:_WIDTH])
+    if message.is_read is None:  # the plan's schema allows NULL there
+        return dataclasses.replace(message, is_read=False)
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +112,24 @@ class Stored:
 
     message: Message
     created: bool
+
+
+class Refusal(enum.Enum):
+    """Why the store would not hold one message of a batch."""
+
+    NOT_A_MEMBER = "no such couple, or the sender is not one of its members"
+    DOES_NOT_FIT = "a field does not fit its column"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The outcome of one append the store refused: nothing of it is stored, and it takes no
+    seq; the rest of its batch is stored all the same."""
+
+    new: NewMessage
+    reason: Refusal
+    detail: str
+
+
+# What append_messages answers for each message of a batch.
+Appended = Stored | Refused

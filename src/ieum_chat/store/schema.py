@@ -4,9 +4,10 @@ The plan's three tables (``plan_schema``) plus what revision 0002/0003 add: ``me
 (the per-couple order, unique with ``couple_id``), ``messages.temp_id`` (the client's retry key,
 unique with ``couple_id, sender_id``; NULLs never collide), ``couples.last_seq`` (the counter
 ``seq`` is drawn from) and lookups of a couple by member. Keep this module and the migrations
-in step: ``tests/conformance/store`` compares the two. Revision 0004 adds no table but
-PostgreSQL's append function, which names columns of ``couples`` and ``messages``: a revision
-that changes those re-creates it.
+in step: ``tests/conformance/store`` compares the two. Revisions 0004 and 0005 add no table but
+PostgreSQL's append functions, which name columns of ``couples`` and ``messages`` (0005's
+returns ``messages`` rows in the order of ``records.Message``): a revision that changes those
+re-creates them.
 
 Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
 """

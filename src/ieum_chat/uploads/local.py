@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-from ieum_chat.errors import SignatureInvalid
+from ieum_chat.errors import Conflict, SignatureInvalid
 from ieum_chat.uploads.base import UploadBackend, UploadTicket, parse_key
 
 __all__ = ["URL_PREFIX", "LocalUploads", "derive_key"]
@@ -109,22 +109,40 @@ class LocalUploads(UploadBackend):
         path = self.path_for(key)
         return path is not None and path.is_file()
 
+    def check_unused(self, key: str) -> None:
+        """Raise :class:`Conflict` when the file of ``key`` is there already (a cheap early
+        answer; :meth:`store` decides)."""
+        if self._exists(key):
+            raise Conflict(_USED)
+
     async def store(self, key: str, data: bytes) -> None:
-        """Write the file atomically (a reader sees the old file or the whole new one)."""
+        """Create the file, whole, once: a served image is ``immutable``, so an upload URL
+        never replaces what it uploaded. Raises :class:`Conflict` when the file exists,
+        however many PUTs race for it."""
         path = self.path_for(key)
         if path is None:
             raise ValueError(f"not an upload key: {key[:100]!r}")
-        await asyncio.to_thread(_write_atomically, path, data)
+        if not await asyncio.to_thread(_create_once, path, data):
+            raise Conflict(_USED)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+_USED = "this upload URL has been used; ask for a new one"
+
+
+def _create_once(path: Path, data: bytes) -> bool:
+    """Write ``data`` to a temporary file, then link it to ``path``: readers see no file or
+    the whole one, and the link fails if ``path`` exists (atomic, unlike a check then a
+    rename). False when another upload got there first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise

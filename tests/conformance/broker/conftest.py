@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from tests.support.redis import REDIS_URL, require_redis, unique_prefix
+from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker import Broker, create_broker
 
@@ -82,7 +83,7 @@ async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
     try:
         yield c
     finally:
-        await c.close()
+        await bounded_teardown("cluster", c.close())
 
 
 @pytest.fixture

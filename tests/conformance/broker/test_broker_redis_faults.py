@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.support.redis import REDIS_URL, require_redis, unique_prefix
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker.redis import RedisBroker
 from ieum_chat.errors import BrokerError
@@ -42,8 +43,7 @@ async def pair(proxy: TcpProxy) -> AsyncIterator[tuple[RedisBroker, RedisBroker]
     try:
         yield a, b
     finally:
-        await a.close()
-        await b.close()
+        await bounded_teardown("pair", asyncio.gather(a.close(), b.close()))
 
 
 class Resyncs:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker import Presence, create_presence
 
@@ -68,4 +69,4 @@ async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
     try:
         yield c
     finally:
-        await c.close()
+        await bounded_teardown("cluster", c.close())

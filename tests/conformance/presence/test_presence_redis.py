@@ -14,6 +14,7 @@ import pytest
 import redis
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker.redis_presence import RedisPresence
 
@@ -34,8 +35,8 @@ class Nodes:
         self.nodes: list[RedisPresence] = []
         self.reported: list[tuple[str, uuid.UUID, bool]] = []
 
-    async def add(self, name: str, url: str = REDIS_URL) -> RedisPresence:
-        node = RedisPresence(url, prefix=self.prefix, ttl=TTL, node_id=name)
+    async def add(self, name: str, url: str = REDIS_URL, ttl: float = TTL) -> RedisPresence:
+        node = RedisPresence(url, prefix=self.prefix, ttl=ttl, node_id=name)
 
         async def record(user_id: uuid.UUID, online: bool) -> None:
             self.reported.append((name, user_id, online))
@@ -57,6 +58,10 @@ class Nodes:
     def events(self, user: uuid.UUID) -> list[tuple[str, bool]]:
         return [(name, online) for name, u, online in self.reported if u == user]
 
+    async def close(self) -> None:
+        for node in self.nodes:
+            await node.close()
+
 
 @pytest.fixture
 async def nodes() -> AsyncIterator[Nodes]:
@@ -65,9 +70,10 @@ async def nodes() -> AsyncIterator[Nodes]:
     try:
         yield group
     finally:
-        for node in group.nodes:
-            await node.close()
-        delete_prefix(group.prefix)
+        try:
+            await bounded_teardown("nodes", group.close())
+        finally:
+            delete_prefix(group.prefix)
 
 
 @pytest.fixture
@@ -141,6 +147,59 @@ async def test_redis_emptied_under_the_nodes(nodes: Nodes) -> None:
     assert [online for _, online in nodes.events(user)] == [True]  # re-asserted once
     assert await a.closed(user) is False
     assert await b.closed(user) is True
+
+
+# A node leaves within this bound whatever Redis does meanwhile: every wait of close() has a
+# deadline (the socket timeout of a command is 2 s).
+CLOSE_BOUND = 6.0
+
+
+async def _closes_in_time(node: RedisPresence) -> float:
+    started = time.monotonic()
+    done, _ = await asyncio.wait({asyncio.ensure_future(node.close())}, timeout=CLOSE_BOUND + 2)
+    assert done, f"close() still waiting after {CLOSE_BOUND + 2} s"
+    return time.monotonic() - started
+
+
+async def test_closing_right_after_redis_was_emptied(nodes: Nodes) -> None:
+    for _ in range(5):
+        a, b = await nodes.add("a"), await nodes.add("b")
+        user = uuid.uuid4()
+        await a.opened(user)
+        await b.opened(user)
+        delete_prefix(nodes.prefix)  # a Redis restart without persistence
+        await asyncio.sleep(TTL / 3)  # a heart-beat is finding it out about now
+        for node in (a, b):
+            nodes.nodes.remove(node)
+            assert await _closes_in_time(node) < CLOSE_BOUND
+
+
+async def test_closing_while_heartbeats_are_in_flight(nodes: Nodes) -> None:
+    """Heart-beats every 10 ms: close() cancels the heart-beat task in the middle of a
+    command most of the time. A driver may lose that cancellation (redis-py does when the
+    reply and the cancellation meet); the node must leave within its bound all the same."""
+    for i in range(10):
+        node = await nodes.add(f"busy-{i}", ttl=0.03)
+        await node.opened(uuid.uuid4())
+        await asyncio.sleep(0.05)
+        nodes.nodes.remove(node)
+        assert await _closes_in_time(node) < CLOSE_BOUND
+
+
+async def test_closing_while_a_heartbeat_waits_on_a_stalled_redis(
+    proxy: TcpProxy,
+    nodes: Nodes,  # this order: the nodes close before the proxy stops
+) -> None:
+    """The heart-beat task is cancelled in the middle of a command. A driver may lose that
+    cancellation (redis-py does while a read waits under its socket timeout); the node
+    must leave within its bound all the same."""
+    node = await nodes.add("stalled", f"redis://127.0.0.1:{proxy.port}/0")
+    await node.opened(uuid.uuid4())
+    proxy.stall()
+    await asyncio.sleep(TTL)  # the next heart-beat is now waiting for its reply
+    nodes.nodes.remove(node)
+    assert await _closes_in_time(node) < CLOSE_BOUND
+    proxy.flow()
 
 
 async def test_sessions_counted_during_an_outage_are_asserted_after_it(

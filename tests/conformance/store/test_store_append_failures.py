@@ -8,7 +8,6 @@ PostgreSQL only: these are the failures of its raw connections (``store.asyncpg_
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg  # type: ignore[import-untyped]
@@ -208,10 +207,8 @@ async def test_server_refusals_are_store_errors(
 ) -> None:
     couple, a, _ = await make_couple()
     with pytest.raises(StoreError, match="append_messages failed") as caught:
-        await db.append_messages([new_message(couple, uuid.uuid4())])  # no such user
-    assert not isinstance(caught.value, StoreUnavailable)
-    with pytest.raises(StoreError, match="append_messages failed"):
         await db.append_messages([new_message(couple, a, "NUL \x00 is not text")])
+    assert not isinstance(caught.value, StoreUnavailable)
     # refused by the driver before it is sent: the message does not quote the whole batch
     batch = [new_message(couple, a, f"{i} " * 50) for i in range(100)]
     batch.append(new_message(couple, a, "lone surrogate \ud800"))

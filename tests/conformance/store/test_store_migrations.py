@@ -17,12 +17,20 @@ from sqlalchemy import Connection, DateTime, Uuid, bindparam, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from ieum_chat.errors import StoreError, StoreUnavailable
-from ieum_chat.store import Database, NewMessage, Stored, normalize_url, upgrade_schema
+from ieum_chat.store import (
+    Database,
+    NewMessage,
+    Refusal,
+    Refused,
+    Stored,
+    normalize_url,
+    upgrade_schema,
+)
 from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @asynccontextmanager
@@ -261,5 +269,55 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
         stored, repeat = await db.append_messages([new, new])
         assert (stored.created, stored.message.seq) == (True, 1)
         assert repeat == Stored(stored.message, created=False)
+    finally:
+        await db.close()
+
+
+async def _append_function_results(url: str) -> dict[str, str] | None:
+    """Each append function's result type, by name (None on SQLite, which has none)."""
+    async with raw(url) as conn:
+        if conn.dialect.name != "postgresql":
+            return None
+        query = text(
+            "SELECT proname, pg_get_function_result(oid) FROM pg_proc"
+            " WHERE proname LIKE 'ieum_append_messages%'"
+        )
+        return {row[0]: row[1] for row in await conn.execute(query)}
+
+
+async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
+    """Revision 0005 adds ``ieum_append_messages_v2`` beside 0004's function (which servers
+    not yet upgraded keep calling): one whole row per message, Message's fields in order, then
+    ord and outcome. Down to 0004 only the old one is left; up again both, and a batch with a
+    message to no couple stores the rest."""
+    upgrade_schema(fresh_url)
+    functions = await _append_function_results(fresh_url)
+    if functions is not None:
+        assert set(functions) == {"ieum_append_messages", "ieum_append_messages_v2"}
+        v2 = functions["ieum_append_messages_v2"]
+        assert v2.startswith("TABLE(id uuid, couple_id uuid, sender_id uuid, seq bigint")
+        assert v2.endswith("temp_id text, ord bigint, outcome text)")
+        assert functions["ieum_append_messages"].startswith("TABLE(ord bigint, seq bigint")
+
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0004")
+    assert await _version(fresh_url) == "0004"
+    if functions is not None:
+        assert await _append_function_results(fresh_url) == {
+            "ieum_append_messages": functions["ieum_append_messages"]
+        }
+
+    upgrade_schema(fresh_url)
+    assert await _append_function_results(fresh_url) == functions
+    db = await Database.connect(fresh_url)
+    try:
+        a, b = await db.create_user("a"), await db.create_user("b")
+        couple = await db.create_couple(a.id, b.id)
+        kept = NewMessage(uuid.uuid4(), couple.id, a.id, "TEXT", "kept", None, "t", T1)
+        lost = NewMessage(uuid.uuid4(), uuid.uuid4(), a.id, "TEXT", "lost", None, "t", T1)
+        stored, refused = await db.append_messages([kept, lost])
+        assert isinstance(stored, Stored)
+        assert stored.message.seq == 1
+        assert isinstance(refused, Refused)
+        assert (refused.new, refused.reason) == (lost, Refusal.NOT_A_MEMBER)
     finally:
         await db.close()

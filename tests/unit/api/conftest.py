@@ -18,6 +18,7 @@ from ieum_chat.app import create_app
 from ieum_chat.auth import issue_token
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
+from ieum_chat.gateway import Gateway
 from ieum_chat.store import Couple, Database, User, upgrade_schema
 
 SECRET = "ieum-chat-api-test-secret-0123456789-abcdef"
@@ -35,6 +36,7 @@ class Api:
     b: User
     other: Couple
     loner: User
+    gateway: Gateway
 
     def token(self, user: User, ttl: int = 600) -> str:
         return issue_token(self.settings, user.id, ttl=ttl)
@@ -90,10 +92,11 @@ async def api(
     settings = make_settings(tmp_path, **settings_overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        chat: ChatService = app.state.runtime.require_gateway().chat
+        gateway: Gateway = app.state.runtime.require_gateway()
+        chat = gateway.chat
         db = chat.db
         [(couple, a, b), (other, _, _)] = await db.seed_couples(2)
         loner = await db.create_user("loner", "https://cdn.example/loner.png")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
-            yield Api(client, settings, chat, db, couple, a, b, other, loner)
+            yield Api(client, settings, chat, db, couple, a, b, other, loner, gateway)

@@ -8,7 +8,7 @@ import orjson
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.envelope import channel_for, pack, unpack
-from ieum_chat.store.records import Message, User
+from ieum_chat.store.records import MESSAGE_FIELDS, Message, User
 
 UTC = ZoneInfo("UTC")
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -60,6 +60,21 @@ def test_message_carries_every_field_of_the_plan_plus_seq() -> None:
     assert data["createdAt"] == "2024-01-11T10:10:00.123"
     assert data["seq"] == 3
     assert data["readAt"] is None
+
+
+def test_the_codec_renders_every_field_of_message() -> None:
+    """message_dict is Message's one JSON converter: a field added to the dataclass and not
+    put on the wire (under its camelCase name) fails here, as one the dataclass lacks does."""
+
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    data = codec.message_dict(message(), None, UTC)
+    assert set(data) == {camel(name) for name in MESSAGE_FIELDS} | {
+        "senderName",
+        "senderProfileImage",
+    }
 
 
 def test_read_receipt_and_system_payloads() -> None:

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
+from ieum_chat.gateway.admission import origin_allowed, select_subprotocol
 from ieum_chat.gateway.routing import Route, parse_app_destination, parse_subscription
-from ieum_chat.gateway.websocket import origin_allowed, select_subprotocol
 
 C = uuid.uuid4()
 

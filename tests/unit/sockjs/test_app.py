@@ -9,7 +9,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from ieum_chat.sockjs import Endpoint, Handler, Rejected, SessionInfo, SockJSApp, SockJSOptions
+from ieum_chat.sockjs import (
+    Accept,
+    Endpoint,
+    Handler,
+    Rejected,
+    Request,
+    SessionInfo,
+    SockJSApp,
+    SockJSOptions,
+)
 from ieum_chat.sockjs.testing import create_test_server, echo_handler
 
 NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
@@ -187,10 +196,10 @@ async def test_close_service_repeats_its_close_frame(client: httpx.AsyncClient) 
 
 async def test_jsessionid_cookie(client: httpx.AsyncClient) -> None:
     r = await client.post("/cookie_needed_echo/000/k-1/xhr")
-    assert r.headers["set-cookie"] == "JSESSIONID=dummy; Path=/"
+    assert r.headers["set-cookie"] == "JSESSIONID=dummy; Path=/; HttpOnly; SameSite=Lax"
     client.cookies.set("JSESSIONID", "abcdef")
     r = await client.post("/cookie_needed_echo/000/k-2/xhr")
-    assert r.headers["set-cookie"] == "JSESSIONID=abcdef; Path=/"
+    assert r.headers["set-cookie"] == "JSESSIONID=abcdef; Path=/; HttpOnly; SameSite=Lax"
     r = await client.post("/echo/000/k-3/xhr")
     assert "set-cookie" not in r.headers
 
@@ -246,6 +255,33 @@ async def test_endpoint_refusal_is_the_http_answer() -> None:
         ("xhr-polling", "s"),
     ]
     assert seen[1].query == {"token": "good"}
+    await app.aclose()
+
+
+async def test_an_accepted_session_asks_its_check_on_every_later_request() -> None:
+    asked: list[str | None] = []
+
+    async def check(request: Request) -> bool:
+        asked.append(request.query.get("who"))
+        return request.query.get("who") == "owner"
+
+    async def endpoint(info: SessionInfo) -> Accept:
+        return Accept(echo_handler, check)
+
+    app = SockJSApp(endpoint, prefix="/ws/chat")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        assert (await client.post("/ws/chat/0/s/xhr?who=owner")).text == "o\n"
+        for who in ("", "?who=other"):
+            r = await client.post(f"/ws/chat/0/s/xhr_send{who}", content=b'["x"]')
+            assert (r.status_code, r.text) == (404, "No such session.")
+            assert (await client.post(f"/ws/chat/0/s/xhr{who}")).status_code == 404
+        r = await client.post("/ws/chat/0/s/xhr_send?who=owner", content=b'["x"]')
+        assert r.status_code == 204
+        assert (await client.post("/ws/chat/0/s/xhr?who=owner")).text == 'a["x"]\n'
+    # The creating request is the endpoint's to judge; every later one is the check's.
+    assert asked == [None, None, "other", "other", "owner", "owner"]
     await app.aclose()
 
 

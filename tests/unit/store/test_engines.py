@@ -1,4 +1,5 @@
-"""The dialect policies' choices that need no database: the append pool's connect arguments."""
+"""The dialect policies' choices that need no database: how messages are appended, and the
+append pool's connect arguments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ieum_chat.store.engines import PostgresEngine, SqliteEngine, normalize_url
+from ieum_chat.store.appends import FunctionAppender, TransactionAppender
+from ieum_chat.store.engines import PostgresEngine, create_engine, normalize_url
+from ieum_chat.store.pool import DatabasePool
 
 
 async def test_append_connect_args_follow_the_url() -> None:
@@ -46,19 +49,24 @@ async def test_append_connect_args_unix_socket() -> None:
     assert "port" not in args
 
 
-async def test_sqlite_has_no_append_pool(tmp_path: Path) -> None:
-    engine = create_async_engine(normalize_url(f"sqlite:///{tmp_path}/x.db"))
+async def test_sqlite_appends_in_a_transaction(tmp_path: Path) -> None:
+    policy, engine = create_engine(f"sqlite:///{tmp_path}/x.db")
+    db_pool = DatabasePool(policy, engine, pool_size=10)
     try:
-        assert SqliteEngine().append_pool(engine, pool_size=10) is None
+        assert isinstance(db_pool.appender, TransactionAppender)
     finally:
-        await engine.dispose()
+        await db_pool.close()
 
 
-async def test_append_pool_size_is_bounded() -> None:
-    engine = create_async_engine(normalize_url("postgresql://chat@localhost/ieum"))
+async def test_postgres_appends_through_a_small_pool_of_its_own() -> None:
+    policy, engine = create_engine("postgresql://chat@localhost/ieum")
+    small = DatabasePool(policy, engine, pool_size=2)
+    large = DatabasePool(policy, engine, pool_size=50)
     try:
-        small = PostgresEngine().append_pool(engine, pool_size=2)
-        large = PostgresEngine().append_pool(engine, pool_size=50)
+        assert isinstance(small.appender, FunctionAppender)
+        assert isinstance(large.appender, FunctionAppender)
+        # nothing connects until the first append
+        assert (small.appender.pool.size, large.appender.pool.size) == (2, 4)
     finally:
-        await engine.dispose()
-    assert (small.size, large.size) == (2, 4)
+        await small.close()
+        await large.close()

@@ -81,14 +81,24 @@ async def _open(
     endpoint: Endpoint,
     registry: SessionRegistry,
 ) -> Channel:
-    """The session, created (after the endpoint agreed) when the id is new."""
+    """The session, created (after the endpoint agreed) when the id is new. Raises
+    `RemoteProtocolError` (404) when it exists and refuses this request."""
     channel = registry.get(session_id)
-    if channel is not None:
-        return channel
-    info = SessionInfo(spec.name, session_id, request)
-    handler = await endpoint(info)
-    # Another request may have created it while the endpoint was deciding.
-    return registry.get(session_id) or registry.create(info, handler)
+    if channel is None:
+        info = SessionInfo(spec.name, session_id, request)
+        handler = await endpoint(info)
+        # Another request may have created it while the endpoint was deciding: then this
+        # request is a later one of that session, and checked as such.
+        channel = registry.get(session_id)
+        if channel is None:
+            return registry.create(info, handler)
+    await _admitted(channel, request)
+    return channel
+
+
+async def _admitted(channel: Channel, request: Request) -> None:
+    if not await channel.admits(request):
+        raise RemoteProtocolError("No such session.", status=404)
 
 
 class _Receiver:
@@ -230,6 +240,7 @@ async def serve_sender(
         channel = registry.get(session_id)
         if channel is None:
             raise RemoteProtocolError("No such session.", status=404)
+        await _admitted(channel, request)
         messages = spec.decode(body, request)
     except RemoteProtocolError as exc:
         await text_error(send, exc.status, exc.message, headers[1:])

@@ -1,0 +1,220 @@
+"""The append path of messages, in the form each database runs best.
+
+A batch locks the counters of every couple it touches (in id order, so concurrent batches
+cannot deadlock), refuses on their own the messages whose couple is gone or whose sender is not
+a member, looks up all its tempIds in one query, bumps the counters with one executemany and
+inserts every new row with another: four statements for a batch of up to 500 couples and 500
+tempIds, whatever its size otherwise. Because the tempId lookup runs after the counter lock, a
+concurrent batch on another process carrying the same tempId has either committed (and is
+found) or is still waiting on the lock. (On SQLite the lock is the single writer, see
+``engines``.)
+
+The engine chooses (``engines.BaseEngine.appender``), once, when the pool is made:
+
+- :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
+  through SQLAlchemy;
+- :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
+  ``ieum_append_messages_v2`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``).
+  The batch travels as one array per column, with each tempId key once (a repeat later in
+  the batch is answered here, with its first occurrence's outcome), and comes back as one
+  whole message row per message, with its outcome.
+
+Both answer alike, one :class:`Stored` or :class:`Refused` per message in batch order, and
+read message rows with the one converter, ``records.message_from_row``.
+``MessagesStore.append_messages`` checks the fields' sizes before either runs.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from ieum_chat.errors import StoreError
+from ieum_chat.store.engines import BaseEngine
+from ieum_chat.store.messages import chunks, dedup_query
+from ieum_chat.store.records import (
+    MESSAGE_FIELDS,
+    NEW_MESSAGE_FIELDS,
+    Appended,
+    Message,
+    NewMessage,
+    Refusal,
+    Refused,
+    Stored,
+    message_from_row,
+)
+from ieum_chat.store.schema import couples, messages
+
+if TYPE_CHECKING:
+    from ieum_chat.store.asyncpg_pool import AsyncpgPool
+    from ieum_chat.store.pool import DatabasePool
+
+__all__ = ["Appender", "FunctionAppender", "TransactionAppender"]
+
+_DedupKey = tuple[uuid.UUID, uuid.UUID, str]
+
+
+class Appender(abc.ABC):
+    """Stores a batch of messages whose fields fit their columns, in one transaction."""
+
+    @abc.abstractmethod
+    async def append(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        """One outcome per message, in batch order (``MessagesStore.append_messages``)."""
+
+    async def close(self) -> None:  # noqa: B027 - nothing to release unless overridden
+        """Release what the appender holds of its own."""
+
+
+class TransactionAppender(Appender):
+    def __init__(self, db_pool: DatabasePool) -> None:
+        self._db_pool = db_pool
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        return await self._db_pool.write_txn(
+            "append_messages", _append_messages_txn, self._db_pool.policy, batch
+        )
+
+
+class FunctionAppender(Appender):
+    def __init__(self, pool: AsyncpgPool) -> None:
+        self.pool = pool
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        return await _append_messages_call(self.pool, batch)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _not_a_member(new: NewMessage) -> Refused:
+    return Refused(
+        new,
+        Refusal.NOT_A_MEMBER,
+        f"message {new.id}: couple {new.couple_id} does not exist "
+        f"or {new.sender_id} is not one of its members",
+    )
+
+
+def _append_messages_txn(
+    conn: Connection, policy: BaseEngine, batch: Sequence[NewMessage]
+) -> list[Appended]:
+    # 1. lock the counters, in id order; the members come along, for step 2
+    couple_ids = sorted({m.couple_id for m in batch})
+    last_seq: dict[uuid.UUID, int] = {}
+    members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
+    for chunk in chunks(couple_ids):
+        locked = conn.execute(
+            select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
+            .where(couples.c.id.in_(chunk))
+            .order_by(couples.c.id)
+            # NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it
+            .with_for_update(key_share=True)
+        )
+        for row in locked:
+            last_seq[row.id] = row.last_seq
+            members[row.id] = (row.user1_id, row.user2_id)
+
+    # 2. a message whose couple is gone, or whose sender is not a member, fails on its own
+    allowed = [m for m in batch if m.sender_id in members.get(m.couple_id, ())]
+
+    # 3. every tempId of the batch, in one lookup
+    keys: list[_DedupKey] = list(
+        dict.fromkeys(
+            (m.couple_id, m.sender_id, m.temp_id) for m in allowed if m.temp_id is not None
+        )
+    )
+    known: dict[_DedupKey, Message] = {}
+    for key_chunk in chunks(keys):
+        for row in conn.execute(dedup_query(policy, key_chunk)):
+            known[(row.couple_id, row.sender_id, row.temp_id)] = message_from_row(row)
+
+    # 4. number the new ones
+    results: list[Appended] = []
+    fresh: list[Message] = []
+    for new in batch:
+        if new.sender_id not in members.get(new.couple_id, ()):
+            results.append(_not_a_member(new))
+            continue
+        key = (new.couple_id, new.sender_id, new.temp_id) if new.temp_id is not None else None
+        prior = known.get(key) if key is not None else None
+        if prior is not None:
+            results.append(Stored(prior, created=False))
+            continue
+        seq = last_seq[new.couple_id] = last_seq[new.couple_id] + 1
+        message = new.numbered(seq)
+        if key is not None:
+            known[key] = message
+        fresh.append(message)
+        results.append(Stored(message, created=True))
+    if not fresh:
+        return results
+
+    # 5. one bump per couple, one insert for the batch
+    bumped = sorted({m.couple_id for m in fresh})
+    conn.execute(
+        update(couples)
+        .where(couples.c.id == bindparam("b_id"))
+        .values(last_seq=bindparam("b_last_seq")),
+        [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped],
+    )
+    conn.execute(
+        insert(messages), [{name: getattr(m, name) for name in MESSAGE_FIELDS} for m in fresh]
+    )
+    return results
+
+
+_APPEND_CALL = "SELECT * FROM ieum_append_messages_v2($1, $2, $3, $4, $5, $6, $7, $8)"
+# Columns of the function's rows after the message's own (migration 0005).
+_ORD = len(MESSAGE_FIELDS)
+_OUTCOME = _ORD + 1
+
+
+async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Appended]:
+    # each tempId key once; per message: (its index in `sent`, whether it repeats an earlier one)
+    sent: list[NewMessage] = []
+    picks: list[tuple[int, bool]] = []
+    first: dict[_DedupKey, int] = {}
+    for new in batch:
+        if new.temp_id is not None:
+            key = (new.couple_id, new.sender_id, new.temp_id)
+            index = first.get(key)
+            if index is not None:
+                picks.append((index, True))
+                continue
+            first[key] = len(sent)
+        picks.append((len(sent), False))
+        sent.append(new)
+
+    # one array per parameter: the function takes NewMessage's fields, in order
+    columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
+    rows = await pool.fetch("append_messages", _APPEND_CALL, *columns)
+
+    outcomes: list[Appended | None] = [None] * len(sent)
+    for row in rows:
+        index = row[_ORD] - 1
+        outcome = row[_OUTCOME]
+        if outcome == "refused":
+            outcomes[index] = _not_a_member(sent[index])
+        else:
+            outcomes[index] = Stored(message_from_row(row), created=outcome == "stored")
+
+    results: list[Appended] = []
+    for index, repeat in picks:
+        result = outcomes[index]
+        if result is None:
+            # Cannot happen unless the function and this code disagree. The batch may be
+            # stored: the caller reports a failure and clients retry with their tempIds.
+            raise StoreError(f"append_messages failed: no outcome for message {sent[index].id}")
+        if repeat:
+            result = (
+                Stored(result.message, created=False)
+                if isinstance(result, Stored)
+                else _not_a_member(batch[len(results)])
+            )
+        results.append(result)
+    return results
