@@ -65,6 +65,14 @@ class ErrorCode(enum.StrEnum):
     CONFLICT = "CONFLICT"
     UNAVAILABLE = "UNAVAILABLE"
     SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
+    # STOMP ERROR frames only: the frame's `message` header is the code itself (one token,
+    # which every STOMP client can parse); the JSON body says the rest.
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
+    CONNECT_TIMEOUT = "CONNECT_TIMEOUT"
+    NO_SUCH_DESTINATION = "NO_SUCH_DESTINATION"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+    HISTORY_UNAVAILABLE = "HISTORY_UNAVAILABLE"
 
 
 # The plan's user-facing texts (Korean), kept verbatim: the Android client shows them.
@@ -82,6 +90,12 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.CONFLICT: "이미 처리된 요청입니다.",
     ErrorCode.UNAVAILABLE: "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
     ErrorCode.SERVER_SHUTDOWN: "서버가 재시작 중입니다. 다시 연결해 주세요.",
+    ErrorCode.PROTOCOL_ERROR: "잘못된 요청입니다. 다시 연결해 주세요.",
+    ErrorCode.FRAME_TOO_LARGE: "메시지가 너무 큽니다.",
+    ErrorCode.CONNECT_TIMEOUT: "연결 시간이 초과되었습니다. 다시 연결해 주세요.",
+    ErrorCode.NO_SUCH_DESTINATION: "존재하지 않는 주소입니다.",
+    ErrorCode.SLOW_CONSUMER: "연결이 너무 느립니다. 다시 연결해 주세요.",
+    ErrorCode.HISTORY_UNAVAILABLE: "이전 메시지를 불러오지 못했습니다. 다시 연결해 주세요.",
 }
 
 

@@ -102,7 +102,7 @@ def _react(session: StompSession, event: Event, now: float) -> None:
         assert _reparse(data, version).command == "MESSAGE"
         session.note_sent(now)
     if isinstance(event, Send) and event.destination.endswith("reject"):
-        _check_close(session, session.error("rejected", body=event.body, receipt_id=event.receipt))
+        _check_close(session, session.error("REJECTED", body=event.body, receipt_id=event.receipt))
         return
     receipt = None if isinstance(event, ConnectRequested) else event.receipt
     if receipt is not None:
@@ -144,7 +144,7 @@ def _fuzz_session(payload: bytes, chunk: int | None, preferred: str | None) -> N
     except RemoteProtocolError as error:
         _check_error(error)
         if session.state is not SessionState.CLOSED:
-            _check_close(session, session.error(error.message))
+            _check_close(session, session.error(error.code))
 
 
 def main() -> None:

@@ -161,7 +161,8 @@ async def test_subscriptions_per_session_are_limited(server: ServerProcess, coup
         )
     await client.send("SUBSCRIBE", {"id": "s8", "destination": "/user/queue/errors"})
     error = await client.expect("ERROR")
-    assert "subscriptions" in (error.get("message") or "")
+    assert error.get("message") == "PROTOCOL_ERROR"
+    assert "subscriptions" in frame_json(error)["detail"]
     assert await client.closed()
 
 

@@ -120,7 +120,8 @@ async def test_no_connect_within_deadline_closes(server: ServerProcess) -> None:
     client = await StompTestClient.open(server.ws_url)
     started = time.monotonic()
     error = await client.expect("ERROR", timeout=6)
-    assert "CONNECT" in (error.get("message") or "")
+    assert error.get("message") == "CONNECT_TIMEOUT"
+    assert "CONNECT" in frame_json(error)["detail"]
     assert await client.closed()
     assert 1.5 <= time.monotonic() - started < 6
 
@@ -189,7 +190,8 @@ async def test_oversized_frame_is_refused_before_it_completes(
     await client.send_raw(head + "x" * 40_000)  # no NUL yet: the frame is incomplete
     await client.send_raw("x" * 40_000)
     error = await client.expect("ERROR")
-    assert "65536" in (error.get("message") or "")
+    assert error.get("message") == "FRAME_TOO_LARGE"
+    assert "65536" in frame_json(error)["detail"]
     assert await client.closed()
 
 

@@ -140,7 +140,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         body = await read_body(request, body_limit)
         metrics.MESSAGES_RECEIVED.labels("rest").inc()
         send = parse_send_request(body, max_text_length=settings.max_text_length)
-        message = await chat.submit(user, room.id, send)
+        message = await (await chat.accept(user, room.id, send))
         return Response(
             codec.message_json(message, user, chat.zone),
             status_code=201,

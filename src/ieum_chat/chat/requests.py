@@ -27,6 +27,7 @@ __all__ = [
     "image_host_allowed",
     "parse_read_request",
     "parse_send_request",
+    "parse_seq",
     "parse_typing_request",
     "url_host",
     "validate_send",
@@ -37,6 +38,7 @@ MAX_URL_LENGTH = 2048
 MAX_STICKER_LENGTH = 200
 MAX_READ_IDS = 1000
 MAX_SEQ = 2**63 - 1  # messages.seq is a BIGINT
+_MAX_SEQ_DIGITS = len(str(MAX_SEQ))
 
 
 class MessageType(enum.StrEnum):
@@ -138,11 +140,7 @@ def parse_read_request(body: bytes | str) -> ReadRequest:
     if (ids is None) == (up_to is None):
         raise SendFailed("give exactly one of 'messageIds' or 'upToSeq'")
     if up_to is not None:
-        if isinstance(up_to, float) and up_to.is_integer():
-            up_to = int(up_to)  # 17.0 is the integer 17 in JSON (clients with only doubles)
-        if isinstance(up_to, bool) or not isinstance(up_to, int) or not 0 <= up_to <= MAX_SEQ:
-            raise SendFailed(f"'upToSeq' must be an integer from 0 to {MAX_SEQ}")
-        return ReadRequest(message_ids=None, up_to_seq=up_to)
+        return ReadRequest(message_ids=None, up_to_seq=parse_seq(up_to, "upToSeq"))
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise SendFailed("'messageIds' must be an array of message id strings")
     if len(ids) > MAX_READ_IDS:
@@ -152,6 +150,22 @@ def parse_read_request(body: bytes | str) -> ReadRequest:
     except ValueError:
         raise SendFailed("'messageIds' must hold message ids (UUIDs)") from None
     return ReadRequest(message_ids=parsed, up_to_seq=None)
+
+
+def parse_seq(value: object, name: str, *, header: bool = False) -> int:
+    """A seq a client gave, from 0 to ``MAX_SEQ`` (what the database can hold): a JSON
+    number (17, or 17.0 from clients with only doubles), or with ``header`` a header's ASCII
+    digits. Anything else, out of range included, is :class:`SendFailed` naming ``name``;
+    nothing larger ever reaches a driver."""
+    if header and isinstance(value, str):
+        # int() would also take "+5", " 5", "1_0" and non-ASCII digits: a header is digits.
+        if value.isascii() and value.isdigit() and len(value) <= _MAX_SEQ_DIGITS:
+            value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+        raise SendFailed(f"'{name}' must be an integer from 0 to {MAX_SEQ}")
+    return value
 
 
 def parse_typing_request(body: bytes | str) -> bool:

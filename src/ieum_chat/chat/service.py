@@ -148,12 +148,6 @@ class ChatService:
                 self._users.put(user_id, user)
         return user
 
-    def is_member_cached(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> bool:
-        """True when the cache already knows ``user_id`` is a member: the socket's fast path
-        takes a SEND without waiting; anything else goes through :meth:`member_couple`."""
-        couple = self._couples.get(couple_id)
-        return couple is not None and couple.has_member(user_id)
-
     async def member_couple(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> Couple:
         """The couple, if ``user_id`` is one of its two members; else :class:`Unauthorized`."""
         couple = self._couples.get(couple_id)
@@ -171,45 +165,40 @@ class ChatService:
 
     # -- messages --------------------------------------------------------------------------
 
-    async def send(self, sender: User, couple_id: uuid.UUID, request: SendRequest) -> Message:
-        """Store the message and return it once committed (the stored one for a repeated tempId)."""
-        await self.member_couple(sender.id, couple_id)
-        return await self.submit(sender, couple_id, request)
-
-    async def submit(self, sender: User, couple_id: uuid.UUID, request: SendRequest) -> Message:
-        """Queue an already-authorised message for the writer and wait for its commit."""
-        return await (await self.enqueue(sender, couple_id, request))
-
-    async def enqueue(
-        self,
-        sender: User,
-        couple_id: uuid.UUID,
-        request: SendRequest,
-    ) -> asyncio.Future[Message]:
-        """Queue an already-authorised message; the future resolves once it is committed
-        (or fails with :class:`SendFailed`). Waits while the write queue is full.
-        Raises :class:`RateLimited` (nothing stored) past the sender's message rate."""
-        queue = self._queue_for(couple_id)
-        pending = self._pending(sender, couple_id, request)
-        await queue.put(pending)
-        return pending.future
-
-    def can_enqueue_now(self, couple_id: uuid.UUID) -> bool:
-        """Whether :meth:`enqueue_nowait` has room for a message of this couple."""
-        return not self._queue_for(couple_id).full()
-
-    def enqueue_nowait(
-        self,
-        sender: User,
-        couple_id: uuid.UUID,
-        request: SendRequest,
-    ) -> asyncio.Future[Message]:
-        """:meth:`enqueue` when :meth:`can_enqueue_now` said yes (else ``asyncio.QueueFull``)."""
+    def try_accept(
+        self, sender: User, couple_id: uuid.UUID, request: SendRequest
+    ) -> asyncio.Future[Message] | None:
+        """Queue a message for commit without waiting, when nothing has to be waited for:
+        the sender is known (cached) to be a member and the couple's write queue has room.
+        The future resolves once the message is committed (the stored one for a repeated
+        tempId) or fails with :class:`SendFailed`. ``None``: call :meth:`accept`, which may
+        wait. Raises :class:`Unauthorized` (a known non-member), :class:`RateLimited` past the
+        sender's message rate, :class:`SendFailed` for an image we do not serve."""
+        couple = self._couples.get(couple_id)
+        if couple is None:
+            return None
+        if not couple.has_member(sender.id):
+            raise Unauthorized("not a member of this couple", temp_id=request.temp_id)
         queue = self._queue_for(couple_id)
         if queue.full():
-            raise asyncio.QueueFull
+            return None
         pending = self._pending(sender, couple_id, request)
         queue.put_nowait(pending)
+        return pending.future
+
+    async def accept(
+        self, sender: User, couple_id: uuid.UUID, request: SendRequest
+    ) -> asyncio.Future[Message]:
+        """:meth:`try_accept` when it may wait: for the membership lookup and for room in
+        the write queue (bounded), never for the commit; the same future and errors. Every
+        send goes through one of the two (STOMP, SockJS and REST alike)."""
+        try:
+            await self.member_couple(sender.id, couple_id)
+        except Unauthorized as exc:
+            exc.temp_id = request.temp_id
+            raise
+        pending = self._pending(sender, couple_id, request)
+        await self._queue_for(couple_id).put(pending)
         return pending.future
 
     def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[_Pending]:

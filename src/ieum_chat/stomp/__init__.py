@@ -3,7 +3,13 @@
 Nothing here performs I/O or reads a clock; the gateway owns the socket and passes `now` in.
 """
 
-from ._errors import LocalProtocolError, RemoteProtocolError, StompError
+from ._errors import (
+    FRAME_TOO_LARGE,
+    PROTOCOL_ERROR,
+    LocalProtocolError,
+    RemoteProtocolError,
+    StompError,
+)
 from ._events import Ack, ConnectRequested, Disconnect, Event, Nack, Send, Subscribe, Unsubscribe
 from ._frame import HEARTBEAT, Frame, Heartbeat
 from ._parser import FrameParser
@@ -12,7 +18,9 @@ from ._session import StompSession
 from ._states import SessionState, TimerAction
 
 __all__ = [
+    "FRAME_TOO_LARGE",
     "HEARTBEAT",
+    "PROTOCOL_ERROR",
     "Ack",
     "ConnectRequested",
     "Disconnect",

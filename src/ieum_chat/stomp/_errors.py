@@ -7,10 +7,19 @@ StompError
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "RemoteProtocolError", "StompError"]
+__all__ = [
+    "FRAME_TOO_LARGE",
+    "PROTOCOL_ERROR",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "StompError",
+]
 
-# An ERROR frame's `message` header is a single short line; longer diagnostics go in the body.
+# The detail is one short line; it goes in the ERROR frame's body, never in a header.
 _MAX_MESSAGE = 200
+
+PROTOCOL_ERROR = "PROTOCOL_ERROR"
+FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
 
 
 class StompError(Exception):
@@ -20,16 +29,20 @@ class StompError(Exception):
 class RemoteProtocolError(StompError):
     """The peer sent something that breaks STOMP or this server's limits.
 
-    `message` is always one short line that never quotes header values, so the shell can put it
-    in an ERROR frame's `message` header as is (CONNECT headers may carry a token).
+    `code` is one token for the ERROR frame's `message` header (`PROTOCOL_ERROR`, or
+    `FRAME_TOO_LARGE` for a frame over the size limit). `message` is one short line for people,
+    which never quotes header values (CONNECT headers may carry a token); the shell puts it in
+    the ERROR frame's body.
     """
 
     message: str
+    code: str
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str = PROTOCOL_ERROR) -> None:
         if "\n" in message or "\r" in message:
             message = message.replace("\r", " ").replace("\n", " ")
         self.message = message[:_MAX_MESSAGE]
+        self.code = code
         super().__init__(self.message)
 
 

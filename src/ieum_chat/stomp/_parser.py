@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Final, Literal
 
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import FRAME_TOO_LARGE, LocalProtocolError, RemoteProtocolError
 from ._escape import UNESCAPERS, Escaper
 from ._frame import (
     CLIENT_COMMANDS,
@@ -72,7 +72,7 @@ class FrameParser:
         # current frame's head, no NUL for its body when it has no content-length.
         self._scan = 0
         self._head: _Head | None = None
-        self._error: str | None = None
+        self._error: RemoteProtocolError | None = None
         self._version = "1.2"
         self._unescape: Escaper | None = UNESCAPERS["1.2"]
         self.version = version
@@ -101,20 +101,20 @@ class FrameParser:
         by next_frame() as soon as the headers are complete, before the body arrives.
         """
         if self._error is not None:
-            raise RemoteProtocolError(self._error)
+            raise self._dead()
         buffer = self._buffer
         buffer += data
         if len(buffer) >= self._max_frame_size:
             try:
                 self._check_incomplete_frame()
             except RemoteProtocolError as exc:
-                self._error = exc.message
+                self._error = exc
                 raise
 
     def next_frame(self) -> Frame | Literal[Heartbeat.HEARTBEAT] | None:
         """The next frame, HEARTBEAT for a bare EOL, or None when more data is needed."""
         if self._error is not None:
-            raise RemoteProtocolError(self._error)
+            raise self._dead()
         try:
             head = self._head
             if head is None:
@@ -124,11 +124,17 @@ class FrameParser:
                 head = self._head = parsed
             return self._parse_body(head)
         except RemoteProtocolError as exc:
-            self._error = exc.message
+            self._error = exc
             raise
 
+    def _dead(self) -> RemoteProtocolError:
+        assert self._error is not None
+        return RemoteProtocolError(self._error.message, code=self._error.code)
+
     def _too_large(self) -> RemoteProtocolError:
-        return RemoteProtocolError(f"frame exceeds the {self._max_frame_size} byte limit")
+        return RemoteProtocolError(
+            f"frame exceeds the {self._max_frame_size} byte limit", code=FRAME_TOO_LARGE
+        )
 
     def _check_incomplete_frame(self) -> None:
         # Every frame ends with a NUL: when the first `limit` bytes of the current frame hold

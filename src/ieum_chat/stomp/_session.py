@@ -8,6 +8,7 @@ The shell (the socket loop) feeds `receive_data()`, drains `next_event()`, write
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -40,6 +41,9 @@ _ACK_MODES: Final = {
 }
 # Headers accept() writes itself; a caller passing them would produce a contradictory frame.
 _RESERVED_CONNECTED_HEADERS: Final = frozenset({"version", "heart-beat", "content-length"})
+# An ERROR's `message` header is one token: StompProtocolAndroid 1.6.6 matches every header
+# line against ([^:\s]+)\s*:\s*([^:\s]+), and a line it cannot match ends its message stream.
+_ERROR_CODE: Final = re.compile(r"[^:\s]+")
 
 
 class _Call(enum.Enum):
@@ -69,6 +73,7 @@ class StompSession:
         "_parser",
         "_peer_window",
         "_preferred_version",
+        "_refused_receipt",
         "_send_interval",
         "_server_heartbeat",
         "_server_name",
@@ -117,6 +122,7 @@ class StompSession:
         self._accepted = False
         self._disconnected = False
         self._error_headers: Headers = ()
+        self._refused_receipt: str | None = None
         self._subscriptions: dict[str, str] = {}
         self._subscriptions_view = MappingProxyType(self._subscriptions)
         self._client_ack: set[str] = set()
@@ -166,7 +172,7 @@ class StompSession:
 
         While CONNECTING it returns None and leaves later frames buffered until `accept()`.
         Raises RemoteProtocolError for anything the client must be told off for; the shell
-        answers with `error(exc.message)` unless the session is already CLOSED.
+        answers with `error(exc.code, body=...)` unless the session is already CLOSED.
         """
         state = self._state
         if state is SessionState.CONNECTING:
@@ -184,8 +190,14 @@ class StompSession:
         try:
             handler, next_state = _FRAME_TRANSITIONS[state, frame.command]
         except KeyError:
+            self._refused_receipt = frame.get("receipt")
             raise self._refusal(frame.command) from None
-        event = handler(self, frame)
+        try:
+            event = handler(self, frame)
+        except RemoteProtocolError:
+            # STOMP 1.2 "ERROR": an ERROR caused by a frame with `receipt` carries `receipt-id`.
+            self._refused_receipt = frame.get("receipt")
+            raise
         self._state = next_state
         return event
 
@@ -388,17 +400,24 @@ class StompSession:
 
     def error(
         self,
-        message: str,
+        code: str,
         *,
         body: bytes = b"",
         content_type: str = "application/json",
         receipt_id: str | None = None,
     ) -> bytes:
-        """An ERROR frame; the session is CLOSED afterwards (STOMP 1.2 "ERROR")."""
+        """An ERROR frame; the session is CLOSED afterwards (STOMP 1.2 "ERROR").
+
+        `code` becomes the `message` header and must be one token (no whitespace, no colon):
+        the words for people go in `body`. `receipt_id` names the frame the ERROR answers; by
+        default, the `receipt` of the frame `next_event()` last refused, if it had one.
+        """
+        if _ERROR_CODE.fullmatch(code) is None:
+            raise LocalProtocolError("an ERROR's message header must be one token")
         next_state = self._after(_Call.ERROR)
-        if "\n" in message or "\r" in message:
-            message = message.replace("\r", " ").replace("\n", " ")
-        headers: list[tuple[str, str]] = [("message", message)]
+        if receipt_id is None:
+            receipt_id = self._refused_receipt
+        headers: list[tuple[str, str]] = [("message", code)]
         if receipt_id is not None:
             headers.append(("receipt-id", receipt_id))
         headers += self._error_headers

@@ -34,6 +34,6 @@ async def test_the_service_refuses_before_queueing(api: Api) -> None:
     """What the STOMP SEND path calls: nothing is queued for a foreign image."""
     request = SendRequest(MessageType.IMAGE, None, "https://evil.example/p.png", "t-1")
     with pytest.raises(SendFailed) as refused:
-        await api.chat.enqueue(api.a, api.couple.id, request)
+        await api.chat.accept(api.a, api.couple.id, request)
     assert refused.value.temp_id == "t-1"
     assert await api.db.get_messages(api.couple.id) == []

@@ -14,6 +14,8 @@ PUBLIC = {
     "StompError",
     "RemoteProtocolError",
     "LocalProtocolError",
+    "PROTOCOL_ERROR",
+    "FRAME_TOO_LARGE",
     "Frame",
     "HEARTBEAT",
     "Heartbeat",

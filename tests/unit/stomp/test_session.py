@@ -91,7 +91,7 @@ def test_disconnect_then_more_frames_in_the_same_chunk() -> None:
     with pytest.raises(RemoteProtocolError, match="SEND after DISCONNECT"):
         session.next_event()
     # The shell may still answer with an ERROR: the session is not CLOSED yet.
-    assert read(session.error("SEND after DISCONNECT")).command == "ERROR"
+    assert read(session.error("PROTOCOL_ERROR")).command == "ERROR"
     assert session.state is SessionState.CLOSED
     session.close_after_disconnect()
     assert session.state is SessionState.CLOSED
@@ -100,7 +100,7 @@ def test_disconnect_then_more_frames_in_the_same_chunk() -> None:
 @pytest.mark.parametrize("command", ALL_COMMANDS)
 def test_nothing_is_accepted_after_error(command: str) -> None:
     session = connect()
-    session.error("bye")
+    session.error("BYE")
     assert refusal(session, frame(command)) == f"{command} on a closed session"
 
 
@@ -145,9 +145,9 @@ def test_local_calls_in_the_wrong_state_are_bugs() -> None:
         session.message(destination="/a", subscription="0", message_id="m", body=b"")
     with pytest.raises(LocalProtocolError):
         session.close_after_disconnect()
-    session.error("no")
+    session.error("NO")
     with pytest.raises(LocalProtocolError):
-        session.error("again")
+        session.error("AGAIN")
 
 
 def test_heartbeat_eols_are_consumed_silently() -> None:
@@ -244,7 +244,7 @@ def test_disconnect_with_receipt() -> None:
     with pytest.raises(LocalProtocolError):
         session.message(destination="/a", subscription="s", message_id="m", body=b"")
     with pytest.raises(LocalProtocolError):
-        session.error("too late")
+        session.error("TOO_LATE")
 
 
 def test_disconnect_without_receipt() -> None:
@@ -275,9 +275,43 @@ def test_error_then_closed(state: str) -> None:
     assert session.get_timer() is None
 
 
-def test_error_message_is_one_line() -> None:
+@pytest.mark.parametrize("code", ["a b", "a\nb", "no such destination\\c /x", "a:b", ""])
+def test_error_message_is_one_token(code: str) -> None:
+    """StompProtocolAndroid 1.6.6 parses a header line with ([^:\\s]+)\\s*:\\s*([^:\\s]+):
+    a space or a colon in `message` ends its message stream."""
     session = connect("1.0")
-    assert read(session.error("a\nb\r\nc"), "1.0").get("message") == "a b  c"
+    with pytest.raises(LocalProtocolError):
+        session.error(code)
+    assert session.state is SessionState.CONNECTED
+
+
+@pytest.mark.parametrize(
+    ("raw", "receipt"),
+    [
+        ("SUBSCRIBE\ndestination:/a\nreceipt:r1\n\n\0", "r1"),  # no id: the handler refuses
+        ("BEGIN\ntransaction:t\nreceipt:r2\n\n\0", "r2"),
+        ("CONNECT\nreceipt:r3\n\n\0", "r3"),  # not in the table for this state
+        ("FROB\nreceipt:r4\n\n\0", "r4"),
+        ("SEND\n\n\0", None),
+    ],
+)
+def test_error_echoes_the_receipt_of_the_refused_frame(raw: str, receipt: str | None) -> None:
+    """STOMP 1.2 "ERROR": an ERROR caused by a frame with `receipt` carries `receipt-id`."""
+    session = connect()
+    session.receive_data(raw.encode(), 1.0)
+    with pytest.raises(RemoteProtocolError):
+        session.next_event()
+    assert read(session.error("PROTOCOL_ERROR")).get("receipt-id") == receipt
+
+
+def test_frame_too_large_has_its_own_code() -> None:
+    session = connect()
+    with pytest.raises(RemoteProtocolError) as refused:
+        session.receive_data(b"SEND\ndestination:/a\n\n" + b"x" * 70_000, 1.0)
+    assert refused.value.code == "FRAME_TOO_LARGE"
+    with pytest.raises(RemoteProtocolError) as again:
+        session.next_event()  # the parser stays dead, with the same code
+    assert again.value.code == "FRAME_TOO_LARGE"
 
 
 def test_remote_protocol_error_message_is_one_short_line() -> None:

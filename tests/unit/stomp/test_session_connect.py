@@ -58,7 +58,7 @@ def test_no_common_version(accept_version: str, supported: tuple[str, ...]) -> N
     listed = ",".join(supported)
     assert message == f"no common STOMP version; this server supports {listed}"
     # STOMP 1.2 "Protocol Negotiation": the ERROR frame carries a version header.
-    error = read(session.error(message))
+    error = read(session.error("PROTOCOL_ERROR"))
     assert error.get("version") == listed
     assert session.state is SessionState.CLOSED
 

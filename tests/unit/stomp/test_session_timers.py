@@ -25,7 +25,7 @@ def test_connect_timeout_while_awaiting_connect() -> None:
     assert session.handle_timer(110.0) is TimerAction.CONNECT_TIMEOUT
     # Stateless: it stays due until the shell acts on it.
     assert session.handle_timer(111.0) is TimerAction.CONNECT_TIMEOUT
-    session.error("no CONNECT in time")
+    session.error("CONNECT_TIMEOUT")
     assert session.get_timer() is None
     assert session.handle_timer(200.0) is None
 

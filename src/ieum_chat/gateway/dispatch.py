@@ -1,0 +1,368 @@
+"""What a connection does with each STOMP event: CONNECT, SUBSCRIBE, UNSUBSCRIBE, SEND,
+DISCONNECT (ACK and NACK are accepted: every subscription is auto-ack).
+
+:meth:`Dispatcher.handle` does at once whatever needs no waiting and returns ``None``, or
+returns the rest as an awaitable the connection runs before the next frame (frames are
+handled in order). The common SEND (membership cached, room in the write queue) is queued
+here without a task: the destination is parsed, the message counted and its body validated
+once, then :meth:`ChatService.try_accept` queues it, or its waiting fallback
+:meth:`ChatService.accept` does, in order.
+
+A RECEIPT for a SEND is written when its commit resolves (a RECEIPT means durable), so a
+client may pipeline SENDs; at most ``MAX_INFLIGHT_SENDS`` of a session await their commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ieum_chat.auth import Principal, bearer_token
+from ieum_chat.chat import codec
+from ieum_chat.chat.requests import (
+    SendRequest,
+    parse_read_request,
+    parse_send_request,
+    parse_seq,
+    parse_typing_request,
+)
+from ieum_chat.errors import (
+    AuthError,
+    ChatError,
+    ErrorCode,
+    SendFailed,
+    SendNotStored,
+    StoreError,
+    Unauthorized,
+)
+from ieum_chat.gateway.routing import (
+    ERRORS_QUEUE,
+    Route,
+    Target,
+    parse_app_destination,
+    parse_subscription,
+)
+from ieum_chat.gateway.subscriptions import Subscriptions
+from ieum_chat.observability import metrics
+from ieum_chat.stomp import (
+    Ack,
+    ConnectRequested,
+    Disconnect,
+    Nack,
+    Send,
+    SessionState,
+    Subscribe,
+    Unsubscribe,
+)
+from ieum_chat.store.records import Message, User
+
+if TYPE_CHECKING:
+    from ieum_chat.gateway.connection import StompConnection
+
+__all__ = ["MAX_INFLIGHT_SENDS", "RESUME_HEADER", "Dispatcher"]
+
+MAX_INFLIGHT_SENDS = 64
+RESUME_HEADER = "x-resume-after-seq"
+# Bound once: labels() looks the child up under a lock on every call.
+_RECEIVED_OVER_STOMP = metrics.MESSAGES_RECEIVED.labels("stomp")
+
+
+class Dispatcher:
+    """The chat side of one connection: its user's requests, in the order they came."""
+
+    # Slots: one per connection, thousands per process.
+    __slots__ = ("_announced", "_conn", "_handshake", "_inflight", "errors_sub", "subscriptions")
+
+    def __init__(
+        self,
+        conn: StompConnection,
+        subscriptions: Subscriptions,
+        handshake: tuple[Principal, User] | None,
+    ) -> None:
+        self._conn = conn
+        self.subscriptions = subscriptions
+        self._handshake = handshake  # identity proven by the upgrade request's token
+        self.errors_sub: str | None = None
+        # Created on first use: most connections are idle most of the time.
+        self._inflight: list[asyncio.Future[Message]] | None = None
+        self._announced = False
+
+    def handle(self, event: object) -> Awaitable[None] | None:
+        """Handle ``event`` now if nothing has to be waited for (``None``), else return what
+        is left to run before the next event."""
+        if isinstance(event, Send):
+            return self._on_send(event)
+        if isinstance(event, Ack | Nack):  # nothing to do: every subscription is auto-ack
+            self._conn.receipt(event.receipt)
+            return None
+        if isinstance(event, Subscribe):
+            return self._guarded(self._on_subscribe(event), event.receipt)
+        if isinstance(event, Unsubscribe):
+            return self._guarded(self._on_unsubscribe(event), event.receipt)
+        if isinstance(event, ConnectRequested):
+            return self._guarded(self._on_connect(event), _header(event.headers, "receipt"))
+        if isinstance(event, Disconnect):
+            return self._on_disconnect(event)
+        return None
+
+    async def _guarded(self, work: Coroutine[Any, Any, None], receipt: str | None) -> None:
+        try:
+            await work
+        except StoreError as exc:
+            # The database failed under a membership or identity lookup: the client did
+            # nothing wrong. A session that is not yet connected is closed (it reconnects);
+            # otherwise the frame is refused with an error payload and the session goes on.
+            conn = self._conn
+            conn.log.warning("session %s: database unavailable: %s", conn.session_id, exc)
+            if conn.user is None:
+                conn.fail(ErrorCode.SEND_FAILED, "database unavailable; retry", receipt=receipt)
+            else:
+                self.send_error(SendNotStored("database unavailable; retry"))
+
+    # -- CONNECT --------------------------------------------------------------------------
+
+    async def _on_connect(self, event: ConnectRequested) -> None:
+        conn = self._conn
+        chat = conn.gateway.chat
+        receipt = _header(event.headers, "receipt")
+        token = _connect_token(event.headers)
+        try:
+            if token is not None:
+                principal, user = await chat.authenticate(token)
+            elif self._handshake is not None:
+                principal, user = self._handshake
+                if principal.expires_at <= time.time():
+                    raise AuthError("token expired")
+            else:
+                raise AuthError("missing token")
+        except AuthError as exc:
+            conn.log.info("session %s: authentication failed: %s", conn.session_id, exc.detail)
+            metrics.AUTH_FAILURES.labels("connect").inc()
+            conn.fail(ErrorCode.AUTH_FAILED, exc.detail or None, receipt=receipt)
+            return
+        self._handshake = None
+        try:
+            chat.admit_session(user)
+        except ChatError as exc:
+            conn.log.info("session %s: refused: %s", conn.session_id, exc.detail)
+            conn.fail(exc.code, exc.detail or None, receipt=receipt)
+            return
+        conn.user = user
+        session = conn.session
+        conn.push(
+            session.accept(
+                time.monotonic(), (("session", conn.session_id), ("user-name", str(user.id)))
+            )
+        )
+        session.set_expiry(time.monotonic() + (principal.expires_at - time.time()))
+        conn.schedule_timer()
+        self._announced = True
+        conn.log.info(
+            "session %s: user %s connected over %s (STOMP %s)",
+            conn.session_id,
+            user.id,
+            conn.transport_name,
+            session.version,
+        )
+        await chat.session_opened(user)
+
+    # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------
+
+    async def _on_subscribe(self, event: Subscribe) -> None:
+        conn = self._conn
+        target = parse_subscription(event.destination)
+        if target is None:
+            conn.fail(
+                ErrorCode.NO_SUCH_DESTINATION,
+                f"no such destination: {event.destination[:100]}",
+                receipt=event.receipt,
+            )
+            return
+        if target.route is Route.ERRORS:
+            self.errors_sub = event.id
+            conn.receipt(event.receipt)
+            return
+        assert conn.user is not None
+        after: int | None = None
+        try:
+            if target.couple_id is None:
+                raise Unauthorized("no such couple")
+            await conn.gateway.chat.member_couple(conn.user.id, target.couple_id)
+            resume = _header(event.headers, RESUME_HEADER)
+            if resume is not None:
+                try:
+                    after = parse_seq(resume, RESUME_HEADER, header=True)
+                except SendFailed as exc:
+                    # Told, and subscribed from the latest message as without the header.
+                    self.send_error(exc)
+        except ChatError as exc:
+            # Refused: the id is free again, so the client may retry with it.
+            conn.session.discard_subscription(event.id)
+            self.send_error(exc)
+            return
+        await self.subscriptions.open(
+            event.id, event.destination, target.couple_id, after=after, receipt=event.receipt
+        )
+
+    async def _on_unsubscribe(self, event: Unsubscribe) -> None:
+        if event.id == self.errors_sub:
+            self.errors_sub = None
+        await self.subscriptions.close(event.id)
+        self._conn.receipt(event.receipt)
+
+    # -- SEND -----------------------------------------------------------------------------
+
+    def _on_send(self, event: Send) -> Awaitable[None] | None:
+        conn = self._conn
+        user = conn.user
+        assert user is not None
+        target = parse_app_destination(event.destination)
+        if target is None or target.couple_id is None or target.route is not Route.SEND:
+            return self._guarded(self._on_control(event, target, user), None)
+        _RECEIVED_OVER_STOMP.inc()
+        chat = conn.gateway.chat
+        try:
+            request = parse_send_request(
+                event.body, max_text_length=conn.gateway.settings.max_text_length
+            )
+            inflight = self._inflight
+            if inflight is None or len(inflight) < MAX_INFLIGHT_SENDS:
+                future = chat.try_accept(user, target.couple_id, request)
+                if future is not None:
+                    self._track(future, request, event.receipt)
+                    return None
+        except ChatError as exc:
+            self.send_error(exc)
+            return None
+        return self._guarded(self._accept(user, target.couple_id, request, event.receipt), None)
+
+    async def _accept(
+        self, user: User, couple_id: uuid.UUID, request: SendRequest, receipt: str | None
+    ) -> None:
+        """The waiting fallback: for room under the session's in-flight bound, for a
+        membership lookup, for room in the write queue; never for the commit itself."""
+        while self._inflight and len(self._inflight) >= MAX_INFLIGHT_SENDS:
+            first = self._inflight[0]
+            if first.done():
+                # Awaiting a done future does not yield; its done-callback (which
+                # removes it) runs on the next loop turn.
+                await asyncio.sleep(0)
+                continue
+            with contextlib.suppress(Exception):
+                await asyncio.shield(first)
+        try:
+            future = await self._conn.gateway.chat.accept(user, couple_id, request)
+        except ChatError as exc:
+            self.send_error(exc)
+            return
+        self._track(future, request, receipt)
+
+    def _track(
+        self, future: asyncio.Future[Message], request: SendRequest, receipt: str | None
+    ) -> None:
+        """The RECEIPT (or the error) is written when the commit resolves."""
+        if self._inflight is None:
+            self._inflight = []
+        self._inflight.append(future)
+
+        def done(fut: asyncio.Future[Message]) -> None:
+            if self._inflight is not None:
+                with contextlib.suppress(ValueError):
+                    self._inflight.remove(fut)
+            if fut.cancelled() or self._conn.closing:
+                return
+            exc = fut.exception()
+            if exc is None:
+                self._conn.receipt(receipt)
+            elif isinstance(exc, ChatError):
+                self.send_error(exc)
+            else:
+                self.send_error(
+                    SendFailed("the message could not be stored", temp_id=request.temp_id)
+                )
+
+        future.add_done_callback(done)
+
+    async def wait_inflight(self) -> None:
+        """Until every SEND queued so far has committed (or failed), its RECEIPT written."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+            await asyncio.sleep(0)  # let the done-callbacks queue their receipts
+
+    async def _on_control(self, event: Send, target: Target | None, user: User) -> None:
+        """Read marks and typing; anything else under SEND is refused (UNAUTHORIZED)."""
+        conn = self._conn
+        chat = conn.gateway.chat
+        try:
+            if target is None:
+                raise Unauthorized(
+                    f"SEND is accepted only on /app/chat/{{coupleId}}[/read|/typing], "
+                    f"not {event.destination[:100]}"
+                )
+            if target.couple_id is None:
+                raise Unauthorized("no such couple")
+            receipt = event.receipt
+
+            def acknowledge() -> None:
+                conn.receipt(receipt)
+
+            if target.route is Route.READ:
+                request = parse_read_request(event.body)
+                await chat.mark_read(user, target.couple_id, request, acknowledge=acknowledge)
+            else:
+                typing = parse_typing_request(event.body)
+                await chat.typing(user, target.couple_id, typing, acknowledge=acknowledge)
+        except ChatError as exc:
+            self.send_error(exc)
+
+    # -- DISCONNECT and the end -----------------------------------------------------------
+
+    async def _on_disconnect(self, event: Disconnect) -> None:
+        # A DISCONNECT receipt promises that everything before it was processed.
+        await self.wait_inflight()
+        conn = self._conn
+        conn.receipt(event.receipt)
+        conn.session.close_after_disconnect()
+        conn.close()
+
+    async def closed(self) -> None:
+        """The connection is gone: its user's presence counts one session less."""
+        user = self._conn.user
+        if self._announced and user is not None:
+            self._announced = False
+            conn = self._conn
+            conn.log.info("session %s: user %s disconnected", conn.session_id, user.id)
+            with contextlib.suppress(Exception):
+                await conn.gateway.chat.session_closed(user)
+
+    def send_error(self, exc: ChatError) -> None:
+        """An error payload on this session's ``/user/queue/errors`` subscription."""
+        conn = self._conn
+        conn.log.info("session %s: %s %s", conn.session_id, exc.code.value, exc.detail)
+        metrics.ERRORS.labels(exc.code.value).inc()
+        if self.errors_sub is None or conn.session.state is not SessionState.CONNECTED:
+            return
+        conn.push_message(ERRORS_QUEUE, self.errors_sub, codec.dumps(exc.payload()))
+
+
+def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _connect_token(headers: tuple[tuple[str, str], ...]) -> str | None:
+    """The token of a CONNECT frame: ``Authorization`` (any case), else ``passcode``/``token``."""
+    fallback: str | None = None
+    for key, value in headers:
+        lowered = key.lower()
+        if lowered == "authorization":
+            return bearer_token(value)
+        if lowered in ("passcode", "token") and fallback is None and value:
+            fallback = value
+    return bearer_token(fallback)

@@ -1,0 +1,225 @@
+"""A connection's subscriptions to couple topics: live delivery in seq order, replay and catch-up.
+
+A subscription listens on the hub first and replays from the database second (in a task the
+connection owns, so the session keeps reading), holding the live messages that arrive
+meanwhile; what it held is released above the replayed seq, so the client gets every message
+once, with no gap at the seam. A seq that skips ahead later (a message still on its way from
+another node, or published while the broker was down) starts a catch-up the same way. The
+database is the source of truth; the broker only says "now".
+
+Replay respects the outbound bound: it writes a burst, then waits for the socket to drain
+below the low-water mark before it reads or writes on, so a client that resumes from seq 0
+holds at most about its bound however long the history is; one that stops taking bytes is
+closed as a slow consumer (:meth:`Outlet.drained`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from ieum_chat.chat.envelope import channel_for
+from ieum_chat.chat.service import ChatService
+from ieum_chat.errors import ErrorCode, StoreError
+from ieum_chat.gateway.hub import Hub
+
+__all__ = ["MAX_HELD", "REPLAY_PAGE", "Outlet", "Subscription", "Subscriptions"]
+
+log = logging.getLogger(__name__)
+
+MAX_HELD = 1024  # live messages held per subscription while it catches up
+# Stored messages read per query. A message holds at most 4,000 characters (12 KB of UTF-8
+# for Korean text), so a page a session may hold while it waits for its socket stays small.
+REPLAY_PAGE = 50
+
+
+class Outlet(Protocol):
+    """What subscriptions need from their connection (the socket shell)."""
+
+    session_id: str
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def replay_burst(self) -> int:
+        """Bytes a replay may write before it waits for the socket to drain."""
+
+    def push_message(self, destination: str, sub_id: str, body: bytes) -> None: ...
+
+    def receipt(self, receipt_id: str | None) -> None: ...
+
+    def overflow(self) -> None:
+        """Close the session as a slow consumer."""
+
+    def fail(
+        self, code: ErrorCode, detail: str | None = None, *, receipt: str | None = None
+    ) -> None:
+        """ERROR (the code in ``message``, the detail in the JSON body), then close."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` in a task the connection cancels when it goes."""
+
+    async def drained(self) -> bool:
+        """Wait until the peer has taken what was written, down to the low-water mark.
+        False when the session closed meanwhile (a peer that took nothing for too long is
+        closed as a slow consumer)."""
+
+
+class Subscription:
+    """One SUBSCRIBE to a couple topic: a hub listener writing MESSAGE frames for its id.
+
+    Chat messages go out strictly in seq order, each once. A seq that skips ahead means an
+    earlier message is still on its way from another node, or was published while the
+    broker was down: the subscription holds what arrives and catches up from the database
+    (the source of truth), then releases what it held.
+    """
+
+    __slots__ = ("catching_up", "couple_id", "destination", "held", "id", "last_seq", "owner")
+
+    def __init__(
+        self, owner: Subscriptions, sub_id: str, destination: str, couple_id: uuid.UUID
+    ) -> None:
+        self.owner = owner
+        self.id = sub_id
+        self.destination = destination
+        self.couple_id = couple_id
+        self.last_seq = 0  # the highest seq delivered (or, at the start, not asked for)
+        self.catching_up = True  # until the first replay has run
+        self.held: list[tuple[int, bytes]] = []
+
+    def deliver(self, seq: int, body: bytes) -> None:
+        """The hub's call for every payload on the couple's channel (seq 0: not stored)."""
+        outlet = self.owner.outlet
+        if self.catching_up:
+            self._hold(seq, body)
+        elif seq == 0:  # read receipts, typing, presence: not stored, not ordered
+            outlet.push_message(self.destination, self.id, body)
+        elif seq <= self.last_seq:
+            return  # delivered already (by a replay)
+        elif seq == self.last_seq + 1:
+            self.last_seq = seq
+            outlet.push_message(self.destination, self.id, body)
+        else:
+            self._hold(seq, body)
+            self.owner.catch_up(self)
+
+    def _hold(self, seq: int, body: bytes) -> None:
+        if len(self.held) >= MAX_HELD:
+            self.owner.outlet.overflow()
+            return
+        self.held.append((seq, body))
+
+    def release(self) -> None:
+        """The replay is done: deliver what was held meanwhile (duplicates drop by seq)."""
+        self.catching_up = False
+        held, self.held = self.held, []
+        for seq, body in held:
+            self.deliver(seq, body)
+
+
+class Subscriptions:
+    """The couple-topic subscriptions of one connection, by subscription id."""
+
+    __slots__ = ("_by_id", "chat", "hub", "outlet")
+
+    def __init__(self, outlet: Outlet, chat: ChatService, hub: Hub) -> None:
+        self.outlet = outlet
+        self.chat = chat
+        self.hub = hub
+        self._by_id: dict[str, Subscription] | None = None  # most connections have one or none
+
+    def __len__(self) -> int:
+        return len(self._by_id) if self._by_id else 0
+
+    def get(self, sub_id: str) -> Subscription | None:
+        return self._by_id.get(sub_id) if self._by_id else None
+
+    async def open(
+        self,
+        sub_id: str,
+        destination: str,
+        couple_id: uuid.UUID,
+        *,
+        after: int | None,
+        receipt: str | None,
+    ) -> None:
+        """Listen (the RECEIPT goes out once listening), then replay from the database what
+        the client asked for: ``after`` (``x-resume-after-seq``) delivers every message after
+        it; ``None`` starts after the last message committed so far. Live messages that
+        arrive meanwhile are held, then released above the replayed seq."""
+        sub = Subscription(self, sub_id, destination, couple_id)
+        if self._by_id is None:
+            self._by_id = {}
+        self._by_id[sub_id] = sub
+        await self.hub.add(channel_for(couple_id), sub)
+        try:
+            sub.last_seq = after if after is not None else await self.chat.last_seq(couple_id)
+        except StoreError:
+            self.outlet.fail(
+                ErrorCode.HISTORY_UNAVAILABLE, "the history could not be read", receipt=receipt
+            )
+            return
+        # Only now: a message the client sends after this RECEIPT gets a seq above last_seq.
+        self.outlet.receipt(receipt)
+        # In a task of its own: the session goes on reading (heart-beats, SENDs) while a long
+        # history waits for a slow socket; what arrives live meanwhile is held.
+        self.outlet.spawn(self.replay(sub), f"replay-{self.outlet.session_id}")
+
+    async def close(self, sub_id: str) -> None:
+        sub = self._by_id.pop(sub_id, None) if self._by_id else None
+        if sub is not None:
+            await self.hub.remove(channel_for(sub.couple_id), sub)
+
+    async def close_all(self) -> None:
+        """Stop listening (the connection is gone); never raises."""
+        subs, self._by_id = self._by_id, None
+        for sub in (subs or {}).values():
+            try:
+                await self.hub.remove(channel_for(sub.couple_id), sub)
+            except Exception:  # a broker failing to unsubscribe must not stop the teardown
+                log.warning("session %s: unsubscribe failed", self.outlet.session_id)
+
+    def resync(self) -> None:
+        """The broker may have lost messages: catch every subscription up."""
+        for sub in (self._by_id or {}).values():
+            if not sub.catching_up:
+                self.catch_up(sub)
+
+    def catch_up(self, sub: Subscription) -> None:
+        """Start a catch-up from the database for ``sub`` (it holds live messages meanwhile)."""
+        if self.outlet.closing:
+            return
+        sub.catching_up = True
+        self.outlet.spawn(self.replay(sub), f"catch-up-{self.outlet.session_id}")
+
+    async def replay(self, sub: Subscription) -> None:
+        """Deliver the stored messages after ``sub.last_seq``, page by page, waiting for the
+        socket to drain after each burst; then release what was held meanwhile."""
+        outlet = self.outlet
+        burst = 0
+        try:
+            while not outlet.closing:
+                if burst:  # the next page is read only once the socket has taken this one
+                    if not await outlet.drained():
+                        return
+                    burst = 0
+                page = await self.chat.replay(sub.couple_id, sub.last_seq, limit=REPLAY_PAGE)
+                for seq, body in page:
+                    if burst >= outlet.replay_burst:
+                        if not await outlet.drained():
+                            return
+                        burst = 0
+                    if seq > sub.last_seq:
+                        sub.last_seq = seq
+                        outlet.push_message(sub.destination, sub.id, body)
+                        burst += len(body)
+                if len(page) < REPLAY_PAGE:
+                    break
+        except StoreError as exc:
+            log.warning("session %s: catch-up failed: %s", outlet.session_id, exc)
+            outlet.fail(ErrorCode.HISTORY_UNAVAILABLE, "the history could not be read")
+            return
+        sub.release()

@@ -1,0 +1,148 @@
+"""The socket shell: frames in order, ERROR then close, timers, the outbound bound, shutdown
+and teardown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ieum_chat.chat.requests import MessageType, SendRequest
+from tests.unit.gateway.harness import Peer, World, body
+
+
+async def closed(peer: Peer, timeout: float = 5.0) -> None:
+    await asyncio.wait_for(peer.transport.closed.wait(), timeout)
+
+
+async def test_a_protocol_error_is_an_error_frame_then_close(w: World) -> None:
+    peer = await w.member()
+    peer.conn.feed(b"FROB\nreceipt:r\n\n\0")
+    error = await peer.expect("ERROR")
+    assert (error.get("message"), error.get("receipt-id")) == ("PROTOCOL_ERROR", "r")
+    assert body(error)["detail"] == "unknown command FROB"
+    assert peer.conn.closing
+    peer.conn.feed(b"SEND\ndestination:/app/chat/x\n\n\0")  # ignored: the session is over
+    assert await peer.frames() == []
+
+
+async def test_a_frame_over_the_limit_is_frame_too_large(w: World) -> None:
+    peer = await w.member()
+    peer.conn.feed(b"SEND\ndestination:/a\n\n" + b"x" * (w.settings.max_frame_size + 1))
+    error = await peer.expect("ERROR")
+    assert error.get("message") == "FRAME_TOO_LARGE"
+    assert str(w.settings.max_frame_size) in body(error)["detail"]
+
+
+@pytest.mark.parametrize("world_settings", [{"connect_timeout": 0.05}])
+async def test_no_connect_in_time(w: World) -> None:
+    peer = Peer(w)
+    await closed(peer)
+    assert (await peer.expect("ERROR")).get("message") == "CONNECT_TIMEOUT"
+
+
+async def test_token_expiry_ends_the_session(w: World) -> None:
+    peer = Peer(w)
+    await peer.connect(w.token(w.a, ttl=1))
+    await closed(peer, timeout=5)
+    assert (await peer.expect("ERROR")).get("message") == "TOKEN_EXPIRED"
+
+
+@pytest.mark.parametrize("world_settings", [{"heartbeat_ms": (50, 0)}])
+async def test_heartbeats_go_out_when_nothing_else_does(w: World) -> None:
+    peer = Peer(w)
+    await peer.connect(w.token(w.a), **{"heart-beat": "0,50"})
+    async with asyncio.timeout(5):
+        while b"\n" not in peer.transport.written:
+            peer.transport.wrote.clear()
+            await peer.transport.wrote.wait()
+
+
+async def test_a_peer_past_the_outbound_bound_is_a_slow_consumer(w: World) -> None:
+    peer = await w.member(reading=False)
+    peer.transport.take()
+    big = b"x" * 4096
+    for _ in range(w.settings.outbound_buffer_bytes // len(big) + 1):
+        peer.conn.push_message("/topic/couple/x", "t", big)
+    assert peer.conn.closing
+    assert peer.transport.discarded > 0  # what it had not taken is dropped
+    frames = await peer.frames()
+    assert frames[-1].get("message") == "SLOW_CONSUMER"
+
+
+async def test_the_history_unreadable_at_subscribe_is_history_unavailable(w: World) -> None:
+    peer = await w.member()
+    w.break_table("messages")
+    peer.send(
+        "SUBSCRIBE", {"id": "t", "destination": f"/topic/couple/{w.couple.id}", "receipt": "s"}
+    )
+    error = await peer.expect("ERROR")
+    assert (error.get("message"), error.get("receipt-id")) == ("HISTORY_UNAVAILABLE", "s")
+
+
+async def test_the_database_down_at_connect_closes_with_send_failed(w: World) -> None:
+    w.break_table("users")
+    peer = Peer(w)
+    auth = {"Authorization": f"Bearer {w.token(w.a)}", "receipt": "c"}
+    peer.send("CONNECT", {"accept-version": "1.2", **auth})
+    error = await peer.expect("ERROR")
+    assert (error.get("message"), error.get("receipt-id")) == ("SEND_FAILED", "c")
+
+
+async def test_an_unexpected_failure_ends_the_session_with_an_error(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = await w.member()
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(w.chat, "typing", broken)
+    peer.send("SEND", {"destination": f"/app/chat/{w.couple.id}/typing"}, {"typing": True})
+    assert (await peer.expect("ERROR")).get("message") == "UNAVAILABLE"
+    assert peer.conn.closing
+
+
+async def test_shutdown_lets_sends_in_flight_finish_then_says_so(w: World) -> None:
+    peer = await w.member()
+    await w.chat.member_couple(w.a.id, w.couple.id)
+    for i in range(3):
+        peer.send(
+            "SEND",
+            {"destination": f"/app/chat/{w.couple.id}", "receipt": f"{i}"},
+            {"type": "TEXT", "content": f"{i}"},
+        )
+    assert await w.gateway.drain(grace=5) == 1
+    frames = await peer.collect(4)
+    assert [f.command for f in frames] == ["RECEIPT"] * 3 + ["ERROR"]
+    assert frames[-1].get("message") == "SERVER_SHUTDOWN"
+    assert not w.gateway.accepting
+
+
+async def test_teardown_forgets_the_connection(w: World) -> None:
+    peer = await w.member()
+    peer.send("SUBSCRIBE", {"id": "t", "destination": f"/topic/couple/{w.couple.id}"})
+    await peer.frames()
+    assert peer.conn in w.gateway.connections
+    peer.conn.connection_lost()
+    await asyncio.gather(*w.gateway.tasks)
+    assert peer.conn not in w.gateway.connections
+    assert w.gateway.hub.listener_count() == 0
+    assert w.gateway.session_count() == 0
+
+
+async def test_rest_and_stomp_share_the_send_entry(w: World) -> None:
+    """A REST-style accept() and a STOMP SEND go into one queue, one seq order."""
+    peer = await w.member()
+    await w.chat.member_couple(w.a.id, w.couple.id)  # the SEND is queued inside feed()
+    peer.send(
+        "SEND",
+        {"destination": f"/app/chat/{w.couple.id}", "receipt": "s"},
+        {"type": "TEXT", "content": "stomp"},
+    )
+    rest = await w.chat.accept(w.b, w.couple.id, SendRequest(MessageType.TEXT, "rest", None, None))
+    await peer.collect(1)
+    stored = await rest
+    messages = await w.db.get_messages(w.couple.id, ascending=True)
+    assert [m.content for m in messages] == ["stomp", "rest"]
+    assert stored.seq == 2
