@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.auth import Principal, TokenVerifier
-from ieum_chat.broker import Broker
+from ieum_chat.broker import Broker, SessionLimitReached
 from ieum_chat.chat import codec
 from ieum_chat.chat.cache import TTLCache
 from ieum_chat.chat.envelope import channel_for, pack
@@ -344,13 +344,17 @@ class ChatService:
         if not self._control_limit.allow(user_id):
             raise RateLimited("too many read marks or typing events; slow down")
 
-    def admit_session(self, user: User) -> None:
-        """Refuse one session more than the per-user limit (every device together)."""
-        if self.presence.session_count(user.id) >= self.settings.max_sessions_per_user:
-            raise RateLimited(f"at most {self.settings.max_sessions_per_user} sessions per user")
-
     async def session_opened(self, user: User) -> None:
-        if await self.presence.opened(user.id):
+        """Count a session of ``user`` (every device, every node together), or refuse it
+        with :class:`RateLimited` when the user holds ``IEUM_MAX_SESSIONS_PER_USER`` already:
+        the presence backend checks and counts in one step, so concurrent CONNECTs cannot
+        all pass the check. A refused session counted nothing (no :meth:`session_closed`)."""
+        limit = self.settings.max_sessions_per_user
+        try:
+            came_online = await self.presence.opened(user.id, limit=limit)
+        except SessionLimitReached:
+            raise RateLimited(f"at most {limit} sessions per user") from None
+        if came_online:
             await self._presence_event("USER_CONNECTED", user.id)
 
     async def session_closed(self, user: User) -> None:
