@@ -415,13 +415,16 @@ class StompConnection:
             metrics.AUTH_FAILURES.labels("connect").inc()
             self._fail(ErrorCode.AUTH_FAILED.value, exc.payload())
             return
+        # Counted (or refused past the per-user limit) before CONNECTED goes out; a teardown
+        # meanwhile gives the place back (it closes what _announced says was opened).
+        self.user, self._announced = user, True
         try:
-            self.chat.admit_session(user)
+            await self.chat.session_opened(user)
         except ChatError as exc:
+            self.user, self._announced = None, False
             self.log.info("session %s: refused: %s", self.session_id, exc.detail)
             self._fail(exc.code.value, exc.payload())
             return
-        self.user = user
         self._push(
             self.session.accept(
                 time.monotonic(),
@@ -430,7 +433,6 @@ class StompConnection:
         )
         self.session.set_expiry(time.monotonic() + (principal.expires_at - time.time()))
         self._schedule_timer()
-        self._announced = True
         self.log.info(
             "session %s: user %s connected over %s (STOMP %s)",
             self.session_id,
@@ -438,7 +440,6 @@ class StompConnection:
             self.transport_name,
             self.session.version,
         )
-        await self.chat.session_opened(user)
 
     async def _on_subscribe(self, event: Subscribe) -> None:
         target = parse_subscription(event.destination)
