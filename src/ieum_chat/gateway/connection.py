@@ -564,11 +564,16 @@ class StompConnection:
             request = parse_send_request(
                 event.body, max_text_length=self.gateway.settings.max_text_length
             )
-            future = self.chat.enqueue_nowait(user, target.couple_id, request)
+            future = self.chat.enqueue_nowait(
+                user,
+                target.couple_id,
+                request,
+                acknowledge=self._acknowledger(request, event.receipt),
+            )
         except ChatError as exc:
             self._send_error(exc)
             return True
-        self._track(future, request, event.receipt)
+        self._track(future)
         return True
 
     async def _on_send(self, event: Send) -> None:
@@ -633,17 +638,21 @@ class StompConnection:
                 continue
             with contextlib.suppress(Exception):
                 await asyncio.shield(first)
-        future = await self.chat.enqueue(user, couple_id, request)
-        self._track(future, request, receipt)
+        future = await self.chat.enqueue(
+            user, couple_id, request, acknowledge=self._acknowledger(request, receipt)
+        )
+        self._track(future)
 
-    def _track(
-        self, future: asyncio.Future[Message], request: SendRequest, receipt: str | None
-    ) -> None:
-        """The RECEIPT (or the error) is written when the commit resolves, so a client may
-        pipeline SENDs."""
+    def _track(self, future: asyncio.Future[Message]) -> None:
         if self._inflight is None:
             self._inflight = []
         self._inflight.append(future)
+
+    def _acknowledger(
+        self, request: SendRequest, receipt: str | None
+    ) -> Callable[[asyncio.Future[Message]], None]:
+        """What the chat service calls as soon as the commit resolves (before it publishes
+        the message): the RECEIPT, or the error, so a client may pipeline SENDs."""
 
         def done(fut: asyncio.Future[Message]) -> None:
             if self._inflight is not None:
@@ -662,7 +671,7 @@ class StompConnection:
                     SendFailed("the message could not be stored", temp_id=request.temp_id)
                 )
 
-        future.add_done_callback(done)
+        return done
 
     async def _wait_inflight(self) -> None:
         if self._inflight:
