@@ -65,6 +65,10 @@ class ErrorCode(enum.StrEnum):
     CONFLICT = "CONFLICT"
     UNAVAILABLE = "UNAVAILABLE"
     SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
+    # The session's user was deleted while connected (STOMP ERROR, then close).
+    ACCESS_REVOKED = "ACCESS_REVOKED"
+    # The couple the session is subscribed to was deleted, or the user left it (ERROR, close).
+    COUPLE_DISSOLVED = "COUPLE_DISSOLVED"
 
 
 # The plan's user-facing texts (Korean), kept verbatim: the Android client shows them.
@@ -82,6 +86,8 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.CONFLICT: "이미 처리된 요청입니다.",
     ErrorCode.UNAVAILABLE: "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
     ErrorCode.SERVER_SHUTDOWN: "서버가 재시작 중입니다. 다시 연결해 주세요.",
+    ErrorCode.ACCESS_REVOKED: "접근 권한이 취소되었습니다.",
+    ErrorCode.COUPLE_DISSOLVED: "커플 연결이 해제되었습니다.",
 }
 
 

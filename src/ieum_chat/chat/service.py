@@ -33,6 +33,7 @@ from ieum_chat.auth import Principal, TokenVerifier
 from ieum_chat.broker import Broker, SessionLimitReached
 from ieum_chat.chat import codec
 from ieum_chat.chat.cache import TTLCache
+from ieum_chat.chat.directory import DirectoryWatcher, RevocationHandler
 from ieum_chat.chat.envelope import channel_for, pack
 from ieum_chat.chat.limits import RateLimiter
 from ieum_chat.chat.presence import LocalPresence, Presence
@@ -134,8 +135,14 @@ class ChatService:
         self.zone = settings.zone
         self.presence: Presence = presence if presence is not None else LocalPresence()
         self.presence.set_transition_handler(self._presence_changed)
+        # Kept until the directory feed says the row changed (the TTL only bounds how long
+        # a node that cannot read the feed trusts an entry).
         self._couples: TTLCache[uuid.UUID, Couple] = TTLCache(100_000, ttl=300.0)
         self._users: TTLCache[uuid.UUID, User] = TTLCache(100_000, ttl=60.0)
+        # Bumped whenever cached entries are forgotten: a lookup that started before only
+        # fills the cache if nothing was forgotten meanwhile (its row may be the old one).
+        self._directory_epoch = 0
+        self.directory = DirectoryWatcher(db, self._forget)
         self._typing: TTLCache[tuple[uuid.UUID, uuid.UUID], tuple[bool, float]] = TTLCache(
             100_000, ttl=60.0
         )
@@ -163,6 +170,7 @@ class ChatService:
         self._publisher = asyncio.create_task(self._publish_loop(), name="chat-publisher")
         for task in (*self._writers, self._publisher):
             task.add_done_callback(_log_stop)
+        await self.directory.start()
 
     async def close(self, grace: float = 10.0) -> None:
         """Finish the messages already queued (stored, acknowledged, published; for at most
@@ -171,6 +179,7 @@ class ChatService:
         reaches subscribers when they catch up by seq."""
         if not self._writers:
             return
+        await self.directory.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         await finish_within(
@@ -201,10 +210,28 @@ class ChatService:
     async def user(self, user_id: uuid.UUID) -> User | None:
         user = self._users.get(user_id)
         if user is None:
+            epoch = self._directory_epoch
             user = await self.db.get_user(user_id)
-            if user is not None:
+            if user is not None and epoch == self._directory_epoch:
                 self._users.put(user_id, user)
         return user
+
+    def set_revocation_handler(self, handler: RevocationHandler | None) -> None:
+        """Call ``handler`` (on the event loop) when users or couples lose access: deleted or
+        re-paired on any node, by anyone, within about a second (the directory feed)."""
+        self.directory.handler = handler
+
+    def _forget(self, users: set[uuid.UUID], couples: set[uuid.UUID]) -> None:
+        """Drop cached users and couples that changed (both empty: everything)."""
+        self._directory_epoch += 1
+        if not users and not couples:
+            self._users.clear()
+            self._couples.clear()
+            return
+        for user_id in users:
+            self._users.discard(user_id)
+        for couple_id in couples:
+            self._couples.discard(couple_id)
 
     def is_member_cached(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> bool:
         """True when the cache already knows ``user_id`` is a member: the socket's fast path
@@ -216,10 +243,12 @@ class ChatService:
         """The couple, if ``user_id`` is one of its two members; else :class:`Unauthorized`."""
         couple = self._couples.get(couple_id)
         if couple is None:
+            epoch = self._directory_epoch
             couple = await self.db.get_couple(couple_id)
             if couple is None:
                 raise Unauthorized("no such couple, or not a member")
-            self._couples.put(couple_id, couple)
+            if epoch == self._directory_epoch:
+                self._couples.put(couple_id, couple)
         if not couple.has_member(user_id):
             raise Unauthorized("not a member of this couple")
         return couple
