@@ -27,6 +27,7 @@ from typing import Any
 from ieum_chat.aio import stop_tasks_after
 from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
+from ieum_chat.chat.directory import Revocation
 from ieum_chat.chat.envelope import channel_for
 from ieum_chat.chat.requests import (
     SendRequest,
@@ -126,6 +127,27 @@ class Gateway:
         """Called when the broker reconnected: every local subscription catches up by seq."""
         for connection in self.connections:
             connection.resync()
+
+    def revoke(self, revocation: Revocation) -> None:
+        """Users or couples lost access (deleted or re-paired, on any node, by anyone): the
+        sessions of a deleted user end with ERROR ACCESS_REVOKED, and sessions subscribed to
+        a couple their user is no longer in end with ERROR COUPLE_DISSOLVED. Closing them
+        also drops their subscriptions; the client's reconnect is checked afresh."""
+        for conn in list(self.connections):
+            user = conn.user or conn._handshake_user
+            if user is None:
+                continue
+            if revocation.user_revoked(user.id):
+                code = ErrorCode.ACCESS_REVOKED
+            elif any(
+                revocation.couple_revoked(user.id, sub.couple_id)
+                for sub in conn._subscriptions.values()
+            ):
+                code = ErrorCode.COUPLE_DISSOLVED
+            else:
+                continue
+            conn.log.info("session %s: %s", conn.session_id, code.value)
+            conn._fail(code.value, error_payload(code))
 
 
 class _Subscription:
