@@ -377,7 +377,12 @@ class ChatService:
 
     async def _publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
         """Queue one payload for the couple's channel, behind everything committed before it
-        (waits while the publisher is a whole queue behind)."""
+        (waits while the publisher is a whole queue behind). Outside start()..close() there
+        is no publisher (the presence backend reports its last transitions while the node
+        shuts down): then it is published at once."""
+        if self._publisher is None:
+            await self._broadcast(couple_id, payload)
+            return
         await self._outbox.put(_Event(couple_id, payload))
 
     async def _publish_loop(self) -> None:

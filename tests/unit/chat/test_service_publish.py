@@ -90,3 +90,16 @@ async def test_a_failed_commit_is_acknowledged_with_its_error(make_chat: ChatFac
         await asyncio.gather(future, return_exceptions=True)
     assert len(acknowledged) == 1
     assert acknowledged[0] is not None
+
+
+async def test_events_after_close_are_published_at_once(make_chat: ChatFactory) -> None:
+    """The presence backend reports its last transitions while the node shuts down, after
+    the publisher stopped: they must neither wait for it nor pile up."""
+    broker = MemoryBroker()
+    seen: list[bytes] = []
+    async with make_chat(broker) as chat:
+        couple_id = chat.couple.id
+        await broker.subscribe(channel_for(couple_id), lambda _c, payload: seen.append(payload))
+    for i in range(300):  # more than the publisher's queue holds
+        await asyncio.wait_for(chat.service._publish(couple_id, b"0\nevent %d" % i), timeout=30)
+    assert len(seen) == 300
