@@ -7,7 +7,12 @@ by SQL straight into the database counts as much as one made by the server), so 
 the open sessions of a deleted user get STOMP ERROR ``ACCESS_REVOKED`` and close; sessions
 subscribed to a deleted couple, or to one their user was taken out of, get ERROR
 ``COUPLE_DISSOLVED`` and close; and a new CONNECT (deleted user), SUBSCRIBE or SEND (deleted
-couple) is refused. Two server nodes share the database; each member is on a different one.
+couple) is refused. Two server nodes share the database, without Redis (the feed is read from
+the database itself); each member is on a different one.
+
+Refused by: the triggers of revision 0005 (``directory_changes``), ``chat.directory``
+(``DirectoryWatcher``: reads the feed by position, drops the cached rows, reports a
+``Revocation``) and ``Gateway.revoke`` (ends the matching sessions).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ without bound, each holding a socket, buffers and subscriptions, and so exhausts
 check and the count are one step in the presence backend, so a burst of concurrent CONNECTs
 (all arriving before any of them is counted) cannot slip past it: exactly ``limit`` succeed,
 on one node or spread over several sharing a Redis, and the rest get ERROR ``RATE_LIMITED``.
+
+Refused by: ``Presence.opened(user, limit=...)`` (in-process: one step on the event loop;
+Redis: one Lua script over the totals of every node), called by ``ChatService.session_opened``
+before CONNECTED is sent.
 """
 
 from __future__ import annotations
