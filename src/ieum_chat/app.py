@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.gateway = Gateway(settings=settings, chat=chat, hub=Hub(broker))
         # After a broker outage every local subscription catches up from the database.
         broker.set_resync_handler(runtime.gateway.resync)
+        # Deleted users and couples lose their sessions on every node within about a second.
+        chat.set_revocation_handler(runtime.gateway.revoke)
         _bind_gauges(runtime.gateway)
         log.info(
             "ieum-chat %s ready (database %s, broker %s)",
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await finish_within(sockjs.aclose(), budget(), "closing SockJS sessions")
             runtime.gateway = None
             broker.set_resync_handler(None)
+            chat.set_revocation_handler(None)
             await finish_within(chat.close(budget()), budget(), "closing the chat service")
             await finish_within(presence.close(), budget(), "closing presence")
             await finish_within(broker.close(), budget(), "closing the broker")

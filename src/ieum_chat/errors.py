@@ -73,6 +73,10 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_DESTINATION = "NO_SUCH_DESTINATION"
     SLOW_CONSUMER = "SLOW_CONSUMER"
     HISTORY_UNAVAILABLE = "HISTORY_UNAVAILABLE"
+    # The session's user was deleted while connected (STOMP ERROR, then close).
+    ACCESS_REVOKED = "ACCESS_REVOKED"
+    # The couple the session is subscribed to was deleted, or the user left it (ERROR, close).
+    COUPLE_DISSOLVED = "COUPLE_DISSOLVED"
 
 
 # The plan's user-facing texts (Korean), kept verbatim: the Android client shows them.
@@ -96,6 +100,8 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.NO_SUCH_DESTINATION: "존재하지 않는 주소입니다.",
     ErrorCode.SLOW_CONSUMER: "연결이 너무 느립니다. 다시 연결해 주세요.",
     ErrorCode.HISTORY_UNAVAILABLE: "이전 메시지를 불러오지 못했습니다. 다시 연결해 주세요.",
+    ErrorCode.ACCESS_REVOKED: "접근 권한이 취소되었습니다.",
+    ErrorCode.COUPLE_DISSOLVED: "커플 연결이 해제되었습니다.",
 }
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from ieum_chat.broker.base import Broker, Handler, ResyncHandler
-from ieum_chat.broker.presence import LocalPresence, Presence, TransitionHandler
+from ieum_chat.broker.presence import (
+    LocalPresence,
+    Presence,
+    SessionLimitReached,
+    TransitionHandler,
+)
 
 __all__ = [
     "Broker",
@@ -11,6 +16,7 @@ __all__ = [
     "LocalPresence",
     "Presence",
     "ResyncHandler",
+    "SessionLimitReached",
     "TransitionHandler",
     "create_broker",
     "create_presence",

@@ -27,7 +27,10 @@ class Broker(abc.ABC):
     failed send for it. ``subscribe``/``unsubscribe`` raise the same error.
 
     Delivery is at most once per handler and in publish order per publishing node; payloads
-    may be lost while a backend is unreachable. A broker that lost some calls the resync
+    may be lost while a backend is unreachable. This node's handlers are called inside
+    ``publish``, in the caller's task: the chat service calls it from its publisher task,
+    never from a database writer, so the fan-out to local sockets (handlers only queue
+    frames) costs a commit nothing. A broker that lost some calls the resync
     handler once it is whole again, so that listeners catch up from the source of truth.
     """
 

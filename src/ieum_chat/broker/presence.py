@@ -11,11 +11,16 @@ import abc
 import uuid
 from collections.abc import Awaitable, Callable
 
-__all__ = ["LocalPresence", "Presence", "TransitionHandler"]
+__all__ = ["LocalPresence", "Presence", "SessionLimitReached", "TransitionHandler"]
 
 # (user, online): a transition found outside opened()/closed() -- a dead node's sessions
 # expired, or this node's counts were re-asserted after a backend outage.
 TransitionHandler = Callable[[uuid.UUID, bool], Awaitable[None]]
+
+
+class SessionLimitReached(Exception):
+    """``opened(..., limit=n)`` found ``n`` sessions of the user open already: nothing was
+    counted. (The chat service answers it with RATE_LIMITED.)"""
 
 
 class Presence(abc.ABC):
@@ -23,8 +28,13 @@ class Presence(abc.ABC):
 
     ``opened``/``closed`` return True exactly when that call moved the user's total across
     every node from 0 to 1 / from 1 to 0: one call in the whole service sees each transition.
-    Neither raises: when the backend is unreachable they count locally, return False, and the
-    transitions are found when it is back and go to the transition handler.
+    When the backend is unreachable they count locally, return False, and the transitions
+    are found when it is back and go to the transition handler.
+
+    ``opened(user, limit=n)`` checks and counts in one atomic step: it raises
+    :class:`SessionLimitReached` (and counts nothing) when ``n`` sessions of the user are open
+    already, on every node together (on this node alone while the backend is unreachable).
+    Nothing else raises.
     """
 
     def __init__(self) -> None:
@@ -41,8 +51,9 @@ class Presence(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def opened(self, user_id: uuid.UUID) -> bool:
-        """A session of ``user_id`` opened on this node; True: the user came online."""
+    async def opened(self, user_id: uuid.UUID, *, limit: int | None = None) -> bool:
+        """A session of ``user_id`` opened on this node; True: the user came online.
+        :class:`SessionLimitReached` when ``limit`` sessions are open already."""
 
     @abc.abstractmethod
     async def closed(self, user_id: uuid.UUID) -> bool:
@@ -58,8 +69,11 @@ class Presence(abc.ABC):
         """Sessions of ``user_id`` on this node (the per-node session limit counts these)."""
         return self._local.get(user_id, 0)
 
-    def _count_open(self, user_id: uuid.UUID) -> int:
+    def _count_open(self, user_id: uuid.UUID, limit: int | None = None) -> int:
+        """Count one session more on this node, unless ``limit`` are counted here already."""
         count = self._local.get(user_id, 0) + 1
+        if limit is not None and count > limit:
+            raise SessionLimitReached(user_id)
         self._local[user_id] = count
         return count
 
@@ -78,8 +92,9 @@ class Presence(abc.ABC):
 class LocalPresence(Presence):
     """One node: this process's counts are the whole truth."""
 
-    async def opened(self, user_id: uuid.UUID) -> bool:
-        return self._count_open(user_id) == 1
+    async def opened(self, user_id: uuid.UUID, *, limit: int | None = None) -> bool:
+        # No await between the check and the count: one step on the event loop.
+        return self._count_open(user_id, limit) == 1
 
     async def closed(self, user_id: uuid.UUID) -> bool:
         return self._count_close(user_id) == 0

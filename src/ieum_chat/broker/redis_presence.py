@@ -30,15 +30,22 @@ from redis.asyncio import Redis
 
 from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.broker._redis import REDIS_ERRORS, make_pool
-from ieum_chat.broker.presence import Presence
+from ieum_chat.broker.presence import Presence, SessionLimitReached
 
 __all__ = ["RedisPresence"]
 
 log = logging.getLogger(__name__)
 
-# KEYS: node counts, totals, node alive. ARGV: user. -> new total, -1: this node is not registered
+# KEYS: node counts, totals, node alive. ARGV: user, limit (0: none).
+# -> new total, -1: this node is not registered, -3: the user has ``limit`` sessions already.
+# The check and the count are one script, so concurrent opens on any number of nodes cannot
+# all see the same total below the limit.
 _OPEN = """
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+local limit = tonumber(ARGV[2])
+if limit > 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') >= limit then
+  return -3
+end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 """
@@ -211,26 +218,31 @@ class RedisPresence(Presence):
 
     # -- transitions -----------------------------------------------------------------------
 
-    async def opened(self, user_id: uuid.UUID) -> bool:
-        return await self._change(user_id, opening=True)
+    async def opened(self, user_id: uuid.UUID, *, limit: int | None = None) -> bool:
+        return await self._change(user_id, opening=True, limit=limit)
 
     async def closed(self, user_id: uuid.UUID) -> bool:
         return await self._change(user_id, opening=False)
 
-    async def _change(self, user_id: uuid.UUID, *, opening: bool) -> bool:
+    async def _change(self, user_id: uuid.UUID, *, opening: bool, limit: int | None = None) -> bool:
         user = str(user_id)
         up: list[str] = []
         down: list[str] = []
         async with self._lock:
             if opening:
-                self._count_open(user_id)
+                # This node's own count first: the whole limit while Redis is unreachable.
+                self._count_open(user_id, limit)
             elif self._count_close(user_id) is None:
                 return False
             if not self._registered:
                 return False  # counted in memory; the re-assertion reports it
             script = self._open if opening else self._close
+            args: list[Any] = [user, limit or 0] if opening else [user]
             try:
-                result = int(await script(keys=self._op_keys(), args=[user]))
+                result = int(await script(keys=self._op_keys(), args=args))
+                if result == -3:
+                    self._count_close(user_id)
+                    raise SessionLimitReached(user_id)
                 if result < 0:
                     # -1: swept or Redis restarted; -2: Redis and memory disagree.
                     up, down = await self._reassert()

@@ -42,5 +42,11 @@ class TTLCache(Generic[K, V]):
         while len(self._data) > self._maxsize:
             self._data.popitem(last=False)
 
+    def discard(self, key: K) -> None:
+        self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)

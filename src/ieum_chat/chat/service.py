@@ -1,11 +1,21 @@
-"""The chat service: validate -> commit -> acknowledge -> publish.
+"""The chat service: validate -> commit -> acknowledge -> publish, as separate steps.
 
 Writer tasks (one on SQLite, ``IEUM_WRITE_CONCURRENCY`` on PostgreSQL, each owning a share of
 the couples) take the pending messages and store whatever has queued up in one transaction
-(group commit across couples), resolves each sender's future (the RECEIPT is
-sent only then: a RECEIPT means durable), and publishes each new message once, in seq order.
-A failed publish is logged, never reported as a failed send: the message is stored, and a
-client that missed it catches up by seq.
+(group commit across couples). Then, in this order:
+
+1. acknowledge: each sender's future is resolved and its ``acknowledge`` hook called at once,
+   in the writer, so the RECEIPT is written before anything of the batch is published (a
+   RECEIPT means durable, and a sender sees it ahead of its own message's broadcast);
+2. publish: the committed batch is handed to the publisher task through a bounded queue.
+   The publisher serialises each new message once and gives it to the broker, which fans it
+   out to this node's sockets and to the other nodes. A slow socket or broker therefore never
+   holds up a commit; only a publisher a whole queue behind makes the writers wait.
+
+Read receipts, typing and presence events go through the same publisher, so a couple's
+channel carries events in the order they were committed. A failed publish is logged, never
+reported as a failed send: the message is stored, and a client that missed it catches up by
+seq.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ from datetime import UTC, datetime
 
 from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.auth import Principal, TokenVerifier
-from ieum_chat.broker import Broker
+from ieum_chat.broker import Broker, SessionLimitReached
 from ieum_chat.chat import codec
 from ieum_chat.chat.cache import TTLCache
+from ieum_chat.chat.directory import DirectoryWatcher, RevocationHandler
 from ieum_chat.chat.envelope import channel_for, pack
 from ieum_chat.chat.limits import RateLimiter
 from ieum_chat.chat.presence import LocalPresence, Presence
@@ -40,7 +51,7 @@ from ieum_chat.errors import (
 )
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
-from ieum_chat.store.records import Couple, Message, NewMessage, Refusal, Refused, Stored, User
+from ieum_chat.store.records import Couple, Message, NewMessage, Refusal, Refused, User
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
@@ -48,7 +59,12 @@ __all__ = ["ChatService", "utcnow"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
-WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
+WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer and publisher tasks to end once cancelled
+# Items (a committed batch, or one event) between the writers and the publisher.
+PUBLISH_QUEUE = 256
+
+# Called in the writer right after the commit (or its failure) with the resolved future.
+Acknowledge = Callable[["asyncio.Future[Message]"], None]
 
 
 def utcnow() -> datetime:
@@ -69,7 +85,43 @@ class _Pending:
     new: NewMessage
     sender: User
     future: asyncio.Future[Message] = field(repr=False)
+    acknowledge: Acknowledge | None = field(default=None, repr=False)
     queued_at: float = field(default_factory=time.perf_counter)
+
+    def succeed(self, message: Message) -> None:
+        if not self.future.done():
+            self.future.set_result(message)
+            self._acknowledge()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+            self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        """The sender's RECEIPT (or error), written now: before the publisher can see the
+        batch, not whenever the loop gets round to the future's callbacks."""
+        if self.acknowledge is not None:
+            try:
+                self.acknowledge(self.future)
+            except Exception:
+                log.exception("acknowledging a message failed")
+
+
+@dataclass(slots=True, frozen=True)
+class _Committed:
+    """A committed batch's new messages (with their senders), for the publisher."""
+
+    messages: list[tuple[Message, User]]
+    committed_at: float
+
+
+@dataclass(slots=True, frozen=True)
+class _Event:
+    """One payload for one couple's channel (a read receipt, typing, presence)."""
+
+    couple_id: uuid.UUID
+    payload: bytes
 
 
 class ChatService:
@@ -91,8 +143,14 @@ class ChatService:
         self.zone = settings.zone
         self.presence: Presence = presence if presence is not None else LocalPresence()
         self.presence.set_transition_handler(self._presence_changed)
+        # Kept until the directory feed says the row changed (the TTL only bounds how long
+        # a node that cannot read the feed trusts an entry).
         self._couples: TTLCache[uuid.UUID, Couple] = TTLCache(100_000, ttl=300.0)
         self._users: TTLCache[uuid.UUID, User] = TTLCache(100_000, ttl=60.0)
+        # Bumped whenever cached entries are forgotten: a lookup that started before only
+        # fills the cache if nothing was forgotten meanwhile (its row may be the old one).
+        self._directory_epoch = 0
+        self.directory = DirectoryWatcher(db, self._forget)
         self._typing: TTLCache[tuple[uuid.UUID, uuid.UUID], tuple[bool, float]] = TTLCache(
             100_000, ttl=60.0
         )
@@ -100,6 +158,8 @@ class ChatService:
         self._control_limit = RateLimiter(settings.control_rate, settings.control_burst)
         self._queues: list[asyncio.Queue[_Pending]] = []
         self._writers: list[asyncio.Task[None]] = []
+        self._outbox: asyncio.Queue[_Committed | _Event] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
+        self._publisher: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -115,20 +175,35 @@ class ChatService:
             asyncio.create_task(self._write_loop(queue), name=f"chat-writer-{i}")
             for i, queue in enumerate(self._queues)
         ]
+        self._publisher = asyncio.create_task(self._publish_loop(), name="chat-publisher")
+        for task in (*self._writers, self._publisher):
+            task.add_done_callback(_log_stop)
+        await self.directory.start()
 
     async def close(self, grace: float = 10.0) -> None:
-        """Finish the messages already queued (for at most ``grace`` seconds), then stop
-        the writers. A message not committed by then gets no RECEIPT: its sender re-sends it."""
+        """Finish the messages already queued (stored, acknowledged, published; for at most
+        ``grace`` seconds), then stop the writers and the publisher. A message not committed
+        by then gets no RECEIPT: its sender re-sends it. One committed but not published
+        reaches subscribers when they catch up by seq."""
         if not self._writers:
             return
+        await self.directory.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         await finish_within(
             asyncio.gather(*(queue.join() for queue in self._queues)),
-            max(0.0, deadline - loop.time() - WRITER_STOP_TIMEOUT),
+            max(0.0, deadline - loop.time() - 2 * WRITER_STOP_TIMEOUT),
             "committing the queued messages",
         )
         await stop_tasks(self._writers, WRITER_STOP_TIMEOUT, "chat writers")
+        await finish_within(
+            self._outbox.join(),
+            max(0.0, deadline - loop.time() - WRITER_STOP_TIMEOUT),
+            "publishing the committed messages",
+        )
+        if self._publisher is not None:
+            await stop_tasks([self._publisher], WRITER_STOP_TIMEOUT, "chat publisher")
+            self._publisher = None
         self._writers = []
 
     # -- identity and membership ----------------------------------------------------------
@@ -143,19 +218,39 @@ class ChatService:
     async def user(self, user_id: uuid.UUID) -> User | None:
         user = self._users.get(user_id)
         if user is None:
+            epoch = self._directory_epoch
             user = await self.db.get_user(user_id)
-            if user is not None:
+            if user is not None and epoch == self._directory_epoch:
                 self._users.put(user_id, user)
         return user
+
+    def set_revocation_handler(self, handler: RevocationHandler | None) -> None:
+        """Call ``handler`` (on the event loop) when users or couples lose access: deleted or
+        re-paired on any node, by anyone, within about a second (the directory feed)."""
+        self.directory.handler = handler
+
+    def _forget(self, users: set[uuid.UUID], couples: set[uuid.UUID]) -> None:
+        """Drop cached users and couples that changed (both empty: everything)."""
+        self._directory_epoch += 1
+        if not users and not couples:
+            self._users.clear()
+            self._couples.clear()
+            return
+        for user_id in users:
+            self._users.discard(user_id)
+        for couple_id in couples:
+            self._couples.discard(couple_id)
 
     async def member_couple(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> Couple:
         """The couple, if ``user_id`` is one of its two members; else :class:`Unauthorized`."""
         couple = self._couples.get(couple_id)
         if couple is None:
+            epoch = self._directory_epoch
             couple = await self.db.get_couple(couple_id)
             if couple is None:
                 raise Unauthorized("no such couple, or not a member")
-            self._couples.put(couple_id, couple)
+            if epoch == self._directory_epoch:
+                self._couples.put(couple_id, couple)
         if not couple.has_member(user_id):
             raise Unauthorized("not a member of this couple")
         return couple
@@ -166,7 +261,12 @@ class ChatService:
     # -- messages --------------------------------------------------------------------------
 
     def try_accept(
-        self, sender: User, couple_id: uuid.UUID, request: SendRequest
+        self,
+        sender: User,
+        couple_id: uuid.UUID,
+        request: SendRequest,
+        *,
+        acknowledge: Acknowledge | None = None,
     ) -> asyncio.Future[Message] | None:
         """Queue a message for commit without waiting, when nothing has to be waited for:
         the sender is known (cached) to be a member and the couple's write queue has room.
@@ -182,12 +282,17 @@ class ChatService:
         queue = self._queue_for(couple_id)
         if queue.full():
             return None
-        pending = self._pending(sender, couple_id, request)
+        pending = self._pending(sender, couple_id, request, acknowledge)
         queue.put_nowait(pending)
         return pending.future
 
     async def accept(
-        self, sender: User, couple_id: uuid.UUID, request: SendRequest
+        self,
+        sender: User,
+        couple_id: uuid.UUID,
+        request: SendRequest,
+        *,
+        acknowledge: Acknowledge | None = None,
     ) -> asyncio.Future[Message]:
         """:meth:`try_accept` when it may wait: for the membership lookup and for room in
         the write queue (bounded), never for the commit; the same future and errors. Every
@@ -197,14 +302,20 @@ class ChatService:
         except Unauthorized as exc:
             exc.temp_id = request.temp_id
             raise
-        pending = self._pending(sender, couple_id, request)
+        pending = self._pending(sender, couple_id, request, acknowledge)
         await self._queue_for(couple_id).put(pending)
         return pending.future
 
     def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[_Pending]:
         return self._queues[couple_id.int % len(self._queues)]
 
-    def _pending(self, sender: User, couple_id: uuid.UUID, request: SendRequest) -> _Pending:
+    def _pending(
+        self,
+        sender: User,
+        couple_id: uuid.UUID,
+        request: SendRequest,
+        acknowledge: Acknowledge | None = None,
+    ) -> _Pending:
         self._check_image(couple_id, request)
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
@@ -218,7 +329,7 @@ class ChatService:
             temp_id=request.temp_id,
             created_at=utcnow(),
         )
-        return _Pending(new, sender, asyncio.get_running_loop().create_future())
+        return _Pending(new, sender, asyncio.get_running_loop().create_future(), acknowledge)
 
     async def _write_loop(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
@@ -240,47 +351,67 @@ class ChatService:
         except StoreError as exc:
             log.error("storing %d messages failed: %s", len(batch), exc)
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(
-                        SendNotStored(
-                            "the message could not be stored", temp_id=pending.new.temp_id
-                        )
-                    )
+                pending.fail(
+                    SendNotStored("the message could not be stored", temp_id=pending.new.temp_id)
+                )
             return
         except Exception as exc:  # a bug: fail the batch loudly, keep the writer alive
             log.exception("unexpected failure storing %d messages", len(batch))
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+                pending.fail(exc)
             return
         committed = time.perf_counter()
         metrics.WRITE_BATCH_SIZE.observe(len(batch))
-        created = 0
+        # Acknowledge: every sender's RECEIPT is written here, before any publication.
+        fresh: list[tuple[Message, User]] = []
         for pending, stored in zip(batch, results, strict=True):
             metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
             if isinstance(stored, Refused):
                 # This message only: the rest of the batch is stored.
                 log.info("message refused: %s", stored.detail)
-                if not pending.future.done():
-                    pending.future.set_exception(_refusal_error(stored, pending.new.temp_id))
+                pending.fail(_refusal_error(stored, pending.new.temp_id))
                 continue
-            created += stored.created
-            if not pending.future.done():
-                pending.future.set_result(stored.message)
-        metrics.MESSAGES_STORED.inc(created)
-        # Acknowledge, then publish: one loop turn runs the futures' done-callbacks, which
-        # queue each sender's RECEIPT ahead of the broadcast of the same message.
-        await asyncio.sleep(0)
-        for pending, stored in zip(batch, results, strict=True):
-            if isinstance(stored, Stored) and stored.created:
-                body = codec.message_json(stored.message, pending.sender, self.zone)
-                await self._publish(stored.message.couple_id, pack(stored.message.seq, body))
-        metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed)
+            pending.succeed(stored.message)
+            if stored.created:
+                fresh.append((stored.message, pending.sender))
+        metrics.MESSAGES_STORED.inc(len(fresh))
+        # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
+        if fresh:
+            await self._outbox.put(_Committed(fresh, committed))
 
     def write_queue_depth(self) -> int:
         return sum(queue.qsize() for queue in self._queues)
 
     async def _publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
+        """Queue one payload for the couple's channel, behind everything committed before it
+        (waits while the publisher is a whole queue behind). Outside start()..close() there
+        is no publisher (the presence backend reports its last transitions while the node
+        shuts down): then it is published at once."""
+        if self._publisher is None:
+            await self._broadcast(couple_id, payload)
+            return
+        await self._outbox.put(_Event(couple_id, payload))
+
+    async def _publish_loop(self) -> None:
+        """The publisher: serialises each committed message once and hands it to the broker,
+        in commit order. Delivery to this node's sockets happens here (the hub only queues
+        frames on each transport, every one bounded), never in a writer."""
+        while True:
+            item = await self._outbox.get()
+            try:
+                if isinstance(item, _Committed):
+                    for message, sender in item.messages:
+                        body = codec.message_json(message, sender, self.zone)
+                        await self._broadcast(message.couple_id, pack(message.seq, body))
+                    metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - item.committed_at)
+                else:
+                    await self._broadcast(item.couple_id, item.payload)
+            except Exception:  # a bug: drop this item, keep publishing the rest
+                log.exception("publishing failed")
+            finally:
+                self._outbox.task_done()
+
+    async def _broadcast(self, couple_id: uuid.UUID, payload: bytes) -> None:
         try:
             await self.broker.publish(channel_for(couple_id), payload)
         except BrokerError as exc:
@@ -347,13 +478,17 @@ class ChatService:
         if not self._control_limit.allow(user_id):
             raise RateLimited("too many read marks or typing events; slow down")
 
-    def admit_session(self, user: User) -> None:
-        """Refuse one session more than the per-user limit (every device together)."""
-        if self.presence.session_count(user.id) >= self.settings.max_sessions_per_user:
-            raise RateLimited(f"at most {self.settings.max_sessions_per_user} sessions per user")
-
     async def session_opened(self, user: User) -> None:
-        if await self.presence.opened(user.id):
+        """Count a session of ``user`` (every device, every node together), or refuse it
+        with :class:`RateLimited` when the user holds ``IEUM_MAX_SESSIONS_PER_USER`` already:
+        the presence backend checks and counts in one step, so concurrent CONNECTs cannot
+        all pass the check. A refused session counted nothing (no :meth:`session_closed`)."""
+        limit = self.settings.max_sessions_per_user
+        try:
+            came_online = await self.presence.opened(user.id, limit=limit)
+        except SessionLimitReached:
+            raise RateLimited(f"at most {limit} sessions per user") from None
+        if came_online:
             await self._presence_event("USER_CONNECTED", user.id)
 
     async def session_closed(self, user: User) -> None:
@@ -420,3 +555,8 @@ class ChatService:
             "(or on a host the server allows)",
             temp_id=request.temp_id,
         )
+
+
+def _log_stop(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())

@@ -31,6 +31,7 @@ from typing import Any
 
 from ieum_chat.aio import stop_tasks_after
 from ieum_chat.auth import Principal
+from ieum_chat.chat.directory import Revocation
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import ErrorCode, error_body
@@ -104,6 +105,12 @@ class Gateway:
         """Called when the broker reconnected: every local subscription catches up by seq."""
         for connection in self.connections:
             connection.resync()
+
+    def revoke(self, revocation: Revocation) -> None:
+        """Users or couples lost access (deleted or re-paired, on any node, by anyone): each
+        session that depended on it ends (:meth:`StompConnection.revoke`)."""
+        for connection in list(self.connections):
+            connection.revoke(revocation)
 
 
 class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -294,6 +301,23 @@ class StompConnection:
     def resync(self) -> None:
         """The broker may have lost messages: catch every subscription up."""
         self.subscriptions.resync()
+
+    def revoke(self, revocation: Revocation) -> None:
+        """End this session if its user was deleted (ERROR ACCESS_REVOKED), or if it is
+        subscribed to a couple its user is no longer in (ERROR COUPLE_DISSOLVED). A socket
+        whose token came with the handshake counts as that user before its CONNECT. The
+        client's reconnect is checked afresh."""
+        user = self._dispatcher.claimed_user()
+        if user is None or self._closing:
+            return
+        if revocation.user_revoked(user.id):
+            code = ErrorCode.ACCESS_REVOKED
+        elif any(revocation.couple_revoked(user.id, c) for c in self.subscriptions.couples()):
+            code = ErrorCode.COUPLE_DISSOLVED
+        else:
+            return
+        self.log.info("session %s: %s", self.session_id, code.value)
+        self.fail(code)
 
     async def shutdown(self) -> None:
         """Stop taking frames, wait for the SENDs in flight to commit (their RECEIPTs go

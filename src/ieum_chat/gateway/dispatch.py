@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ieum_chat.auth import Principal, bearer_token
@@ -123,6 +123,12 @@ class Dispatcher:
             else:
                 self.send_error(SendNotStored("database unavailable; retry"))
 
+    def claimed_user(self) -> User | None:
+        """The session's user, or before CONNECT the one the handshake's token proved."""
+        if self._conn.user is not None:
+            return self._conn.user
+        return self._handshake[1] if self._handshake is not None else None
+
     # -- CONNECT --------------------------------------------------------------------------
 
     async def _on_connect(self, event: ConnectRequested) -> None:
@@ -145,13 +151,16 @@ class Dispatcher:
             conn.fail(ErrorCode.AUTH_FAILED, exc.detail or None, receipt=receipt)
             return
         self._handshake = None
+        # Counted (or refused past the per-user limit, across every node) before CONNECTED
+        # goes out; a teardown meanwhile gives the place back (closed() reads _announced).
+        conn.user, self._announced = user, True
         try:
-            chat.admit_session(user)
+            await chat.session_opened(user)
         except ChatError as exc:
+            conn.user, self._announced = None, False
             conn.log.info("session %s: refused: %s", conn.session_id, exc.detail)
             conn.fail(exc.code, exc.detail or None, receipt=receipt)
             return
-        conn.user = user
         session = conn.session
         conn.push(
             session.accept(
@@ -160,7 +169,6 @@ class Dispatcher:
         )
         session.set_expiry(time.monotonic() + (principal.expires_at - time.time()))
         conn.schedule_timer()
-        self._announced = True
         conn.log.info(
             "session %s: user %s connected over %s (STOMP %s)",
             conn.session_id,
@@ -168,7 +176,6 @@ class Dispatcher:
             conn.transport_name,
             session.version,
         )
-        await chat.session_opened(user)
 
     # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------
 
@@ -231,9 +238,10 @@ class Dispatcher:
             )
             inflight = self._inflight
             if inflight is None or len(inflight) < MAX_INFLIGHT_SENDS:
-                future = chat.try_accept(user, target.couple_id, request)
+                acknowledge = self._acknowledger(request, event.receipt)
+                future = chat.try_accept(user, target.couple_id, request, acknowledge=acknowledge)
                 if future is not None:
-                    self._track(future, request, event.receipt)
+                    self._track(future)
                     return None
         except ChatError as exc:
             self.send_error(exc)
@@ -255,19 +263,26 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await asyncio.shield(first)
         try:
-            future = await self._conn.gateway.chat.accept(user, couple_id, request)
+            future = await self._conn.gateway.chat.accept(
+                user, couple_id, request, acknowledge=self._acknowledger(request, receipt)
+            )
         except ChatError as exc:
             self.send_error(exc)
             return
-        self._track(future, request, receipt)
+        self._track(future)
 
-    def _track(
-        self, future: asyncio.Future[Message], request: SendRequest, receipt: str | None
-    ) -> None:
-        """The RECEIPT (or the error) is written when the commit resolves."""
+    def _track(self, future: asyncio.Future[Message]) -> None:
+        """Count the SEND in flight until its commit resolves (the in-flight bound)."""
         if self._inflight is None:
             self._inflight = []
         self._inflight.append(future)
+
+    def _acknowledger(
+        self, request: SendRequest, receipt: str | None
+    ) -> Callable[[asyncio.Future[Message]], None]:
+        """What the chat service calls as soon as the commit resolves, before it publishes
+        the message: the RECEIPT (or the error), so a client may pipeline SENDs and gets
+        each RECEIPT ahead of its own copy of the message."""
 
         def done(fut: asyncio.Future[Message]) -> None:
             if self._inflight is not None:
@@ -285,13 +300,14 @@ class Dispatcher:
                     SendFailed("the message could not be stored", temp_id=request.temp_id)
                 )
 
-        future.add_done_callback(done)
+        return done
 
     async def wait_inflight(self) -> None:
         """Until every SEND queued so far has committed (or failed), its RECEIPT written."""
         if self._inflight:
+            # Each RECEIPT is written when its commit resolves (the chat service calls the
+            # acknowledger before the future's waiters run).
             await asyncio.gather(*self._inflight, return_exceptions=True)
-            await asyncio.sleep(0)  # let the done-callbacks queue their receipts
 
     async def _on_control(self, event: Send, target: Target | None, user: User) -> None:
         """Read marks and typing; anything else under SEND is refused (UNAUTHORIZED)."""

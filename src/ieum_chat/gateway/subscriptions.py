@@ -137,6 +137,10 @@ class Subscriptions:
     def get(self, sub_id: str) -> Subscription | None:
         return self._by_id.get(sub_id) if self._by_id else None
 
+    def couples(self) -> set[uuid.UUID]:
+        """The couples this connection listens to."""
+        return {sub.couple_id for sub in (self._by_id or {}).values()}
+
     async def open(
         self,
         sub_id: str,

@@ -7,7 +7,8 @@ unique with ``couple_id, sender_id``; NULLs never collide), ``couples.last_seq``
 in step: ``tests/conformance/store`` compares the two. Revisions 0004 and 0005 add no table but
 PostgreSQL's append functions, which name columns of ``couples`` and ``messages`` (0005's
 returns ``messages`` rows in the order of ``records.Message``): a revision that changes those
-re-creates them.
+re-creates them. Revision 0006 adds ``directory_changes``, filled by triggers on ``users`` and
+``couples`` (read by ``store.directory``).
 
 Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -34,7 +36,15 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["couples", "messages", "metadata", "to_db_time", "users", "utcnow"]
+__all__ = [
+    "couples",
+    "directory_changes",
+    "messages",
+    "metadata",
+    "to_db_time",
+    "users",
+    "utcnow",
+]
 
 metadata = MetaData()
 
@@ -77,6 +87,20 @@ messages = Table(
     # Backs history pages and replay (WHERE couple_id = ? AND seq < ? ORDER BY seq).
     UniqueConstraint("couple_id", "seq", name="uq_messages_couple_seq"),
     UniqueConstraint("couple_id", "sender_id", "temp_id", name="uq_messages_couple_sender_temp"),
+)
+
+# One row per inserted, updated or deleted user or couple, written by triggers (whoever
+# changed the row); nodes read it by position to drop what they cached. kind: user|couple,
+# op: I|U|D, changed_at: UTC.
+directory_changes = Table(
+    "directory_changes",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("kind", String(6), nullable=False),
+    Column("entity_id", Uuid, nullable=False),
+    Column("op", String(1), nullable=False),
+    Column("changed_at", DateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # The plan's two indexes; idx_messages_unread also serves unread counts and mark-read.
