@@ -39,6 +39,12 @@ RUN_TIMEOUT = 90.0
 
 Couple = dict[str, str]
 
+# SQLite only: what is under test is the page, not the store.
+pytestmark = [
+    pytest.mark.backends("sqlite"),
+    pytest.mark.server_env({"IEUM_DEMO_ASSETS": str(WEB_MODULES), "IEUM_SHUTDOWN_GRACE": "2"}),
+]
+
 
 def _require(ok: bool, why: str) -> None:
     if ok:
@@ -95,28 +101,6 @@ def _png(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(bytes(rows)))
         + chunk(b"IEND", b"")
     )
-
-
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """SQLite only: what is under test is the page, not the store."""
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
-
-
-@pytest.fixture(scope="module")
-def server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {
-        **SERVER_ENV,
-        "IEUM_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
-        "IEUM_DEMO_ASSETS": str(WEB_MODULES),
-        "IEUM_SHUTDOWN_GRACE": "2",
-    }
-    proc = ServerProcess(cli, tmp_path_factory.mktemp("log") / "server.log", extra_env=env)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def _seed_history(server: ServerProcess, couple: Couple) -> None:

@@ -15,11 +15,8 @@ from tests.support.server import ServerProcess
 NODE_DIR = Path(__file__).parent / "node"
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """SQLite only: what is under test is the transport, not the store."""
-    path: Path = tmp_path_factory.mktemp("db") / "chat.db"
-    return f"sqlite:///{path}"
+# SQLite only: what is under test is the transport, not the store.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def node_ready() -> None:

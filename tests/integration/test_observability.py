@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,19 +20,10 @@ from tests.support.stomp_client import StompTestClient
 from tests.support.tcp_proxy import TcpProxy
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "ieum-chat-dashboard.json"
+# Debug logging, so that every line that could leak a token is written.
+pytestmark = pytest.mark.server_env({"IEUM_LOG_LEVEL": "DEBUG"})
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? ([-+0-9.eEnaif]+)$")
-
-
-@pytest.fixture(scope="module")
-def server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Debug logging, so that every line that could leak a token is written."""
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    env = {**SERVER_ENV, "IEUM_LOG_LEVEL": "DEBUG"}
-    proc = ServerProcess(cli, log_path, extra_env=env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def scrape(server: ServerProcess) -> dict[str, float]:

@@ -24,8 +24,8 @@ from tests.support.tcp_proxy import TcpProxy
 
 Couple = dict[str, str]
 
-LIMITS_ENV = {
-    **SERVER_ENV,
+# This module's server has low limits, so tests can reach them quickly.
+LIMITS = {
     "IEUM_MAX_SESSIONS_PER_USER": "3",
     "IEUM_MESSAGE_RATE": "5",
     "IEUM_MESSAGE_BURST": "10",
@@ -34,17 +34,7 @@ LIMITS_ENV = {
     "IEUM_MAX_SUBSCRIPTIONS": "8",
     "IEUM_OUTBOUND_BUFFER_BYTES": "262144",
 }
-
-
-@pytest.fixture(scope="module")
-def server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """This module's server has low limits, so tests can reach them quickly."""
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    proc = ServerProcess(cli, log_path, extra_env=LIMITS_ENV).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+pytestmark = pytest.mark.server_env(LIMITS)
 
 
 def text(content: str, temp_id: str | None = None) -> dict[str, object]:

@@ -15,31 +15,11 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.fixtures import SERVER_ENV
-from tests.support.server import TEST_SECRET, Cli, ServerProcess
+from tests.support.server import TEST_SECRET, ServerProcess
 from tests.support.stomp_client import StompTestClient
 
 Couple = dict[str, str]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
-
-
-@pytest.fixture(scope="module")
-def uploads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uploads")
-
-
-@pytest.fixture(scope="module")
-def server(
-    cli: Cli, tmp_path_factory: pytest.TempPathFactory, uploads_dir: Path
-) -> Iterator[ServerProcess]:
-    """The shared server set-up, with uploads kept in a temporary folder."""
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    env = {**SERVER_ENV, "IEUM_UPLOAD_DIR": str(uploads_dir)}
-    proc = ServerProcess(cli, log_path, extra_env=env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

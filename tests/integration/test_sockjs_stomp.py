@@ -8,7 +8,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,11 +21,8 @@ from tests.support.stomp_client import StompTestClient
 Couple = dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """SQLite only: SockJS is a transport; the stores are covered by the other modules."""
-    path: Path = tmp_path_factory.mktemp("db") / "chat.db"
-    return f"sqlite:///{path}"
+# SQLite only: SockJS is a transport; the stores are covered by the other modules.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 @pytest.fixture

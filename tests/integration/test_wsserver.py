@@ -21,10 +21,8 @@ Couple = dict[str, str]
 KEY = base64.b64encode(os.urandom(16)).decode()
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """These tests are about the socket, not the database: SQLite only."""
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
+# These tests are about the socket, not the database: SQLite only.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def handshake(path: str = "/ws/chat", **headers: str) -> bytes:

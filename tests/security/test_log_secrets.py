@@ -15,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from ieum_chat.observability.logging import redact
-from tests.support.fixtures import SERVER_ENV
-from tests.support.server import Cli, ServerProcess
+from tests.support.server import ServerProcess
 from tests.support.stomp_client import StompTestClient
 
 JWT = (
@@ -82,29 +79,15 @@ def test_plain_lines_keep_their_meaning() -> None:
     assert redact("cdn.example.com served a.b.c") == "cdn.example.com served a.b.c"
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """SQLite: its drivers are the ones that logged parameters."""
-    path: Path = tmp_path_factory.mktemp("db") / "chat.db"
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture(scope="module")
-def debug_server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    env = {**SERVER_ENV, "IEUM_LOG_LEVEL": "DEBUG"}
-    proc = ServerProcess(cli, log_path, extra_env=env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+# SQLite: its drivers are the ones that logged parameters.
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.server_env({"IEUM_LOG_LEVEL": "DEBUG"})]
 
 
 async def test_debug_logs_hold_no_message_text_and_no_token(
-    debug_server: ServerProcess, couple: dict[str, str]
+    server: ServerProcess, couple: dict[str, str]
 ) -> None:
     texts = [f"private-{uuid.uuid4().hex}" for _ in range(2)]
-    async with httpx.AsyncClient(base_url=debug_server.http_url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as http:
         response = await http.post(
             f"/chat/rooms/{couple['couple']}/messages",
             json={"type": "TEXT", "content": texts[0], "tempId": "rest-1"},
@@ -112,26 +95,26 @@ async def test_debug_logs_hold_no_message_text_and_no_token(
         )
         assert response.status_code == 201, response.text
     for url in (
-        f"{debug_server.ws_url}?%74oken={couple['tb']}",
-        f"{debug_server.ws_url}?token={encoded(couple['tb'], '%2E')}",
+        f"{server.ws_url}?%74oken={couple['tb']}",
+        f"{server.ws_url}?token={encoded(couple['tb'], '%2E')}",
     ):
         client = await StompTestClient.open(url)
         await client.send("CONNECT", {"accept-version": "1.2", "host": "ieum"})
         await client.expect("CONNECTED")  # the handshake's token was taken
         await client.close()
-    client = await StompTestClient.connected(debug_server.ws_url, couple["tb"])
+    client = await StompTestClient.connected(server.ws_url, couple["tb"])
     body = json.dumps({"type": "TEXT", "content": texts[1], "tempId": "ws-1"})
     destination = f"/app/chat/{couple['couple']}"
     await client.send("SEND", {"destination": destination, "receipt": "r"}, body)
     await client.receipt("r")
     await client.close()
     session = f"sid-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(base_url=debug_server.http_url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as http:
         assert (await http.post(f"/ws/chat/000/{session}/xhr")).text == "o\n"
         sent = await http.post(f"/ws/chat/000/{session}/xhr_send", content=b'["\\n"]')
         assert sent.status_code == 204
     await asyncio.sleep(0.3)
-    log_text = debug_server.log_text()
+    log_text = server.log_text()
     assert " DEBUG " in log_text  # the level did take
     assert "/ws/chat/000/[REDACTED]/xhr_send" in log_text  # the access log did run
     assert session not in log_text

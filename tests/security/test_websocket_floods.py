@@ -42,10 +42,8 @@ FLOODS = {"ping": (b"", PING_FLOOD), "empty-continuation": (OPEN_MESSAGE, EMPTY_
 PATHS = {"raw": "/ws/chat", "raw-alias": "/ws/chat/websocket", "sockjs": SOCKJS_PATH}
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The floods are about the socket, not the database: SQLite only."""
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
+# The floods are about the socket, not the database: SQLite only.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 async def run_flood(

@@ -1,5 +1,13 @@
 """Fixtures shared by the integration and end-to-end tests: a real server process per backend
-(SQLite file, PostgreSQL database), shared by a test module."""
+(SQLite file, PostgreSQL database), shared by a test module.
+
+A module tunes the one ``server`` fixture with markers instead of redefining it:
+
+- ``pytestmark = pytest.mark.server_env({"IEUM_LOG_LEVEL": "DEBUG"})``: variables merged over
+  :data:`SERVER_ENV` for that module's server;
+- ``pytestmark = pytest.mark.backends("sqlite")``: the module runs on those backends only (the
+  items of the others are deselected at collection: they neither run nor count as skipped).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,22 @@ import pytest
 
 from tests.support.postgres import create_database, drop_database, require_postgres
 from tests.support.server import Cli, ServerProcess
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy, stop_proxies
 
-BACKENDS = ["sqlite", "postgresql"]
+__all__ = [
+    "BACKENDS",
+    "SERVER_ENV",
+    "cli",
+    "couple",
+    "couple_pool",
+    "database_url",
+    "pytest_collection_modifyitems",
+    "server",
+    "tcp_proxy",
+    "uploads_dir",
+]
+
+BACKENDS = ("sqlite", "postgresql")
 
 SERVER_ENV = {
     # Short enough for the tests to watch them fire; the defaults are 10 s each.
@@ -25,7 +47,28 @@ SERVER_ENV = {
 }
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the items of a backend their module's ``backends`` marker leaves out."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        if marker is not None and not set(marker.args) <= set(BACKENDS):
+            raise pytest.UsageError(f"{item.nodeid}: backends {marker.args!r} not in {BACKENDS!r}")
+        if marker is None or backend is None or backend in marker.args:
+            kept.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -48,9 +91,30 @@ def cli(database_url: str) -> Cli:
 
 
 @pytest.fixture(scope="module")
-def server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def uploads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the module's server keeps uploaded images (never the working directory)."""
+    return tmp_path_factory.mktemp("uploads")
+
+
+def server_env(node: pytest.Item | pytest.Collector) -> dict[str, str]:
+    """:data:`SERVER_ENV` with the node's ``server_env`` markers over it (the closest last)."""
+    env = dict(SERVER_ENV)
+    for marker in reversed(list(node.iter_markers("server_env"))):
+        (extra,) = marker.args
+        env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(
+    request: pytest.FixtureRequest,
+    cli: Cli,
+    uploads_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess]:
     log_path: Path = tmp_path_factory.mktemp("log") / "server.log"
-    proc = ServerProcess(cli, log_path, extra_env=SERVER_ENV).start()
+    env = {"IEUM_UPLOAD_DIR": str(uploads_dir), **server_env(request.node)}
+    proc = ServerProcess(cli, log_path, extra_env=env).start()
     try:
         yield proc
     finally:
@@ -66,3 +130,20 @@ def couple_pool(cli: Cli) -> Iterator[dict[str, str]]:
 def couple(couple_pool: Iterator[dict[str, str]]) -> dict[str, str]:
     """A couple no other test has used: ``couple``, members ``a``/``b``, tokens ``ta``/``tb``."""
     return next(couple_pool)
+
+
+@pytest.fixture(scope="module")
+def tcp_proxy() -> Iterator[ProxyFactory]:
+    """A factory of :class:`TcpProxy` to the given upstream ``(host, port)``; every proxy it
+    made is stopped, with a deadline, when the module ends."""
+    made: list[TcpProxy] = []
+
+    def start(host: str, port: int) -> TcpProxy:
+        proxy = TcpProxy(host, port)
+        made.append(proxy)
+        return proxy.start()
+
+    try:
+        yield start
+    finally:
+        stop_proxies(made)
