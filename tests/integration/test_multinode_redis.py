@@ -15,9 +15,9 @@ import pytest
 from tests.support.fixtures import SERVER_ENV
 from tests.support.nginx import Cluster
 from tests.support.postgres import create_database, drop_database, require_postgres
-from tests.support.redis import REDIS_URL, require_redis
+from tests.support.redis import redis_address, require_redis
 from tests.support.stomp_client import StompTestClient
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 
 pytestmark = pytest.mark.postgres
 
@@ -25,14 +25,9 @@ Couple = dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def proxy() -> Iterator[TcpProxy]:
+def proxy(tcp_proxy: ProxyFactory) -> TcpProxy:
     require_redis()
-    host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].split(":")
-    p = TcpProxy(host, int(port)).start()
-    try:
-        yield p
-    finally:
-        p.stop()
+    return tcp_proxy(*redis_address())
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,18 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from urllib.parse import urlsplit
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-__all__ = ["ADMIN_URL", "create_database", "drop_database", "require_postgres"]
+__all__ = [
+    "ADMIN_URL",
+    "create_database",
+    "drop_database",
+    "postgres_address",
+    "require_postgres",
+]
 
 ADMIN_URL = os.environ.get("IEUM_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
 
@@ -26,6 +33,12 @@ def _fail_or_skip(reason: str) -> None:
 
 async def _admin() -> asyncpg.Connection:
     return await asyncpg.connect(ADMIN_URL, timeout=5)
+
+
+def postgres_address() -> tuple[str, int]:
+    """``(host, port)`` of the machine's PostgreSQL, for a proxy in front of it."""
+    url = urlsplit(ADMIN_URL)
+    return url.hostname or "127.0.0.1", url.port or 5432
 
 
 def require_postgres() -> None:

@@ -13,12 +13,20 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 from redis.exceptions import RedisError
 
-__all__ = ["REDIS_URL", "RedisServer", "delete_prefix", "require_redis", "unique_prefix"]
+__all__ = [
+    "REDIS_URL",
+    "RedisServer",
+    "delete_prefix",
+    "redis_address",
+    "require_redis",
+    "unique_prefix",
+]
 
 REDIS_URL = os.environ.get("IEUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -34,6 +42,12 @@ def require_redis() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"Redis is required on CI ({REDIS_URL}): {exc}")
         pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+
+
+def redis_address() -> tuple[str, int]:
+    """``(host, port)`` of the machine's Redis, for a proxy in front of it."""
+    url = urlsplit(REDIS_URL)
+    return url.hostname or "127.0.0.1", url.port or 6379
 
 
 def unique_prefix() -> str:

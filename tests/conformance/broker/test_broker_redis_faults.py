@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.support.redis import REDIS_URL, require_redis, unique_prefix
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.redis import REDIS_URL, redis_address, require_redis, unique_prefix
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker.redis import RedisBroker
@@ -22,14 +22,9 @@ FAST = {"backoff": (0.05, 0.2), "ping_interval": 0.5, "subscribe_timeout": 2.0}
 
 
 @pytest.fixture
-def proxy() -> Iterator[TcpProxy]:
+def proxy(tcp_proxy: ProxyFactory) -> TcpProxy:
     require_redis()
-    host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].split(":")
-    p = TcpProxy(host, int(port)).start()
-    try:
-        yield p
-    finally:
-        p.stop()
+    return tcp_proxy(*redis_address())
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker.redis_presence import RedisPresence
@@ -77,12 +77,8 @@ async def nodes() -> AsyncIterator[Nodes]:
 
 
 @pytest.fixture
-def proxy() -> Iterator[TcpProxy]:
-    p = TcpProxy("127.0.0.1", 6379).start()
-    try:
-        yield p
-    finally:
-        p.stop()
+def proxy(tcp_proxy: ProxyFactory) -> TcpProxy:
+    return tcp_proxy("127.0.0.1", 6379)
 
 
 async def test_a_dead_nodes_users_go_offline_once(nodes: Nodes) -> None:

@@ -8,13 +8,15 @@ PostgreSQL only: these are the failures of its raw connections (``store.asyncpg_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.appends import all_stored
+from tests.support.postgres import postgres_address
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 
 from ieum_chat.errors import StoreError, StoreUnavailable
 from ieum_chat.store import Couple, Database, Message, NewMessage, User, normalize_url
@@ -47,12 +49,8 @@ def pg(db: Database) -> None:
 
 
 @pytest.fixture
-def proxy(pg: None) -> Iterator[TcpProxy]:
-    running = TcpProxy().start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def proxy(pg: None, tcp_proxy: ProxyFactory) -> TcpProxy:
+    return tcp_proxy(*postgres_address())
 
 
 @pytest.fixture
@@ -96,7 +94,7 @@ async def test_unreachable_database_is_store_unavailable(
     used = await Database.connect(through_proxy)  # has appended before the cut
     fresh = await Database.connect(through_proxy)  # first appends after it
     try:
-        [before] = await used.append_messages([new_message(couple, a, "before")])
+        [before] = all_stored(await used.append_messages([new_message(couple, a, "before")]))
         proxy.cut()  # open connections reset, new ones refused
         for db in (used, fresh):
             with pytest.raises(StoreUnavailable, match="append_messages") as caught:
@@ -105,8 +103,8 @@ async def test_unreachable_database_is_store_unavailable(
             assert isinstance(caught.value.__cause__, OSError | asyncpg.PostgresError)
             assert PASSWORD not in str(caught.value.__cause__)
         proxy.restore()
-        [after] = await used.append_messages([new_message(couple, a, "after")])
-        [other] = await fresh.append_messages([new_message(couple, a, "other")])
+        [after] = all_stored(await used.append_messages([new_message(couple, a, "after")]))
+        [other] = all_stored(await fresh.append_messages([new_message(couple, a, "other")]))
     finally:
         await used.close()
         await fresh.close()
@@ -120,12 +118,12 @@ async def test_connections_killed_between_calls(
     new_message: MessageFactory,
 ) -> None:
     couple, a, b = await make_couple()
-    stored = [(await db.append_messages([new_message(couple, a, "first")]))[0].message]
+    stored = [(all_stored(await db.append_messages([new_message(couple, a, "first")])))[0].message]
     await admin.execute(_KILL_OTHERS)
     failures = 0
     for i in range(4):
         try:
-            [result] = await db.append_messages([new_message(couple, b, f"after {i}")])
+            [result] = all_stored(await db.append_messages([new_message(couple, b, f"after {i}")]))
         except StoreUnavailable:
             failures += 1
             assert i == 0, "only the first call after the kill may fail"
@@ -144,7 +142,7 @@ async def test_connection_killed_in_the_middle_of_an_append(
     new_message: MessageFactory,
 ) -> None:
     couple, a, _ = await make_couple()
-    [first] = await db.append_messages([new_message(couple, a, "first")])
+    [first] = all_stored(await db.append_messages([new_message(couple, a, "first")]))
     holder = await asyncpg.connect(migrated_url)
     try:
         locking = holder.transaction()
@@ -158,7 +156,7 @@ async def test_connection_killed_in_the_middle_of_an_append(
         await locking.rollback()
     finally:
         await holder.close()
-    [after] = await db.append_messages([new_message(couple, a, "after")])
+    [after] = all_stored(await db.append_messages([new_message(couple, a, "after")]))
     assert after.message.seq == 2  # the killed batch stored nothing
     assert await read_back(db, couple) == [first.message, after.message]
 
@@ -186,7 +184,7 @@ async def test_cancelled_append_is_abandoned_not_finished(
         await locking.rollback()
     finally:
         await holder.close()
-    [after] = await db.append_messages([new_message(couple, a, "after")])
+    [after] = all_stored(await db.append_messages([new_message(couple, a, "after")]))
     assert after.message.seq == 1
     assert await read_back(db, couple) == [after.message]
 
@@ -196,7 +194,7 @@ async def test_append_after_close_is_a_store_error(
 ) -> None:
     couple, a, _ = await make_couple()
     db = await Database.connect(migrated_url)
-    await db.append_messages([new_message(couple, a)])
+    all_stored(await db.append_messages([new_message(couple, a)]))
     await db.close()
     with pytest.raises(StoreError, match="closed"):
         await db.append_messages([new_message(couple, a)])
@@ -215,7 +213,7 @@ async def test_server_refusals_are_store_errors(
     with pytest.raises(StoreError, match="append_messages failed") as caught:
         await db.append_messages(batch)
     assert len(str(caught.value)) < 300
-    [ok] = await db.append_messages([new_message(couple, a)])  # the pool carries on
+    [ok] = all_stored(await db.append_messages([new_message(couple, a)]))  # the pool carries on
     assert ok.message.seq == 1
 
 
