@@ -62,7 +62,7 @@ async def test_members_on_different_nodes_chat_through_nginx(
     assert node_a != node_b
     topic = f"/topic/couple/{couple['couple']}"
     for client in (a, b):
-        await client.subscribe(topic, **RESUME_ALL)
+        await client.subscribe(topic, RESUME_ALL)
     dest = f"/app/chat/{couple['couple']}"
     for i in range(50):  # pipelined: receipts come back in order once each is committed
         await a.send("SEND", {"destination": dest, "receipt": f"r{i}"}, text(f"a{i}"))
@@ -105,7 +105,7 @@ async def test_both_members_sending_at_once_from_two_nodes(
     b, _ = await cluster.connect(couple["tb"], avoid={node_a})
     topic = f"/topic/couple/{couple['couple']}"
     for client in (a, b):
-        await client.subscribe(topic, **RESUME_ALL)
+        await client.subscribe(topic, RESUME_ALL)
     dest = f"/app/chat/{couple['couple']}"
 
     async def burst(client: StompTestClient, name: str) -> None:
@@ -128,7 +128,7 @@ async def test_both_members_sending_at_once_from_two_nodes(
 async def test_presence_is_announced_once_across_nodes(cluster: Cluster, couple: Couple) -> None:
     b, node_b = await cluster.connect(couple["tb"])
     b.ignore_presence = False
-    await b.subscribe(f"/topic/couple/{couple['couple']}", **RESUME_ALL)
+    await b.subscribe(f"/topic/couple/{couple['couple']}", RESUME_ALL)
     phone, node_phone = await cluster.connect(couple["ta"], avoid={node_b})
     event = await b.expect_message()
     assert (event["event"], event["userId"]) == ("USER_CONNECTED", couple["a"])
@@ -214,7 +214,7 @@ async def test_sockjs_xhr_streaming_member_chats_with_a_websocket_member(
     assert orjson.loads(info.content)["websocket"] is True
     a, _ = await cluster.connect(couple["ta"])
     topic = f"/topic/couple/{couple['couple']}"
-    await a.subscribe(topic, **RESUME_ALL)
+    await a.subscribe(topic, RESUME_ALL)
     # Several SockJS sessions: every one needs its xhr_send to reach its stream's node.
     for round_ in range(4):
         b = XhrStreamingClient(cluster.proxy.http_url)

@@ -60,7 +60,7 @@ async def test_a_killed_nodes_clients_reconnect_elsewhere_and_resume(
     topic = f"/topic/couple/{couple['couple']}"
     dest = f"/app/chat/{couple['couple']}"
     for client in (a, b):
-        await client.subscribe(topic, **RESUME_ALL)
+        await client.subscribe(topic, RESUME_ALL)
     for i in range(1, 6):
         await a.send("SEND", {"destination": dest, "receipt": f"r{i}"}, text(f"m{i}"))
     assert await through(a, "r5", 5) == [1, 2, 3, 4, 5]
@@ -75,7 +75,7 @@ async def test_a_killed_nodes_clients_reconnect_elsewhere_and_resume(
     # Reconnect through nginx: the dead node refuses, nginx passes to a live one.
     b, node_b2 = await cluster.connect(couple["tb"])
     assert node_b2 != node_b
-    await b.subscribe(topic, **{"x-resume-after-seq": "5"})
+    await b.subscribe(topic, {"x-resume-after-seq": "5"})
     resumed = [await b.expect_message() for _ in range(5)]
     assert [m["seq"] for m in resumed] == [6, 7, 8, 9, 10]
     assert [m["content"] for m in resumed] == [f"m{i}" for i in range(6, 11)]
@@ -101,7 +101,7 @@ async def test_a_killed_nodes_users_go_offline_once_after_the_ttl(
 ) -> None:
     b, node_b = await cluster.connect(couple["tb"])
     b.ignore_presence = False
-    await b.subscribe(f"/topic/couple/{couple['couple']}", **RESUME_ALL)
+    await b.subscribe(f"/topic/couple/{couple['couple']}", RESUME_ALL)
     a, node_a = await cluster.connect(couple["ta"], avoid={node_b})
     event = await b.expect_message()
     assert (event["event"], event["userId"]) == ("USER_CONNECTED", couple["a"])

@@ -75,7 +75,7 @@ async def test_a_node_cut_off_from_redis_serves_locally_then_everyone_catches_up
     b_here = await StompTestClient.connected(near, couple["tb"])  # b's tablet, same node
     b = await StompTestClient.connected(far, couple["tb"])  # b's phone, the other node
     for client in (a, b_here, b):
-        await client.subscribe(topic, **{"x-resume-after-seq": "0"})
+        await client.subscribe(topic, {"x-resume-after-seq": "0"})
     await a.send("SEND", {"destination": dest, "receipt": "r1"}, text("m1"))
     assert await through(a, "r1", 1) == [1]
     for client in (b_here, b):

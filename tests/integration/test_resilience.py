@@ -94,7 +94,8 @@ async def test_message_rate_is_limited_and_nothing_extra_stored(
     dest = f"/app/chat/{couple['couple']}"
     for i in range(14):
         await a.send("SEND", {"destination": dest, "receipt": f"r{i}"}, text(f"m{i}", f"t{i}"))
-    receipts, limited = [], []
+    receipts: list[str | None] = []
+    limited: list[str] = []
     while len(receipts) + len(limited) < 14:
         frame = await a.next_frame()
         if frame.command == "RECEIPT":
@@ -122,7 +123,8 @@ async def test_typing_and_read_rate_is_limited(server: ServerProcess, couple: Co
     dest = f"/app/chat/{couple['couple']}/typing"
     for i in range(8):  # alternating states, so none is dropped as a repeat
         await a.send("SEND", {"destination": dest, "receipt": f"t{i}"}, {"typing": i % 2 == 0})
-    events, errors, receipts = 0, [], 0
+    events, receipts = 0, 0
+    errors: list[str] = []
     while receipts + len(errors) < 8:
         frame = await a.next_frame()
         if frame.command == "RECEIPT":
@@ -261,7 +263,7 @@ async def test_sigterm_drains_sessions(cli: Cli, couple: Couple, tmp_path: Path)
     server.start()
     try:
         late = await StompTestClient.connected(server.ws_url, couple["tb"])
-        await late.subscribe(f"/topic/couple/{couple['couple']}", **{"x-resume-after-seq": "0"})
+        await late.subscribe(f"/topic/couple/{couple['couple']}", {"x-resume-after-seq": "0"})
         stored = await messages_until_quiet(late)
         assert {m["tempId"] for m in stored} >= {f"t{r[1:]}" for r in receipts}
         assert [m["seq"] for m in stored] == list(range(1, len(stored) + 1))
@@ -351,7 +353,7 @@ async def test_read_state_is_correct_after_reconnect(server: ServerProcess, coup
     await b.receipt("rd")
     await a.close()
     again = await StompTestClient.connected(server.ws_url, couple["ta"])
-    await again.subscribe(f"/topic/couple/{couple['couple']}", **{"x-resume-after-seq": "0"})
+    await again.subscribe(f"/topic/couple/{couple['couple']}", {"x-resume-after-seq": "0"})
     replayed = [await again.expect_message() for _ in range(3)]
     assert [(m["seq"], m["isRead"], m["readAt"] is not None) for m in replayed] == [
         (1, True, True),

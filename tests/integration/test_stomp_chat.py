@@ -437,7 +437,7 @@ async def test_resume_after_seq(server: ServerProcess, couple: Couple) -> None:
         await a.send("SEND", {"destination": dest, "receipt": f"r{i}"}, text(f"m{i}"))
         await a.receipt(f"r{i}")
     late = await StompTestClient.connected(server.ws_url, couple["tb"])
-    await late.subscribe(f"/topic/couple/{couple['couple']}", **{"x-resume-after-seq": "2"})
+    await late.subscribe(f"/topic/couple/{couple['couple']}", {"x-resume-after-seq": "2"})
     replayed = [await late.expect_message() for _ in range(3)]
     assert [m["seq"] for m in replayed] == [3, 4, 5]
     await a.send("SEND", {"destination": dest}, text("live"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -93,9 +94,11 @@ class StompTestClient:
         except UnicodeDecodeError:
             await self.ws.send(data)  # a binary WebSocket message
 
-    async def subscribe(self, destination: str, *, receipt: bool = True, **headers: str) -> str:
+    async def subscribe(
+        self, destination: str, headers: Mapping[str, str] | None = None, *, receipt: bool = True
+    ) -> str:
         sub_id = f"sub-{next(self._ids)}"
-        extra = {"id": sub_id, "destination": destination, **headers}
+        extra = {"id": sub_id, "destination": destination, **(headers or {})}
         if receipt:
             extra["receipt"] = f"r-{sub_id}"
         await self.send("SUBSCRIBE", extra)

@@ -80,8 +80,12 @@ async def test_a_step_returns_its_value() -> None:
 async def test_a_step_that_hangs_is_left_at_its_deadline_even_if_it_swallows_cancellation(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    async def step() -> str:
+        await _swallows_cancellations(50, [])
+        return "finished"
+
     started = time.monotonic()
-    assert await finish_within(_swallows_cancellations(50, []), 0.2, "slow step") is None
+    assert await finish_within(step(), 0.2, "slow step") is None
     assert time.monotonic() - started < 1.0
     assert "slow step did not finish within 0.2 s" in caplog.text
     await _end_the_rest()
@@ -90,7 +94,7 @@ async def test_a_step_that_hangs_is_left_at_its_deadline_even_if_it_swallows_can
 async def test_a_failing_step_is_logged_and_the_caller_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken() -> None:
+    async def broken() -> str:
         raise RuntimeError("boom")
 
     assert await finish_within(broken(), 1.0, "broken step") is None

@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from tests.support.appends import all_stored
+
 from ieum_chat.store import Couple, Database, NewMessage, Stored, User
 
 CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
@@ -24,7 +26,7 @@ async def test_append_returns_the_stored_rows(
 ) -> None:
     couple, a, _ = await make_couple()
     new = new_message(couple, a, "hello", temp_id="t-1")
-    [stored] = await db.append_messages([new])
+    [stored] = all_stored(await db.append_messages([new]))
     assert stored.created
     m = stored.message
     assert (m.id, m.couple_id, m.sender_id, m.seq) == (new.id, couple.id, a.id, 1)
@@ -46,7 +48,7 @@ async def test_image_and_sticker_round_trip(
         new_message(couple, a, None, type="IMAGE"), image_url="https://cdn.example/i.png"
     )
     sticker = new_message(couple, b, "sticker-42", type="STICKER")
-    stored = await db.append_messages([image, sticker])
+    stored = all_stored(await db.append_messages([image, sticker]))
     page = await db.get_messages(couple.id, ascending=True)
     assert [m.message for m in stored] == page
     assert (page[0].type, page[0].content, page[0].image_url) == (
@@ -62,11 +64,13 @@ async def test_seq_counts_per_couple_from_one(
 ) -> None:
     c1, a1, b1 = await make_couple()
     c2, a2, _ = await make_couple()
-    assert seqs(await db.append_messages([new_message(c1, a1)])) == [1]
-    assert seqs(await db.append_messages([new_message(c1, b1), new_message(c1, a1)])) == [2, 3]
-    assert seqs(await db.append_messages([new_message(c2, a2)])) == [1]
+    assert seqs(all_stored(await db.append_messages([new_message(c1, a1)]))) == [1]
+    assert seqs(
+        all_stored(await db.append_messages([new_message(c1, b1), new_message(c1, a1)]))
+    ) == [2, 3]
+    assert seqs(all_stored(await db.append_messages([new_message(c2, a2)]))) == [1]
     mixed = [new_message(c, s) for c, s in [(c1, a1), (c2, a2), (c2, a2), (c1, b1), (c2, a2)]]
-    assert seqs(await db.append_messages(mixed)) == [4, 2, 3, 5, 4]
+    assert seqs(all_stored(await db.append_messages(mixed))) == [4, 2, 3, 5, 4]
     assert [m.seq for m in await db.get_messages(c1.id, ascending=True)] == [1, 2, 3, 4, 5]
     assert [m.seq for m in await db.get_messages(c2.id, ascending=True)] == [1, 2, 3, 4]
 
@@ -75,19 +79,21 @@ async def test_temp_id_dedup_across_calls(
     db: Database, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, b = await make_couple()
-    [first] = await db.append_messages([new_message(couple, a, "once", temp_id="dup")])
+    [first] = all_stored(await db.append_messages([new_message(couple, a, "once", temp_id="dup")]))
     retry = new_message(couple, a, "once (retry)", temp_id="dup")
-    [again] = await db.append_messages([retry])
+    [again] = all_stored(await db.append_messages([retry]))
     assert again == Stored(first.message, created=False)
     # the same tempId from the partner, or in another couple, is a different message
     other_couple, c, _ = await make_couple()
-    [partner] = await db.append_messages([new_message(couple, b, temp_id="dup")])
-    [elsewhere] = await db.append_messages([new_message(other_couple, c, temp_id="dup")])
+    [partner] = all_stored(await db.append_messages([new_message(couple, b, temp_id="dup")]))
+    [elsewhere] = all_stored(
+        await db.append_messages([new_message(other_couple, c, temp_id="dup")])
+    )
     assert partner.created
     assert elsewhere.created
     assert (partner.message.seq, elsewhere.message.seq) == (2, 1)
     # the retry consumed no seq
-    [next_one] = await db.append_messages([new_message(couple, a)])
+    [next_one] = all_stored(await db.append_messages([new_message(couple, a)]))
     assert next_one.message.seq == 3
     assert [m.content for m in await db.get_messages(couple.id, ascending=True)] == [
         "once",
@@ -106,7 +112,7 @@ async def test_temp_id_dedup_within_one_batch(
         new_message(couple, a, "1 again", temp_id="x"),
         new_message(couple, a, "3"),
     ]
-    results = await db.append_messages(batch)
+    results = all_stored(await db.append_messages(batch))
     assert [r.created for r in results] == [True, True, False, True]
     assert seqs(results) == [1, 2, 1, 3]
     assert results[2].message == results[0].message
@@ -118,8 +124,8 @@ async def test_messages_without_temp_id_never_collide(
     db: Database, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, _ = await make_couple()
-    results = await db.append_messages([new_message(couple, a) for _ in range(3)])
-    results += await db.append_messages([new_message(couple, a)])
+    results = all_stored(await db.append_messages([new_message(couple, a) for _ in range(3)]))
+    results += all_stored(await db.append_messages([new_message(couple, a)]))
     assert all(r.created for r in results)
     assert seqs(results) == [1, 2, 3, 4]
 
@@ -128,8 +134,8 @@ async def test_empty_temp_id_is_a_temp_id(
     db: Database, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, _ = await make_couple()
-    results = await db.append_messages([new_message(couple, a, temp_id="")])
-    results += await db.append_messages([new_message(couple, a, temp_id="")])
+    results = all_stored(await db.append_messages([new_message(couple, a, temp_id="")]))
+    results += all_stored(await db.append_messages([new_message(couple, a, temp_id="")]))
     assert [r.created for r in results] == [True, False]
 
 
@@ -139,12 +145,16 @@ async def test_aware_created_at_is_stored_as_naive_utc(
     couple, a, _ = await make_couple()
     kst = timezone(timedelta(hours=9))
     new = replace(new_message(couple, a), created_at=datetime(2024, 1, 11, 19, 10, tzinfo=kst))
-    [stored] = await db.append_messages([new])
+    [stored] = all_stored(await db.append_messages([new]))
     assert stored.message.created_at == datetime(2024, 1, 11, 10, 10)
     assert (await db.get_messages(couple.id))[0].created_at == datetime(2024, 1, 11, 10, 10)
     utc_new = replace(new_message(couple, a), created_at=datetime(2024, 1, 1, tzinfo=UTC))
-    [utc_stored] = await db.append_messages([utc_new])
+    [utc_stored] = all_stored(await db.append_messages([utc_new]))
     assert utc_stored.message.created_at == datetime(2024, 1, 1)
+
+
+async def burst_over(db: Database, batch: list[NewMessage]) -> list[Stored]:
+    return all_stored(await db.append_messages(batch))
 
 
 def _assert_gapless(results: list[list[Stored]], expected: int) -> None:
@@ -159,7 +169,7 @@ async def test_concurrent_appends_on_one_couple(
     results = await asyncio.gather(
         *(db.append_messages([new_message(couple, a if i % 2 else b)]) for i in range(50))
     )
-    _assert_gapless(results, 50)
+    _assert_gapless([all_stored(batch) for batch in results], 50)
     assert [m.seq for m in await db.get_messages(couple.id, limit=100, ascending=True)] == list(
         range(1, 51)
     )
@@ -171,13 +181,11 @@ async def test_concurrent_appends_on_several_couples(
     pairs = [await make_couple() for _ in range(5)]
 
     async def burst(couple: Couple, sender: User, size: int) -> list[Stored]:
-        return await db.append_messages([new_message(couple, sender) for _ in range(size)])
+        return await burst_over(db, [new_message(couple, sender) for _ in range(size)])
 
     calls = [burst(c, a, 1 + i % 3) for i in range(50) for c, a, _ in [pairs[i % 5]]]
     # and batches spanning every couple at once, as the group-commit writer makes them
-    calls += [
-        db.append_messages([new_message(c, b) for c, _, b in reversed(pairs)]) for _ in range(10)
-    ]
+    calls += [burst_over(db, [new_message(c, b) for c, _, b in reversed(pairs)]) for _ in range(10)]
     results = await asyncio.gather(*calls)
     for couple, _, _ in pairs:
         per_couple = [[r for r in batch if r.message.couple_id == couple.id] for batch in results]
@@ -209,7 +217,7 @@ async def test_concurrent_appends_from_two_databases(
             (other if i % 2 else db).append_messages([new_message(c1, a1, temp_id=f"t{i}")])
             for i in range(0, 60, 3)
         ]
-        results = await asyncio.gather(*calls)
+        results = [all_stored(batch) for batch in await asyncio.gather(*calls)]
     finally:
         await other.close()
     for couple in (c1, c2):
@@ -237,8 +245,8 @@ async def test_large_batch(
 ) -> None:
     couple, a, b = await make_couple()
     batch = [new_message(couple, a if i % 2 else b, temp_id=f"k{i}") for i in range(1200)]
-    results = await db.append_messages(batch)
+    results = all_stored(await db.append_messages(batch))
     assert seqs(results) == list(range(1, 1201))
-    again = await db.append_messages(batch)
+    again = all_stored(await db.append_messages(batch))
     assert not any(r.created for r in again)
     assert seqs(again) == list(range(1, 1201))

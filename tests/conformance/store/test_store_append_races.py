@@ -11,6 +11,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from tests.support.appends import all_stored
+
 from ieum_chat.store import Couple, Database, Message, NewMessage, Stored, User
 
 Pair = tuple[Couple, User, User]
@@ -103,7 +105,7 @@ async def test_batch_over_many_couples_with_repeated_temp_ids(db: Database) -> N
     send = Sender(pairs, seed=7)
     model = Model()
     earlier = [send.message(f"early-{i}") for i in range(60)]
-    first = await db.append_messages(earlier)
+    first = all_stored(await db.append_messages(earlier))
     assert outcomes(first) == model.append(earlier)
 
     batch: list[NewMessage] = []
@@ -121,7 +123,7 @@ async def test_batch_over_many_couples_with_repeated_temp_ids(db: Database) -> N
             batch.append(send.message(""))  # empty, but a tempId all the same
         else:
             batch.append(send.message(f"new-{i}"))
-    results = await db.append_messages(batch)
+    results = all_stored(await db.append_messages(batch))
 
     assert outcomes(results) == model.append(batch)
     assert any(not r.created for r in results)
@@ -145,16 +147,16 @@ async def test_full_batches(db: Database) -> None:
     send = Sender(pairs, seed=11)
     model = Model()
     batch = [send.message(f"full-{i}") for i in range(MAX_BATCH)]
-    results = await db.append_messages(batch)
+    results = all_stored(await db.append_messages(batch))
     assert outcomes(results) == model.append(batch)
     assert all(r.created for r in results)
 
-    again = await db.append_messages(batch)  # every one a retry: nothing new, same rows
+    again = all_stored(await db.append_messages(batch))  # every one a retry: nothing new, same rows
     assert [r.created for r in again] == [False] * MAX_BATCH
     assert [r.message for r in again] == [r.message for r in results]
 
     mixed = [send.message(None if i % 2 else f"more-{i}") for i in range(MAX_BATCH)]
-    more = await db.append_messages(mixed)
+    more = all_stored(await db.append_messages(mixed))
     assert outcomes(more) == model.append(mixed)
     await assert_consistent(db, pairs, [results, again, more])
 
@@ -177,7 +179,7 @@ async def test_two_databases_race_on_the_same_couples(db: Database, migrated_url
                 calls.append(target.append_messages(batch))
         # a deadlock would surface as a StoreError (PostgreSQL detects it) or hang here
         async with asyncio.timeout(120):
-            results = await asyncio.gather(*calls)
+            results = [all_stored(batch) for batch in await asyncio.gather(*calls)]
     finally:
         await other.close()
     await assert_consistent(db, pairs, results)
@@ -197,9 +199,12 @@ async def test_concurrent_batches_carrying_the_same_temp_id_store_it_once(
             for i in range(16)
         ]
         async with asyncio.timeout(120):
-            results = await asyncio.gather(
-                *((db, other)[i % 2].append_messages(b) for i, b in enumerate(batches))
-            )
+            results = [
+                all_stored(batch)
+                for batch in await asyncio.gather(
+                    *((db, other)[i % 2].append_messages(b) for i, b in enumerate(batches))
+                )
+            ]
     finally:
         await other.close()
     same = [batch[1] for batch in results]

@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, DateTime, Uuid, bindparam, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from tests.support.appends import all_stored
 
 from ieum_chat.errors import StoreError, StoreUnavailable
 from ieum_chat.store import (
@@ -167,7 +168,7 @@ async def test_plan_database_is_upgraded_in_place(fresh_url: str) -> None:
         assert sorted(counters.values()) == [1, 3]
 
         new = NewMessage(uuid.uuid4(), ids["c1"], ids["b"], "TEXT", "after", None, "t", T3)
-        [stored] = await db.append_messages([new])
+        [stored] = all_stored(await db.append_messages([new]))
         assert stored.message.seq == 4
     finally:
         await db.close()
@@ -267,7 +268,7 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
     assert await _append_functions(fresh_url) == (1 if dialect == "postgresql" else 0)
     db = await Database.connect(fresh_url)
     try:
-        stored, repeat = await db.append_messages([new, new])
+        stored, repeat = all_stored(await db.append_messages([new, new]))
         assert (stored.created, stored.message.seq) == (True, 1)
         assert repeat == Stored(stored.message, created=False)
     finally:

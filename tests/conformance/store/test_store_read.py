@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from tests.support.appends import all_stored
 
 from ieum_chat.store import Couple, Database, Message, NewMessage, User
 
@@ -22,8 +23,8 @@ async def _conversation(
 ) -> list[Message]:
     """seq 1..6, sent by a, a, b, a, b, a."""
     senders = [a, a, b, a, b, a]
-    stored = await db.append_messages(
-        [new_message(couple, s, f"m{i}") for i, s in enumerate(senders)]
+    stored = all_stored(
+        await db.append_messages([new_message(couple, s, f"m{i}") for i, s in enumerate(senders)])
     )
     return [s.message for s in stored]
 
@@ -90,7 +91,7 @@ async def test_concurrent_marks_report_each_change_once(
     db: Database, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, b = await make_couple()
-    await db.append_messages([new_message(couple, a) for _ in range(30)])
+    all_stored(await db.append_messages([new_message(couple, a) for _ in range(30)]))
     results = await asyncio.gather(
         *(db.mark_read(couple.id, b.id, up_to_seq=n, read_at=READ_AT) for n in range(1, 31))
     )
@@ -102,7 +103,7 @@ async def test_mark_read_ignores_other_couples_and_strangers(
 ) -> None:
     couple, a, b = await make_couple()
     other, c, _ = await make_couple()
-    [theirs] = await db.append_messages([new_message(other, c)])
+    [theirs] = all_stored(await db.append_messages([new_message(other, c)]))
     m = await _conversation(db, couple, a, b, new_message)
     changed = await db.mark_read(
         couple.id, b.id, message_ids=[theirs.message.id, uuid.uuid4(), m[0].id], read_at=READ_AT
@@ -135,7 +136,7 @@ async def test_read_at_with_offset_is_stored_as_utc(
     db: Database, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, b = await make_couple()
-    await db.append_messages([new_message(couple, a)])
+    all_stored(await db.append_messages([new_message(couple, a)]))
     kst = timezone(timedelta(hours=9))
     [changed] = await db.mark_read(
         couple.id, b.id, up_to_seq=1, read_at=datetime(2024, 1, 11, 19, 15, tzinfo=kst)

@@ -9,14 +9,14 @@ from ieum_chat.websocket._close import MAX_CLOSE_REASON, is_wire_code
 
 
 def test_codes_of_the_rfc() -> None:
-    assert CloseCode.NORMAL == 1000
-    assert CloseCode.GOING_AWAY == 1001
-    assert CloseCode.PROTOCOL_ERROR == 1002
-    assert CloseCode.UNSUPPORTED_DATA == 1003
-    assert CloseCode.INVALID_DATA == 1007
-    assert CloseCode.POLICY_VIOLATION == 1008
-    assert CloseCode.MESSAGE_TOO_BIG == 1009
-    assert CloseCode.INTERNAL_ERROR == 1011
+    assert CloseCode.NORMAL.value == 1000
+    assert CloseCode.GOING_AWAY.value == 1001
+    assert CloseCode.PROTOCOL_ERROR.value == 1002
+    assert CloseCode.UNSUPPORTED_DATA.value == 1003
+    assert CloseCode.INVALID_DATA.value == 1007
+    assert CloseCode.POLICY_VIOLATION.value == 1008
+    assert CloseCode.MESSAGE_TOO_BIG.value == 1009
+    assert CloseCode.INTERNAL_ERROR.value == 1011
     assert MAX_CLOSE_REASON == 123
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from websocket import ABNF
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
@@ -46,6 +47,7 @@ def open_client(subprotocols: list[str]) -> ClientProtocol:
     client.receive_data(accept_response(key, subprotocols[0] if subprotocols else None))
     assert client.state is State.OPEN, client.handshake_exc
     (response,) = client.events_received()
+    assert isinstance(response, Response)
     assert response.status_code == 101
     return client
 
@@ -84,7 +86,9 @@ def test_websockets_client_reads_our_frames() -> None:
         + ping_frame(b"are you there")
         + close_frame(1000, "done")
     )
-    frames = [(frame.opcode, bytes(frame.data)) for frame in client.events_received()]
+    received = client.events_received()
+    assert all(isinstance(frame, Frame) for frame in received)
+    frames = [(frame.opcode, bytes(frame.data)) for frame in received if isinstance(frame, Frame)]
     assert frames == [
         (Opcode.TEXT, "안녕".encode()),
         (Opcode.BINARY, b"\xff" * 65536),

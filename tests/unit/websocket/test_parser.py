@@ -12,6 +12,7 @@ from ieum_chat.websocket import (
     FrameParser,
     Ping,
     Pong,
+    ProtocolError,
     TextMessage,
 )
 from ieum_chat.websocket import _parser as parser_module
@@ -139,7 +140,7 @@ def test_reserved_opcodes(opcode: int, payload: bytes) -> None:
 def test_reserved_opcode_is_refused_from_the_first_two_bytes(opcode: int) -> None:
     parser = FrameParser(max_message_size=100)
     parser.receive_data(client_frame(opcode, length=70000)[:2])
-    with pytest.raises(parser_module.ProtocolError) as info:
+    with pytest.raises(ProtocolError) as info:
         parser.next_event()
     assert info.value.code == PROTOCOL_ERROR
 
@@ -235,7 +236,7 @@ def test_too_big_is_decided_from_the_header_alone(size: int, width: int) -> None
     parser = FrameParser(max_message_size=100)
     head = client_frame(BINARY, length=size, width=width)
     parser.receive_data(head)
-    with pytest.raises(parser_module.ProtocolError) as info:
+    with pytest.raises(ProtocolError) as info:
         parser.next_event()
     assert info.value.code == CloseCode.MESSAGE_TOO_BIG
     assert parser.buffered == 0
@@ -248,7 +249,7 @@ def test_sum_of_fragments_over_the_limit() -> None:
     assert drain(parser, [first]) == []
     assert parser.buffered == 60
     parser.receive_data(second_head)
-    with pytest.raises(parser_module.ProtocolError) as info:
+    with pytest.raises(ProtocolError) as info:
         parser.next_event()
     assert info.value.code == CloseCode.MESSAGE_TOO_BIG
 
@@ -376,7 +377,7 @@ def test_nothing_after_close(chunk: int | None) -> None:
 def test_nothing_after_a_protocol_error() -> None:
     parser = FrameParser(max_message_size=100)
     parser.receive_data(client_frame(TEXT, b"x", mask=None) + client_frame(TEXT, b"y"))
-    with pytest.raises(parser_module.ProtocolError):
+    with pytest.raises(ProtocolError):
         parser.next_event()
     parser.receive_data(client_frame(TEXT, b"z"))
     assert parser.next_event() is None
