@@ -24,9 +24,15 @@ import pytest
 
 from ieum_chat.client import Backoff, ChatClient, ChatMessage, SendError
 from tests.support.fixtures import SERVER_ENV
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.postgres import (
+    create_database,
+    drop_database,
+    postgres_address,
+    require_postgres,
+    through_port,
+)
 from tests.support.server import Cli, ServerProcess
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 
 PER_CLIENT = 1500
 TOTAL = 2 * PER_CLIENT
@@ -78,7 +84,9 @@ class Report:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, tcp_proxy: ProxyFactory
+) -> Iterator[Backend]:
     env = {**SERVER_ENV, "IEUM_LOG_LEVEL": "WARNING"}
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'chat.db'}"
@@ -92,18 +100,16 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         return
     require_postgres()
     url = create_database(prefix="ieum_chaos")
-    proxy = TcpProxy().start()
+    proxy = tcp_proxy(*postgres_address())
     try:
         Cli.for_database(url).run("migrate")
-        via_proxy = f"postgresql://root@127.0.0.1:{proxy.port}/{url.rsplit('/', 1)[1]}"
-        cli = Cli.for_database(via_proxy)
+        cli = Cli.for_database(through_port(url, proxy.port))
         server = ServerProcess(cli, tmp_path / "server.log", extra_env=env)
         try:
             yield Backend("postgresql", cli, url, server.start(), proxy)
         finally:
             server.stop()
     finally:
-        proxy.stop()
         drop_database(url)
 
 

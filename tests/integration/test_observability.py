@@ -14,10 +14,16 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.support.fixtures import SERVER_ENV
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.postgres import (
+    create_database,
+    drop_database,
+    postgres_address,
+    require_postgres,
+    through_port,
+)
 from tests.support.server import Cli, ServerProcess
 from tests.support.stomp_client import StompTestClient
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import ProxyFactory
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "ieum-chat-dashboard.json"
 # Debug logging, so that every line that could leak a token is written.
@@ -147,13 +153,13 @@ def test_dashboard_names_only_existing_metrics(server: ServerProcess) -> None:
     assert used <= families, used - families
 
 
-def test_readyz_follows_the_database(tmp_path: Path) -> None:
+def test_readyz_follows_the_database(tmp_path: Path, tcp_proxy: ProxyFactory) -> None:
     require_postgres()
     url = create_database()
-    proxy = TcpProxy().start()
+    proxy = tcp_proxy(*postgres_address())
     try:
         Cli.for_database(url).run("migrate")
-        cli = Cli.for_database(f"postgresql://root@127.0.0.1:{proxy.port}/{url.rsplit('/', 1)[1]}")
+        cli = Cli.for_database(through_port(url, proxy.port))
         server = ServerProcess(cli, tmp_path / "server.log", extra_env=SERVER_ENV).start()
         try:
             ready = httpx.get(f"{server.http_url}/readyz", timeout=10)
@@ -173,5 +179,4 @@ def test_readyz_follows_the_database(tmp_path: Path) -> None:
         finally:
             server.stop()
     finally:
-        proxy.stop()
         drop_database(url)

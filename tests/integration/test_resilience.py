@@ -17,10 +17,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.fixtures import SERVER_ENV
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.postgres import (
+    create_database,
+    drop_database,
+    postgres_address,
+    require_postgres,
+    through_port,
+)
 from tests.support.server import Cli, ServerProcess
 from tests.support.stomp_client import StompTestClient, frame_json
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 
 Couple = dict[str, str]
 
@@ -275,18 +281,14 @@ async def test_sigterm_drains_sessions(cli: Cli, couple: Couple, tmp_path: Path)
 
 
 @pytest.fixture
-def proxied_pg(tmp_path: Path) -> Iterator[tuple[Cli, TcpProxy]]:
+def proxied_pg(tcp_proxy: ProxyFactory) -> Iterator[tuple[Cli, TcpProxy]]:
     require_postgres()
     url = create_database()
-    proxy = TcpProxy().start()
+    proxy = tcp_proxy(*postgres_address())
     try:
-        direct = Cli.for_database(url)
-        direct.run("migrate")
-        host_db = url.rsplit("/", 1)[1]
-        via_proxy = Cli.for_database(f"postgresql://root@127.0.0.1:{proxy.port}/{host_db}")
-        yield via_proxy, proxy
+        Cli.for_database(url).run("migrate")
+        yield Cli.for_database(through_port(url, proxy.port)), proxy
     finally:
-        proxy.stop()
         drop_database(url)
 
 

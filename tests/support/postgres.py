@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -20,6 +20,7 @@ __all__ = [
     "drop_database",
     "postgres_address",
     "require_postgres",
+    "through_port",
 ]
 
 ADMIN_URL = os.environ.get("IEUM_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -39,6 +40,13 @@ def postgres_address() -> tuple[str, int]:
     """``(host, port)`` of the machine's PostgreSQL, for a proxy in front of it."""
     url = urlsplit(ADMIN_URL)
     return url.hostname or "127.0.0.1", url.port or 5432
+
+
+def through_port(url: str, port: int) -> str:
+    """``url`` reached on loopback ``port`` instead (a proxy in front of PostgreSQL)."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:{port}"))
 
 
 def require_postgres() -> None:
