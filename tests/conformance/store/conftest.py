@@ -1,18 +1,16 @@
 """One store suite, every backend: each test taking ``db`` runs on SQLite and on PostgreSQL.
 
 SQLite: a file in a temporary directory. PostgreSQL: a throwaway database
-``ieum_test_<random>`` on the local server (``IEUM_TEST_POSTGRES_ADMIN_URL``, default
-``postgresql://root@127.0.0.1:5432/test``), created for the session and dropped afterwards.
-If that server cannot be reached the PostgreSQL half is skipped, unless ``CI`` is set: then it
-fails, so a CI run can never pass with half the suite silently missing.
+``ieum_test_<random>`` on the local server (tests/support/postgres.py: ``IEUM_TEST_PG_URL``,
+default ``postgresql://root@127.0.0.1:5432/test``), created for the session and dropped
+afterwards. If that server cannot be reached the PostgreSQL half is skipped, unless ``CI`` is
+set: then it fails, so a CI run can never pass with half the suite silently missing.
 
 Each backend is migrated once; every test then starts from empty tables.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
 import sqlite3
 import uuid
@@ -23,30 +21,11 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from tests.support.postgres import create_database, drop_database, require_postgres
 
 from ieum_chat.store import Couple, Database, NewMessage, User, upgrade_schema
 
-ADMIN_URL = os.environ.get("IEUM_TEST_POSTGRES_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test")
 _TABLES = ("messages", "couples", "users")  # children first
-
-
-async def _pg_admin(*statements: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def _require_postgres() -> None:
-    try:
-        asyncio.run(_pg_admin("SELECT 1"))
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        reason = f"PostgreSQL not reachable at {ADMIN_URL}: {error!r}"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI is set: the PostgreSQL backend may not be skipped)")
-        pytest.skip(reason)
 
 
 @dataclass
@@ -59,20 +38,15 @@ class Backend:
 
     def new_url(self) -> str:
         """The URL of a brand-new, empty (unmigrated) database."""
-        token = secrets.token_hex(6)
         if self.name == "sqlite":
-            return f"sqlite:///{self.workdir / f'ieum-{token}.db'}"
-        name = f"ieum_test_{token}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+            return f"sqlite:///{self.workdir / f'ieum-{secrets.token_hex(6)}.db'}"
+        url = create_database()
+        self.created.append(url)
+        return url
 
     def drop_all(self) -> None:
-        if self.created:
-            asyncio.run(
-                _pg_admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in self.created))
-            )
-            self.created.clear()
+        while self.created:
+            drop_database(self.created.pop())
 
 
 @pytest.fixture(
@@ -83,7 +57,7 @@ def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
     if request.param == "postgresql":
-        _require_postgres()
+        require_postgres()
     made = Backend(request.param, tmp_path_factory.mktemp(f"store-{request.param}"), [])
     try:
         yield made
