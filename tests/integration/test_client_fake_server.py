@@ -20,6 +20,7 @@ from ieum_chat.client import (
     Backoff,
     ChatClient,
     ChatMessage,
+    ClientClosed,
     Connected,
     Disconnected,
     ErrorEvent,
@@ -299,7 +300,7 @@ async def test_close_is_bounded_when_the_server_ignores_disconnect() -> None:
         started = time.monotonic()
         await c.close()
         assert time.monotonic() - started < 3.0  # the 1 s DISCONNECT wait, plus slack
-        with pytest.raises(Exception, match="closed"):
+        with pytest.raises(ClientClosed, match="closed"):
             await pending
         assert [event async for event in c.events()]  # what was received stays readable
 
@@ -315,5 +316,5 @@ async def test_close_while_the_server_is_unreachable() -> None:
     await asyncio.gather(c.close(), c.close())  # concurrent closes both wait for the end
     assert time.monotonic() - started < 2.0
     assert c._runner is None
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(ClientClosed, match="closed"):
         await c.wait_ready()

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.server import free_port
 
@@ -380,6 +380,6 @@ async def test_raw_websocket(sockjs_server: TestServer) -> None:
 
 
 async def test_websocket_disabled(sockjs_server: TestServer) -> None:
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(InvalidStatus, match="404"):
         async with websocket(sockjs_server, f"{session_url('disabled_websocket_echo')}/websocket"):
             pass

@@ -13,6 +13,7 @@ import pytest
 from ieum_chat.client import (
     ChatClient,
     ChatMessage,
+    ClientClosed,
     ErrorEvent,
     Event,
     SendError,
@@ -203,5 +204,5 @@ async def test_send_validates_temp_id_and_close_fails_pending() -> None:
     await asyncio.sleep(0)
     assert c.pending_sends == 1
     await c.close()
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(ClientClosed, match="closed"):
         await pending
