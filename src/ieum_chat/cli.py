@@ -156,7 +156,8 @@ def _serve(settings: Settings) -> None:
     runtime = app.state.runtime
     # Every WebSocket is served straight from the event loop on one RFC 6455 core (the STOMP
     # endpoints directly, SockJS's through the ASGI app); every other request goes on to
-    # uvicorn's httptools protocol and the ASGI app. uvicorn's own WebSocket is never used.
+    # uvicorn's httptools protocol and the ASGI app, and a handshake arriving on such a
+    # kept-alive connection comes back to the core. uvicorn's own WebSocket is never used.
     protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
     config = uvicorn.Config(
         app,
@@ -164,7 +165,8 @@ def _serve(settings: Settings) -> None:
         port=settings.port,
         loop="uvloop",
         http=cast("type[asyncio.Protocol]", protocol),
-        ws="none",
+        # A handshake on a connection the HTTP protocol already serves comes back to the core.
+        ws=cast("type[asyncio.Protocol]", protocol.upgrade),
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=10,

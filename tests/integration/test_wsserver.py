@@ -224,6 +224,43 @@ async def test_other_requests_are_served_by_the_http_server(server: ServerProces
     assert (status, body) == (200, b"Welcome to SockJS!\n")
 
 
+async def test_an_upgrade_on_a_kept_alive_connection_comes_back_to_the_core(
+    server: ServerProcess, couple: Couple
+) -> None:
+    """nginx reuses its keep-alive connections to a node for WebSocket handshakes too: an
+    upgrade that arrives after a plain request (so on the HTTP server's protocol) is served by
+    the same WebSocket core, raw STOMP and SockJS alike."""
+    for path, first in ((f"/ws/chat?token={couple['ta']}", None), (SOCKJS, b"o")):
+        raw = await Raw.open(server)
+        await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await raw.response())[0] == 200
+        await raw.send(handshake(path, Sec_WebSocket_Protocol="" if first else "v12.stomp"))
+        status, headers, _ = await raw.response()
+        assert status == 101, path
+        if first is not None:
+            assert await raw.frame() == (0x1, first)
+        else:
+            assert headers["sec-websocket-protocol"] == "v12.stomp"
+            await raw.send(stomp("CONNECT", {"accept-version": "1.2", "heart-beat": "0,0"}))
+            opcode, payload = await raw.frame()
+            assert (opcode, payload.split(b"\n")[0]) == (0x1, b"CONNECTED")
+        await raw.send(client_frame(0x9, b"ping"))
+        assert await raw.frame() == (0xA, b"ping")
+        raw.writer.close()
+
+
+async def test_an_upgrade_elsewhere_on_a_kept_alive_connection_is_refused(
+    server: ServerProcess,
+) -> None:
+    raw = await Raw.open(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await raw.response())[0] == 200
+    await raw.send(handshake("/elsewhere"))
+    status, _, body = await raw.response()
+    assert status == 404
+    assert json.loads(body)["code"] == "NOT_FOUND"
+
+
 async def test_a_request_that_never_ends_is_cut_off(server: ServerProcess) -> None:
     raw = await Raw.open(server)
     started = time.monotonic()
@@ -310,6 +347,11 @@ def test_the_http_server_contract_the_hand_off_relies_on() -> None:
     startup = inspect.getsource(uvicorn.Server.startup)
     assert "config.http_protocol_class" in startup
     assert "app_state=self.lifespan.state" in startup
+    # A handshake on a kept-alive connection: uvicorn builds its WebSocket protocol class
+    # (our factory's upgrade) and gives it the transport and the request head.
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    assert "self.ws_protocol_class(" in upgrade
+    assert "protocol.data_received(" in upgrade
 
     async def app(scope: object, receive: object, send: object) -> None: ...
 

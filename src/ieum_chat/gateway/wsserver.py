@@ -11,7 +11,10 @@ under ``/ws/chat/`` (SockJS's websocket transport) runs the ASGI app over the sa
 plain GET of the endpoint) is handed, with the bytes read so far, to the server's own HTTP
 protocol, which serves the ASGI app as usual: that hand-off (:meth:`GatewayProtocol._hand_off`
 and :meth:`GatewayProtocolFactory.asgi`) is the one place that knows uvicorn, and
-test_wsserver pins what it relies on.
+test_wsserver pins what it relies on. A handshake that arrives later on a connection already
+handed off (a proxy such as nginx reuses its keep-alive connections for upgrades) comes back:
+the factory is uvicorn's WebSocket protocol class too (:meth:`GatewayProtocolFactory.upgrade`),
+so such a connection is served by the same core and never handed off again.
 
 This module only moves bytes and schedules: the WebSocket connection decides what to answer,
 when reading must stop (its outbound backlog over ``IEUM_OUTBOUND_BUFFER_BYTES``, or its
@@ -100,6 +103,11 @@ class GatewayProtocolFactory:
     def hand_off(self) -> asyncio.Protocol:
         return self.fallback(**self._kwargs)
 
+    def upgrade(self, **kwargs: Any) -> GatewayProtocol:
+        """What the HTTP server calls (as its WebSocket protocol class) for a handshake on a
+        connection it already serves: the request comes back here, and stays."""
+        return GatewayProtocol(self, from_http=True)
+
     def asgi(self) -> tuple[App, dict[str, Any]] | None:
         """The ASGI app the HTTP server serves and its lifespan state (uvicorn's ``config``
         and ``app_state`` arguments), for the WebSockets of other paths."""
@@ -146,6 +154,7 @@ class GatewayProtocol(asyncio.Protocol):
         "_drained",
         "_eof_written",
         "_factory",
+        "_from_http",
         "_key",
         "_next_turn",
         "_paused",
@@ -155,8 +164,11 @@ class GatewayProtocol(asyncio.Protocol):
         "_ws",
     )
 
-    def __init__(self, factory: GatewayProtocolFactory) -> None:
+    def __init__(self, factory: GatewayProtocolFactory, *, from_http: bool = False) -> None:
         self._factory = factory
+        # Given back by the HTTP server for a handshake: whatever it is, it is answered here
+        # (handing it off again would come straight back).
+        self._from_http = from_http
         self._phase = _Phase.REQUEST
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
@@ -234,7 +246,7 @@ class GatewayProtocol(asyncio.Protocol):
             self._buffer = buffer
             return
         if not ours:
-            self._hand_off(buffer)
+            self._hand_off_or_refuse(buffer)
             return
         stomp = _request_path(buffer) in WS_PATHS
         try:
@@ -244,11 +256,11 @@ class GatewayProtocol(asyncio.Protocol):
                 return
             request = parse_request(buffer[:end])
             if not request.is_upgrade:
-                self._hand_off(buffer)  # a plain GET: the ASGI app answers
+                self._hand_off_or_refuse(buffer)  # a plain GET: the ASGI app answers
                 return
             key = validate_upgrade(request)
         except HandshakeError as exc:
-            if not stomp and not _upgrade_asked(buffer):
+            if not stomp and not _upgrade_asked(buffer) and not self._from_http:
                 self._hand_off(buffer)  # a request for the HTTP server to judge
                 return
             body = error_body(ErrorCode.BAD_REQUEST, detail=exc.message)
@@ -272,6 +284,12 @@ class GatewayProtocol(asyncio.Protocol):
         self._key = key
         self._app = AsgiWebSocket(self)
         self._factory.spawn(self._app.run(app, self._scope(request, state)))
+
+    def _hand_off_or_refuse(self, buffer: bytes) -> None:
+        if self._from_http:
+            self._respond(404, error_body(ErrorCode.NOT_FOUND, detail="no WebSocket endpoint here"))
+        else:
+            self._hand_off(buffer)
 
     def _hand_off(self, buffer: bytes) -> None:
         """Every request that is not one of our upgrades goes, with the bytes read so far,
