@@ -147,7 +147,7 @@ def _serve(settings: Settings) -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from ieum_chat.app import create_app
-    from ieum_chat.gateway.wsserver import GatewayProtocolFactory
+    from ieum_chat.gateway.handoff import GatewayProtocolFactory
     from ieum_chat.observability.logging import configure_logging
 
     configure_logging(json_lines=settings.log_json, level=settings.log_level)

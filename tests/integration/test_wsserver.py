@@ -340,7 +340,7 @@ def test_the_http_server_contract_the_hand_off_relies_on() -> None:
     import uvicorn
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from ieum_chat.gateway.wsserver import GatewayProtocolFactory
+    from ieum_chat.gateway.handoff import GatewayProtocolFactory
 
     parameters = list(inspect.signature(HttpToolsProtocol.__init__).parameters)
     assert parameters[1:4] == ["config", "server_state", "app_state"]

@@ -1,7 +1,7 @@
 """Every WebSocket of the server, served straight from the event loop.
 
-The server hands every accepted TCP connection to a :class:`GatewayProtocol` (uvicorn takes it
-as its ``http`` protocol class, see :class:`GatewayProtocolFactory`). A request for
+The server hands every accepted TCP connection to a :class:`GatewayProtocol` (uvicorn takes
+the factory in ``gateway.handoff`` as its ``http`` protocol class). A request for
 ``/ws/chat`` or ``/ws/chat/websocket`` that asks for a WebSocket is answered here: the sans-IO
 RFC 6455 :class:`~ieum_chat.websocket.Connection` turns socket bytes into messages that go
 straight into a :class:`StompConnection`, and frames go straight back to the socket, with no
@@ -10,10 +10,10 @@ under ``/ws/chat/`` (SockJS's websocket transport) runs the ASGI app over the sa
 (``gateway.wsasgi``). Every other request (REST, SockJS's HTTP transports, the demo page, a
 plain GET of the endpoint) is handed, with the bytes read so far, to the server's own HTTP
 protocol, which serves the ASGI app as usual: that hand-off (:meth:`GatewayProtocol._hand_off`
-and :meth:`GatewayProtocolFactory.asgi`) is the one place that knows uvicorn, and
+and :mod:`ieum_chat.gateway.handoff`) is the one place that knows uvicorn, and
 test_wsserver pins what it relies on. A handshake that arrives later on a connection already
 handed off (a proxy such as nginx reuses its keep-alive connections for upgrades) comes back:
-the factory is uvicorn's WebSocket protocol class too (:meth:`GatewayProtocolFactory.upgrade`),
+the factory is uvicorn's WebSocket protocol class too (``GatewayProtocolFactory.upgrade``),
 so such a connection is served by the same core and never handed off again.
 
 This module only moves bytes and schedules: the WebSocket connection decides what to answer,
@@ -32,15 +32,15 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Coroutine, MutableMapping
-from typing import Any, cast
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from ieum_chat.chat import codec
 from ieum_chat.errors import ErrorCode, error_body, error_payload
 from ieum_chat.gateway.admission import Refusal, admit
 from ieum_chat.gateway.connection import Gateway, StompConnection
-from ieum_chat.gateway.wsasgi import App, AsgiWebSocket
+from ieum_chat.gateway.wsasgi import AsgiWebSocket
 from ieum_chat.websocket import (
     BinaryMessage,
     CloseCode,
@@ -56,7 +56,10 @@ from ieum_chat.websocket import (
     validate_upgrade,
 )
 
-__all__ = ["WS_PATHS", "GatewayProtocol", "GatewayProtocolFactory"]
+if TYPE_CHECKING:
+    from ieum_chat.gateway.handoff import GatewayProtocolFactory
+
+__all__ = ["WS_PATHS", "Flusher", "GatewayProtocol"]
 
 log = logging.getLogger(__name__)
 
@@ -80,50 +83,7 @@ class _Phase(enum.Enum):
     HANDED_OFF = "handed-off"
 
 
-class GatewayProtocolFactory:
-    """What uvicorn calls for each connection, with its own protocol's arguments.
-
-    ``fallback`` is the HTTP protocol class that serves everything but our WebSocket
-    endpoints; it is built with the same arguments when a connection is handed to it."""
-
-    def __init__(
-        self, gateway: Callable[[], Gateway | None], fallback: Callable[..., asyncio.Protocol]
-    ) -> None:
-        self.gateway = gateway
-        self.fallback = fallback
-        self.flusher = _Flusher()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self._kwargs: dict[str, Any] = {}
-
-    def __call__(self, **kwargs: Any) -> GatewayProtocol:
-        # The same arguments for every connection of one server: kept here, not per connection.
-        self._kwargs = kwargs
-        return GatewayProtocol(self)
-
-    def hand_off(self) -> asyncio.Protocol:
-        return self.fallback(**self._kwargs)
-
-    def upgrade(self, **kwargs: Any) -> GatewayProtocol:
-        """What the HTTP server calls (as its WebSocket protocol class) for a handshake on a
-        connection it already serves: the request comes back here, and stays."""
-        return GatewayProtocol(self, from_http=True)
-
-    def asgi(self) -> tuple[App, dict[str, Any]] | None:
-        """The ASGI app the HTTP server serves and its lifespan state (uvicorn's ``config``
-        and ``app_state`` arguments), for the WebSockets of other paths."""
-        config = self._kwargs.get("config")
-        app = getattr(config, "loaded_app", None)
-        if app is None:
-            return None
-        return app, dict(self._kwargs.get("app_state") or {})
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-
-class _Flusher:
+class Flusher:
     """Writes every socket's frames of this loop turn once, at the end of the turn."""
 
     __slots__ = ("_dirty",)
