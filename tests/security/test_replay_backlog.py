@@ -19,15 +19,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.support.fixtures import SERVER_ENV
-from tests.support.server import Cli, ServerProcess
+from tests.support.server import ServerProcess
 from tests.support.stomp_client import StompTestClient
 
 MESSAGES = 608
@@ -37,20 +35,10 @@ LIMIT = 1 << 20  # the default IEUM_OUTBOUND_BUFFER_BYTES
 WATCH = 6.0  # seconds the hanging sessions are watched
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
-
-
-@pytest.fixture(scope="module")
-def server(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {**SERVER_ENV, "IEUM_MESSAGE_RATE": "100000", "IEUM_MESSAGE_BURST": "100000"}
-    proc = ServerProcess(cli, tmp_path_factory.mktemp("log") / "server.log", extra_env=env)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+pytestmark = [
+    pytest.mark.backends("sqlite"),
+    pytest.mark.server_env({"IEUM_MESSAGE_RATE": "100000", "IEUM_MESSAGE_BURST": "100000"}),
+]
 
 
 def rss_kib(pid: int) -> int:
