@@ -14,8 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from ieum_chat.stomp import HEARTBEAT, Frame, FrameParser, serialize_frame
+from ieum_chat.stomp import HEARTBEAT, Frame, FrameParser
 from tests.support.server import ServerProcess
+from tests.support.sockjs_polling import connect_frame, stomp
 from tests.support.stomp_client import StompTestClient
 
 Couple = dict[str, str]
@@ -29,18 +30,6 @@ pytestmark = pytest.mark.backends("sqlite")
 async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as client:
         yield client
-
-
-def stomp(command: str, headers: dict[str, str] | None = None, body: str = "") -> str:
-    frame = Frame(command, tuple((headers or {}).items()), body.encode())
-    return serialize_frame(frame, "1.2").decode()
-
-
-def connect_frame(token: str | None = None) -> str:
-    headers = {"accept-version": "1.2", "host": "ieum", "heart-beat": "0,0"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return stomp("CONNECT", headers)
 
 
 class SockJSClosedError(Exception):

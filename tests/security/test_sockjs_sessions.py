@@ -24,7 +24,7 @@ import pytest
 
 from ieum_chat.observability.logging import redact
 from ieum_chat.sockjs import Channel, SessionInfo, SockJSApp
-from tests.security._sockjs import PollingStomp, connect_frame, stomp
+from tests.support.sockjs_polling import PollingStomp, connect_frame, stomp
 from tests.unit.api.conftest import Api
 
 

@@ -21,7 +21,7 @@ from ieum_chat.auth import TokenVerifier
 from ieum_chat.config import Settings
 from ieum_chat.errors import AuthError
 from ieum_chat.gateway.admission import Refusal, admit
-from tests.security._sockjs import PollingStomp, connect_frame
+from tests.support.sockjs_polling import PollingStomp, connect_frame
 from tests.unit.api.conftest import SECRET, Api
 
 HUGE = int("9" * 401)

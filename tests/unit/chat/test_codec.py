@@ -77,6 +77,14 @@ def test_the_codec_renders_every_field_of_message() -> None:
     }
 
 
+def test_the_rest_schema_of_a_message_has_the_wire_fields() -> None:
+    """REST's OpenAPI model lists the message's fields for the documentation: it names
+    exactly what the codec puts on the wire."""
+    from ieum_chat.api.models import MessageOut
+
+    assert set(MessageOut.model_fields) == set(codec.message_dict(message(), None, UTC))
+
+
 def test_read_receipt_and_system_payloads() -> None:
     msg = message(is_read=True, read_at=datetime(2024, 1, 11, 1, 15))
     reader = uuid.uuid4()

@@ -1,4 +1,5 @@
-"""A STOMP client over SockJS xhr-polling, by hand, for the in-process app."""
+"""STOMP frames as SockJS messages, and a STOMP client over SockJS xhr-polling written out
+by hand (for the in-process app and for a real server alike)."""
 
 from __future__ import annotations
 
