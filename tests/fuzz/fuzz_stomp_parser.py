@@ -12,8 +12,6 @@ tests/unit/stomp/test_fuzz.py runs the same function under hypothesis, without a
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 
 from ieum_chat.stomp import (
@@ -30,6 +28,7 @@ from ieum_chat.stomp import (
     Subscribe,
     serialize_frame,
 )
+from tests.fuzz._atheris import run_atheris
 
 __all__ = ["fuzz_one"]
 
@@ -148,14 +147,7 @@ def _fuzz_session(payload: bytes, chunk: int | None, preferred: str | None) -> N
 
 
 def main() -> None:
-    try:
-        atheris = importlib.import_module("atheris")  # optional: not a project dependency
-    except ImportError:
-        raise SystemExit("pip install atheris to fuzz (pytest runs this without it)") from None
-
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, fuzz_one)
-    atheris.Fuzz()
+    run_atheris(fuzz_one)
 
 
 if __name__ == "__main__":

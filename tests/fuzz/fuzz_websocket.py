@@ -18,9 +18,6 @@ tests/unit/websocket/test_connection_fuzz.py runs the same function under hypoth
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 from ieum_chat.websocket import (
     BinaryMessage,
     CloseReceived,
@@ -33,6 +30,7 @@ from ieum_chat.websocket import (
     parse_request,
     validate_upgrade,
 )
+from tests.fuzz._atheris import run_atheris
 
 __all__ = ["LIMIT", "MAX_FRAMES", "MAX_MESSAGE", "fuzz_one"]
 
@@ -140,14 +138,7 @@ def _check_output(data: bytes, close_seen: bool) -> bool:
 
 
 def main() -> None:
-    try:
-        atheris = importlib.import_module("atheris")  # optional: not a project dependency
-    except ImportError:
-        raise SystemExit("pip install atheris to fuzz (pytest runs this without it)") from None
-
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, fuzz_one)
-    atheris.Fuzz()
+    run_atheris(fuzz_one)
 
 
 if __name__ == "__main__":
