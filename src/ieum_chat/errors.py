@@ -7,7 +7,9 @@
     ├── SendFailed                 SEND_FAILED: a message that could not be validated or stored
     │   └── SendNotStored          ... because the database failed: retry with the same tempId
     ├── RateLimited                RATE_LIMITED
-    ├── NotFound                   NOT_FOUND (REST only)
+    ├── NotFound                   NOT_FOUND: no such room (REST), or message (either)
+    ├── Forbidden                  FORBIDDEN: only a message's sender may edit or unsend it
+    ├── WindowExpired              WINDOW_EXPIRED: too late to unsend
     ├── BadRequest                 BAD_REQUEST (REST only): a malformed query, path or body
     ├── PayloadTooLarge            PAYLOAD_TOO_LARGE (REST only): a body or upload over its limit
     ├── UnsupportedMediaType       UNSUPPORTED_MEDIA_TYPE (REST only): an upload of a type we refuse
@@ -35,6 +37,7 @@ __all__ = [
     "ChatError",
     "Conflict",
     "ErrorCode",
+    "Forbidden",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -46,6 +49,7 @@ __all__ = [
     "TokenExpired",
     "Unauthorized",
     "UnsupportedMediaType",
+    "WindowExpired",
     "error_body",
     "error_payload",
 ]
@@ -58,6 +62,8 @@ class ErrorCode(enum.StrEnum):
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
     RATE_LIMITED = "RATE_LIMITED"
     NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    WINDOW_EXPIRED = "WINDOW_EXPIRED"
     BAD_REQUEST = "BAD_REQUEST"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
@@ -87,6 +93,8 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.TOKEN_EXPIRED: "인증이 만료되었습니다. 다시 연결해 주세요.",
     ErrorCode.RATE_LIMITED: "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.",
     ErrorCode.NOT_FOUND: "찾을 수 없습니다.",
+    ErrorCode.FORBIDDEN: "보낸 사람만 할 수 있습니다.",
+    ErrorCode.WINDOW_EXPIRED: "보낸 지 오래되어 취소할 수 없습니다.",
     ErrorCode.BAD_REQUEST: "잘못된 요청입니다.",
     ErrorCode.PAYLOAD_TOO_LARGE: "파일이 너무 큽니다.",
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "지원하지 않는 파일 형식입니다.",
@@ -177,6 +185,14 @@ class RateLimited(ChatError):
 
 class NotFound(ChatError):
     code = ErrorCode.NOT_FOUND
+
+
+class Forbidden(ChatError):
+    code = ErrorCode.FORBIDDEN
+
+
+class WindowExpired(ChatError):
+    code = ErrorCode.WINDOW_EXPIRED
 
 
 class BadRequest(ChatError):

@@ -39,6 +39,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_EXPIRED: 401,
     ErrorCode.UNAUTHORIZED: 403,
     ErrorCode.SIGNATURE_INVALID: 403,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.WINDOW_EXPIRED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,

@@ -25,19 +25,42 @@ __all__ = [
     "UploadDone",
     "UploadRequest",
     "UploadTicketOut",
+    "edit_body_schema",
     "read_body_schema",
     "send_body_schema",
+    "unsend_body_schema",
 ]
 
 _TIMESTAMP = "local date-time in IEUM_TIMEZONE, no offset (2024-01-11T10:10:00.000)"
 
 
+class ReplyOut(BaseModel):
+    """The message a reply answers, as it is now."""
+
+    messageId: uuid.UUID
+    senderId: uuid.UUID | None
+    type: str | None
+    preview: str | None = Field(
+        description="TEXT: its first 100 characters (after edits); 사진 / 이모티콘 for an image "
+        "(or its caption) / a sticker; null once it is unsent"
+    )
+    unsent: bool
+
+
+class ReactionOut(BaseModel):
+    emoji: str
+    userIds: list[uuid.UUID] = Field(description="who put it there, in the order they did")
+
+
 class MessageOut(BaseModel):
-    """A stored chat message: every field of the plan's server message, plus ``seq``."""
+    """A stored chat message as it is now: every field of the plan's server message, plus
+    ``seq`` and what became of it (edited, unsent, reactions) and the message it answers."""
 
     id: uuid.UUID
     coupleId: uuid.UUID
-    seq: int = Field(ge=1, description="per couple, from 1, no gaps")
+    seq: int = Field(
+        ge=1, description="its place in the couple's stream (messages and changes share it)"
+    )
     senderId: uuid.UUID
     senderName: str | None
     senderProfileImage: str | None
@@ -48,6 +71,10 @@ class MessageOut(BaseModel):
     readAt: str | None = Field(description=_TIMESTAMP)
     createdAt: str = Field(description=_TIMESTAMP)
     tempId: str | None
+    replyTo: ReplyOut | None
+    editedAt: str | None = Field(description=f"when its content was last edited: {_TIMESTAMP}")
+    unsent: bool = Field(description="unsent by its sender: a tombstone, no content or image")
+    reactions: list[ReactionOut]
 
 
 class PartnerOut(BaseModel):
@@ -62,7 +89,11 @@ class RoomOut(BaseModel):
 
     id: uuid.UUID
     partner: PartnerOut
-    unreadCount: int = Field(ge=0, description="the partner's messages the caller has not read")
+    unreadCount: int = Field(
+        ge=0,
+        description="the partner's messages the caller has not read (unsent ones and those "
+        "the caller deleted for themselves not counted)",
+    )
     lastMessage: MessageOut | None
 
 
@@ -79,6 +110,8 @@ class ReadResult(BaseModel):
     """The READ_RECEIPT broadcast to the couple (the messages that changed)."""
 
     type: Literal["READ_RECEIPT"]
+    coupleId: uuid.UUID
+    seq: int | None = Field(description="its place in the couple's stream; null: no change")
     readerId: uuid.UUID
     messageIds: list[uuid.UUID]
     seqs: list[int]
@@ -146,15 +179,48 @@ def send_body_schema(max_text_length: int) -> dict[str, Any]:
                 "description": "IMAGE: the imageUrl of POST /chat/rooms/{roomId}/uploads "
                 "(other hosts only where the operator allows them)",
             },
-            "tempId": {
-                **nullable_string,
-                "minLength": 1,
-                "maxLength": MAX_TEMP_ID_LENGTH,
-                "description": "the client's retry key: a repeat is stored once and answered "
-                "with the stored message",
+            "tempId": _TEMP_ID,
+            "replyTo": {
+                "type": ["string", "null"],
+                "format": "uuid",
+                "description": "the id of the message this one answers (of this couple; "
+                "another's: 404 NOT_FOUND)",
             },
         },
         "example": {"type": "TEXT", "content": "안녕하세요!", "tempId": "client-temp-id-12345"},
+    }
+
+
+_TEMP_ID: dict[str, Any] = {
+    "type": ["string", "null"],
+    "minLength": 1,
+    "maxLength": MAX_TEMP_ID_LENGTH,
+    "description": "the client's retry key: a repeat is stored once and answered as the first",
+}
+
+
+def edit_body_schema(max_text_length: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["content"],
+        "properties": {
+            "content": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": max_text_length,
+                "description": "the new text (non-blank); TEXT messages only",
+            },
+            "tempId": _TEMP_ID,
+        },
+        "example": {"content": "고쳐 쓴 메시지", "tempId": "edit-1"},
+    }
+
+
+def unsend_body_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"tempId": _TEMP_ID},
+        "example": {"tempId": "unsend-1"},
     }
 
 

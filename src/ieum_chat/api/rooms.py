@@ -7,7 +7,6 @@ socket subscribed to ``/topic/couple/{roomId}``.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -25,11 +24,9 @@ from ieum_chat.api.models import (
 )
 from ieum_chat.chat import codec
 from ieum_chat.chat.requests import MAX_SEQ, parse_read_request, parse_send_request
-from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import NotFound
 from ieum_chat.observability import metrics
-from ieum_chat.store.records import User
 
 __all__ = ["MAX_PAGE", "build_rooms_router"]
 
@@ -61,8 +58,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         if partner is None:  # a couple row outliving its user; the schema's FKs forbid it
             raise NotFound("the partner of this couple does not exist")
         unread = await chat.db.unread_count(couple.id, user.id)
-        last = await chat.db.last_message(couple.id)
-        senders = {user.id: user, partner.id: partner}
+        last = await chat.db.last_message(couple.id, viewer_id=user.id)
         return json_response(
             {
                 "id": str(couple.id),
@@ -73,11 +69,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
                     "online": await chat.presence.online(partner.id),
                 },
                 "unreadCount": unread,
-                "lastMessage": (
-                    codec.message_dict(last, senders.get(last.sender_id), chat.zone)
-                    if last is not None
-                    else None
-                ),
+                "lastMessage": (await chat.render_messages([last]))[0] if last else None,
             }
         )
 
@@ -87,12 +79,16 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         summary="History, by seq cursor",
         description="Newest first by default. `before`/`after` bound the seq range (exclusive); "
         "follow `nextCursor` for the next page. Pages come from the (couple_id, seq) index: "
-        "any depth costs the same.",
+        "any depth costs the same. Messages as they are now (edited, unsent as tombstones, "
+        "reactions, replyTo previews), without those the caller deleted for themselves; "
+        "changes are events of the stream (STOMP), not entries of this list, so seqs may "
+        "skip.",
         responses=responses(400, *_ROOM_ERRORS, 503),
     )
     async def get_messages(
         *,
         chat: Chat,
+        user: Caller,
         room: Room,
         before: Annotated[
             int | None, Query(ge=1, le=MAX_SEQ, description="only messages with seq < before")
@@ -111,15 +107,13 @@ def build_rooms_router(settings: Settings) -> APIRouter:
             before_seq=before,
             limit=limit + 1,
             ascending=order == "asc",
+            viewer_id=user.id,
         )
         has_more = len(rows) > limit
         page = rows[:limit]
-        senders = await _senders(chat, room.members)
         return json_response(
             {
-                "messages": [
-                    codec.message_dict(m, senders.get(m.sender_id), chat.zone) for m in page
-                ],
+                "messages": await chat.render_messages(page),
                 "hasMore": has_more,
                 "nextCursor": page[-1].seq if has_more else None,
             }
@@ -141,44 +135,34 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         metrics.MESSAGES_RECEIVED.labels("rest").inc()
         send = parse_send_request(body, max_text_length=settings.max_text_length)
         message = await (await chat.accept(user, room.id, send))
-        return Response(
-            codec.message_json(message, user, chat.zone),
-            status_code=201,
-            media_type="application/json",
-        )
+        return json_response((await chat.render_messages([message]))[0], status_code=201)
 
     @router.post(
         "/rooms/{roomId}/read",
         response_model=ReadResult,
         summary="Mark the partner's messages read",
         description="The same as STOMP SEND `/app/chat/{roomId}/read`: the READ_RECEIPT of the "
-        "messages that changed is broadcast to the couple, and returned.",
+        "messages that changed is broadcast to the couple (with its seq in the couple's "
+        "stream), and returned; when nothing changed, nothing is broadcast and `seq` and "
+        "`readAt` are null.",
         openapi_extra=_json_body(read_body_schema()),
         responses=responses(400, *_ROOM_ERRORS, 413, 429, 503),
     )
     async def mark_read(chat: Chat, user: Caller, room: Room, request: Request) -> Response:
         marks = parse_read_request(await read_body(request, body_limit))
-        changed = await chat.mark_read(user, room.id, marks)
-        read_at = changed[0].read_at if changed else None
+        applied = await chat.mark_read(user, room.id, marks)
+        if applied.event is not None:
+            return json_response(codec.event_dict(applied.event, chat.zone))
         return json_response(
             {
                 "type": "READ_RECEIPT",
+                "coupleId": str(room.id),
+                "seq": None,
                 "readerId": str(user.id),
-                "messageIds": [str(m.id) for m in changed],
-                "seqs": [m.seq for m in changed],
-                "readAt": codec.format_timestamp(read_at, chat.zone) if read_at else None,
+                "messageIds": [],
+                "seqs": [],
+                "readAt": None,
             }
         )
 
     return router
-
-
-async def _senders(
-    chat: ChatService, members: tuple[uuid.UUID, uuid.UUID]
-) -> dict[uuid.UUID, User]:
-    found: dict[uuid.UUID, User] = {}
-    for member in members:
-        user = await chat.user(member)
-        if user is not None:
-            found[member] = user
-    return found

@@ -2,28 +2,41 @@
 
 Timestamps are ISO-8601 local date-times without an offset, rendered in ``IEUM_TIMEZONE``,
 so that Kotlin's ``LocalDateTime.parse`` accepts them (the plan's format).
+
+A message is rendered as it is now (edited, unsent: a tombstone without content or image,
+its reactions, the preview of the message it answers). Each stored change is one event with
+its seq (:func:`event_dict`); a hidden message is a ``MESSAGE_DELETED`` for its member only
+(:func:`hide_dict`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from ieum_chat.store.records import Message, User
+from ieum_chat.store.records import ChangeKind, Event, Hide, Message, User
 
 __all__ = [
+    "PREVIEW_LENGTH",
     "dumps",
+    "event_dict",
+    "event_json",
     "format_timestamp",
+    "hide_dict",
     "message_dict",
     "message_json",
-    "read_receipt_json",
+    "reply_preview",
     "system_json",
 ]
+
+# Characters of a quoted TEXT message shown in a reply's preview.
+PREVIEW_LENGTH = 100
+# What a reply's preview says for a message without text of its own (the plan's Korean).
+_PREVIEW_BY_TYPE = {"IMAGE": "사진", "STICKER": "이모티콘"}
 
 
 def dumps(value: Any) -> bytes:
@@ -36,8 +49,35 @@ def format_timestamp(value: datetime, zone: ZoneInfo) -> str:
     return local.isoformat(timespec="milliseconds")
 
 
-def message_dict(message: Message, sender: User | None, zone: ZoneInfo) -> dict[str, Any]:
-    """Every field of the plan's server message, plus ``seq``."""
+def _time(value: datetime | None, zone: ZoneInfo) -> str | None:
+    return format_timestamp(value, zone) if value is not None else None
+
+
+def reply_preview(message_id: uuid.UUID, quoted: Message | None) -> dict[str, Any]:
+    """``replyTo`` of a message answering ``quoted``: who wrote it, its type and a preview
+    that follows its edits; an unsent (or erased: ``quoted`` None) message shows none."""
+    if quoted is None or quoted.unsent:
+        preview = None
+    elif quoted.type == "TEXT":
+        preview = (quoted.content or "")[:PREVIEW_LENGTH]
+    else:
+        preview = quoted.content if quoted.type == "IMAGE" and quoted.content else None
+        preview = preview[:PREVIEW_LENGTH] if preview else _PREVIEW_BY_TYPE.get(quoted.type)
+    return {
+        "messageId": str(message_id),
+        "senderId": str(quoted.sender_id) if quoted is not None else None,
+        "type": quoted.type if quoted is not None else None,
+        "preview": preview,
+        "unsent": quoted is None or quoted.unsent,
+    }
+
+
+def message_dict(
+    message: Message, sender: User | None, zone: ZoneInfo, quoted: Message | None = None
+) -> dict[str, Any]:
+    """Every field of the plan's server message, plus ``seq`` and what the message became:
+    ``editedAt``, ``unsent``, ``reactions``, ``replyTo`` (``quoted``: the message it answers,
+    as it is now)."""
     return {
         "id": str(message.id),
         "coupleId": str(message.couple_id),
@@ -52,28 +92,70 @@ def message_dict(message: Message, sender: User | None, zone: ZoneInfo) -> dict[
         "readAt": format_timestamp(message.read_at, zone) if message.read_at else None,
         "createdAt": format_timestamp(message.created_at, zone),
         "tempId": message.temp_id,
+        "replyTo": (
+            reply_preview(message.reply_to_id, quoted) if message.reply_to_id is not None else None
+        ),
+        "editedAt": _time(message.edited_at, zone),
+        "unsent": message.unsent,
+        "reactions": [
+            {"emoji": r.emoji, "userIds": [str(u) for u in r.user_ids]} for r in message.reactions
+        ],
     }
 
 
-def message_json(message: Message, sender: User | None, zone: ZoneInfo) -> bytes:
-    return orjson.dumps(message_dict(message, sender, zone))
-
-
-def read_receipt_json(
-    reader_id: uuid.UUID,
-    messages: Sequence[Message],
-    read_at: datetime,
-    zone: ZoneInfo,
+def message_json(
+    message: Message, sender: User | None, zone: ZoneInfo, quoted: Message | None = None
 ) -> bytes:
-    return orjson.dumps(
-        {
+    return orjson.dumps(message_dict(message, sender, zone, quoted))
+
+
+def event_dict(event: Event, zone: ZoneInfo) -> dict[str, Any]:
+    """The wire form of a stored change: MESSAGE_EDITED, MESSAGE_UNSENT, REACTION or
+    READ_RECEIPT, each with its ``seq`` in the couple's stream."""
+    base: dict[str, Any] = {"coupleId": str(event.couple_id), "seq": event.seq}
+    at = format_timestamp(event.created_at, zone)
+    data = event.data
+    if event.kind is ChangeKind.READ:
+        return {
             "type": "READ_RECEIPT",
-            "readerId": str(reader_id),
-            "messageIds": [str(m.id) for m in messages],
-            "seqs": [m.seq for m in messages],
-            "readAt": format_timestamp(read_at, zone),
+            **base,
+            "readerId": str(event.actor_id),
+            "messageIds": data.get("messageIds", []),
+            "seqs": data.get("seqs", []),
+            "readAt": at,
         }
-    )
+    base |= {
+        "messageId": str(event.message_id),
+        "userId": str(event.actor_id),
+        "tempId": event.temp_id,
+    }
+    if event.kind is ChangeKind.EDIT:
+        # content None: the message was unsent since, and its edits' text erased
+        return {"type": "MESSAGE_EDITED", **base, "content": data.get("content"), "editedAt": at}
+    if event.kind is ChangeKind.UNSEND:
+        return {"type": "MESSAGE_UNSENT", **base, "unsentAt": at}
+    if event.kind is ChangeKind.REACT:
+        return {"type": "REACTION", **base, "emoji": data["emoji"], "op": data["op"]}
+    raise ValueError(f"no wire form for a {event.kind} event")
+
+
+def event_json(event: Event, zone: ZoneInfo) -> bytes:
+    return orjson.dumps(event_dict(event, zone))
+
+
+def hide_dict(hide: Hide, zone: ZoneInfo, *, seq: int | None = None) -> dict[str, Any]:
+    """MESSAGE_DELETED: ``hide.user_id`` hid the message for themselves (their devices only).
+    ``seq`` only when it stands in a replay where the message itself would have been."""
+    payload: dict[str, Any] = {
+        "type": "MESSAGE_DELETED",
+        "coupleId": str(hide.couple_id),
+        "messageId": str(hide.message_id),
+        "userId": str(hide.user_id),
+        "deletedAt": format_timestamp(hide.created_at, zone),
+    }
+    if seq is not None:
+        payload["seq"] = seq
+    return payload
 
 
 def system_json(

@@ -1,8 +1,10 @@
-"""What travels on a couple's broker channel: ``b"<seq>\\n" + json``.
+"""What travels on a couple's broker channel: ``b"<seq>[:<audience>]\\n" + json``.
 
-The seq prefix lets a node order and de-duplicate chat messages (a resumed subscription
-skips live messages it already replayed) without parsing the JSON; events that are not
-stored (read receipts, typing, presence) carry seq 0.
+The seq prefix lets a node order and de-duplicate the couple's stream (a resumed
+subscription skips live entries it already replayed) without parsing the JSON; events that
+are not stored (typing, presence) carry seq 0. An audience (a user id, 32 hex digits) limits
+an event to that member's sessions: a message they hid for themselves, which the partner must
+never see.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ def channel_for(couple_id: uuid.UUID) -> str:
     return f"couple:{couple_id}"
 
 
-def pack(seq: int, body: bytes) -> bytes:
-    return b"%d\n%b" % (seq, body)
+def pack(seq: int, body: bytes, *, audience: uuid.UUID | None = None) -> bytes:
+    if audience is None:
+        return b"%d\n%b" % (seq, body)
+    return b"%d:%s\n%b" % (seq, audience.hex.encode(), body)
 
 
-def unpack(payload: bytes) -> tuple[int, bytes]:
+def unpack(payload: bytes) -> tuple[int, uuid.UUID | None, bytes]:
+    """(seq, audience or None for every member, body); ValueError for anything else."""
     head, sep, body = payload.partition(b"\n")
     if not sep:
         raise ValueError("not an envelope")
-    return int(head), body
+    seq, colon, audience = head.partition(b":")
+    return int(seq), uuid.UUID(audience.decode()) if colon else None, body

@@ -13,23 +13,30 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
+import emoji as emoji_data
 import orjson
 
 from ieum_chat.errors import SendFailed
+from ieum_chat.store.records import ChangeKind
 
 __all__ = [
+    "MAX_EMOJI_LENGTH",
     "MAX_READ_IDS",
     "MAX_SEQ",
     "MAX_TEMP_ID_LENGTH",
+    "ChangeRequest",
     "MessageType",
     "ReadRequest",
     "SendRequest",
     "image_host_allowed",
+    "parse_change_request",
     "parse_read_request",
     "parse_send_request",
     "parse_seq",
     "parse_typing_request",
     "url_host",
+    "validate_change",
+    "validate_emoji",
     "validate_send",
 ]
 
@@ -38,6 +45,9 @@ MAX_URL_LENGTH = 2048
 MAX_STICKER_LENGTH = 200
 MAX_READ_IDS = 1000
 MAX_SEQ = 2**63 - 1  # messages.seq is a BIGINT
+# Code points of one emoji: the longest ZWJ sequences (families, flags of subdivisions) are
+# about a dozen; past this nothing is an emoji, and nothing larger is parsed.
+MAX_EMOJI_LENGTH = 32
 _MAX_SEQ_DIGITS = len(str(MAX_SEQ))
 
 
@@ -53,6 +63,20 @@ class SendRequest:
     content: str | None
     image_url: str | None
     temp_id: str | None
+    reply_to: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRequest:
+    """An edit (``content``), unsend, delete for me (HIDE) or reaction (``emoji``, ``add``)
+    of the message ``message_id``."""
+
+    kind: ChangeKind
+    message_id: uuid.UUID
+    temp_id: str | None = None
+    content: str | None = None
+    emoji: str | None = None
+    add: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +111,7 @@ def parse_send_request(body: bytes | str, *, max_text_length: int = 4000) -> Sen
     return validate_send(data, max_text_length=max_text_length)
 
 
-def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendRequest:
+def _temp_id(data: dict[str, Any]) -> str | None:
     raw_temp_id = data.get("tempId")
     if raw_temp_id is not None and not isinstance(raw_temp_id, str):
         raise SendFailed("'tempId' must be a string")
@@ -96,6 +120,28 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
         raise SendFailed(f"'tempId' must have 1 to {MAX_TEMP_ID_LENGTH} characters")
     if temp_id is not None and "\x00" in temp_id:
         raise SendFailed("'tempId' must not contain NUL characters")
+    return temp_id
+
+
+def _message_id(value: object, name: str, temp_id: str | None) -> uuid.UUID:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise SendFailed(f"'{name}' must be a message id (a UUID)", temp_id=temp_id)
+
+
+def _text(content: str | None, max_text_length: int, temp_id: str | None, kind: str) -> str:
+    if content is None or not content.strip():
+        raise SendFailed(f"{kind} needs a non-blank 'content'", temp_id=temp_id)
+    if len(content) > max_text_length:
+        raise SendFailed(f"'content' is longer than {max_text_length} characters", temp_id=temp_id)
+    return content
+
+
+def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendRequest:
+    temp_id = _temp_id(data)
     raw_type = data.get("type")
     if not isinstance(raw_type, str):
         raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
@@ -105,13 +151,10 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
         raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id) from None
     content = _optional_str(data, "content", temp_id)
     image_url = _optional_str(data, "imageUrl", temp_id)
+    raw_reply = data.get("replyTo")
+    reply_to = None if raw_reply is None else _message_id(raw_reply, "replyTo", temp_id)
     if kind is MessageType.TEXT:
-        if content is None or not content.strip():
-            raise SendFailed("TEXT needs a non-blank 'content'", temp_id=temp_id)
-        if len(content) > max_text_length:
-            raise SendFailed(
-                f"'content' is longer than {max_text_length} characters", temp_id=temp_id
-            )
+        content = _text(content, max_text_length, temp_id, "TEXT")
         image_url = None
     elif kind is MessageType.IMAGE:
         if image_url is None or not image_url.strip():
@@ -130,7 +173,57 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
                 f"a sticker id has at most {MAX_STICKER_LENGTH} characters", temp_id=temp_id
             )
         image_url = None
-    return SendRequest(type=kind, content=content, image_url=image_url, temp_id=temp_id)
+    return SendRequest(
+        type=kind, content=content, image_url=image_url, temp_id=temp_id, reply_to=reply_to
+    )
+
+
+def validate_emoji(value: object, *, temp_id: str | None = None) -> str:
+    """One emoji, as one grapheme: a ZWJ sequence, a flag, a keycap or a skin tone counts as
+    one; text, two emojis or an emoji with anything beside it does not."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_EMOJI_LENGTH
+        or not emoji_data.is_emoji(value)
+    ):
+        raise SendFailed("'emoji' must be one emoji", temp_id=temp_id)
+    return value
+
+
+# The body fields each change takes besides messageId and tempId.
+_CHANGE_KINDS = {
+    "edit": ChangeKind.EDIT,
+    "unsend": ChangeKind.UNSEND,
+    "delete": ChangeKind.HIDE,
+    "react": ChangeKind.REACT,
+}
+
+
+def parse_change_request(
+    action: str, body: bytes | str, *, max_text_length: int = 4000
+) -> ChangeRequest:
+    """The body of SEND ``/app/chat/{coupleId}/{action}`` (edit, unsend, delete, react)."""
+    return validate_change(action, _json_object(body), max_text_length=max_text_length)
+
+
+def validate_change(
+    action: str, data: dict[str, Any], *, max_text_length: int = 4000
+) -> ChangeRequest:
+    kind = _CHANGE_KINDS[action]
+    temp_id = _temp_id(data)
+    message_id = _message_id(data.get("messageId"), "messageId", temp_id)
+    if kind is ChangeKind.EDIT:
+        content = _text(
+            _optional_str(data, "content", temp_id), max_text_length, temp_id, "an edit"
+        )
+        return ChangeRequest(kind, message_id, temp_id, content=content)
+    if kind is ChangeKind.REACT:
+        op = data.get("op", "add")
+        if op not in ("add", "remove"):
+            raise SendFailed('\'op\' must be "add" or "remove"', temp_id=temp_id)
+        emoji = validate_emoji(data.get("emoji"), temp_id=temp_id)
+        return ChangeRequest(kind, message_id, temp_id, emoji=emoji, add=op == "add")
+    return ChangeRequest(kind, message_id, temp_id)
 
 
 def parse_read_request(body: bytes | str) -> ReadRequest:

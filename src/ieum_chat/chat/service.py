@@ -12,8 +12,12 @@ the couples) take the pending messages and store whatever has queued up in one t
    out to this node's sockets and to the other nodes. A slow socket or broker therefore never
    holds up a commit; only a publisher a whole queue behind makes the writers wait.
 
-Read receipts, typing and presence events go through the same publisher, so a couple's
-channel carries events in the order they were committed. A failed publish is logged, never
+Changes to sent messages (edit, unsend, reactions, delete for me) and read marks take the
+same path: queued to the couple's writer behind its messages, committed in batches
+(``Database.apply_changes``), acknowledged, then published as events with their own seq in the
+couple's stream (a hide goes to its member's sessions only). Typing and presence events go
+through the same publisher, so a couple's channel carries events in the order they were
+committed. A failed publish is logged, never
 reported as a failed send: the message is stored, and a client that missed it catches up by
 seq.
 """
@@ -27,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ieum_chat.aio import finish_within, stop_tasks
 from ieum_chat.auth import Principal, TokenVerifier
@@ -37,21 +42,37 @@ from ieum_chat.chat.directory import DirectoryWatcher, RevocationHandler
 from ieum_chat.chat.envelope import channel_for, pack
 from ieum_chat.chat.limits import RateLimiter
 from ieum_chat.chat.presence import LocalPresence, Presence
-from ieum_chat.chat.requests import ReadRequest, SendRequest, image_host_allowed
+from ieum_chat.chat.requests import ChangeRequest, ReadRequest, SendRequest, image_host_allowed
 from ieum_chat.config import Settings
 from ieum_chat.errors import (
     AuthError,
     BrokerError,
+    ChatError,
+    Forbidden,
     NotFound,
     RateLimited,
     SendFailed,
     SendNotStored,
     StoreError,
     Unauthorized,
+    WindowExpired,
 )
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
-from ieum_chat.store.records import Couple, Message, NewMessage, Refusal, Refused, User
+from ieum_chat.store.changes import StreamItem
+from ieum_chat.store.records import (
+    Applied,
+    ChangeKind,
+    Couple,
+    Event,
+    Hide,
+    Message,
+    NewChange,
+    NewMessage,
+    Refusal,
+    Refused,
+    User,
+)
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
@@ -63,8 +84,9 @@ WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer and publisher tasks to end o
 # Items (a committed batch, or one event) between the writers and the publisher.
 PUBLISH_QUEUE = 256
 
-# Called in the writer right after the commit (or its failure) with the resolved future.
-Acknowledge = Callable[["asyncio.Future[Message]"], None]
+# Called in the writer right after the commit (or its failure) with the resolved future
+# (a Message for a send, an Applied for a change).
+Acknowledge = Callable[["asyncio.Future[Any]"], None]
 
 
 def utcnow() -> datetime:
@@ -72,25 +94,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _refusal_error(refused: Refused, temp_id: str | None) -> SendFailed | Unauthorized:
-    """What the sender of a message the store refused is told: UNAUTHORIZED when its couple
-    is gone or it is not a member (as for any SEND by a non-member), else SEND_FAILED."""
+_REFUSAL_ERRORS: dict[Refusal, type[ChatError]] = {
+    Refusal.NOT_FOUND: NotFound,
+    Refusal.FORBIDDEN: Forbidden,
+    Refusal.WINDOW_EXPIRED: WindowExpired,
+}
+
+
+def _refusal_error(refused: Refused, temp_id: str | None) -> ChatError:
+    """What the sender of a message or change the store refused is told: UNAUTHORIZED when
+    its couple is gone or it is not a member (as for any SEND by a non-member), NOT_FOUND,
+    FORBIDDEN or WINDOW_EXPIRED for a change, else SEND_FAILED."""
     if refused.reason is Refusal.NOT_A_MEMBER:
         return Unauthorized("no such couple, or not a member", temp_id=temp_id)
-    return SendFailed(refused.detail, temp_id=temp_id)
+    return _REFUSAL_ERRORS.get(refused.reason, SendFailed)(refused.detail, temp_id=temp_id)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Pending:
-    new: NewMessage
-    sender: User
-    future: asyncio.Future[Message] = field(repr=False)
+    """A send or a change queued for its couple's writer; its future resolves at commit."""
+
+    future: asyncio.Future[Any] = field(repr=False)
     acknowledge: Acknowledge | None = field(default=None, repr=False)
     queued_at: float = field(default_factory=time.perf_counter)
 
-    def succeed(self, message: Message) -> None:
+    def succeed(self, result: object) -> None:
         if not self.future.done():
-            self.future.set_result(message)
+            self.future.set_result(result)
             self._acknowledge()
 
     def fail(self, error: BaseException) -> None:
@@ -108,11 +138,28 @@ class _Pending:
                 log.exception("acknowledging a message failed")
 
 
+@dataclass(slots=True, kw_only=True)
+class _PendingMessage(_Pending):
+    new: NewMessage
+    sender: User
+    quoted: Message | None = None  # the message it answers (replyTo)
+
+
+@dataclass(slots=True, kw_only=True)
+class _PendingChange(_Pending):
+    new: NewChange
+
+
+# What the publisher renders and publishes: a new message (with its sender and the message it
+# answers), a stored change's event, or a hide (for its member's sessions only).
+_Outgoing = tuple[Message, User, Message | None] | Event | Hide
+
+
 @dataclass(slots=True, frozen=True)
 class _Committed:
-    """A committed batch's new messages (with their senders), for the publisher."""
+    """What a committed batch made, in commit order, for the publisher."""
 
-    messages: list[tuple[Message, User]]
+    items: list[_Outgoing]
     committed_at: float
 
 
@@ -156,7 +203,7 @@ class ChatService:
         )
         self._message_limit = RateLimiter(settings.message_rate, settings.message_burst)
         self._control_limit = RateLimiter(settings.control_rate, settings.control_burst)
-        self._queues: list[asyncio.Queue[_Pending]] = []
+        self._queues: list[asyncio.Queue[_PendingMessage | _PendingChange]] = []
         self._writers: list[asyncio.Task[None]] = []
         self._outbox: asyncio.Queue[_Committed | _Event] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
         self._publisher: asyncio.Task[None] | None = None
@@ -275,7 +322,7 @@ class ChatService:
         wait. Raises :class:`Unauthorized` (a known non-member), :class:`RateLimited` past the
         sender's message rate, :class:`SendFailed` for an image we do not serve."""
         couple = self._couples.get(couple_id)
-        if couple is None:
+        if couple is None or request.reply_to is not None:
             return None
         if not couple.has_member(sender.id):
             raise Unauthorized("not a member of this couple", temp_id=request.temp_id)
@@ -295,18 +342,68 @@ class ChatService:
         acknowledge: Acknowledge | None = None,
     ) -> asyncio.Future[Message]:
         """:meth:`try_accept` when it may wait: for the membership lookup and for room in
-        the write queue (bounded), never for the commit; the same future and errors. Every
-        send goes through one of the two (STOMP, SockJS and REST alike)."""
+        the write queue (bounded), never for the commit; the same future and errors, and
+        :class:`NotFound` for a ``replyTo`` that is not a message of this couple. Every send
+        goes through one of the two (STOMP, SockJS and REST alike)."""
         try:
             await self.member_couple(sender.id, couple_id)
         except Unauthorized as exc:
             exc.temp_id = request.temp_id
             raise
-        pending = self._pending(sender, couple_id, request, acknowledge)
+        quoted: Message | None = None
+        if request.reply_to is not None:
+            quoted = (await self.db.messages_by_id([request.reply_to])).get(request.reply_to)
+            if quoted is None or quoted.couple_id != couple_id:
+                raise NotFound(
+                    f"'replyTo': no message {request.reply_to} in this couple",
+                    temp_id=request.temp_id,
+                )
+        pending = self._pending(sender, couple_id, request, acknowledge, quoted)
         await self._queue_for(couple_id).put(pending)
         return pending.future
 
-    def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[_Pending]:
+    async def change(
+        self,
+        user: User,
+        couple_id: uuid.UUID,
+        request: ChangeRequest,
+        *,
+        acknowledge: Acknowledge | None = None,
+    ) -> asyncio.Future[Applied]:
+        """Queue a change of a sent message (edit, unsend, delete for me, reaction) behind
+        the couple's messages; the future resolves once it is committed (an :class:`Applied`)
+        or fails: :class:`NotFound` (no such message in this couple), :class:`Forbidden` (not
+        the sender's), :class:`WindowExpired`, :class:`SendFailed` (the message cannot take
+        it). Raises :class:`Unauthorized` (not a member) and :class:`RateLimited` at once."""
+        try:
+            await self.member_couple(user.id, couple_id)
+        except Unauthorized as exc:
+            exc.temp_id = request.temp_id
+            raise
+        if not self._message_limit.allow(user.id):
+            raise RateLimited("too many messages and changes; slow down", temp_id=request.temp_id)
+        new = NewChange(
+            request.kind,
+            couple_id,
+            user.id,
+            utcnow(),
+            message_id=request.message_id,
+            temp_id=request.temp_id,
+            content=request.content,
+            emoji=request.emoji,
+            add=request.add,
+        )
+        return await self._queue_change(new, acknowledge)
+
+    async def _queue_change(
+        self, new: NewChange, acknowledge: Acknowledge | None
+    ) -> asyncio.Future[Applied]:
+        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
+        pending = _PendingChange(new=new, future=future, acknowledge=acknowledge)
+        await self._queue_for(new.couple_id).put(pending)
+        return future
+
+    def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[_PendingMessage | _PendingChange]:
         return self._queues[couple_id.int % len(self._queues)]
 
     def _pending(
@@ -315,7 +412,8 @@ class ChatService:
         couple_id: uuid.UUID,
         request: SendRequest,
         acknowledge: Acknowledge | None = None,
-    ) -> _Pending:
+        quoted: Message | None = None,
+    ) -> _PendingMessage:
         self._check_image(couple_id, request)
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
@@ -328,10 +426,14 @@ class ChatService:
             image_url=request.image_url,
             temp_id=request.temp_id,
             created_at=utcnow(),
+            reply_to_id=request.reply_to,
         )
-        return _Pending(new, sender, asyncio.get_running_loop().create_future(), acknowledge)
+        future = asyncio.get_running_loop().create_future()
+        return _PendingMessage(
+            new=new, sender=sender, quoted=quoted, future=future, acknowledge=acknowledge
+        )
 
-    async def _write_loop(self, queue: asyncio.Queue[_Pending]) -> None:
+    async def _write_loop(self, queue: asyncio.Queue[_PendingMessage | _PendingChange]) -> None:
         while True:
             batch = [await queue.get()]
             while len(batch) < MAX_BATCH:
@@ -345,7 +447,20 @@ class ChatService:
                 for _ in batch:
                     queue.task_done()
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_PendingMessage | _PendingChange]) -> None:
+        """Commit a writer's batch: its runs of messages and of changes, in order (a change
+        may name a message queued before it)."""
+        start = 0
+        for end in range(1, len(batch) + 1):
+            if end == len(batch) or type(batch[end]) is not type(batch[start]):
+                run = batch[start:end]
+                if isinstance(run[0], _PendingMessage):
+                    await self._commit_messages(run)  # type: ignore[arg-type]
+                else:
+                    await self._commit_changes(run)  # type: ignore[arg-type]
+                start = end
+
+    async def _commit_messages(self, batch: list[_PendingMessage]) -> None:
         try:
             results = await self.db.append_messages([p.new for p in batch])
         except StoreError as exc:
@@ -363,7 +478,7 @@ class ChatService:
         committed = time.perf_counter()
         metrics.WRITE_BATCH_SIZE.observe(len(batch))
         # Acknowledge: every sender's RECEIPT is written here, before any publication.
-        fresh: list[tuple[Message, User]] = []
+        fresh: list[_Outgoing] = []
         for pending, stored in zip(batch, results, strict=True):
             metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
             if isinstance(stored, Refused):
@@ -373,9 +488,43 @@ class ChatService:
                 continue
             pending.succeed(stored.message)
             if stored.created:
-                fresh.append((stored.message, pending.sender))
+                fresh.append((stored.message, pending.sender, pending.quoted))
         metrics.MESSAGES_STORED.inc(len(fresh))
         # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
+        if fresh:
+            await self._outbox.put(_Committed(fresh, committed))
+
+    async def _commit_changes(self, batch: list[_PendingChange]) -> None:
+        try:
+            results = await self.db.apply_changes(
+                [p.new for p in batch], unsend_window=self.settings.unsend_window
+            )
+        except StoreError as exc:
+            log.error("storing %d changes failed: %s", len(batch), exc)
+            for pending in batch:
+                pending.fail(
+                    SendNotStored("the change could not be stored", temp_id=pending.new.temp_id)
+                )
+            return
+        except Exception as exc:  # a bug: fail the batch loudly, keep the writer alive
+            log.exception("unexpected failure storing %d changes", len(batch))
+            for pending in batch:
+                pending.fail(exc)
+            return
+        committed = time.perf_counter()
+        fresh: list[_Outgoing] = []
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, Refused):
+                log.info("change refused: %s", result.detail)
+                pending.fail(_refusal_error(result, pending.new.temp_id))
+                continue
+            pending.succeed(result)
+            if not result.created:
+                continue  # a repeated tempId: answered, not broadcast again
+            made = result.event if result.event is not None else result.hide
+            if made is not None:
+                metrics.MESSAGE_CHANGES.labels(pending.new.kind.value).inc()
+                fresh.append(made)
         if fresh:
             await self._outbox.put(_Committed(fresh, committed))
 
@@ -400,9 +549,8 @@ class ChatService:
             item = await self._outbox.get()
             try:
                 if isinstance(item, _Committed):
-                    for message, sender in item.messages:
-                        body = codec.message_json(message, sender, self.zone)
-                        await self._broadcast(message.couple_id, pack(message.seq, body))
+                    for outgoing in item.items:
+                        await self._publish_outgoing(outgoing)
                     metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - item.committed_at)
                 else:
                     await self._broadcast(item.couple_id, item.payload)
@@ -410,6 +558,21 @@ class ChatService:
                 log.exception("publishing failed")
             finally:
                 self._outbox.task_done()
+
+    async def _publish_outgoing(self, outgoing: _Outgoing) -> None:
+        if isinstance(outgoing, Event):
+            if outgoing.kind is ChangeKind.READ:
+                metrics.READ_RECEIPTS.inc()
+            body = codec.event_json(outgoing, self.zone)
+            await self._broadcast(outgoing.couple_id, pack(outgoing.seq, body))
+        elif isinstance(outgoing, Hide):
+            body = codec.dumps(codec.hide_dict(outgoing, self.zone))
+            payload = pack(0, body, audience=outgoing.user_id)
+            await self._broadcast(outgoing.couple_id, payload)
+        else:
+            message, sender, quoted = outgoing
+            body = codec.message_json(message, sender, self.zone, quoted)
+            await self._broadcast(message.couple_id, pack(message.seq, body))
 
     async def _broadcast(self, couple_id: uuid.UUID, payload: bytes) -> None:
         try:
@@ -426,29 +589,26 @@ class ChatService:
         request: ReadRequest,
         *,
         acknowledge: Callable[[], None] | None = None,
-    ) -> list[Message]:
-        """Store the read marks; ``acknowledge`` runs after the commit, before the
-        READ_RECEIPT is published."""
+    ) -> Applied:
+        """Mark read (a READ change, in the couple's stream behind its messages);
+        ``acknowledge`` runs after the commit, before the READ_RECEIPT is published. The
+        outcome's ``messages`` are those marked (none: nothing was unread, and no event)."""
         await self.member_couple(reader.id, couple_id)
         self._check_control_rate(reader.id)
-        read_at = utcnow()
-        try:
-            changed = await self.db.mark_read(
-                couple_id,
-                reader.id,
-                message_ids=request.message_ids,
-                up_to_seq=request.up_to_seq,
-                read_at=read_at,
-            )
-        except StoreError as exc:
-            raise SendNotStored("read marks could not be stored") from exc
-        if acknowledge is not None:
-            acknowledge()
-        if changed:
-            body = codec.read_receipt_json(reader.id, changed, read_at, self.zone)
-            metrics.READ_RECEIPTS.inc()
-            await self._publish(couple_id, pack(0, body))
-        return changed
+        new = NewChange(
+            ChangeKind.READ,
+            couple_id,
+            reader.id,
+            utcnow(),
+            message_ids=request.message_ids,
+            up_to_seq=request.up_to_seq,
+        )
+
+        def acknowledged(future: asyncio.Future[Any]) -> None:
+            if acknowledge is not None and not future.cancelled() and future.exception() is None:
+                acknowledge()
+
+        return await (await self._queue_change(new, acknowledged))
 
     async def typing(
         self,
@@ -508,14 +668,72 @@ class ChatService:
         return last.seq if last is not None else 0
 
     async def replay(
-        self, couple_id: uuid.UUID, after_seq: int, *, limit: int
+        self, couple_id: uuid.UUID, after_seq: int, *, limit: int, viewer_id: uuid.UUID
     ) -> list[tuple[int, bytes]]:
-        """Stored messages after ``after_seq``, ascending, as (seq, wire JSON)."""
-        page = await self.db.get_messages(
-            couple_id, after_seq=after_seq, limit=limit, ascending=True
-        )
-        senders = await self.db.get_users({m.sender_id for m in page})
-        return [(m.seq, codec.message_json(m, senders.get(m.sender_id), self.zone)) for m in page]
+        """The couple's stream after ``after_seq`` as ``viewer_id`` sees it, ascending, as
+        (seq, wire JSON): messages as they are now, events, and a MESSAGE_DELETED (with the
+        message's seq) for each message the viewer hid."""
+        items = await self.db.read_stream(couple_id, viewer_id, after_seq=after_seq, limit=limit)
+        return [(seq, body) for seq, body in await self.render_stream(items)]
+
+    async def render_stream(self, items: list[StreamItem]) -> list[tuple[int, bytes]]:
+        messages = [item for item in items if isinstance(item, Message)]
+        senders, quoted = await self.message_context(messages)
+        rendered: list[tuple[int, bytes]] = []
+        for item in items:
+            if isinstance(item, Message):
+                sender = senders.get(item.sender_id)
+                reply = quoted.get(item.reply_to_id) if item.reply_to_id is not None else None
+                rendered.append((item.seq, codec.message_json(item, sender, self.zone, reply)))
+            elif isinstance(item, Event):
+                rendered.append((item.seq, codec.event_json(item, self.zone)))
+            else:
+                body = codec.dumps(codec.hide_dict(item, self.zone, seq=item.position))
+                rendered.append((item.position, body))
+        return rendered
+
+    async def render_messages(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """The wire form of stored messages as they are now (REST answers)."""
+        senders, quoted = await self.message_context(messages)
+        return [
+            codec.message_dict(
+                m,
+                senders.get(m.sender_id),
+                self.zone,
+                quoted.get(m.reply_to_id) if m.reply_to_id is not None else None,
+            )
+            for m in messages
+        ]
+
+    async def message_context(
+        self, messages: list[Message]
+    ) -> tuple[dict[uuid.UUID, User], dict[uuid.UUID, Message]]:
+        """What rendering these messages needs: their senders, and the messages they answer
+        (as they are now)."""
+        senders: dict[uuid.UUID, User] = {}
+        for sender_id in {m.sender_id for m in messages}:
+            user = await self.user(sender_id)
+            if user is not None:
+                senders[sender_id] = user
+        reply_ids = {m.reply_to_id for m in messages if m.reply_to_id is not None}
+        quoted = await self.db.messages_by_id(list(reply_ids)) if reply_ids else {}
+        return senders, quoted
+
+    async def hides_since(
+        self,
+        couple_id: uuid.UUID,
+        user_id: uuid.UUID,
+        position: int,
+        *,
+        after: tuple[int, uuid.UUID] | None,
+        limit: int,
+    ) -> list[tuple[tuple[int, uuid.UUID], bytes]]:
+        """The user's hides made at ``position`` or later (a device resuming after that seq
+        has not seen them), after the cursor ``after``, as (cursor, MESSAGE_DELETED JSON)."""
+        hides = await self.db.hides_since(couple_id, user_id, position, after=after, limit=limit)
+        return [
+            ((h.position, h.message_id), codec.dumps(codec.hide_dict(h, self.zone))) for h in hides
+        ]
 
     async def _presence_event(self, event: str, user_id: uuid.UUID) -> None:
         try:

@@ -1,6 +1,10 @@
 """What a connection does with each STOMP event: CONNECT, SUBSCRIBE, UNSUBSCRIBE, SEND,
 DISCONNECT (ACK and NACK are accepted: every subscription is auto-ack).
 
+SENDs to ``/read``, ``/typing`` and the changes of a sent message (``/edit``, ``/unsend``,
+``/delete``, ``/react``) are handled in order, each waiting for its commit: their RECEIPT
+(or error payload, with the change's tempId) comes before the event is published.
+
 :meth:`Dispatcher.handle` does at once whatever needs no waiting and returns ``None``, or
 returns the rest as an awaitable the connection runs before the next frame (frames are
 handled in order). The common SEND (membership cached, room in the write queue) is queued
@@ -25,6 +29,7 @@ from ieum_chat.auth import Principal, bearer_token
 from ieum_chat.chat import codec
 from ieum_chat.chat.requests import (
     SendRequest,
+    parse_change_request,
     parse_read_request,
     parse_send_request,
     parse_seq,
@@ -40,6 +45,7 @@ from ieum_chat.errors import (
     Unauthorized,
 )
 from ieum_chat.gateway.routing import (
+    CHANGE_ROUTES,
     ERRORS_QUEUE,
     Route,
     Target,
@@ -75,7 +81,15 @@ class Dispatcher:
     """The chat side of one connection: its user's requests, in the order they came."""
 
     # Slots: one per connection, thousands per process.
-    __slots__ = ("_announced", "_conn", "_handshake", "_inflight", "errors_sub", "subscriptions")
+    __slots__ = (
+        "_announced",
+        "_conn",
+        "_handshake",
+        "_inflight",
+        "errors_sub",
+        "events_sub",
+        "subscriptions",
+    )
 
     def __init__(
         self,
@@ -87,6 +101,7 @@ class Dispatcher:
         self.subscriptions = subscriptions
         self._handshake = handshake  # identity proven by the upgrade request's token
         self.errors_sub: str | None = None
+        self.events_sub: str | None = None  # /user/queue/events
         # Created on first use: most connections are idle most of the time.
         self._inflight: list[asyncio.Future[Message]] | None = None
         self._announced = False
@@ -193,6 +208,10 @@ class Dispatcher:
             self.errors_sub = event.id
             conn.receipt(event.receipt)
             return
+        if target.route is Route.EVENTS:
+            self.events_sub = event.id
+            conn.receipt(event.receipt)
+            return
         assert conn.user is not None
         after: int | None = None
         try:
@@ -218,6 +237,8 @@ class Dispatcher:
     async def _on_unsubscribe(self, event: Unsubscribe) -> None:
         if event.id == self.errors_sub:
             self.errors_sub = None
+        if event.id == self.events_sub:
+            self.events_sub = None
         await self.subscriptions.close(event.id)
         self._conn.receipt(event.receipt)
 
@@ -310,13 +331,15 @@ class Dispatcher:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _on_control(self, event: Send, target: Target | None, user: User) -> None:
-        """Read marks and typing; anything else under SEND is refused (UNAUTHORIZED)."""
+        """Read marks, typing and changes of sent messages; anything else under SEND is
+        refused (UNAUTHORIZED)."""
         conn = self._conn
         chat = conn.gateway.chat
         try:
             if target is None:
                 raise Unauthorized(
-                    f"SEND is accepted only on /app/chat/{{coupleId}}[/read|/typing], "
+                    "SEND is accepted only on "
+                    "/app/chat/{coupleId}[/read|/typing|/edit|/unsend|/delete|/react], "
                     f"not {event.destination[:100]}"
                 )
             if target.couple_id is None:
@@ -326,7 +349,19 @@ class Dispatcher:
             def acknowledge() -> None:
                 conn.receipt(receipt)
 
-            if target.route is Route.READ:
+            if target.route in CHANGE_ROUTES:
+                change = parse_change_request(
+                    target.route.value,
+                    event.body,
+                    max_text_length=conn.gateway.settings.max_text_length,
+                )
+
+                def acknowledged(future: asyncio.Future[Any]) -> None:
+                    if not future.cancelled() and future.exception() is None:
+                        acknowledge()
+
+                await (await chat.change(user, target.couple_id, change, acknowledge=acknowledged))
+            elif target.route is Route.READ:
                 request = parse_read_request(event.body)
                 await chat.mark_read(user, target.couple_id, request, acknowledge=acknowledge)
             else:

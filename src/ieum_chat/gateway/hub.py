@@ -7,6 +7,7 @@ every local listener with the same body bytes (no per-subscriber JSON work).
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Protocol
 
 from ieum_chat.broker import Broker
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class Listener(Protocol):
-    def deliver(self, seq: int, body: bytes) -> None:
-        """Called on the event loop; must only enqueue."""
+    def deliver(self, seq: int, body: bytes, audience: uuid.UUID | None = None) -> None:
+        """Called on the event loop; must only enqueue. ``audience``: the one member whose
+        sessions may see it (None: every member's)."""
 
 
 class Hub:
@@ -56,12 +58,12 @@ class Hub:
         if not listeners:
             return
         try:
-            seq, body = unpack(payload)
+            seq, audience, body = unpack(payload)
         except ValueError:
             log.error("dropped a malformed payload on %s", channel)
             return
         for listener in tuple(listeners):
-            listener.deliver(seq, body)
+            listener.deliver(seq, body, audience)
 
     def listener_count(self) -> int:
         return sum(len(v) for v in self._listeners.values())

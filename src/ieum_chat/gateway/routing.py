@@ -6,9 +6,19 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-__all__ = ["ERRORS_QUEUE", "Route", "Target", "parse_app_destination", "parse_subscription"]
+__all__ = [
+    "CHANGE_ROUTES",
+    "ERRORS_QUEUE",
+    "EVENTS_QUEUE",
+    "Route",
+    "Target",
+    "parse_app_destination",
+    "parse_subscription",
+]
 
 ERRORS_QUEUE = "/user/queue/errors"
+# The session user's own events: the messages they hid for themselves (delete for me).
+EVENTS_QUEUE = "/user/queue/events"
 _TOPIC_PREFIX = "/topic/couple/"
 _APP_PREFIX = "/app/chat/"
 
@@ -16,9 +26,21 @@ _APP_PREFIX = "/app/chat/"
 class Route(enum.Enum):
     COUPLE_TOPIC = "couple-topic"
     ERRORS = "errors"
+    EVENTS = "events"
     SEND = "send"
     READ = "read"
     TYPING = "typing"
+    EDIT = "edit"
+    UNSEND = "unsend"
+    DELETE = "delete"
+    REACT = "react"
+
+
+# SEND destinations that change a sent message; the value is the action's name.
+CHANGE_ROUTES = frozenset({Route.EDIT, Route.UNSEND, Route.DELETE, Route.REACT})
+_APP_ROUTES = {"": Route.SEND} | {
+    route.value: route for route in (Route.READ, Route.TYPING, *CHANGE_ROUTES)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +61,8 @@ def parse_subscription(destination: str) -> Target | None:
     """A SUBSCRIBE destination, or ``None`` when the server has no such destination."""
     if destination == ERRORS_QUEUE:
         return Target(Route.ERRORS, None)
+    if destination == EVENTS_QUEUE:
+        return Target(Route.EVENTS, None)
     if destination.startswith(_TOPIC_PREFIX):
         rest = destination[len(_TOPIC_PREFIX) :]
         if rest and "/" not in rest:
@@ -53,7 +77,7 @@ def parse_app_destination(destination: str) -> Target | None:
     couple, _, action = destination[len(_APP_PREFIX) :].partition("/")
     if not couple:
         return None
-    route = {"": Route.SEND, "read": Route.READ, "typing": Route.TYPING}.get(action)
+    route = _APP_ROUTES.get(action)
     if route is None:
         return None
     return Target(route, _couple(couple))

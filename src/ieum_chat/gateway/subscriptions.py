@@ -7,6 +7,13 @@ once, with no gap at the seam. A seq that skips ahead later (a message still on 
 another node, or published while the broker was down) starts a catch-up the same way. The
 database is the source of truth; the broker only says "now".
 
+A replay first tells the device of the messages its user hid (delete for me) since the seq it
+resumes after (MESSAGE_DELETED without a seq, on ``/user/queue/events`` when the session
+subscribed it), then replays the stream as that user sees it: messages as they are now, the
+changes made since (each with its seq), and in the place of a message the user hid, its
+MESSAGE_DELETED with the message's seq. A live entry meant for one member only (a hide) is
+delivered to that member's sessions and dropped by the partner's.
+
 Replay respects the outbound bound: it writes a burst, then waits for the socket to drain
 below the low-water mark before it reads or writes on, so a client that resumes from seq 0
 holds at most about its bound however long the history is; one that stops taking bytes is
@@ -24,6 +31,7 @@ from ieum_chat.chat.envelope import channel_for
 from ieum_chat.chat.service import ChatService
 from ieum_chat.errors import ErrorCode, StoreError
 from ieum_chat.gateway.hub import Hub
+from ieum_chat.store.records import User
 
 __all__ = ["MAX_HELD", "REPLAY_PAGE", "Outlet", "Subscription", "Subscriptions"]
 
@@ -39,6 +47,7 @@ class Outlet(Protocol):
     """What subscriptions need from their connection (the socket shell)."""
 
     session_id: str
+    user: User | None
 
     @property
     def closing(self) -> bool: ...
@@ -48,6 +57,10 @@ class Outlet(Protocol):
         """Bytes a replay may write before it waits for the socket to drain."""
 
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None: ...
+
+    def push_private(self, destination: str, sub_id: str, body: bytes) -> None:
+        """An event for this user's sessions only: on ``/user/queue/events`` when the session
+        subscribed it, else on (``destination``, ``sub_id``)."""
 
     def receipt(self, receipt_id: str | None) -> None: ...
 
@@ -88,14 +101,19 @@ class Subscription:
         self.couple_id = couple_id
         self.last_seq = 0  # the highest seq delivered (or, at the start, not asked for)
         self.catching_up = True  # until the first replay has run
-        self.held: list[tuple[int, bytes]] = []
+        self.held: list[tuple[int, bytes, uuid.UUID | None]] = []
 
-    def deliver(self, seq: int, body: bytes) -> None:
-        """The hub's call for every payload on the couple's channel (seq 0: not stored)."""
+    def deliver(self, seq: int, body: bytes, audience: uuid.UUID | None = None) -> None:
+        """The hub's call for every payload on the couple's channel (seq 0: not stored in the
+        stream; ``audience``: for that member's sessions only)."""
         outlet = self.owner.outlet
+        if audience is not None and (outlet.user is None or audience != outlet.user.id):
+            return  # another member's own event (their hides): never shown to the partner
         if self.catching_up:
-            self._hold(seq, body)
-        elif seq == 0:  # read receipts, typing, presence: not stored, not ordered
+            self._hold(seq, body, audience)
+        elif audience is not None:
+            outlet.push_private(self.destination, self.id, body)
+        elif seq == 0:  # typing, presence: not stored, not ordered
             outlet.push_message(self.destination, self.id, body)
         elif seq <= self.last_seq:
             return  # delivered already (by a replay)
@@ -103,21 +121,21 @@ class Subscription:
             self.last_seq = seq
             outlet.push_message(self.destination, self.id, body)
         else:
-            self._hold(seq, body)
+            self._hold(seq, body, audience)
             self.owner.catch_up(self)
 
-    def _hold(self, seq: int, body: bytes) -> None:
+    def _hold(self, seq: int, body: bytes, audience: uuid.UUID | None) -> None:
         if len(self.held) >= MAX_HELD:
             self.owner.outlet.overflow()
             return
-        self.held.append((seq, body))
+        self.held.append((seq, body, audience))
 
     def release(self) -> None:
         """The replay is done: deliver what was held meanwhile (duplicates drop by seq)."""
         self.catching_up = False
         held, self.held = self.held, []
-        for seq, body in held:
-            self.deliver(seq, body)
+        for seq, body, audience in held:
+            self.deliver(seq, body, audience)
 
 
 class Subscriptions:
@@ -200,30 +218,58 @@ class Subscriptions:
         self.outlet.spawn(self.replay(sub), f"catch-up-{self.outlet.session_id}")
 
     async def replay(self, sub: Subscription) -> None:
-        """Deliver the stored messages after ``sub.last_seq``, page by page, waiting for the
-        socket to drain after each burst; then release what was held meanwhile."""
+        """Tell of the user's hides since ``sub.last_seq``, then deliver the stream after it,
+        page by page, waiting for the socket to drain after each burst; then release what
+        was held meanwhile."""
         outlet = self.outlet
+        user = outlet.user
+        assert user is not None  # subscriptions open after CONNECT
         burst = 0
+
+        async def paced(size: int) -> bool:
+            """Count ``size`` bytes about to be written; past a burst, wait for the socket."""
+            nonlocal burst
+            if burst and burst + size > outlet.replay_burst:
+                if not await outlet.drained():
+                    return False
+                burst = 0
+            burst += size
+            return True
+
         try:
+            position = sub.last_seq
+            after: tuple[int, uuid.UUID] | None = None
+            while not outlet.closing:
+                hides = await self.chat.hides_since(
+                    sub.couple_id, user.id, position, after=after, limit=REPLAY_PAGE
+                )
+                for cursor, body in hides:
+                    if not await paced(len(body)):
+                        return
+                    outlet.push_private(sub.destination, sub.id, body)
+                    after = cursor
+                if len(hides) < REPLAY_PAGE:
+                    break
             while not outlet.closing:
                 if burst:  # the next page is read only once the socket has taken this one
                     if not await outlet.drained():
                         return
                     burst = 0
-                page = await self.chat.replay(sub.couple_id, sub.last_seq, limit=REPLAY_PAGE)
+                page = await self.chat.replay(
+                    sub.couple_id, sub.last_seq, limit=REPLAY_PAGE, viewer_id=user.id
+                )
                 for seq, body in page:
-                    if burst >= outlet.replay_burst:
-                        if not await outlet.drained():
-                            return
-                        burst = 0
-                    if seq > sub.last_seq:
-                        sub.last_seq = seq
-                        outlet.push_message(sub.destination, sub.id, body)
-                        burst += len(body)
+                    if seq <= sub.last_seq:
+                        continue
+                    if not await paced(len(body)):
+                        return
+                    sub.last_seq = seq
+                    outlet.push_message(sub.destination, sub.id, body)
                 if len(page) < REPLAY_PAGE:
                     break
         except StoreError as exc:
             log.warning("session %s: catch-up failed: %s", outlet.session_id, exc)
             outlet.fail(ErrorCode.HISTORY_UNAVAILABLE, "the history could not be read")
             return
-        sub.release()
+        if not outlet.closing:
+            sub.release()

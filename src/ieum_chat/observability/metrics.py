@@ -74,6 +74,13 @@ MESSAGES_DELIVERED = Counter(
     registry=REGISTRY,
 )
 READ_RECEIPTS = Counter("ieum_read_receipts", "READ_RECEIPT events published", registry=REGISTRY)
+MESSAGE_CHANGES = Counter(
+    "ieum_message_changes",
+    "Changes committed, by kind (EDIT, UNSEND, REACT, HIDE; READ counts read marks that "
+    "marked something); repeated tempIds and changes that changed nothing not counted",
+    ["kind"],
+    registry=REGISTRY,
+)
 TYPING_EVENTS = Counter("ieum_typing_events", "TYPING events published", registry=REGISTRY)
 ERRORS = Counter("ieum_errors", "Errors sent to clients, by wire code", ["code"], registry=REGISTRY)
 AUTH_FAILURES = Counter(

@@ -14,7 +14,8 @@ The engine chooses (``engines.BaseEngine.appender``), once, when the pool is mad
 - :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
   through SQLAlchemy;
 - :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
-  ``ieum_append_messages_v2`` (migration 0005) over a raw asyncpg connection (``asyncpg_pool``).
+  ``ieum_append_messages_v3`` (migration 0007; 0005 explains its steps) over a raw asyncpg
+  connection (``asyncpg_pool``).
   The batch travels as one array per column, with each tempId key once (a repeat later in
   the batch is answered here, with its first occurrence's outcome), and comes back as one
   whole message row per message, with its outcome.
@@ -47,6 +48,7 @@ from ieum_chat.store.records import (
     Refused,
     Stored,
     message_from_row,
+    message_values,
 )
 from ieum_chat.store.schema import couples, messages
 
@@ -162,14 +164,12 @@ def _append_messages_txn(
         .values(last_seq=bindparam("b_last_seq")),
         [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped],
     )
-    conn.execute(
-        insert(messages), [{name: getattr(m, name) for name in MESSAGE_FIELDS} for m in fresh]
-    )
+    conn.execute(insert(messages), [message_values(m) for m in fresh])
     return results
 
 
-_APPEND_CALL = "SELECT * FROM ieum_append_messages_v2($1, $2, $3, $4, $5, $6, $7, $8)"
-# Columns of the function's rows after the message's own (migration 0005).
+_APPEND_CALL = "SELECT * FROM ieum_append_messages_v3($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+# Columns of the function's rows after the message's own (migration 0007).
 _ORD = len(MESSAGE_FIELDS)
 _OUTCOME = _ORD + 1
 

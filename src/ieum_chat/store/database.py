@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from ieum_chat.errors import StoreUnavailable
+from ieum_chat.store.changes import ChangesStore
 from ieum_chat.store.couples import CouplesStore
 from ieum_chat.store.engines import create_engine
 from ieum_chat.store.messages import MessagesStore
@@ -18,7 +19,7 @@ def _ping_txn(conn: Connection) -> None:
     conn.execute(text("SELECT 1"))
 
 
-class Database(UsersStore, CouplesStore, MessagesStore):
+class Database(UsersStore, CouplesStore, MessagesStore, ChangesStore):
     """SQLite or PostgreSQL, chosen by URL.
 
     Methods raise ``ValueError`` for arguments the database cannot hold (documented per

@@ -1,4 +1,4 @@
-"""Messages: appends, read marks and history.
+"""Messages: appends and history (read marks and other changes: ``changes``).
 
 Order within a couple is ``seq``: 1, 2, 3... with no gap, assigned at commit from the couple's
 ``last_seq`` counter. :meth:`MessagesStore.append_messages` checks that each message's fields
@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -23,13 +22,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ieum_chat.store.engines import BaseEngine
-from ieum_chat.store.pool import AnyRow, SQLBaseStore
+from ieum_chat.store.pool import SQLBaseStore
 from ieum_chat.store.records import (
     MESSAGE_FIELDS,
     Appended,
@@ -39,15 +37,17 @@ from ieum_chat.store.records import (
     Refused,
     message_from_row,
 )
-from ieum_chat.store.schema import couples, messages, to_db_time
+from ieum_chat.store.schema import couples, message_hides, messages, to_db_time
 
 __all__ = [
+    "MESSAGE_COLUMNS",
     "TEMP_ID_MAX",
     "TYPE_MAX",
     "MessagesStore",
     "chunks",
     "dedup_query",
     "page_query",
+    "unread_from_partner",
 ]
 
 TEMP_ID_MAX = 64  # messages.temp_id is VARCHAR(64)
@@ -57,7 +57,7 @@ TYPE_MAX = 20  # messages.type is VARCHAR(20)
 _CHUNK = 500
 
 # Every SELECT and RETURNING of whole messages: the columns of Message's fields, in order.
-_COLUMNS = tuple(messages.c[name] for name in MESSAGE_FIELDS)
+MESSAGE_COLUMNS = tuple(messages.c[name] for name in MESSAGE_FIELDS)
 
 _T = TypeVar("_T")
 
@@ -74,9 +74,13 @@ def page_query(
     before_seq: int | None = None,
     limit: int = 50,
     ascending: bool = False,
+    viewer_id: uuid.UUID | None = None,
 ) -> Select[Any]:
-    """One page of a couple's history: a range scan of ``uq_messages_couple_seq``, no OFFSET."""
-    query = select(*_COLUMNS).where(messages.c.couple_id == couple_id)
+    """One page of a couple's history: a range scan of ``uq_messages_couple_seq``, no OFFSET.
+    With ``viewer_id``, without the messages that member hid (one primary-key probe each)."""
+    query = select(*MESSAGE_COLUMNS).where(messages.c.couple_id == couple_id)
+    if viewer_id is not None:
+        query = query.where(~_hidden_by(viewer_id))
     if after_seq is not None:
         query = query.where(messages.c.seq > after_seq)
     if before_seq is not None:
@@ -91,7 +95,7 @@ def dedup_query(
     """The stored messages with any of these ``(couple_id, sender_id, temp_id)``: one probe of
     ``uq_messages_couple_sender_temp`` per key."""
     key_columns = (messages.c.couple_id, messages.c.sender_id, messages.c.temp_id)
-    return select(*_COLUMNS).where(policy.in_tuples(key_columns, keys))
+    return select(*MESSAGE_COLUMNS).where(policy.in_tuples(key_columns, keys))
 
 
 def _is_member(couple_id: uuid.UUID, user_id: uuid.UUID) -> ColumnElement[bool]:
@@ -101,7 +105,13 @@ def _is_member(couple_id: uuid.UUID, user_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
-def _unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[ColumnElement[bool]]:
+def _hidden_by(user_id: uuid.UUID) -> ColumnElement[bool]:
+    return exists().where(
+        message_hides.c.user_id == user_id, message_hides.c.message_id == messages.c.id
+    )
+
+
+def unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[ColumnElement[bool]]:
     # couple_id + is_read is the prefix of the plan's idx_messages_unread; the unread rows of
     # one couple are few, so filtering the sender among them costs nothing.
     return [
@@ -112,40 +122,19 @@ def _unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[Col
     ]
 
 
-def _mark_read_txn(  # noqa: PLR0917 - a transaction function takes its arguments positionally
-    conn: Connection,
-    couple_id: uuid.UUID,
-    reader_id: uuid.UUID,
-    message_ids: Sequence[uuid.UUID] | None,
-    up_to_seq: int | None,
-    read_at: datetime,
-) -> list[Message]:
-    # `is_read = false` in the WHERE makes a concurrent second mark skip rows the first
-    # changed (PostgreSQL re-checks it after the row lock), so each change is returned once.
-    statement = (
-        update(messages)
-        .where(*_unread_from_partner(couple_id, reader_id))
-        .values(is_read=True, read_at=read_at)
-        .returning(*_COLUMNS)
-    )
-    rows: list[AnyRow] = []
-    if up_to_seq is not None:
-        rows.extend(conn.execute(statement.where(messages.c.seq <= up_to_seq)))
-    else:
-        wanted = list(dict.fromkeys(message_ids or ()))
-        for chunk in chunks(wanted):
-            rows.extend(conn.execute(statement.where(messages.c.id.in_(chunk))))
-    return sorted((message_from_row(row) for row in rows), key=lambda m: m.seq)
-
-
 def _select_messages_txn(conn: Connection, query: Select[Any]) -> list[Message]:
     return [message_from_row(row) for row in conn.execute(query)]
 
 
 def _unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
-    query = select(func.count()).select_from(messages)
-    count = conn.execute(query.where(*_unread_from_partner(couple_id, reader_id))).scalar_one()
-    return int(count)
+    # Unsent messages and those the reader hid are not waiting to be read.
+    query = (
+        select(func.count())
+        .select_from(messages)
+        .where(*unread_from_partner(couple_id, reader_id))
+        .where(messages.c.unsent_at.is_(None), ~_hidden_by(reader_id))
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _checked(new: NewMessage) -> NewMessage | Refused:
@@ -187,34 +176,6 @@ class MessagesStore(SQLBaseStore):
             results.append(result)
         return results
 
-    async def mark_read(
-        self,
-        couple_id: uuid.UUID,
-        reader_id: uuid.UUID,
-        *,
-        message_ids: Sequence[uuid.UUID] | None = None,
-        up_to_seq: int | None = None,
-        read_at: datetime,
-    ) -> list[Message]:
-        """Mark the partner's unread messages read: those in ``message_ids`` or every one with
-        ``seq <= up_to_seq`` (give exactly one). Ids of other couples or of the reader's own
-        messages are ignored; a reader who is not a member of the couple changes nothing.
-        Returns the rows that changed, in seq order, as they are now.
-        """
-        if (message_ids is None) == (up_to_seq is None):
-            raise ValueError("mark_read needs exactly one of message_ids or up_to_seq")
-        if message_ids is not None and not message_ids:
-            return []
-        return await self.db_pool.write_txn(
-            "mark_read",
-            _mark_read_txn,
-            couple_id,
-            reader_id,
-            message_ids,
-            up_to_seq,
-            to_db_time(read_at),
-        )
-
     async def get_messages(
         self,
         couple_id: uuid.UUID,
@@ -223,22 +184,35 @@ class MessagesStore(SQLBaseStore):
         before_seq: int | None = None,
         limit: int = 50,
         ascending: bool = False,
+        viewer_id: uuid.UUID | None = None,
     ) -> list[Message]:
         """Up to ``limit`` messages with ``after_seq < seq < before_seq`` (bounds optional),
-        newest first unless ``ascending`` (the replay path: ``after_seq`` + ``ascending``)."""
+        newest first unless ``ascending``, as they are now; with ``viewer_id``, without the
+        ones that member hid."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         query = page_query(
-            couple_id, after_seq=after_seq, before_seq=before_seq, limit=limit, ascending=ascending
+            couple_id,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            limit=limit,
+            ascending=ascending,
+            viewer_id=viewer_id,
         )
         return await self.db_pool.read_txn("get_messages", _select_messages_txn, query)
 
-    async def last_message(self, couple_id: uuid.UUID) -> Message | None:
+    async def last_message(
+        self, couple_id: uuid.UUID, *, viewer_id: uuid.UUID | None = None
+    ) -> Message | None:
+        """The couple's latest message (with ``viewer_id``: that member has not hidden)."""
         page = await self.db_pool.read_txn(
-            "last_message", _select_messages_txn, page_query(couple_id, limit=1)
+            "last_message",
+            _select_messages_txn,
+            page_query(couple_id, limit=1, viewer_id=viewer_id),
         )
         return page[0] if page else None
 
     async def unread_count(self, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
-        """How many of the partner's messages ``reader_id`` has not read (0 for non-members)."""
+        """How many of the partner's messages ``reader_id`` has not read (0 for non-members),
+        not counting unsent ones or those the reader hid."""
         return await self.db_pool.read_txn("unread_count", _unread_count_txn, couple_id, reader_id)

@@ -2,6 +2,14 @@
 
 A chat message's fields are listed once, in :class:`Message`; the store's column lists, its
 insert parameters and the row converter (:func:`message_from_row`) are derived from it.
+
+A couple's stream is numbered by ``seq``: chat messages (:class:`Message`) and the changes
+made to them afterwards (:class:`Event`: an edit, an unsend, a reaction, read marks) share one
+counter, so a device that replays the stream in seq order converges on the state history
+shows. A change is asked for as a :class:`NewChange` and answered by :class:`Applied` or
+:class:`Refused`. Hiding a message for oneself (delete for me) takes no seq: the partner's
+stream must show no trace of it; it is a :class:`Hide`, positioned after the seq that was last
+when it was made.
 """
 
 from __future__ import annotations
@@ -10,23 +18,39 @@ import dataclasses
 import enum
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 __all__ = [
+    "MAX_REACTIONS",
     "MESSAGE_FIELDS",
     "NEW_MESSAGE_FIELDS",
     "Appended",
+    "Applied",
+    "ChangeKind",
+    "Changed",
     "Couple",
+    "Event",
+    "Hide",
     "Message",
+    "NewChange",
     "NewMessage",
+    "Reaction",
     "Refusal",
     "Refused",
     "Stored",
     "User",
     "message_from_row",
+    "message_values",
+    "reactions_from_json",
+    "reactions_json",
 ]
+
+# Distinct emojis one message may carry.
+MAX_REACTIONS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +78,18 @@ class Couple:
 
 
 @dataclass(frozen=True, slots=True)
+class Reaction:
+    """One emoji on a message and who put it there, in the order they did."""
+
+    emoji: str
+    user_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """A stored chat message. Timestamps are naive UTC, as stored in ``TIMESTAMP`` columns."""
+    """A stored chat message as it is now (edited, unsent, reacted to). Timestamps are naive
+    UTC, as stored in ``TIMESTAMP`` columns. An unsent message keeps no content, image or
+    reactions (a tombstone)."""
 
     id: uuid.UUID
     couple_id: uuid.UUID
@@ -68,6 +102,15 @@ class Message:
     read_at: datetime | None
     created_at: datetime
     temp_id: str | None
+    reply_to_id: uuid.UUID | None = None
+    edited_at: datetime | None = None
+    unsent_at: datetime | None = None
+    # In the column: a JSON array [{"emoji", "userIds"}], NULL for none (message_from_row).
+    reactions: tuple[Reaction, ...] = ()
+
+    @property
+    def unsent(self) -> bool:
+        return self.unsent_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +125,7 @@ class NewMessage:
     image_url: str | None
     temp_id: str | None
     created_at: datetime
+    reply_to_id: uuid.UUID | None = None
 
     def numbered(self, seq: int) -> Message:
         """The message as stored with ``seq``: unread."""
@@ -95,14 +139,42 @@ MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Messa
 # What the caller chooses (NewMessage), in order; also the append function's parameter order.
 NEW_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(NewMessage))
 _WIDTH = len(MESSAGE_FIELDS)
+_IS_READ = MESSAGE_FIELDS.index("is_read")
+_REACTIONS = MESSAGE_FIELDS.index("reactions")
 
 
 def message_from_row(row: Sequence[Any]) -> Message:
     """A row (SQLAlchemy's or asyncpg's) whose first columns are ``MESSAGE_FIELDS``, in order."""
-    message = Message(*row[:_WIDTH])
-    if message.is_read is None:  # the plan's schema allows NULL there
-        return dataclasses.replace(message, is_read=False)
-    return message
+    values = list(row[:_WIDTH])
+    if values[_IS_READ] is None:  # the plan's schema allows NULL there
+        values[_IS_READ] = False
+    values[_REACTIONS] = reactions_from_json(values[_REACTIONS])
+    return Message(*values)
+
+
+def message_values(message: Message) -> dict[str, Any]:
+    """The column values of ``message``, for an INSERT."""
+    values = {name: getattr(message, name) for name in MESSAGE_FIELDS}
+    values["reactions"] = reactions_json(message.reactions)
+    return values
+
+
+def reactions_from_json(text: str | None) -> tuple[Reaction, ...]:
+    if not text:
+        return ()
+    return tuple(
+        Reaction(item["emoji"], tuple(uuid.UUID(u) for u in item["userIds"]))
+        for item in orjson.loads(text)
+    )
+
+
+def reactions_json(reactions: Sequence[Reaction]) -> str | None:
+    """The column's text: NULL when there are none (most messages)."""
+    if not reactions:
+        return None
+    return orjson.dumps(
+        [{"emoji": r.emoji, "userIds": [str(u) for u in r.user_ids]} for r in reactions]
+    ).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,21 +187,101 @@ class Stored:
 
 
 class Refusal(enum.Enum):
-    """Why the store would not hold one message of a batch."""
+    """Why the store would not hold one message or change of a batch."""
 
     NOT_A_MEMBER = "no such couple, or the sender is not one of its members"
     DOES_NOT_FIT = "a field does not fit its column"
+    NOT_FOUND = "no such message in this couple"
+    FORBIDDEN = "only the message's sender may do that"
+    WINDOW_EXPIRED = "too late to unsend the message"
+    INVALID = "the message cannot take this change"
 
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The outcome of one append the store refused: nothing of it is stored, and it takes no
-    seq; the rest of its batch is stored all the same."""
+    """The outcome of one append or change the store refused: nothing of it is stored, and it
+    takes no seq; the rest of its batch is stored all the same."""
 
-    new: NewMessage
+    new: NewMessage | NewChange
     reason: Refusal
     detail: str
 
 
 # What append_messages answers for each message of a batch.
 Appended = Stored | Refused
+
+
+class ChangeKind(enum.StrEnum):
+    """What a change does; the stored events' ``kind``."""
+
+    EDIT = "EDIT"
+    UNSEND = "UNSEND"
+    REACT = "REACT"
+    READ = "READ"
+    HIDE = "HIDE"  # delete for me: a Hide, not an event of the stream
+
+
+@dataclass(frozen=True, slots=True)
+class NewChange:
+    """A change a member asks for. ``message_id`` names its message (every kind but READ,
+    which names ``message_ids`` or ``up_to_seq``); ``content`` is an edit's new text;
+    ``emoji`` and ``add`` a reaction's."""
+
+    kind: ChangeKind
+    couple_id: uuid.UUID
+    actor_id: uuid.UUID
+    created_at: datetime
+    message_id: uuid.UUID | None = None
+    temp_id: str | None = None
+    content: str | None = None
+    emoji: str | None = None
+    add: bool = True
+    message_ids: tuple[uuid.UUID, ...] | None = None
+    up_to_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A change in a couple's stream, with its own seq. ``data`` holds what the kind needs
+    beyond the columns: EDIT ``content`` (None once the message is unsent), REACT ``emoji`` and
+    ``op`` (add/remove), READ ``messageIds`` and ``seqs``."""
+
+    couple_id: uuid.UUID
+    seq: int
+    kind: ChangeKind
+    actor_id: uuid.UUID
+    message_id: uuid.UUID | None
+    temp_id: str | None
+    created_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hide:
+    """A message hidden for one member (delete for me). ``position``: the couple's last seq
+    when it was hidden; a device resuming after that seq is told."""
+
+    user_id: uuid.UUID
+    message_id: uuid.UUID
+    couple_id: uuid.UUID
+    position: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of one change. ``event``: the stream event it made (None when nothing
+    changed: a reaction already there, read marks with nothing unread, a hide or unsend done
+    before); ``created`` False when an earlier change with the same tempId had made it.
+    ``hide``: what a HIDE stored. ``messages``: the rows the change touched, as they are now
+    (READ: every message marked)."""
+
+    change: NewChange
+    event: Event | None
+    created: bool
+    messages: tuple[Message, ...] = ()
+    hide: Hide | None = None
+
+
+# What apply_changes answers for each change of a batch.
+Changed = Applied | Refused

@@ -8,7 +8,10 @@ in step: ``tests/conformance/store`` compares the two. Revisions 0004 and 0005 a
 PostgreSQL's append functions, which name columns of ``couples`` and ``messages`` (0005's
 returns ``messages`` rows in the order of ``records.Message``): a revision that changes those
 re-creates them. Revision 0006 adds ``directory_changes``, filled by triggers on ``users`` and
-``couples`` (read by ``store.directory``).
+``couples`` (read by ``store.directory``). Revision 0007 adds what messages become after they
+are sent (``messages.reply_to_id, edited_at, unsent_at, reactions``), the couple stream's other
+events (``message_events``, numbered from the same ``last_seq``), messages hidden per member
+(``message_hides``) and the append function v3 (which stores ``reply_to_id``).
 
 Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
 """
@@ -39,6 +42,8 @@ from sqlalchemy import (
 __all__ = [
     "couples",
     "directory_changes",
+    "message_events",
+    "message_hides",
     "messages",
     "metadata",
     "to_db_time",
@@ -84,9 +89,48 @@ messages = Table(
     Column("created_at", DateTime, server_default=func.now()),
     Column("seq", BigInteger, nullable=False),
     Column("temp_id", String(64)),
+    # What a message becomes after it is sent (revision 0007): the message it answers, when
+    # it was last edited or unsent, and its reactions as a JSON array [{"emoji", "userIds"}]
+    # (NULL: none). The quoted message is not a foreign key: erasing one must not cascade.
+    Column("reply_to_id", Uuid),
+    Column("edited_at", DateTime),
+    Column("unsent_at", DateTime),
+    Column("reactions", Text),
     # Backs history pages and replay (WHERE couple_id = ? AND seq < ? ORDER BY seq).
     UniqueConstraint("couple_id", "seq", name="uq_messages_couple_seq"),
     UniqueConstraint("couple_id", "sender_id", "temp_id", name="uq_messages_couple_sender_temp"),
+)
+
+# The couple stream's events other than messages (edits, unsends, reactions, read marks),
+# numbered from the same couples.last_seq: (couple_id, seq) is unique across both tables.
+# temp_id: the actor's retry key (one change stored once). data: JSON of the kind's fields.
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("couple_id", Uuid, ForeignKey("couples.id"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("actor_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("message_id", Uuid),
+    Column("temp_id", String(64)),
+    Column("data", Text),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("couple_id", "actor_id", "temp_id", name="uq_message_events_actor_temp"),
+    # An unsend scrubs the text of the message's earlier edits.
+    Index("ix_message_events_message", "message_id"),
+)
+
+# Messages a member hid for themselves (delete for me). position: the couple's last seq when
+# it was hidden; a device resuming after seq N is told of the hides at N and later.
+message_hides = Table(
+    "message_hides",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id"), primary_key=True),
+    Column("message_id", Uuid, primary_key=True),
+    Column("couple_id", Uuid, ForeignKey("couples.id"), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_message_hides_position", "couple_id", "user_id", "position"),
 )
 
 # One row per inserted, updated or deleted user or couple, written by triggers (whoever

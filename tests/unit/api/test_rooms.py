@@ -218,7 +218,8 @@ async def test_history_messages_carry_every_field(api: Api) -> None:
     newest = messages[0]
     assert set(newest) == {
         "id", "coupleId", "seq", "senderId", "senderName", "senderProfileImage", "content",
-        "type", "imageUrl", "isRead", "readAt", "createdAt", "tempId",
+        "type", "imageUrl", "isRead", "readAt", "createdAt", "tempId", "replyTo", "editedAt",
+        "unsent", "reactions",
     }  # fmt: skip
     assert (newest["senderId"], newest["senderName"]) == (str(api.b.id), api.b.name)
     assert newest["createdAt"] == "2024-01-11T10:00:01.000"
@@ -293,8 +294,8 @@ async def test_send_is_broadcast_to_the_couple(api: Api) -> None:
     finally:
         await api.chat.broker.unsubscribe(channel, on_message)
     assert len(received) == 1
-    seq, body = unpack(received[0])
-    assert seq == message["seq"]
+    seq, audience, body = unpack(received[0])
+    assert (seq, audience) == (message["seq"], None)
     assert orjson.loads(body) == message
 
 

@@ -5,10 +5,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.envelope import channel_for, pack, unpack
-from ieum_chat.store.records import MESSAGE_FIELDS, Message, User
+from ieum_chat.store.records import MESSAGE_FIELDS, ChangeKind, Event, Message, User
 
 UTC = ZoneInfo("UTC")
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -70,8 +71,10 @@ def test_the_codec_renders_every_field_of_message() -> None:
         head, *rest = name.split("_")
         return head + "".join(part.title() for part in rest)
 
+    # on the wire as what they mean: the message answered (a preview), whether it is unsent
+    renamed = {"reply_to_id": "replyTo", "unsent_at": "unsent"}
     data = codec.message_dict(message(), None, UTC)
-    assert set(data) == {camel(name) for name in MESSAGE_FIELDS} | {
+    assert set(data) == {renamed.get(name, camel(name)) for name in MESSAGE_FIELDS} | {
         "senderName",
         "senderProfileImage",
     }
@@ -88,9 +91,21 @@ def test_the_rest_schema_of_a_message_has_the_wire_fields() -> None:
 def test_read_receipt_and_system_payloads() -> None:
     msg = message(is_read=True, read_at=datetime(2024, 1, 11, 1, 15))
     reader = uuid.uuid4()
-    data = orjson.loads(codec.read_receipt_json(reader, [msg], msg.read_at, SEOUL))  # type: ignore[arg-type]
+    read = Event(
+        msg.couple_id,
+        7,
+        ChangeKind.READ,
+        reader,
+        None,
+        None,
+        datetime(2024, 1, 11, 1, 15),
+        {"messageIds": [str(msg.id)], "seqs": [3]},
+    )
+    data = orjson.loads(codec.event_json(read, SEOUL))
     assert data == {
         "type": "READ_RECEIPT",
+        "coupleId": str(msg.couple_id),
+        "seq": 7,
         "readerId": str(reader),
         "messageIds": [str(msg.id)],
         "seqs": [3],
@@ -109,5 +124,9 @@ def test_read_receipt_and_system_payloads() -> None:
 def test_envelope_round_trip() -> None:
     couple = uuid.uuid4()
     assert channel_for(couple) == f"couple:{couple}"
-    assert unpack(pack(42, b'{"a":"\\n"}\n')) == (42, b'{"a":"\\n"}\n')
-    assert unpack(pack(0, b"")) == (0, b"")
+    assert unpack(pack(42, b'{"a":"\\n"}\n')) == (42, None, b'{"a":"\\n"}\n')
+    assert unpack(pack(0, b"")) == (0, None, b"")
+    user = uuid.uuid4()
+    assert unpack(pack(0, b"{}", audience=user)) == (0, user, b"{}")
+    with pytest.raises(ValueError, match="envelope"):
+        unpack(b"42")

@@ -30,14 +30,31 @@ def test_unknown_subscription_destinations(dest: str) -> None:
 
 
 def test_app_destinations() -> None:
-    for suffix, route in (("", Route.SEND), ("/read", Route.READ), ("/typing", Route.TYPING)):
+    routes = (
+        ("", Route.SEND),
+        ("/read", Route.READ),
+        ("/typing", Route.TYPING),
+        ("/edit", Route.EDIT),
+        ("/unsend", Route.UNSEND),
+        ("/delete", Route.DELETE),
+        ("/react", Route.REACT),
+    )
+    for suffix, route in routes:
         target = parse_app_destination(f"/app/chat/{C}{suffix}")
         assert target is not None
         assert (target.route, target.couple_id) == (route, C)
 
 
 @pytest.mark.parametrize(
-    "dest", [f"/topic/couple/{C}", f"/app/chat/{C}/delete", "/app/chat/", "/app/other", "x"]
+    "dest",
+    [
+        f"/topic/couple/{C}",
+        f"/app/chat/{C}/remove",
+        f"/app/chat/{C}/edit/x",
+        "/app/chat/",
+        "/app/other",
+        "x",
+    ],
 )
 def test_other_send_destinations_are_refused(dest: str) -> None:
     assert parse_app_destination(dest) is None

@@ -1,0 +1,522 @@
+"""Changes to sent messages, and the couple stream they join.
+
+:meth:`ChangesStore.apply_changes` stores a batch of changes (edits, unsends, reactions, read
+marks, hides) in one write transaction, the way ``appends`` stores messages: it locks the
+counters of every couple it touches (in id order; the same lock appends take, so a couple's
+messages and changes are numbered in one order), refuses on their own the changes of
+non-members, answers a repeated tempId with the stored event, then applies each change in
+batch order (a later change of the batch sees what an earlier one did) and numbers its event
+from the couple's ``last_seq``. Each change is checked against the message as it is under the
+lock: the sender's own message, not unsent, within the unsend window, at most
+``MAX_REACTIONS`` emojis. A change that changes nothing (a reaction already there, an unsend
+or hide done before, read marks with nothing unread) is applied with no event.
+
+:meth:`ChangesStore.read_stream` reads a couple's stream after a seq as one member sees it:
+messages as they are now and events, merged by seq; a message the member hid comes as its
+hide. :meth:`ChangesStore.hides_since` lists the hides a resuming device has not seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
+
+from ieum_chat.store.engines import BaseEngine
+from ieum_chat.store.messages import MESSAGE_COLUMNS, chunks, unread_from_partner
+from ieum_chat.store.pool import AnyRow, SQLBaseStore
+from ieum_chat.store.records import (
+    MAX_REACTIONS,
+    Applied,
+    Changed,
+    ChangeKind,
+    Event,
+    Hide,
+    Message,
+    NewChange,
+    Reaction,
+    Refusal,
+    Refused,
+    message_from_row,
+    reactions_json,
+)
+from ieum_chat.store.schema import couples, message_events, message_hides, messages, to_db_time
+
+__all__ = ["ChangesStore", "StreamItem"]
+
+# One entry of a member's stream: a message as it is now, an event, or (for a message the
+# member hid) the hide, at the message's seq.
+StreamItem = Message | Event | Hide
+
+_EVENT_COLUMNS = (
+    message_events.c.couple_id,
+    message_events.c.seq,
+    message_events.c.kind,
+    message_events.c.actor_id,
+    message_events.c.message_id,
+    message_events.c.temp_id,
+    message_events.c.created_at,
+    message_events.c.data,
+)
+_HIDE_COLUMNS = (
+    message_hides.c.user_id,
+    message_hides.c.message_id,
+    message_hides.c.couple_id,
+    message_hides.c.position,
+    message_hides.c.created_at,
+)
+
+_DedupKey = tuple[uuid.UUID, uuid.UUID, str]
+
+
+def _event_from_row(row: AnyRow) -> Event:
+    data = orjson.loads(row.data) if row.data else {}
+    return Event(
+        couple_id=row.couple_id,
+        seq=row.seq,
+        kind=ChangeKind(row.kind),
+        actor_id=row.actor_id,
+        message_id=row.message_id,
+        temp_id=row.temp_id,
+        created_at=row.created_at,
+        data=data,
+    )
+
+
+def _hide_from_row(row: AnyRow) -> Hide:
+    return Hide(row.user_id, row.message_id, row.couple_id, row.position, row.created_at)
+
+
+class _Batch:
+    """One apply_changes transaction: the locked counters and what it has numbered."""
+
+    def __init__(self, conn: Connection, unsend_window: float) -> None:
+        self.conn = conn
+        self.unsend_window = unsend_window
+        self.last_seq: dict[uuid.UUID, int] = {}
+        self.members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
+        self.events: list[Event] = []
+
+    def lock(self, couple_ids: Sequence[uuid.UUID]) -> None:
+        for chunk in chunks(sorted(set(couple_ids))):
+            locked = self.conn.execute(
+                select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
+                .where(couples.c.id.in_(chunk))
+                .order_by(couples.c.id)
+                .with_for_update(key_share=True)
+            )
+            for row in locked:
+                self.last_seq[row.id] = row.last_seq
+                self.members[row.id] = (row.user1_id, row.user2_id)
+
+    def event(self, change: NewChange, data: dict[str, Any] | None = None) -> Event:
+        seq = self.last_seq[change.couple_id] = self.last_seq[change.couple_id] + 1
+        event = Event(
+            couple_id=change.couple_id,
+            seq=seq,
+            kind=change.kind,
+            actor_id=change.actor_id,
+            message_id=change.message_id,
+            temp_id=change.temp_id,
+            created_at=change.created_at,
+            data=data or {},
+        )
+        self.events.append(event)
+        return event
+
+    def message(self, change: NewChange) -> Message | Refused:
+        """The change's message, if it is one of the couple's."""
+        row = self.conn.execute(
+            select(*MESSAGE_COLUMNS).where(messages.c.id == change.message_id)
+        ).first()
+        if row is None or row.couple_id != change.couple_id:
+            return Refused(change, Refusal.NOT_FOUND, f"no message {change.message_id} here")
+        return message_from_row(row)
+
+    def save(self, message: Message, **changes: Any) -> Message:
+        """Update the message's columns (``changes`` by field name, as Message holds them)."""
+        values = dict(changes)
+        if "reactions" in values:
+            values["reactions"] = reactions_json(values["reactions"])
+        self.conn.execute(update(messages).where(messages.c.id == message.id).values(**values))
+        return dataclasses.replace(message, **changes)
+
+    def finish(self) -> None:
+        """One bump per couple numbered, one insert for the events."""
+        if not self.events:
+            return
+        bumped = sorted({e.couple_id for e in self.events})
+        self.conn.execute(
+            update(couples)
+            .where(couples.c.id == bindparam("b_id"))
+            .values(last_seq=bindparam("b_last_seq")),
+            [{"b_id": c, "b_last_seq": self.last_seq[c]} for c in bumped],
+        )
+        self.conn.execute(
+            insert(message_events),
+            [
+                {
+                    "couple_id": e.couple_id,
+                    "seq": e.seq,
+                    "kind": e.kind.value,
+                    "actor_id": e.actor_id,
+                    "message_id": e.message_id,
+                    "temp_id": e.temp_id,
+                    "created_at": e.created_at,
+                    "data": orjson.dumps(e.data).decode() if e.data else None,
+                }
+                for e in self.events
+            ],
+        )
+
+
+def _edit(batch: _Batch, change: NewChange) -> Changed:
+    found = batch.message(change)
+    if isinstance(found, Refused):
+        return found
+    if found.sender_id != change.actor_id:
+        return Refused(change, Refusal.FORBIDDEN, "only the sender may edit a message")
+    if found.unsent:
+        return Refused(change, Refusal.INVALID, "the message was unsent; it cannot be edited")
+    if found.type != "TEXT":
+        return Refused(
+            change, Refusal.INVALID, f"only TEXT messages can be edited, not {found.type}"
+        )
+    edited = batch.save(found, content=change.content, edited_at=change.created_at)
+    event = batch.event(change, {"content": change.content})
+    return Applied(change, event, True, (edited,))
+
+
+def _unsend(batch: _Batch, change: NewChange) -> Changed:
+    found = batch.message(change)
+    if isinstance(found, Refused):
+        return found
+    if found.sender_id != change.actor_id:
+        return Refused(change, Refusal.FORBIDDEN, "only the sender may unsend a message")
+    if found.unsent:
+        return Applied(change, None, True, (found,))
+    age = (change.created_at - found.created_at).total_seconds()
+    if age > batch.unsend_window:
+        return Refused(
+            change,
+            Refusal.WINDOW_EXPIRED,
+            f"a message can be unsent within {batch.unsend_window:g} seconds of sending",
+        )
+    unsent = batch.save(
+        found, content=None, image_url=None, reactions=(), unsent_at=change.created_at
+    )
+    if found.edited_at is not None:
+        # The text of its earlier edits goes too: a device replaying the stream never sees it.
+        batch.conn.execute(
+            update(message_events)
+            .where(
+                message_events.c.message_id == found.id,
+                message_events.c.kind == ChangeKind.EDIT.value,
+            )
+            .values(data=None)
+        )
+    return Applied(change, batch.event(change), True, (unsent,))
+
+
+def _react(batch: _Batch, change: NewChange) -> Changed:
+    found = batch.message(change)
+    if isinstance(found, Refused):
+        return found
+    if found.unsent:
+        return Refused(change, Refusal.INVALID, "the message was unsent; it takes no reactions")
+    emoji, actor = change.emoji, change.actor_id
+    assert emoji is not None
+    reactions = list(found.reactions)
+    index = next((i for i, r in enumerate(reactions) if r.emoji == emoji), None)
+    current = reactions[index] if index is not None else None
+    if change.add:
+        if current is not None and actor in current.user_ids:
+            return Applied(change, None, True, (found,))
+        if current is None:
+            if len(reactions) >= MAX_REACTIONS:
+                return Refused(
+                    change,
+                    Refusal.INVALID,
+                    f"a message takes at most {MAX_REACTIONS} different reactions",
+                )
+            reactions.append(Reaction(emoji, (actor,)))
+        else:
+            assert index is not None
+            reactions[index] = Reaction(emoji, (*current.user_ids, actor))
+    else:
+        if current is None or actor not in current.user_ids:
+            return Applied(change, None, True, (found,))
+        assert index is not None
+        left = tuple(u for u in current.user_ids if u != actor)
+        if left:
+            reactions[index] = Reaction(emoji, left)
+        else:
+            del reactions[index]
+    reacted = batch.save(found, reactions=tuple(reactions))
+    event = batch.event(change, {"emoji": emoji, "op": "add" if change.add else "remove"})
+    return Applied(change, event, True, (reacted,))
+
+
+def _read(batch: _Batch, change: NewChange) -> Changed:
+    # `is_read = false` in the WHERE makes a concurrent second mark skip rows the first
+    # changed, so each change is returned once. Unsent messages are never marked.
+    statement = (
+        update(messages)
+        .where(*unread_from_partner(change.couple_id, change.actor_id))
+        .where(messages.c.unsent_at.is_(None))
+        .values(is_read=True, read_at=change.created_at)
+        .returning(*MESSAGE_COLUMNS)
+    )
+    rows: list[AnyRow] = []
+    if change.up_to_seq is not None:
+        rows.extend(batch.conn.execute(statement.where(messages.c.seq <= change.up_to_seq)))
+    else:
+        wanted = list(dict.fromkeys(change.message_ids or ()))
+        for chunk in chunks(wanted):
+            rows.extend(batch.conn.execute(statement.where(messages.c.id.in_(chunk))))
+    marked = tuple(sorted((message_from_row(row) for row in rows), key=lambda m: m.seq))
+    if not marked:
+        return Applied(change, None, True)
+    data = {"messageIds": [str(m.id) for m in marked], "seqs": [m.seq for m in marked]}
+    return Applied(change, batch.event(change, data), True, marked)
+
+
+def _hide(batch: _Batch, change: NewChange) -> Changed:
+    found = batch.message(change)
+    if isinstance(found, Refused):
+        return found
+    key = (message_hides.c.user_id == change.actor_id, message_hides.c.message_id == found.id)
+    row = batch.conn.execute(select(*_HIDE_COLUMNS).where(*key)).first()
+    if row is not None:
+        return Applied(change, None, False, (found,), _hide_from_row(row))
+    hide = Hide(
+        user_id=change.actor_id,
+        message_id=found.id,
+        couple_id=change.couple_id,
+        position=batch.last_seq[change.couple_id],
+        created_at=change.created_at,
+    )
+    batch.conn.execute(insert(message_hides).values(**dataclasses.asdict(hide)))
+    return Applied(change, None, True, (found,), hide)
+
+
+_APPLY = {
+    ChangeKind.EDIT: _edit,
+    ChangeKind.UNSEND: _unsend,
+    ChangeKind.REACT: _react,
+    ChangeKind.READ: _read,
+    ChangeKind.HIDE: _hide,
+}
+
+
+def _apply_changes_txn(
+    conn: Connection, policy: BaseEngine, batch: Sequence[NewChange], unsend_window: float
+) -> list[Changed]:
+    work = _Batch(conn, unsend_window)
+    work.lock([c.couple_id for c in batch])
+
+    # every tempId of the batch, in one lookup (hides and read marks carry none)
+    keys: list[_DedupKey] = list(
+        dict.fromkeys(
+            (c.couple_id, c.actor_id, c.temp_id)
+            for c in batch
+            if c.temp_id is not None and c.kind is not ChangeKind.HIDE
+        )
+    )
+    known: dict[_DedupKey, Event] = {}
+    key_columns = (message_events.c.couple_id, message_events.c.actor_id, message_events.c.temp_id)
+    for key_chunk in chunks(keys):
+        query = select(*_EVENT_COLUMNS).where(policy.in_tuples(key_columns, key_chunk))
+        for row in conn.execute(query):
+            known[(row.couple_id, row.actor_id, row.temp_id)] = _event_from_row(row)
+
+    results: list[Changed] = []
+    for change in batch:
+        if change.actor_id not in work.members.get(change.couple_id, ()):
+            results.append(
+                Refused(
+                    change,
+                    Refusal.NOT_A_MEMBER,
+                    f"couple {change.couple_id} does not exist "
+                    f"or {change.actor_id} is not one of its members",
+                )
+            )
+            continue
+        key = (
+            (change.couple_id, change.actor_id, change.temp_id)
+            if change.temp_id is not None and change.kind is not ChangeKind.HIDE
+            else None
+        )
+        prior = known.get(key) if key is not None else None
+        if prior is not None:
+            # The same request again: answered as the first time, with its message as now.
+            found = (
+                work.message(dataclasses.replace(change, message_id=prior.message_id))
+                if prior.message_id is not None
+                else None
+            )
+            now = (found,) if isinstance(found, Message) else ()
+            results.append(Applied(change, prior, False, now))
+            continue
+        result = _APPLY[change.kind](work, change)
+        if key is not None and isinstance(result, Applied) and result.event is not None:
+            known[key] = result.event
+        results.append(result)
+    work.finish()
+    return results
+
+
+def _read_stream_txn(
+    conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID, after_seq: int, limit: int
+) -> list[StreamItem]:
+    message_rows = conn.execute(
+        select(*MESSAGE_COLUMNS, message_hides.c.created_at.label("hidden_at"))
+        .outerjoin(
+            message_hides,
+            and_(message_hides.c.user_id == viewer_id, message_hides.c.message_id == messages.c.id),
+        )
+        .where(messages.c.couple_id == couple_id, messages.c.seq > after_seq)
+        .order_by(messages.c.seq)
+        .limit(limit)
+    )
+    items: list[tuple[int, StreamItem]] = []
+    for row in message_rows:
+        message = message_from_row(row)
+        if row.hidden_at is not None:
+            hide = Hide(viewer_id, message.id, couple_id, message.seq, row.hidden_at)
+            items.append((message.seq, hide))
+        else:
+            items.append((message.seq, message))
+    event_rows = conn.execute(
+        select(*_EVENT_COLUMNS)
+        .where(message_events.c.couple_id == couple_id, message_events.c.seq > after_seq)
+        .order_by(message_events.c.seq)
+        .limit(limit)
+    )
+    items.extend((row.seq, _event_from_row(row)) for row in event_rows)
+    items.sort(key=lambda item: item[0])
+    return [item for _, item in items[:limit]]
+
+
+def _hides_since_txn(  # noqa: PLR0917 - a transaction function takes its arguments positionally
+    conn: Connection,
+    couple_id: uuid.UUID,
+    user_id: uuid.UUID,
+    after: tuple[int, uuid.UUID] | None,
+    position: int,
+    limit: int,
+) -> list[Hide]:
+    query = select(*_HIDE_COLUMNS).where(
+        message_hides.c.couple_id == couple_id,
+        message_hides.c.user_id == user_id,
+        message_hides.c.position >= position,
+    )
+    if after is not None:
+        query = query.where(
+            tuple_(message_hides.c.position, message_hides.c.message_id) > tuple_(*after)
+        )
+    query = query.order_by(message_hides.c.position, message_hides.c.message_id).limit(limit)
+    return [_hide_from_row(row) for row in conn.execute(query)]
+
+
+def _messages_by_id_txn(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Message]:
+    found: list[Message] = []
+    for chunk in chunks(list(ids)):
+        query = select(*MESSAGE_COLUMNS).where(messages.c.id.in_(chunk))
+        found.extend(message_from_row(row) for row in conn.execute(query))
+    return found
+
+
+def _checked(change: NewChange) -> NewChange:
+    created_at = to_db_time(change.created_at)
+    if created_at is change.created_at:
+        return change
+    return dataclasses.replace(change, created_at=created_at)
+
+
+class ChangesStore(SQLBaseStore):
+    async def apply_changes(
+        self, batch: Sequence[NewChange], *, unsend_window: float = 86400.0
+    ) -> list[Changed]:
+        """Apply a batch of changes (any couples, any kinds) in one transaction; one outcome
+        per change, in batch order. A change repeating an earlier one's tempId (same couple
+        and actor) is answered with its stored event (``created=False``) and applied once."""
+        if not batch:
+            return []
+        checked = [_checked(change) for change in batch]
+        results = await self.db_pool.write_txn(
+            "apply_changes", _apply_changes_txn, self.db_pool.policy, checked, unsend_window
+        )
+        # Answer with the caller's own objects (as append_messages does).
+        return [
+            dataclasses.replace(result, change=original)
+            if isinstance(result, Applied)
+            else dataclasses.replace(result, new=original)
+            for original, result in zip(batch, results, strict=True)
+        ]
+
+    async def mark_read(
+        self,
+        couple_id: uuid.UUID,
+        reader_id: uuid.UUID,
+        *,
+        message_ids: Sequence[uuid.UUID] | None = None,
+        up_to_seq: int | None = None,
+        read_at: datetime,
+    ) -> list[Message]:
+        """Mark the partner's unread messages read (a READ change on its own): those in
+        ``message_ids`` or every one with ``seq <= up_to_seq`` (give exactly one). Ids of
+        other couples, of the reader's own or of unsent messages are ignored; a reader who is
+        not a member changes nothing. Returns the rows that changed, in seq order."""
+        if (message_ids is None) == (up_to_seq is None):
+            raise ValueError("mark_read needs exactly one of message_ids or up_to_seq")
+        change = NewChange(
+            ChangeKind.READ,
+            couple_id,
+            reader_id,
+            read_at,
+            message_ids=tuple(message_ids) if message_ids is not None else None,
+            up_to_seq=up_to_seq,
+        )
+        (result,) = await self.apply_changes([change])
+        return list(result.messages) if isinstance(result, Applied) else []
+
+    async def read_stream(
+        self, couple_id: uuid.UUID, viewer_id: uuid.UUID, *, after_seq: int, limit: int
+    ) -> list[StreamItem]:
+        """Up to ``limit`` entries of the couple's stream with ``seq > after_seq``, ascending,
+        as ``viewer_id`` sees them: messages as they are now, events, and for each message
+        the viewer hid, its :class:`Hide` in its place (the seq is the message's)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        return await self.db_pool.read_txn(
+            "read_stream", _read_stream_txn, couple_id, viewer_id, after_seq, limit
+        )
+
+    async def hides_since(
+        self,
+        couple_id: uuid.UUID,
+        user_id: uuid.UUID,
+        position: int,
+        *,
+        after: tuple[int, uuid.UUID] | None = None,
+        limit: int = 100,
+    ) -> list[Hide]:
+        """The user's hides in this couple made at ``position`` or later, by (position,
+        message id), after the cursor ``after`` (the last one returned)."""
+        return await self.db_pool.read_txn(
+            "hides_since", _hides_since_txn, couple_id, user_id, after, position, limit
+        )
+
+    async def messages_by_id(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
+        """The stored messages with these ids (any couple; the caller checks)."""
+        if not ids:
+            return {}
+        found = await self.db_pool.read_txn("messages_by_id", _messages_by_id_txn, ids)
+        return {m.id: m for m in found}
