@@ -281,3 +281,43 @@ async def test_access_log_never_holds_a_token(cluster: Cluster, couple: Couple) 
     assert re.search(r"upstream=127\.0\.0\.1:\d+", text_)
     for secret in (couple["ta"], couple["tb"], "token=", couple["ta"].split(".")[1]):
         assert secret not in text_
+
+
+async def test_changes_cross_nodes_and_a_hide_reaches_only_its_members_sessions(
+    cluster: Cluster, couple: Couple
+) -> None:
+    """Edits and reactions reach every node once, with their seq; a message one member hid
+    for themselves is told to that member's sessions on every node, never to the partner's."""
+    a, node_a = await cluster.connect(couple["ta"])
+    b_phone, node_b = await cluster.connect(couple["tb"], avoid={node_a})
+    b_browser, _ = await cluster.connect(couple["tb"], avoid={node_b})
+    topic = f"/topic/couple/{couple['couple']}"
+    for client in (a, b_phone, b_browser):
+        await client.subscribe("/user/queue/events")
+        await client.subscribe(topic, RESUME_ALL)
+    dest = f"/app/chat/{couple['couple']}"
+    seen: dict[StompTestClient, list[Any]] = {a: [], b_phone: [], b_browser: []}
+    await a.send("SEND", {"destination": dest, "receipt": "m"}, text("hello"))
+    seen[a] += await a.receipt("m")
+    message = (seen[a] or [await a.expect_message()])[0]
+    seen[a] = seen[a][1:]
+    edit = {"messageId": message["id"], "content": "hello!", "tempId": "e"}
+    await a.send("SEND", {"destination": f"{dest}/edit", "receipt": "e"}, edit)
+    seen[a] += await a.receipt("e")
+    react = {"messageId": message["id"], "emoji": "🫶", "op": "add"}
+    await b_phone.send("SEND", {"destination": f"{dest}/react", "receipt": "r"}, react)
+    seen[b_phone] += await b_phone.receipt("r")
+    for client, read in seen.items():
+        if not any(m.get("type") == "REACTION" for m in read):
+            read.extend(await client.messages_until(lambda m: m.get("type") == "REACTION"))
+        stream = [(m.get("type"), m.get("seq")) for m in read if m.get("type") != "TEXT"]
+        assert stream == [("MESSAGE_EDITED", 2), ("REACTION", 3)]
+    hide = {"messageId": message["id"]}
+    await b_phone.send("SEND", {"destination": f"{dest}/delete", "receipt": "d"}, hide)
+    await b_phone.receipt("d")
+    for client in (b_phone, b_browser):
+        deleted = await client.expect_message()
+        assert (deleted["type"], deleted["messageId"]) == ("MESSAGE_DELETED", message["id"])
+    await a.assert_silent(0.5)
+    for client in (a, b_phone, b_browser):
+        await client.close()

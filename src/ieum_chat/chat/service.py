@@ -663,9 +663,9 @@ class ChatService:
     # -- history for the gateway --------------------------------------------------------
 
     async def last_seq(self, couple_id: uuid.UUID) -> int:
-        """The seq of the couple's last committed message (0 when there is none)."""
-        last = await self.db.last_message(couple_id)
-        return last.seq if last is not None else 0
+        """The last seq of the couple's stream committed so far, message or change (0 when
+        there is none)."""
+        return await self.db.stream_position(couple_id)
 
     async def replay(
         self, couple_id: uuid.UUID, after_seq: int, *, limit: int, viewer_id: uuid.UUID

@@ -425,6 +425,11 @@ def _hides_since_txn(  # noqa: PLR0917 - a transaction function takes its argume
     return [_hide_from_row(row) for row in conn.execute(query)]
 
 
+def _stream_position_txn(conn: Connection, couple_id: uuid.UUID) -> int:
+    query = select(couples.c.last_seq).where(couples.c.id == couple_id)
+    return int(conn.execute(query).scalar_one_or_none() or 0)
+
+
 def _messages_by_id_txn(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Message]:
     found: list[Message] = []
     for chunk in chunks(list(ids)):
@@ -513,6 +518,11 @@ class ChangesStore(SQLBaseStore):
         return await self.db_pool.read_txn(
             "hides_since", _hides_since_txn, couple_id, user_id, after, position, limit
         )
+
+    async def stream_position(self, couple_id: uuid.UUID) -> int:
+        """The last seq handed out in the couple's stream (a message's or a change's); 0 for
+        none, or no such couple."""
+        return await self.db_pool.read_txn("stream_position", _stream_position_txn, couple_id)
 
     async def messages_by_id(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
         """The stored messages with these ids (any couple; the caller checks)."""

@@ -343,6 +343,8 @@ async def test_the_stream_merges_messages_and_events_by_seq_in_pages(
             break
         after = seqs[-1]
     assert seen == expected
+    assert await db.stream_position(couple.id) == 8
+    assert await db.stream_position(uuid.uuid4()) == 0
     # messages come as they are now: the reactions are on them already
     first = (await db.read_stream(couple.id, a.id, after_seq=0, limit=1))[0]
     assert isinstance(first, Message)
