@@ -11,16 +11,11 @@ npm install fails the test; elsewhere it is skipped.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
-import threading
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,56 +23,28 @@ import httpx
 import pytest
 
 from ieum_chat.demo import VENDOR_FILES
+from tests.e2e._demo_browser import (
+    WEB_MODULES,
+    Couple,
+    Driver,
+    artifacts,
+    chromium,
+    history_seqs,
+    node_ready,
+    require,
+)
 from tests.support.fixtures import SERVER_ENV
 from tests.support.server import Cli, ServerProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE_DIR = Path(__file__).parent / "node"
-WEB_MODULES = ROOT / "web" / "node_modules"
 HISTORY = 40  # more than one page (30): the page must scroll back by cursor
+PAGE = 30  # the page's history page
 RUN_TIMEOUT = 90.0
-
-Couple = dict[str, str]
 
 # SQLite only: what is under test is the page, not the store.
 pytestmark = [
     pytest.mark.backends("sqlite"),
     pytest.mark.server_env({"IEUM_DEMO_ASSETS": str(WEB_MODULES), "IEUM_SHUTDOWN_GRACE": "2"}),
 ]
-
-
-def _require(ok: bool, why: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
-
-
-def _chromium() -> str:
-    found = os.environ.get("IEUM_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    _require(Path(found).is_file(), "Chromium is needed: apt-get install chromium (.ci/run does)")
-    return found
-
-
-def _node_ready() -> None:
-    _require(shutil.which("node") is not None, "Node.js is needed: run `make node`")
-    _require(
-        (NODE_DIR / "node_modules" / "playwright-core").is_dir(),
-        "playwright-core is needed: run `make node` (npm ci in tests/e2e/node)",
-    )
-    _require(
-        all((WEB_MODULES / rel).is_file() for rel in VENDOR_FILES.values()),
-        "the demo page's npm packages are needed: run `make web` (npm ci in web/)",
-    )
-
-
-def _artifacts(mode: str) -> Path:
-    base = Path(os.environ.get("IEUM_TEST_ARTIFACTS") or ROOT / "artifacts")
-    folder = base / "demo_page" / mode
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
 
 
 def _png(width: int, height: int) -> bytes:
@@ -122,57 +89,12 @@ def _seed_history(server: ServerProcess, couple: Couple) -> None:
             assert res.status_code == 201, res.text
 
 
-class _Driver:
-    """node demo_page.mjs, answering its requests to stop and start the server."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            ["node", "demo_page.mjs", json.dumps(config)],
-            cwd=NODE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr: list[str] = []
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
-        # Node has its own deadline; this one guards against a hung browser launch.
-        self.watchdog = threading.Timer(RUN_TIMEOUT, self.proc.kill)
-        self.watchdog.start()
-
-    def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        self.stderr.extend(self.proc.stderr)
-
-    def events(self) -> Iterator[dict[str, Any]]:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                yield json.loads(line)
-
-    def answer(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("done\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> int:
-        """Its exit status. Closing stdin ends a run still waiting for an answer (it fails)."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-        finally:
-            self.watchdog.cancel()
-
-
 def _run(server: ServerProcess, couple: Couple, mode: str, folder: Path) -> dict[str, Any]:
     image = folder / "sunset.png"
     image.write_bytes(_png(160, 120))
     rest_text = f"REST로 보낸 메시지 while reconnecting ({mode})"
-    driver = _Driver(
+    driver = Driver(
+        "demo_page.mjs",
         {
             "baseUrl": server.http_url,
             "tokenA": couple["ta"],
@@ -181,9 +103,10 @@ def _run(server: ServerProcess, couple: Couple, mode: str, folder: Path) -> dict
             "image": str(image),
             "artifacts": str(folder),
             "mode": mode,
-            "chromium": _chromium(),
+            "chromium": chromium(),
             "restText": rest_text,
-        }
+        },
+        timeout=RUN_TIMEOUT,
     )
     last: dict[str, Any] = {}
     try:
@@ -207,10 +130,8 @@ def _run(server: ServerProcess, couple: Couple, mode: str, folder: Path) -> dict
         code = driver.close()
         if server.proc is None:  # the run broke while the server was down
             server.start()
-    report = f"screenshots in {folder}\n{json.dumps(last, ensure_ascii=False)[:6000]}"
-    stderr = "".join(driver.stderr)[-3000:]
-    assert code == 0, f"{report}\nstderr: {stderr}"
-    assert last.get("event") == "result", f"{report}\nstderr: {stderr}"
+    assert code == 0, driver.report(last, code, folder)
+    assert last.get("event") == "result", driver.report(last, code, folder)
     print(f"\ndemo page ({mode}): screenshots in {folder}")
     return last
 
@@ -220,10 +141,12 @@ def _run(server: ServerProcess, couple: Couple, mode: str, folder: Path) -> dict
 def test_two_members_chat_on_the_demo_page(
     server: ServerProcess, couple: Couple, mode: str
 ) -> None:
-    _node_ready()
+    node_ready()
     _seed_history(server, couple)
-    folder = _artifacts(mode)
+    folder = artifacts("demo_page", mode)
     result = _run(server, couple, mode, folder)
+    # The stream numbers read receipts with the messages: message seqs skip.
+    seqs = history_seqs(server, couple["ta"], couple["couple"])
 
     # History: the first page, then scrolled back by cursor to the very first message.
     assert result["firstPage"] == 30
@@ -242,6 +165,7 @@ def test_two_members_chat_on_the_demo_page(
     expected = "websocket" if mode == "websocket" else f"sockjs/{mode}"
     assert result["transportsBefore"] == [expected, expected]
     total = HISTORY + 2 + 1 + 1 + 1 + 1  # A: text, image; B: reply; A offline; REST; B after
+    assert len(seqs) == total
     for who in ("a", "b"):
         page = result[who]
         assert page["conn"] == "connected"
@@ -250,10 +174,13 @@ def test_two_members_chat_on_the_demo_page(
         assert page["online"] == "true"
         assert page["atBottom"] is True
         stored = [m for m in page["messages"] if m["seq"] is not None]
-        seqs = [m["seq"] for m in stored]
+        shown = [m["seq"] for m in stored]
         # Nothing lost, nothing twice, in order, nothing left pending (B never scrolled back:
-        # it shows its first page and everything since).
-        assert seqs == list(range(1 if who == "a" else seqs[0], total + 1)), seqs
+        # it shows its first page and everything since: four messages).
+        assert shown == (seqs if who == "a" else seqs[-(PAGE + 4) :]), shown
+        # The stream as a whole (messages and read receipts) came without a gap, to its end.
+        assert page["gaps"] == 0
+        assert page["position"] == result["a"]["position"] >= seqs[-1]
         assert {m["state"] for m in stored} == {"sent"}
         assert not any(m["unread"] for m in stored)
         # No script error; on A's page the browser logs the refused upload (below), only.
@@ -264,7 +191,6 @@ def test_two_members_chat_on_the_demo_page(
     assert [(m["type"], m["state"]) for m in unsent] == [("IMAGE", "failed")]
     assert result["a"]["messages"][-1] == unsent[0]
     assert all(m["seq"] is not None for m in result["b"]["messages"])
-    assert result["b"]["messages"][0]["seq"] == HISTORY + 2 - 30 + 1  # its first page
     a_texts = {m["seq"]: m["text"] for m in result["a"]["messages"] if m["seq"] is not None}
     assert all(a_texts[m["seq"]] == m["text"] for m in result["b"]["messages"])
     texts = list(a_texts.values())
@@ -279,7 +205,7 @@ def test_two_members_chat_on_the_demo_page(
 
 
 def test_demo_page_and_its_libraries_are_served(server: ServerProcess) -> None:
-    _require(
+    require(
         all((WEB_MODULES / rel).is_file() for rel in VENDOR_FILES.values()),
         "the demo page's npm packages are needed: run `make web` (npm ci in web/)",
     )

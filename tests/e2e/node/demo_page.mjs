@@ -13,56 +13,11 @@
 // Talks to the caller in JSON lines on stdout: {"event":"stop-server"} and
 // {"event":"start-server"} wait for one line on stdin (the caller did it); the last line is
 // {"event":"result",...} or {"event":"error",...} (exit status 1).
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { Run, connected, sendText, settle, snapshot, stored, waitFor } from "./demo_run.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const { baseUrl, tokenA, tokenB, history, image, artifacts, mode } = config;
-const STEP_TIMEOUT = 12000;
-const deadline = setTimeout(() => fail(new Error("the whole run took too long")), 75000);
-const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const screenshots = [];
-let browser;
-let currentStep = "launch";
-const pages = {};
-let outage = false; // between stopping the server and both pages being back
-
-function emit(event) {
-  process.stdout.write(JSON.stringify(event) + "\n");
-}
-
-async function ask(event) {
-  emit({ event });
-  const line = await stdin.next();
-  if (line.done) throw new Error(`no answer to ${event}`);
-}
-
-async function shot(name) {
-  for (const [who, page] of Object.entries(pages)) {
-    const path = join(artifacts, `${name}-${who}.png`);
-    await page.screenshot({ path });
-    screenshots.push(path);
-  }
-}
-
-async function fail(err) {
-  const problems = {};
-  for (const [who, page] of Object.entries(pages)) problems[who] = page.problems;
-  try {
-    await shot(`error-${currentStep.replace(/\W+/g, "-")}`);
-  } catch (_) {
-    // the page may be gone
-  }
-  emit({ event: "error", step: currentStep, message: String(err && err.stack || err), problems, screenshots });
-  process.exit(1);
-}
-
-async function step(name, body) {
-  currentStep = name;
-  await body();
-}
+const run = new Run({ artifacts, timeoutMs: 75000 });
 
 // Without WebSocket, A's page is told the transport (&transport=...), while B's page finds out
 // by itself that it must fall back to SockJS (whose websocket transport is refused as well, so
@@ -72,74 +27,16 @@ const url = (token, forced) =>
   (forced && mode !== "websocket" ? `&transport=${encodeURIComponent(mode)}` : "");
 
 async function openMember(who, token, forced, options) {
-  const context = await browser.newContext({ viewport: { width: 390, height: 780 }, ...options });
+  const context = await run.browser.newContext({ viewport: { width: 390, height: 780 }, ...options });
   if (mode !== "websocket" && forced) {
     await context.addInitScript(() => { window.WebSocket = undefined; });
   } else if (mode !== "websocket") {
     await context.routeWebSocket(/.*/, (ws) => ws.close()); // never reaches the server
   }
-  const page = await context.newPage();
-  page.problems = [];
-  page.outageLog = [];
-  page.on("pageerror", (err) => page.problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    // While the server is down the browser logs every refused connection: expected then only.
-    const network = /net::ERR_|Failed to load resource/.test(msg.text());
-    (outage && network ? page.outageLog : page.problems).push(`console: ${msg.text()}`);
-  });
-  pages[who] = page;
+  const page = run.watch(who, await context.newPage());
   await page.goto(url(token, forced));
   await connected(page);
   return page;
-}
-
-const connected = (page) =>
-  page.waitForSelector('body[data-conn="connected"]', { timeout: STEP_TIMEOUT });
-
-const waitFor = (page, fn, arg) => page.waitForFunction(fn, arg, { timeout: STEP_TIMEOUT });
-
-// What a page shows: every stored message in order, and the chrome around them.
-const snapshot = (page) =>
-  page.evaluate(() => ({
-    conn: document.body.dataset.conn,
-    transport: document.getElementById("transport").dataset.transport,
-    online: document.getElementById("presence").dataset.online,
-    banner: !document.getElementById("banner").hidden,
-    typing: !document.getElementById("typing").hidden,
-    lang: document.documentElement.lang,
-    atBottom: (() => {
-      const s = document.getElementById("scroller");
-      return s.scrollHeight - s.scrollTop - s.clientHeight < 2;
-    })(),
-    messages: [...document.querySelectorAll("#messages li.msg")].map((li) => {
-      const img = li.querySelector("img");
-      return {
-        seq: li.dataset.seq ? Number(li.dataset.seq) : null,
-        tempId: li.dataset.tempId || null,
-        state: li.dataset.state,
-        type: li.dataset.type,
-        mine: li.classList.contains("mine"),
-        unread: !li.querySelector(".unread").hidden,
-        text: li.querySelector(".bubble").textContent,
-        image: img ? { src: img.src, width: img.naturalWidth, complete: img.complete } : null,
-      };
-    }),
-  }));
-
-// The bubble with this text, once the server has stored it (it has a seq) and it is "sent".
-const stored = (page, text) =>
-  waitFor(
-    page,
-    (t) => [...document.querySelectorAll("#messages li.msg[data-seq]")].some(
-      (li) => li.dataset.state === "sent" && li.querySelector(".bubble").textContent === t,
-    ),
-    text,
-  );
-
-async function sendText(page, text) {
-  await page.fill("#input", text);
-  await page.press("#input", "Enter");
 }
 
 const A_TEXT = "안녕하세요! 오늘 저녁 같이 먹을래요? (Dinner tonight?)";
@@ -148,18 +45,11 @@ const A_OFFLINE = "서버가 재시작되는 동안 보낸 메시지 (sent while
 const B_AFTER = "다시 연결됐어요. Reconnected, nothing lost.";
 
 try {
-  mkdirSync(artifacts, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: config.chromium,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const browser = await run.launch(config.chromium);
   const result = { mode, browser: browser.version() };
 
   let a;
-  await step("A opens the page and scrolls back through the history", async () => {
+  await run.step("A opens the page and scrolls back through the history", async () => {
     a = await openMember("a", tokenA, true, { locale: "ko-KR", isMobile: true, hasTouch: true });
     const first = await snapshot(a);
     result.firstPage = first.messages.length;
@@ -175,11 +65,11 @@ try {
     result.partnerOnlineBefore = all.online;
     result.langA = all.lang;
     await a.evaluate(() => { document.getElementById("scroller").scrollTop = 0; });
-    await shot("00-history-top");
+    await run.shot("00-history-top");
     await a.evaluate(() => { const s = document.getElementById("scroller"); s.scrollTop = s.scrollHeight; });
   });
 
-  await step("A sends text and an image while B is away: both stay unread", async () => {
+  await run.step("A sends text and an image while B is away: both stay unread", async () => {
     await sendText(a, A_TEXT);
     await stored(a, A_TEXT);
     await a.setInputFiles("#file", image);
@@ -193,11 +83,11 @@ try {
     await a.waitForTimeout(300); // let the last image paint
     const snap = await snapshot(a);
     result.aSentUnread = snap.messages.filter((m) => m.mine && m.seq > history).map((m) => m.unread);
-    await shot("01-a-sent-unread");
+    await run.shot("01-a-sent-unread");
   });
 
   let b;
-  await step("B opens the page, receives both, and reading clears A's 1s", async () => {
+  await run.step("B opens the page, receives both, and reading clears A's 1s", async () => {
     b = await openMember("b", tokenB, false, { locale: "en-US", viewport: { width: 412, height: 780 } });
     await stored(b, A_TEXT);
     await waitFor(b, () => [...document.querySelectorAll('#messages li.msg[data-type="IMAGE"]')].some(
@@ -210,15 +100,15 @@ try {
     result.bAtBottom = snapB.atBottom; // the history opens at its end, image loaded and all
     result.bImage = snapB.messages.find((m) => m.type === "IMAGE").image;
     result.aUnreadAfterRead = (await snapshot(a)).messages.filter((m) => m.mine && m.unread).length;
-    await shot("02-read");
+    await run.shot("02-read");
   });
 
-  await step("B types: A sees the typing indicator; B's reply arrives and A reads it", async () => {
+  await run.step("B types: A sees the typing indicator; B's reply arrives and A reads it", async () => {
     await b.click("#input");
     await b.keyboard.type("Sure! 좋아", { delay: 20 });
     await waitFor(a, () => !document.getElementById("typing").hidden);
     result.typingShown = true;
-    await shot("03-typing");
+    await run.shot("03-typing");
     await b.fill("#input", B_TEXT);
     await b.press("#input", "Enter");
     await stored(a, B_TEXT);
@@ -227,22 +117,22 @@ try {
     result.transportsBefore = [(await snapshot(a)).transport, (await snapshot(b)).transport];
   });
 
-  await step("the server stops: both pages show the banner; A writes anyway", async () => {
-    outage = true;
-    await ask("stop-server");
+  await run.step("the server stops: both pages show the banner; A writes anyway", async () => {
+    run.outage = true;
+    await run.ask("stop-server");
     for (const page of [a, b]) {
       await waitFor(page, () => document.body.dataset.conn === "reconnecting" && !document.getElementById("banner").hidden);
     }
     await sendText(a, A_OFFLINE);
     await waitFor(a, (t) => [...document.querySelectorAll("#messages li.msg")].some(
       (li) => li.dataset.state === "sending" && li.querySelector(".bubble").textContent === t), A_OFFLINE);
-    await shot("04-server-down");
+    await run.shot("04-server-down");
   });
 
-  await step("the server is back: both reconnect, resume, and the pending message goes out", async () => {
-    await ask("start-server");
+  await run.step("the server is back: both reconnect, resume, and the pending message goes out", async () => {
+    await run.ask("start-server");
     for (const page of [a, b]) await connected(page);
-    outage = false;
+    run.outage = false;
     await stored(a, config.restText);
     await stored(b, config.restText);
     await stored(a, A_OFFLINE);
@@ -256,20 +146,17 @@ try {
     await waitFor(a, () => [...document.querySelectorAll("#messages li.msg.mine .unread")].every((u) => u.hidden));
     await waitFor(b, () => [...document.querySelectorAll("#messages li.msg.mine .unread")].every((u) => u.hidden));
     await b.waitForTimeout(300);
-    await shot("05-after-restart");
+    await run.shot("05-after-restart");
   });
 
-  await step("report", async () => {
-    for (const [who, page] of Object.entries(pages)) {
+  await run.step("report", async () => {
+    await settle([a, b]); // the last read receipts reach both pages
+    for (const [who, page] of Object.entries(run.pages)) {
       const snap = await snapshot(page);
       result[who] = { ...snap, problems: page.problems, outageLog: page.outageLog.length };
     }
-    result.screenshots = screenshots;
-    await browser.close();
   });
-  clearTimeout(deadline);
-  emit({ event: "result", ...result });
-  process.exit(0);
+  await run.finish(result);
 } catch (err) {
-  await fail(err);
+  await run.fail(err);
 }

@@ -7,14 +7,24 @@
  * REST (Authorization: Bearer) gives the room, the history (newest first, scrolled back by
  * the seq cursor), read marks and presigned uploads; STOMP (@stomp/stompjs) over a raw
  * WebSocket at /ws/chat, or over sockjs-client when WebSocket is unavailable or blocked,
- * carries live messages, read receipts, typing and presence.
+ * carries live messages, their changes, read receipts, typing and presence.
  *
- * Nothing is lost across a reconnect: the page keeps the last seq it has seen and SUBSCRIBEs
- * with x-resume-after-seq (the server replays what was missed, then goes live), and re-sends
- * every message without a RECEIPT under the same tempId (the server stores it once).
- * State on the DOM, for people and tests alike: body[data-conn], li.msg[data-seq,data-state,
- * data-temp-id], .unread (the "1" of a message the partner has not read), #presence[data-online],
- * #typing[hidden], #transport[data-transport].
+ * A message changes after it is sent: a long press (touch) or a right click (mouse) on a bubble
+ * opens its menu: react, reply (the message sent next carries replyTo), edit (my own text),
+ * unsend (my own: a tombstone for both) and delete for me (gone from my devices only). Each
+ * change is an event in the couple's stream (MESSAGE_EDITED, MESSAGE_UNSENT, REACTION,
+ * READ_RECEIPT), numbered by the same seq as the messages, so message seqs may skip.
+ *
+ * Nothing is lost across a reconnect: the page keeps the last seq of the stream it has seen
+ * (messages and events alike) and SUBSCRIBEs with x-resume-after-seq (the server replays the
+ * messages as they are now and the events since, then goes live); it re-sends every message
+ * and change without a RECEIPT under the same tempId (the server applies it once).
+ * State on the DOM, for people and tests alike: body[data-conn,data-seq (the stream position),
+ * data-gaps (seqs the stream skipped: none expected),data-unread (the partner's messages I have
+ * not read)], li.msg[data-seq,data-id,data-state,data-temp-id,data-unsent,data-edited],
+ * .unread (the "1" of a message the partner has not read), .quote[data-reply-to],
+ * .reactions .chip[data-emoji,data-count,aria-pressed], #menu-layer, #context-bar[data-mode],
+ * #presence[data-online], #typing[hidden], #transport[data-transport].
  */
 (function () {
   "use strict";
@@ -45,6 +55,24 @@
       rateLimited: "메시지를 너무 빠르게 보내고 있어요. 잠시 후 다시 시도해 주세요.",
       error: "오류가 발생했어요",
       imageBroken: "사진을 표시할 수 없어요",
+      edited: "(수정됨)",
+      unsent: "메시지가 취소되었습니다",
+      photo: "사진",
+      sticker: "이모티콘",
+      me: "나",
+      react: "공감",
+      menu: { reply: "답장", edit: "수정", copy: "복사", unsend: "보내기 취소", delete: "나에게서 삭제" },
+      replyTo: (name) => `${name}에게 답장`,
+      editing: "메시지 수정",
+      save: "수정",
+      closeBar: "닫기",
+      copied: "복사했어요",
+      actionFailed: {
+        edit: "수정하지 못했어요",
+        unsend: "보내기를 취소하지 못했어요",
+        delete: "삭제하지 못했어요",
+        react: "공감하지 못했어요",
+      },
     },
     en: {
       connecting: "Connecting…",
@@ -71,6 +99,24 @@
       rateLimited: "You are sending too fast. Try again in a moment.",
       error: "Something went wrong",
       imageBroken: "Cannot show this picture",
+      edited: "(edited)",
+      unsent: "This message was unsent",
+      photo: "Photo",
+      sticker: "Sticker",
+      me: "you",
+      react: "React",
+      menu: { reply: "Reply", edit: "Edit", copy: "Copy", unsend: "Unsend", delete: "Delete for me" },
+      replyTo: (name) => `Reply to ${name}`,
+      editing: "Edit message",
+      save: "Save",
+      closeBar: "Close",
+      copied: "Copied",
+      actionFailed: {
+        edit: "Could not edit",
+        unsend: "Could not unsend",
+        delete: "Could not delete",
+        react: "Could not react",
+      },
     },
   };
 
@@ -80,6 +126,12 @@
   const TYPING_IDLE_MS = 3000; // no keystroke for this long: stopped typing
   const PARTNER_TYPING_TTL_MS = 6000; // a lost "typing: false" hides the indicator anyway
   const FATAL_CODES = new Set(["AUTH_FAILED", "TOKEN_EXPIRED"]);
+  const REACTIONS = ["❤️", "👍", "😂", "😮", "😢", "🙏"];
+  const LONG_PRESS_MS = 450;
+  const LONG_PRESS_SLOP_PX = 10; // a finger that moves further is scrolling, not pressing
+  // The server's reply preview: the first 100 characters of a text, or a word for the others.
+  const PREVIEW_LENGTH = 100;
+  const SERVER_PREVIEW = { IMAGE: "사진", STICKER: "이모티콘" };
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || "";
@@ -109,18 +161,33 @@
     file: $("file"),
     input: $("input"),
     send: $("send"),
+    bar: $("context-bar"),
+    barTitle: $("context-title"),
+    barText: $("context-text"),
+    barClose: $("context-close"),
+    menuLayer: $("menu-layer"),
+    menu: $("menu"),
   };
 
   const state = {
     me: null, // my user id (the token's sub)
     roomId: null,
     partner: { id: null, name: "", profileImage: null, online: false },
-    lastSeq: 0, // the highest seq seen: SUBSCRIBE resumes after it
+    // The stream position: the highest seq of the couple's stream seen (a message, a change
+    // or the stand-in of a message I deleted); SUBSCRIBE resumes after it.
+    lastSeq: 0,
+    gaps: 0, // seqs the stream skipped (the server promises none)
     oldestSeq: null, // the history cursor
     hasMore: false,
     loadingOlder: false,
     bySeq: new Map(), // seq -> {el, m}
-    outbox: new Map(), // tempId -> {body, el, status, acked, attempt, timer, file}
+    byId: new Map(), // message id -> the same entries
+    deleted: new Set(), // ids of messages I deleted for me: never shown again
+    outbox: new Map(), // tempId -> {body, el, status, acked, attempt, timer, file, reply}
+    actions: new Map(), // tempId -> {kind, body, attempt}: changes without a RECEIPT yet
+    menuFor: null, // the entry whose menu is open
+    bar: null, // {mode: "reply"|"edit", entry, draft}: the bar above the composer
+    unreadQueued: false,
     client: null,
     connected: false,
     everConnected: false,
@@ -242,7 +309,7 @@
   function renderPartner() {
     const p = state.partner;
     ui.partnerName.textContent = p.name || "…";
-    document.title = `${p.name} · ieum chat`;
+    showUnreadCount();
     const image = safeImageUrl(p.profileImage);
     if (image) {
       ui.avatar.style.backgroundImage = `url("${image.replace(/"/g, "%22")}")`;
@@ -297,6 +364,35 @@
     return m.senderId === state.me;
   }
 
+  // The first n characters (code points, as the server counts them).
+  function firstChars(text, n) {
+    const chars = Array.from(text || "");
+    return chars.length > n ? chars.slice(0, n).join("") : text || "";
+  }
+
+  // The server's preview of a message, for the reply quote of a message not sent yet.
+  function previewOf(m) {
+    if (m.type === "TEXT") return firstChars(m.content, PREVIEW_LENGTH);
+    if (m.type === "IMAGE" && m.content) return firstChars(m.content, PREVIEW_LENGTH);
+    return SERVER_PREVIEW[m.type] || "";
+  }
+
+  function quoteOf(m) {
+    return { messageId: m.id, senderId: m.senderId, type: m.type, preview: previewOf(m), unsent: false };
+  }
+
+  function quoteText(reply) {
+    if (reply.unsent) return T.unsent;
+    if (reply.type === "IMAGE" && reply.preview === SERVER_PREVIEW.IMAGE) return T.photo;
+    if (reply.type === "STICKER") return T.sticker;
+    return reply.preview || "";
+  }
+
+  function nameOf(userId) {
+    return userId === state.me ? T.me : state.partner.name;
+  }
+
+  // li.msg: [.sender] [.quote] .row(.bubble, .meta(.unread, .state, .edited, time)) [.reactions]
   function renderBubble(m, localImage) {
     const li = el("li", `msg ${isMine(m) ? "mine" : "theirs"}`);
     li.dataset.type = m.type || "TEXT";
@@ -305,6 +401,33 @@
     if (!isMine(m)) li.append(el("div", "sender", m.senderName || state.partner.name));
     const row = el("div", "row");
     const bubble = el("div", "bubble");
+    const meta = el("div", "meta");
+    const unread = el("span", "unread", "1");
+    unread.hidden = true;
+    const status = el("span", "state");
+    const edited = el("span", "edited", T.edited);
+    edited.hidden = true;
+    const time = el("time", null, clock(m.createdAt));
+    meta.append(unread, status, edited, time);
+    row.append(bubble, meta);
+    li.append(row);
+    paintBody(li, m, localImage);
+    paintChanges(li, m);
+    return li;
+  }
+
+  // What the bubble holds: the text, the picture, or the tombstone of an unsent message.
+  function paintBody(li, m, localImage) {
+    const bubble = li.querySelector(".bubble");
+    bubble.className = "bubble";
+    bubble.replaceChildren();
+    if (m.unsent) {
+      li.dataset.unsent = "true";
+      bubble.classList.add("tombstone");
+      bubble.textContent = T.unsent;
+      return;
+    }
+    delete li.dataset.unsent;
     const image = localImage || safeImageUrl(m.imageUrl);
     if (m.type === "IMAGE") {
       bubble.classList.add("image");
@@ -323,15 +446,58 @@
     } else {
       bubble.textContent = m.content || "";
     }
-    const meta = el("div", "meta");
-    const unread = el("span", "unread", "1");
-    unread.hidden = true;
-    const status = el("span", "state");
-    const time = el("time", null, clock(m.createdAt));
-    meta.append(unread, status, time);
-    row.append(bubble, meta);
-    li.append(row);
-    return li;
+  }
+
+  // What may change around the bubble: the quote, the "(edited)" mark, the reaction chips.
+  function paintChanges(li, m) {
+    paintQuote(li, m.replyTo);
+    const edited = Boolean(m.editedAt) && !m.unsent;
+    li.querySelector(".edited").hidden = !edited;
+    if (edited) li.dataset.edited = "true";
+    else delete li.dataset.edited;
+    paintReactions(li, m);
+  }
+
+  function paintQuote(li, reply) {
+    let quote = li.querySelector(".quote");
+    if (!reply) {
+      if (quote) quote.remove();
+      return;
+    }
+    if (!quote) {
+      quote = el("button", "quote");
+      quote.type = "button";
+      quote.append(el("span", "quote-name"), el("span", "quote-text"));
+      li.insertBefore(quote, li.querySelector(".row"));
+    }
+    quote.dataset.replyTo = reply.messageId;
+    quote.classList.toggle("gone", Boolean(reply.unsent));
+    quote.querySelector(".quote-name").textContent = reply.senderId ? T.replyTo(nameOf(reply.senderId)) : "";
+    quote.querySelector(".quote-text").textContent = quoteText(reply);
+  }
+
+  function paintReactions(li, m) {
+    let box = li.querySelector(".reactions");
+    const reactions = m.unsent ? [] : m.reactions || [];
+    if (reactions.length === 0) {
+      if (box) box.remove();
+      return;
+    }
+    if (!box) {
+      box = el("div", "reactions");
+      li.append(box);
+    }
+    box.replaceChildren(
+      ...reactions.map((r) => {
+        const chip = el("button", "chip");
+        chip.type = "button";
+        chip.dataset.emoji = r.emoji;
+        chip.dataset.count = String(r.userIds.length);
+        chip.setAttribute("aria-pressed", String(r.userIds.includes(state.me)));
+        chip.append(el("span", "chip-emoji", r.emoji), el("span", "chip-count", String(r.userIds.length)));
+        return chip;
+      }),
+    );
   }
 
   function parts(li) {
@@ -359,8 +525,26 @@
   }
 
   function setUnreadMark(entry) {
-    // KakaoTalk's "1": my message the partner has not read yet.
-    parts(entry.el).unread.hidden = !(isMine(entry.m) && !entry.m.isRead);
+    // KakaoTalk's "1": my message the partner has not read yet (an unsent one has none).
+    parts(entry.el).unread.hidden = !(isMine(entry.m) && !entry.m.isRead && !entry.m.unsent);
+  }
+
+  // The partner's messages I have not read, in the title (a tab in the background says how
+  // many); reading them on another of my devices clears it here too.
+  function showUnreadCount() {
+    state.unreadQueued = false;
+    let count = 0;
+    for (const entry of state.bySeq.values()) {
+      if (!isMine(entry.m) && !entry.m.isRead && !entry.m.unsent) count += 1;
+    }
+    ui.body.dataset.unread = String(count);
+    document.title = `${count ? `(${count}) ` : ""}${state.partner.name} · ieum chat`;
+  }
+
+  function unreadChanged() {
+    if (state.unreadQueued) return;
+    state.unreadQueued = true;
+    queueMicrotask(showUnreadCount);
   }
 
   function regroup(li) {
@@ -385,16 +569,17 @@
     regroup(li);
   }
 
-  // A stored message (history, live, replay or the echo of my own send): shown once, by seq.
+  // A stored message (history, live, replay or the echo of my own send): shown once, by seq,
+  // as it is now (edited, unsent, its reactions), unless I deleted it.
   function addMessage(m) {
-    if (typeof m.seq !== "number") return;
-    if (m.seq > state.lastSeq) state.lastSeq = m.seq;
+    if (typeof m.seq !== "number" || state.deleted.has(m.id)) return;
     if (state.oldestSeq === null || m.seq < state.oldestSeq) state.oldestSeq = m.seq;
     const known = state.bySeq.get(m.seq);
     if (known) {
       if (m.isRead && !known.m.isRead) {
         known.m.isRead = true;
         setUnreadMark(known);
+        unreadChanged();
       }
       return;
     }
@@ -406,10 +591,15 @@
       clearTimeout(pending.timer);
       li = pending.el;
       li.remove();
-      const { img, time } = parts(li);
-      const url = safeImageUrl(m.imageUrl);
-      if (img && url && img.src !== url) img.src = url;
-      time.textContent = clock(m.createdAt);
+      if (m.unsent || m.editedAt) {
+        paintBody(li, m); // changed already (from another of my devices) before it came back
+      } else {
+        const { img } = parts(li);
+        const url = safeImageUrl(m.imageUrl);
+        if (img && url && img.src !== url) img.src = url;
+      }
+      parts(li).time.textContent = clock(m.createdAt);
+      paintChanges(li, m);
     } else {
       li = renderBubble(m);
     }
@@ -418,8 +608,10 @@
     setStatus(li, "sent");
     const entry = { el: li, m };
     state.bySeq.set(m.seq, entry);
+    if (m.id) state.byId.set(m.id, entry);
     setUnreadMark(entry);
     insertBySeq(li, m.seq);
+    unreadChanged();
     if (state.stuck || pending) scrollToBottom();
     if (!isMine(m)) {
       setPartnerTyping(false);
@@ -427,14 +619,119 @@
     }
   }
 
+  // -- changes of sent messages --------------------------------------------------------------
+
+  // Every bubble quoting the message `id` (stored or still being sent), with its quote.
+  function* quotesOf(id) {
+    for (const entry of state.bySeq.values()) {
+      if (entry.m.replyTo && entry.m.replyTo.messageId === id) yield [entry.el, entry.m.replyTo];
+    }
+    for (const item of state.outbox.values()) {
+      if (item.reply && item.reply.messageId === id) yield [item.el, item.reply];
+    }
+  }
+
+  function onEdited(ev) {
+    if (ev.content == null) return; // unsent since (its MESSAGE_UNSENT follows): nothing to show
+    for (const [li, reply] of quotesOf(ev.messageId)) {
+      if (reply.unsent) continue;
+      reply.preview = firstChars(ev.content, PREVIEW_LENGTH);
+      paintQuote(li, reply);
+    }
+    const entry = state.byId.get(ev.messageId);
+    if (!entry || entry.m.unsent) return;
+    entry.m.content = ev.content;
+    entry.m.editedAt = ev.editedAt;
+    paintBody(entry.el, entry.m);
+    paintChanges(entry.el, entry.m);
+  }
+
+  function onUnsent(ev) {
+    for (const [li, reply] of quotesOf(ev.messageId)) {
+      reply.unsent = true;
+      reply.preview = null;
+      paintQuote(li, reply);
+    }
+    const entry = state.byId.get(ev.messageId);
+    if (!entry) return;
+    Object.assign(entry.m, { unsent: true, content: null, imageUrl: null, reactions: [] });
+    paintBody(entry.el, entry.m);
+    paintChanges(entry.el, entry.m);
+    setUnreadMark(entry);
+    unreadChanged();
+    forget(entry);
+  }
+
+  // A reaction added twice or removed when absent changes nothing: a replay may repeat one.
+  function onReaction(ev) {
+    const entry = state.byId.get(ev.messageId);
+    if (!entry || entry.m.unsent) return;
+    const reactions = entry.m.reactions || (entry.m.reactions = []);
+    let reaction = reactions.find((r) => r.emoji === ev.emoji);
+    if (ev.op === "add") {
+      if (!reaction) {
+        reaction = { emoji: ev.emoji, userIds: [] };
+        reactions.push(reaction);
+      }
+      if (!reaction.userIds.includes(ev.userId)) reaction.userIds.push(ev.userId);
+    } else if (reaction) {
+      reaction.userIds = reaction.userIds.filter((id) => id !== ev.userId);
+      if (reaction.userIds.length === 0) reactions.splice(reactions.indexOf(reaction), 1);
+    }
+    paintReactions(entry.el, entry.m);
+  }
+
+  // Deleted for me (here or on another of my devices): gone from the list for good.
+  function onDeleted(ev) {
+    if (ev.userId !== state.me) return;
+    state.deleted.add(ev.messageId);
+    const entry = state.byId.get(ev.messageId);
+    if (!entry) return;
+    state.byId.delete(ev.messageId);
+    state.bySeq.delete(entry.m.seq);
+    const next = entry.el.nextElementSibling;
+    entry.el.remove();
+    if (next) regroup(next);
+    unreadChanged();
+    forget(entry);
+  }
+
+  function onReadReceipt(ev) {
+    // The partner read my messages (their "1" goes), or I did on another device.
+    for (const seq of ev.seqs || []) {
+      const entry = state.bySeq.get(seq);
+      if (!entry || entry.m.isRead || entry.m.senderId === ev.readerId) continue;
+      entry.m.isRead = true;
+      setUnreadMark(entry);
+    }
+    unreadChanged();
+  }
+
+  // A message that cannot change any more: its menu and bar close.
+  function forget(entry) {
+    if (state.menuFor === entry) closeMenu();
+    if (state.bar && state.bar.entry === entry) closeBar();
+  }
+
+  const CHANGES = {
+    MESSAGE_EDITED: onEdited,
+    MESSAGE_UNSENT: onUnsent,
+    REACTION: onReaction,
+    MESSAGE_DELETED: onDeleted,
+    READ_RECEIPT: onReadReceipt,
+  };
+
   function updateOlderButton() {
     ui.older.hidden = !state.hasMore;
     ui.older.textContent = state.loadingOlder ? T.loadingOlder : T.older;
   }
 
+  // The newest page, before the first SUBSCRIBE: its messages are as they are now, so the
+  // stream resumes after the newest of them (the changes since are replayed, harmlessly again).
   async function loadLatest() {
     const page = await api("GET", `/chat/rooms/${state.roomId}/messages?limit=${PAGE_SIZE}`);
     for (const m of page.messages.slice().reverse()) addMessage(m);
+    setPosition(Math.max(state.lastSeq, ...page.messages.map((m) => m.seq)));
     state.hasMore = page.hasMore;
     if (page.nextCursor != null) state.oldestSeq = page.nextCursor;
     updateOlderButton();
@@ -495,31 +792,6 @@
     }
   }
 
-  function onReadReceipt(ev) {
-    const seqs = ev.seqs || [];
-    for (const seq of seqs) {
-      const entry = state.bySeq.get(seq);
-      if (!entry) continue;
-      entry.m.isRead = true;
-      setUnreadMark(entry);
-    }
-  }
-
-  // Read receipts are not replayed on resume: after a reconnect, ask which of my unread
-  // messages the partner read meanwhile.
-  async function refreshReadState() {
-    let from = Infinity;
-    for (const [seq, entry] of state.bySeq) {
-      if (isMine(entry.m) && !entry.m.isRead && seq < from) from = seq;
-    }
-    if (from === Infinity) return;
-    const page = await api(
-      "GET",
-      `/chat/rooms/${state.roomId}/messages?after=${from - 1}&order=asc&limit=100`,
-    );
-    for (const m of page.messages) addMessage(m);
-  }
-
   // -- sending ---------------------------------------------------------------------------------
 
   function publish(destination, body, headers) {
@@ -537,8 +809,8 @@
     }
   }
 
-  function enqueue(body, li, file) {
-    const item = { body, el: li, status: "sending", acked: false, attempt: 0, timer: null, file };
+  function enqueue(body, li, file, reply) {
+    const item = { body, el: li, status: "sending", acked: false, attempt: 0, timer: null, file, reply };
     state.outbox.set(body.tempId, item);
     setStatus(li, "sending");
     ui.list.append(li); // below every stored message until the server gives it a seq
@@ -594,16 +866,48 @@
     else transmit(item);
   }
 
-  function sendText(text) {
+  // `replyTo`: the entry of the message answered, or null.
+  function sendText(text, replyTo) {
     const body = { type: "TEXT", content: text, tempId: newTempId() };
-    const li = renderBubble({ ...body, senderId: state.me });
-    transmit(enqueue(body, li));
+    const reply = replyTo ? quoteOf(replyTo.m) : null;
+    if (reply) body.replyTo = reply.messageId;
+    const li = renderBubble({ ...body, senderId: state.me, replyTo: reply });
+    transmit(enqueue(body, li, null, reply));
   }
 
-  function sendImage(file) {
+  function sendImage(file, replyTo) {
     const body = { type: "IMAGE", imageUrl: null, tempId: newTempId() };
-    const li = renderBubble({ ...body, senderId: state.me }, URL.createObjectURL(file));
-    upload(enqueue(body, li, file));
+    const reply = replyTo ? quoteOf(replyTo.m) : null;
+    if (reply) body.replyTo = reply.messageId;
+    const li = renderBubble({ ...body, senderId: state.me, replyTo: reply }, URL.createObjectURL(file));
+    upload(enqueue(body, li, file, reply));
+  }
+
+  // A change of a sent message (edit, unsend, delete, react), like a message: SENT with a
+  // RECEIPT, sent again under the same tempId on the next connection until one comes (the
+  // server applies it once). Its effect shows when its event comes back in the stream.
+  function change(kind, body) {
+    const item = { kind, body: { ...body, tempId: newTempId() }, attempt: 0 };
+    state.actions.set(item.body.tempId, item);
+    transmitChange(item);
+  }
+
+  function transmitChange(item) {
+    if (!state.connected || !state.client) return; // on the next connection
+    item.attempt += 1;
+    const receipt = `${item.body.tempId}#${item.attempt}`;
+    try {
+      state.client.watchForReceipt(receipt, () => state.actions.delete(item.body.tempId));
+    } catch (_) {
+      return;
+    }
+    publish(`/app/chat/${state.roomId}/${item.kind}`, item.body, { receipt });
+  }
+
+  function react(entry, emoji) {
+    const reaction = (entry.m.reactions || []).find((r) => r.emoji === emoji);
+    const mine = Boolean(reaction && reaction.userIds.includes(state.me));
+    change("react", { messageId: entry.m.id, emoji, op: mine ? "remove" : "add" });
   }
 
   // The presigned upload: ask for a ticket, put the file where it says, then send the IMAGE.
@@ -655,9 +959,32 @@
 
   // -- events from the server ------------------------------------------------------------------
 
+  function setPosition(seq) {
+    state.lastSeq = seq;
+    ui.body.dataset.seq = String(seq);
+  }
+
+  // The couple's topic: the stream in seq order (messages, changes, and in a replay the
+  // stand-in of each message I deleted), each seq once and none skipped, plus typing and
+  // presence without a seq. Every seq moves the position the next SUBSCRIBE resumes after.
+  function onStream(ev) {
+    if (!ev || typeof ev !== "object") return;
+    if (typeof ev.seq === "number") {
+      if (ev.seq <= state.lastSeq) return; // had it already
+      if (ev.seq !== state.lastSeq + 1) {
+        state.gaps += 1;
+        ui.body.dataset.gaps = String(state.gaps);
+      }
+      setPosition(ev.seq);
+    }
+    onEvent(ev);
+  }
+
+  // A payload from the stream, /user/queue/events (my deletes, without a seq) or a REST answer.
   function onEvent(ev) {
     if (!ev || typeof ev !== "object") return;
-    if (ev.type === "READ_RECEIPT") return onReadReceipt(ev);
+    const apply = Object.hasOwn(CHANGES, ev.type) ? CHANGES[ev.type] : null;
+    if (apply) return apply(ev);
     if (ev.type === "SYSTEM") {
       if (ev.userId !== state.partner.id) return;
       if (ev.event === "USER_CONNECTED") setOnline(true);
@@ -668,11 +995,17 @@
     addMessage(ev);
   }
 
+  // An error on /user/queue/errors: a message with its tempId fails (and offers a retry); a
+  // change with its tempId is dropped, and the toast says which kind did not go through.
   function onError(payload) {
     const item = payload.tempId ? state.outbox.get(payload.tempId) : null;
     if (item) failMessage(item);
+    const action = payload.tempId ? state.actions.get(payload.tempId) : null;
+    if (action) state.actions.delete(payload.tempId);
+    const said = `${payload.message || T.error}${payload.detail ? ` (${payload.detail})` : ""}`;
     if (payload.code === "RATE_LIMITED") toast(T.rateLimited);
-    else toast(`${payload.message || T.error}${payload.detail ? ` (${payload.detail})` : ""}`);
+    else if (action) toast(`${T.actionFailed[action.kind]}: ${said}`);
+    else toast(said);
   }
 
   // -- the connection --------------------------------------------------------------------------
@@ -704,22 +1037,25 @@
       state.attemptMode === "ws" ? "websocket" : `sockjs/${client.webSocket.transport || "?"}`,
     );
     client.subscribe("/user/queue/errors", (frame) => onError(JSON.parse(frame.body)));
-    // Resume: the server replays every message after the last seq seen, then goes live.
+    // My deletes (made on any of my devices, live or since the resume point): here, not on the
+    // topic. Subscribed first, so that a replay tells of them here too.
+    client.subscribe("/user/queue/events", (frame) => onEvent(JSON.parse(frame.body)));
+    // Resume: the server replays the stream after the last seq seen, then goes live.
     const receipt = `sub-${Date.now().toString(36)}`;
     client.watchForReceipt(receipt, () => {
-      // Presence and read marks are not replayed: once subscribed (so that no later change
-      // can slip between), ask for them.
+      // Presence is not replayed: once subscribed (so that no later change can slip
+      // between), ask for it. Read marks are: they come in the stream.
       refreshRoom().catch(() => {});
-      refreshReadState().catch(() => {});
     });
     client.subscribe(
       `/topic/couple/${state.roomId}`,
-      (frame) => onEvent(JSON.parse(frame.body)),
+      (frame) => onStream(JSON.parse(frame.body)),
       { "x-resume-after-seq": String(state.lastSeq), receipt },
     );
     hideBanner();
     setConn("connected");
     flushOutbox();
+    for (const item of state.actions.values()) transmitChange(item);
     markReadSoon();
   }
 
@@ -780,6 +1116,189 @@
     renderPartner();
   }
 
+  // -- the message menu and the bar above the composer ---------------------------------------
+
+  function autosize() {
+    ui.input.style.height = "auto";
+    ui.input.style.height = `${ui.input.scrollHeight}px`;
+  }
+
+  // The stored message under an event's target (a message still being sent has no menu).
+  function entryAt(target) {
+    const li = target instanceof Element ? target.closest("li.msg[data-seq]") : null;
+    return li ? state.bySeq.get(Number(li.dataset.seq)) || null : null;
+  }
+
+  function menuButton(className, text, onClick) {
+    const button = el("button", className, text);
+    button.type = "button";
+    button.setAttribute("role", "menuitem");
+    button.addEventListener("click", () => {
+      closeMenu();
+      onClick();
+    });
+    return button;
+  }
+
+  // What a message offers: reactions and a reply while it stands; edit (text) and unsend for
+  // my own; delete for me always.
+  function openMenu(entry, x, y) {
+    closeMenu();
+    const m = entry.m;
+    const mine = isMine(m);
+    const items = [];
+    if (!m.unsent) {
+      const palette = el("div", "palette");
+      palette.setAttribute("aria-label", T.react);
+      for (const emoji of REACTIONS) {
+        const button = menuButton("react", emoji, () => react(entry, emoji));
+        button.dataset.emoji = emoji;
+        const reaction = (m.reactions || []).find((r) => r.emoji === emoji);
+        button.setAttribute("aria-pressed", String(Boolean(reaction && reaction.userIds.includes(state.me))));
+        palette.append(button);
+      }
+      items.push(palette);
+      items.push(["reply", () => startReply(entry)]);
+      if (mine && m.type === "TEXT") items.push(["edit", () => startEdit(entry)]);
+      if (m.type === "TEXT" && navigator.clipboard) {
+        items.push(["copy", () => navigator.clipboard.writeText(m.content || "").then(() => toast(T.copied), () => {})]);
+      }
+      if (mine) items.push(["unsend", () => change("unsend", { messageId: m.id })]);
+    }
+    items.push(["delete", () => change("delete", { messageId: m.id })]);
+    ui.menu.replaceChildren(
+      ...items.map((item) => {
+        if (item instanceof Element) return item;
+        const [action, onClick] = item;
+        const button = menuButton("action", T.menu[action], onClick);
+        button.dataset.action = action;
+        return button;
+      }),
+    );
+    state.menuFor = entry;
+    entry.el.classList.add("selected");
+    ui.menuLayer.hidden = false;
+    // Beside the pointer, inside the window: below it, or above when there is no room.
+    const box = ui.menu.getBoundingClientRect();
+    const left = Math.min(Math.max(8, x - box.width / 2), window.innerWidth - box.width - 8);
+    const below = y + 12;
+    const top = below + box.height + 8 <= window.innerHeight ? below : Math.max(8, y - box.height - 12);
+    ui.menu.style.left = `${left}px`;
+    ui.menu.style.top = `${top}px`;
+  }
+
+  function closeMenu() {
+    if (!state.menuFor) return;
+    state.menuFor.el.classList.remove("selected");
+    state.menuFor = null;
+    ui.menuLayer.hidden = true;
+    ui.menu.replaceChildren();
+  }
+
+  function showBar(mode, entry, title, text, draft) {
+    state.bar = { mode, entry, draft };
+    ui.bar.dataset.mode = mode;
+    ui.barTitle.textContent = title;
+    ui.barText.textContent = text;
+    ui.bar.hidden = false;
+  }
+
+  // Reply: a quote bar above the input; the next message sent carries replyTo.
+  function startReply(entry) {
+    closeBar();
+    showBar("reply", entry, T.replyTo(nameOf(entry.m.senderId)), quoteText(quoteOf(entry.m)), "");
+    ui.input.focus();
+  }
+
+  // Edit: the input holds the message's text (what was being written waits meanwhile).
+  function startEdit(entry) {
+    closeBar();
+    const draft = ui.input.value;
+    typingStopped();
+    showBar("edit", entry, T.editing, entry.m.content || "", draft);
+    ui.send.textContent = T.save;
+    ui.input.value = entry.m.content || "";
+    autosize();
+    ui.input.focus();
+    ui.input.setSelectionRange(ui.input.value.length, ui.input.value.length);
+  }
+
+  function closeBar() {
+    const bar = state.bar;
+    if (!bar) return;
+    state.bar = null;
+    ui.bar.hidden = true;
+    delete ui.bar.dataset.mode;
+    if (bar.mode === "edit") {
+      ui.send.textContent = T.send;
+      ui.input.value = bar.draft;
+      autosize();
+    }
+  }
+
+  // Back to the quoted message, when it is on the page.
+  function showQuoted(id) {
+    const entry = state.byId.get(id);
+    if (!entry) return;
+    entry.el.scrollIntoView({ block: "center", behavior: "smooth" });
+    entry.el.classList.remove("flash");
+    void entry.el.offsetWidth; // restart the animation
+    entry.el.classList.add("flash");
+  }
+
+  // Right click (mouse) or long press (touch; Android also reports it as a contextmenu, which
+  // then finds the menu open) opens a message's menu; a chip toggles my reaction.
+  function bindMessages() {
+    let press = null;
+    const release = () => {
+      if (press) clearTimeout(press.timer);
+      press = null;
+    };
+    ui.list.addEventListener("contextmenu", (event) => {
+      const entry = entryAt(event.target);
+      if (!entry) return;
+      event.preventDefault();
+      if (state.menuFor !== entry) openMenu(entry, event.clientX, event.clientY);
+    });
+    ui.list.addEventListener("pointerdown", (event) => {
+      if (event.pointerType !== "touch" || event.target.closest("button")) return;
+      const entry = entryAt(event.target);
+      if (!entry) return;
+      release();
+      const at = { x: event.clientX, y: event.clientY };
+      press = { at, timer: setTimeout(() => openMenu(entry, at.x, at.y), LONG_PRESS_MS) };
+    });
+    ui.list.addEventListener("pointermove", (event) => {
+      if (press && Math.hypot(event.clientX - press.at.x, event.clientY - press.at.y) > LONG_PRESS_SLOP_PX) release();
+    });
+    for (const type of ["pointerup", "pointercancel"]) ui.list.addEventListener(type, release);
+    ui.list.addEventListener("click", (event) => {
+      const chip = event.target.closest(".chip");
+      const quote = event.target.closest(".quote");
+      const entry = entryAt(event.target);
+      if (chip && entry) react(entry, chip.dataset.emoji);
+      else if (quote) showQuoted(quote.dataset.replyTo);
+    });
+    // Outside the menu: a press closes it (not a click: the finger that opened it lifts after).
+    ui.menuLayer.addEventListener("pointerdown", (event) => {
+      if (!ui.menu.contains(event.target)) closeMenu();
+    });
+    ui.menuLayer.addEventListener("contextmenu", (event) => event.preventDefault());
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      if (state.menuFor) closeMenu();
+      else if (state.bar) closeBar();
+    });
+    ui.scroller.addEventListener("scroll", release, { passive: true });
+    window.addEventListener("resize", closeMenu);
+    ui.barClose.title = T.closeBar;
+    ui.barClose.setAttribute("aria-label", T.closeBar);
+    ui.barClose.addEventListener("click", () => {
+      closeBar();
+      ui.input.focus();
+    });
+  }
+
   // -- the page --------------------------------------------------------------------------------
 
   function bindComposer() {
@@ -790,15 +1309,19 @@
     const submit = () => {
       const text = ui.input.value;
       if (!text.trim()) return;
+      const bar = state.bar;
+      if (bar && bar.mode === "edit") {
+        closeBar(); // the draft comes back
+        if (text !== bar.entry.m.content) change("edit", { messageId: bar.entry.m.id, content: text });
+        ui.input.focus();
+        return;
+      }
+      closeBar();
       ui.input.value = "";
       autosize();
       typingStopped();
-      sendText(text);
+      sendText(text, bar ? bar.entry : null);
       ui.input.focus();
-    };
-    const autosize = () => {
-      ui.input.style.height = "auto";
-      ui.input.style.height = `${ui.input.scrollHeight}px`;
     };
     ui.composer.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -814,13 +1337,16 @@
     });
     ui.input.addEventListener("input", () => {
       autosize();
+      if (state.bar && state.bar.mode === "edit") return; // an edit is not typing a message
       if (ui.input.value.trim()) typingStarted();
       else typingStopped();
     });
     ui.input.addEventListener("blur", typingStopped);
     ui.attach.addEventListener("click", () => ui.file.click());
     ui.file.addEventListener("change", () => {
-      for (const file of ui.file.files) sendImage(file);
+      const reply = state.bar && state.bar.mode === "reply" ? state.bar.entry : null;
+      if (reply) closeBar();
+      for (const file of ui.file.files) sendImage(file, reply);
       ui.file.value = "";
     });
     ui.older.addEventListener("click", loadOlder);
@@ -844,6 +1370,7 @@
   async function start() {
     document.documentElement.lang = lang;
     bindComposer();
+    bindMessages();
     if (!token) return showFatal(T.noTokenTitle, T.noToken);
     if (typeof StompJs === "undefined" || typeof SockJS === "undefined") {
       return showFatal(T.libsTitle, T.libs);
