@@ -242,8 +242,10 @@ async def test_slow_consumer(w: World) -> None:
 
 async def test_history_unavailable(w: World) -> None:
     peer = await w.member()
-    w.break_table("messages")
     topic = f"/topic/couple/{w.couple.id}"
+    peer.send("SUBSCRIBE", {"id": "t0", "destination": topic})  # membership is known now
+    await peer.settle()
+    w.break_table("couples")  # the stream's position cannot be read
     peer.send("SUBSCRIBE", {"id": "t", "destination": topic, "receipt": "s"})
     await asyncio.wait_for(peer.transport.closed.wait(), 5)
     check(last_error(peer), "HISTORY_UNAVAILABLE", receipt="s")

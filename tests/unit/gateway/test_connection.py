@@ -71,13 +71,32 @@ async def test_a_peer_past_the_outbound_bound_is_a_slow_consumer(w: World) -> No
 
 
 async def test_the_history_unreadable_at_subscribe_is_history_unavailable(w: World) -> None:
+    """The stream's position cannot be read (membership is known from a first SUBSCRIBE):
+    the SUBSCRIBE gets the ERROR, with its receipt-id."""
+    peer = await w.member()
+    topic = f"/topic/couple/{w.couple.id}"
+    peer.send("SUBSCRIBE", {"id": "t0", "destination": topic, "receipt": "s0"})
+    assert (await peer.expect("RECEIPT")).get("receipt-id") == "s0"
+    w.break_table("couples")
+    peer.send("SUBSCRIBE", {"id": "t", "destination": topic, "receipt": "s"})
+    error = await peer.expect("ERROR")
+    assert (error.get("message"), error.get("receipt-id")) == ("HISTORY_UNAVAILABLE", "s")
+
+
+async def test_a_replay_that_cannot_read_the_history_is_history_unavailable(w: World) -> None:
+    """Subscribed (the RECEIPT went out), then the replay fails: ERROR, then close."""
     peer = await w.member()
     w.break_table("messages")
     peer.send(
         "SUBSCRIBE", {"id": "t", "destination": f"/topic/couple/{w.couple.id}", "receipt": "s"}
     )
-    error = await peer.expect("ERROR")
-    assert (error.get("message"), error.get("receipt-id")) == ("HISTORY_UNAVAILABLE", "s")
+    receipt, error = await peer.collect(2)
+    assert (receipt.command, receipt.get("receipt-id")) == ("RECEIPT", "s")
+    assert (error.command, error.get("message"), error.get("receipt-id")) == (
+        "ERROR",
+        "HISTORY_UNAVAILABLE",
+        None,
+    )
 
 
 async def test_the_database_down_at_connect_closes_with_send_failed(w: World) -> None:
