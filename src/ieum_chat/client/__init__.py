@@ -16,7 +16,7 @@ sans-IO STOMP core.
 """
 
 from ._backoff import Backoff
-from ._client import ChatClient, ClientStats, EventStream, TokenProvider
+from ._client import ChatClient, EventStream, TokenProvider
 from ._errors import ChatClientError, ClientClosed, ConnectionLost, SendError
 from ._events import (
     ChatMessage,
@@ -39,6 +39,7 @@ from ._events import (
     parse_event,
     parse_timestamp,
 )
+from ._stats import ClientStats
 from ._view import RoomView
 
 __all__ = [
