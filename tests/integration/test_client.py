@@ -52,8 +52,11 @@ async def running(*clients: ChatClient) -> AsyncIterator[None]:
             await client.close()
 
 
-async def next_of(client: ChatClient, kind: type[Any], timeout: float = 15.0) -> Any:
-    """The next event of type ``kind``, skipping the others (presence, Connected, ...)."""
+async def next_of(
+    client: ChatClient, kind: type[Any] | tuple[type[Any], ...], timeout: float = 15.0
+) -> Any:
+    """The next event of type ``kind`` (or of one of them), skipping the others (presence,
+    Connected, ...)."""
     async with asyncio.timeout(timeout):
         while True:
             event = await client.next_event()

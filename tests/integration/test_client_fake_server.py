@@ -92,7 +92,8 @@ class FakeServer:
     on_subscribe: Handler | None = None
     """After a SUBSCRIBE's RECEIPT."""
     on_ready: Callable[[Session], Awaitable[None]] | None = None
-    """Once, when the first session has both subscriptions."""
+    """Once, when the first session has its three subscriptions (the error and event
+    queues, the couple topic)."""
     sessions: list[Session] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     url: str = ""
@@ -126,7 +127,7 @@ class FakeServer:
             session.subs[frame.get("destination") or ""] = frame.get("id") or ""
             if receipt := frame.get("receipt"):
                 await session.send(Frame("RECEIPT", (("receipt-id", receipt),)))
-            if len(session.subs) == 2 and self.on_ready is not None:
+            if len(session.subs) == 3 and self.on_ready is not None:
                 ready, self.on_ready = self.on_ready, None
                 await ready(session)
             if self.on_subscribe is not None:

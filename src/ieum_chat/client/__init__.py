@@ -1,19 +1,22 @@
 """An asyncio client SDK for ieum-chat: bots, tests and back-office tools.
 
-    async with ChatClient(url, get_token, couple_id=couple) as client:
+    async with ChatClient(url, get_token, couple_id=couple, view=RoomView()) as client:
         await client.send_text("안녕하세요!")
         async for event in client.events():
             if isinstance(event, ChatMessage):
                 print(event.seq, event.content)
+                await client.react(event.id, "❤️")
 
 The client reconnects by itself (backoff with full jitter, a fresh token each time), resumes
-the couple's stream after the last seq it delivered, re-sends unacknowledged messages with
-the same tempId, and delivers every chat message once, in seq order. It imports nothing of
-the server but the sans-IO STOMP core.
+the couple's stream after the last seq it delivered, re-sends unacknowledged messages and
+changes (edit, unsend, delete for me, reactions) with the same tempId, and delivers every
+entry of the stream (messages and their changes) once, in seq order; a RoomView applies them
+into the messages as the history shows them. It imports nothing of the server but the
+sans-IO STOMP core.
 """
 
 from ._backoff import Backoff
-from ._client import ChatClient, ClientStats, EventStream, TokenProvider
+from ._client import ChatClient, EventStream, TokenProvider
 from ._errors import ChatClientError, ClientClosed, ConnectionLost, SendError
 from ._events import (
     ChatMessage,
@@ -22,12 +25,22 @@ from ._events import (
     ErrorEvent,
     Event,
     MalformedEvent,
+    MessageDeleted,
+    MessageEdited,
+    MessageUnsent,
+    Reaction,
+    ReactionChanged,
     ReadReceipt,
+    ReplyPreview,
     SendReceipt,
+    Sequenced,
     SystemEvent,
+    event_seq,
     parse_event,
     parse_timestamp,
 )
+from ._stats import ClientStats
+from ._view import RoomView
 
 __all__ = [
     "Backoff",
@@ -43,11 +56,20 @@ __all__ = [
     "Event",
     "EventStream",
     "MalformedEvent",
+    "MessageDeleted",
+    "MessageEdited",
+    "MessageUnsent",
+    "Reaction",
+    "ReactionChanged",
     "ReadReceipt",
+    "ReplyPreview",
+    "RoomView",
     "SendError",
     "SendReceipt",
+    "Sequenced",
     "SystemEvent",
     "TokenProvider",
+    "event_seq",
     "parse_event",
     "parse_timestamp",
 ]

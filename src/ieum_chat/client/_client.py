@@ -7,6 +7,11 @@ network wait has a timeout or ends with the connection, every queue has a limit.
 
 What survives a reconnect: the last seq delivered (resubscribe with `x-resume-after-seq`),
 the outbox (re-sent with the same tempIds), the events not yet read by the application.
+
+The couple's stream holds messages and the changes made to them under one numbering; every
+payload with a seq goes through the one sequencer (once, in order, a gap resyncs). Messages
+and the changes the member makes (edit, unsend, delete for me, reactions) share the outbox,
+so a change survives a reconnect as a message does and is written after what it names.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Final
 
@@ -30,22 +34,34 @@ from ieum_chat.stomp import Frame
 from ._backoff import Backoff
 from ._errors import ClientClosed, ConnectionLost, SendError
 from ._events import (
-    ChatMessage,
     Connected,
     Disconnected,
     ErrorEvent,
     Event,
     MalformedEvent,
     SendReceipt,
+    event_seq,
     parse_event,
+    payload_seq,
 )
 from ._flow import SendWindow, is_transient
 from ._link import HeartbeatTimeout, LinkOptions, ServerError, StompLink, error_from_frame
 from ._outbox import Outbox
 from ._queue import EventQueue
+from ._requests import (
+    AppRequest,
+    check_temp_id,
+    delete_request,
+    edit_request,
+    react_request,
+    send_request,
+    unsend_request,
+)
 from ._sequencer import Sequencer, Verdict
+from ._stats import ClientStats
+from ._view import RoomView
 
-__all__ = ["ChatClient", "ClientStats", "EventStream", "TokenProvider"]
+__all__ = ["ChatClient", "EventStream", "TokenProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -53,29 +69,8 @@ TokenProvider = Callable[[], str | Awaitable[str]]
 """Returns a fresh JWT; called before every (re)connect."""
 
 ERRORS_QUEUE: Final = "/user/queue/errors"
-MAX_TEMP_ID_LENGTH: Final = 64
-
-
-@dataclass(slots=True)
-class ClientStats:
-    """Counters for monitoring and tests; they only ever grow."""
-
-    connects: int = 0
-    disconnects: int = 0
-    receipts: int = 0
-    resent: int = 0
-    """SEND frames written again after a reconnect or a transient error."""
-    retries: int = 0
-    """Automatic retries scheduled after RATE_LIMITED or a database failure."""
-    send_failures: int = 0
-    """Sends failed with SendError."""
-    duplicates_dropped: int = 0
-    gaps: int = 0
-    overflows: int = 0
-    """Chat messages refused because the application was not reading (fetched again later)."""
-    resyncs: int = 0
-    events_dropped: int = 0
-    """Non-chat events (typing, presence, read receipts, errors) lost to a full queue."""
+# This user's own events (a message deleted for them on one device reaches the others here).
+EVENTS_QUEUE: Final = "/user/queue/events"
 
 
 class EventStream:
@@ -99,9 +94,10 @@ class ChatClient:
 
     ``async with ChatClient(url, token_provider, couple_id=...) as client:`` connects in the
     background (``await client.wait_ready()`` to wait for it), reconnects with capped
-    exponential backoff and full jitter until closed, and delivers every chat message once, in
-    seq order. ``resume_after_seq`` is where to start: ``0`` replays the whole history,
-    ``None`` (the default) starts with live messages.
+    exponential backoff and full jitter until closed, and delivers every entry of the couple's
+    stream (messages and their changes) once, in seq order. ``resume_after_seq`` is where to
+    start: ``0`` replays the whole history, ``None`` (the default) starts with live messages.
+    ``view``: a RoomView the client keeps up to date with everything it receives (``client.view``).
     """
 
     def __init__(
@@ -122,6 +118,7 @@ class ChatClient:
         connect_timeout: float = 10.0,
         max_frame_size: int = 1 << 20,
         timezone: tzinfo | None = None,
+        view: RoomView | None = None,
     ) -> None:
         self._url = url
         self._token_provider = token_provider
@@ -137,6 +134,7 @@ class ChatClient:
         self.stats = ClientStats()
 
         self._seq = Sequencer(resume_after_seq)
+        self._view = view
         self._outbox = Outbox(max_outbox)
         self._flow = SendWindow(self._retry_backoff, max_inflight_sends)
         self._flow_blocked = False
@@ -156,6 +154,7 @@ class ChatClient:
         # answers the oldest (the server handles a session's frames in order).
         self._pending_reads: deque[str] = deque()
         self._errors_sub: str | None = None
+        self._events_sub: str | None = None
         self._topic_sub: str | None = None
         self._topic_live = False
         self._pending_topic: asyncio.Future[None] | None = None
@@ -224,8 +223,15 @@ class ChatClient:
 
     @property
     def last_seq(self) -> int | None:
-        """The seq of the last chat message handed to `events()` (read or not)."""
+        """The seq of the last stream entry (message or change) handed to `events()`, read
+        or not."""
         return self._seq.last_seq
+
+    @property
+    def view(self) -> RoomView | None:
+        """The RoomView given to the constructor, with every entry up to `last_seq` applied
+        (ahead of what the application has read from `events()`)."""
+        return self._view
 
     @property
     def connected(self) -> bool:
@@ -263,8 +269,16 @@ class ChatClient:
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def send_text(self, content: str, *, temp_id: str | None = None) -> SendReceipt:
-        return await self.send("TEXT", content=content, temp_id=temp_id)
+    async def send_text(
+        self,
+        content: str,
+        *,
+        temp_id: str | None = None,
+        reply_to: uuid.UUID | str | None = None,
+    ) -> SendReceipt:
+        """``reply_to``: the id of the message this one answers (the server shows its
+        preview in ``ChatMessage.reply_to``)."""
+        return await self.send("TEXT", content=content, temp_id=temp_id, reply_to=reply_to)
 
     async def send_image(
         self, url: str, caption: str | None = None, *, temp_id: str | None = None
@@ -281,6 +295,7 @@ class ChatClient:
         content: str | None = None,
         image_url: str | None = None,
         temp_id: str | None = None,
+        reply_to: uuid.UUID | str | None = None,
     ) -> SendReceipt:
         """Queue a message and return once the server's RECEIPT says it is stored.
 
@@ -289,21 +304,66 @@ class ChatClient:
         failure; raises SendError when refused. Waits while the outbox is full. Cancelling the
         call does not withdraw the message: it is still delivered (and stored once).
         """
+        temp_id = check_temp_id(temp_id)
+        return await self._submit(
+            temp_id, send_request(type, content, image_url, temp_id, reply_to)
+        )
+
+    # -- changes of sent messages (the outbox's rules: see `send`) ---------------------------
+
+    async def edit(
+        self, message_id: uuid.UUID | str, content: str, *, temp_id: str | None = None
+    ) -> SendReceipt:
+        """Change the text of one of this member's TEXT messages. SendError: NOT_FOUND (no
+        such message here), FORBIDDEN (not theirs), SEND_FAILED (blank or too long, not TEXT,
+        unsent)."""
+        temp_id = check_temp_id(temp_id)
+        return await self._submit(temp_id, edit_request(message_id, content, temp_id))
+
+    async def unsend(
+        self, message_id: uuid.UUID | str, *, temp_id: str | None = None
+    ) -> SendReceipt:
+        """Take back one of this member's messages for both members (a tombstone stays).
+        SendError: NOT_FOUND, FORBIDDEN, WINDOW_EXPIRED (sent too long ago)."""
+        temp_id = check_temp_id(temp_id)
+        return await self._submit(temp_id, unsend_request(message_id, temp_id))
+
+    async def delete_for_me(self, message_id: uuid.UUID | str) -> SendReceipt:
+        """Hide a message (either member's) from this member's history and devices; the
+        partner still sees it. SendError: NOT_FOUND."""
+        temp_id = check_temp_id(None)
+        return await self._submit(temp_id, delete_request(message_id, temp_id))
+
+    async def react(
+        self, message_id: uuid.UUID | str, emoji: str, *, temp_id: str | None = None
+    ) -> SendReceipt:
+        """Add this member's ``emoji`` (one emoji) to a message; adding it again changes
+        nothing. SendError: NOT_FOUND, SEND_FAILED (not one emoji, too many different
+        emojis on the message, an unsent message)."""
+        temp_id = check_temp_id(temp_id)
+        return await self._submit(temp_id, react_request(message_id, emoji, temp_id, add=True))
+
+    async def unreact(
+        self, message_id: uuid.UUID | str, emoji: str, *, temp_id: str | None = None
+    ) -> SendReceipt:
+        """Remove this member's ``emoji`` from a message (nothing if it is not there)."""
+        temp_id = check_temp_id(temp_id)
+        return await self._submit(temp_id, react_request(message_id, emoji, temp_id, add=False))
+
+    async def _submit(self, temp_id: str, request: AppRequest) -> SendReceipt:
+        """Queue ``request`` in the outbox under ``temp_id`` (or join the pending one) and
+        wait for its RECEIPT."""
         if self._closed:
             raise ClientClosed("the client is closed")
-        temp_id = str(uuid.uuid4()) if temp_id is None else temp_id
-        if not 1 <= len(temp_id) <= MAX_TEMP_ID_LENGTH:
-            raise ValueError(f"temp_id must be 1 to {MAX_TEMP_ID_LENGTH} characters")
         entry = self._outbox.get(temp_id)
         if entry is None:
             await self._outbox.wait_for_space()
             if self._closed:
                 raise ClientClosed("the client is closed")
-            body = orjson.dumps(
-                {"type": type, "content": content, "imageUrl": image_url, "tempId": temp_id}
-            )
-            entry = self._outbox.add(temp_id, body)
+            entry = self._outbox.add(temp_id, request.body, request.suffix)
             self._wake.set()
+        if entry.suffix != request.suffix:
+            raise ValueError(f"temp_id {temp_id!r} is pending for another kind of request")
         return await asyncio.shield(entry.future)
 
     async def mark_read(
@@ -438,21 +498,18 @@ class ChatClient:
         self._topic_sub = None
         self._topic_live = False
         self._errors_sub = self._new_id("errors")
-        errors_done = self._expect_receipt(self._errors_sub)
-        await link.write(
-            Frame(
-                "SUBSCRIBE",
-                (
-                    ("id", self._errors_sub),
-                    ("destination", ERRORS_QUEUE),
-                    ("receipt", self._errors_sub),
-                ),
-            )
-        )
+        self._events_sub = self._new_id("events")
+        # The user's queues first: what a resume tells of (this user's deletes since the last
+        # seq) goes to the event queue once it is there.
+        queues_done = [
+            await self._subscribe(link, self._errors_sub, ERRORS_QUEUE),
+            await self._subscribe(link, self._events_sub, EVENTS_QUEUE),
+        ]
         resumed = self._seq.last_seq
         topic_done = None if self._overflowed else await self._subscribe_topic(link)
         async with asyncio.timeout(self._connect_timeout):
-            await errors_done
+            for done in queues_done:
+                await done
             if topic_done is not None:
                 await topic_done
         self._pending_topic = None
@@ -485,6 +542,12 @@ class ChatClient:
             except TimeoutError:
                 pass
 
+    async def _subscribe(self, link: StompLink, sub_id: str, queue: str) -> asyncio.Future[None]:
+        done = self._expect_receipt(sub_id)
+        headers = (("id", sub_id), ("destination", queue), ("receipt", sub_id))
+        await link.write(Frame("SUBSCRIBE", headers))
+        return done
+
     async def _subscribe_topic(self, link: StompLink) -> asyncio.Future[None]:
         sub_id = self._new_id("topic")
         headers = [("id", sub_id), ("destination", self._topic), ("receipt", sub_id)]
@@ -514,7 +577,7 @@ class ChatClient:
             self._outbox.mark_written(entry, generation, receipt_id)
             if entry.attempts > 1:
                 self.stats.resent += 1
-            await link.write(self._app_send("", entry.body, receipt_id))
+            await link.write(self._app_send(entry.suffix, entry.body, receipt_id))
 
     def _app_send(self, suffix: str, body: bytes, receipt_id: str | None) -> Frame:
         headers = [
@@ -531,10 +594,12 @@ class ChatClient:
         command = frame.command
         if command == "MESSAGE":
             sub = frame.get("subscription")
-            if sub is not None and sub == self._errors_sub:
+            if sub is None:
+                return
+            if sub == self._errors_sub:
                 self._on_error_payload(frame.body)
-            elif sub is not None and sub == self._topic_sub and self._topic_live:
-                self._on_topic(frame.body)
+            elif (sub == self._topic_sub and self._topic_live) or sub == self._events_sub:
+                self._on_payload(frame.body)
             # else: a subscription replaced by a resync; its messages come again by seq.
         elif command == "RECEIPT":
             target = self._receipts.pop(frame.get("receipt-id") or "", None)
@@ -550,34 +615,51 @@ class ChatClient:
         elif command == "ERROR":
             raise ServerError(error_from_frame(frame))
 
-    def _on_topic(self, body: bytes) -> None:
+    def _on_payload(self, body: bytes) -> None:
+        """A payload of the couple topic or of this user's event queue: with a seq, the next
+        entry of the stream or not; without, delivered as it comes."""
         try:
             event = parse_event(body, self._tz)
         except MalformedEvent as exc:
             log.warning("unreadable event from the server: %s", exc)
-            if exc.seq is not None and self._seq.check(exc.seq) is Verdict.NEXT:
+            if exc.seq is not None and self._in_order(exc.seq):
                 self._seq.advance(exc.seq)  # skip it rather than resync on it forever
             return
         if event is None:
+            # A newer server's kind of event: it still holds its place in the stream.
+            seq = payload_seq(body)
+            if seq is not None and self._in_order(seq):
+                self._seq.advance(seq)
             return
-        if not isinstance(event, ChatMessage):
+        seq = event_seq(event)
+        if seq is None:
+            if self._view is not None:
+                self._view.apply(event)  # even when the application's queue is full
             self._emit(event)
+        elif not self._in_order(seq):
             return
-        verdict = self._seq.check(event.seq)
+        elif self._events.put_nowait(event):
+            self._seq.advance(seq)
+            if self._view is not None:
+                self._view.apply(event)
+        else:
+            # The application is not reading: refuse the stream (the server keeps it) until
+            # it has read half the queue, then resubscribe from the last seq.
+            self.stats.overflows += 1
+            self._overflowed = True
+            self._topic_live = False
+
+    def _in_order(self, seq: int) -> bool:
+        """Whether ``seq`` is the stream's next entry; a duplicate is dropped, a gap makes the
+        client resume from the last seq."""
+        verdict = self._seq.check(seq)
         if verdict is Verdict.DUPLICATE:
             self.stats.duplicates_dropped += 1
         elif verdict is Verdict.GAP:
             self.stats.gaps += 1
-            log.info("seq %d after %s: resuming from the last seq", event.seq, self.last_seq)
+            log.info("seq %d after %s: resuming from the last seq", seq, self.last_seq)
             self._request_resync()
-        elif self._events.put_nowait(event):
-            self._seq.advance(event.seq)
-        else:
-            # The application is not reading: refuse chat messages (the server keeps them)
-            # until it has read half the queue, then resubscribe from the last seq.
-            self.stats.overflows += 1
-            self._overflowed = True
-            self._topic_live = False
+        return verdict is Verdict.NEXT
 
     def _on_error_payload(self, body: bytes) -> None:
         try:

@@ -1,5 +1,10 @@
 """What the application receives: frozen event classes, and the parser of the server's JSON.
 
+The couple's stream is numbered by `seq`, shared by chat messages and the changes made to
+them (edits, unsends, reactions, read marks): every payload with a seq is one step of the
+stream, delivered once and in order (`Sequenced`). Payloads without one (typing, presence,
+a live "deleted for me") are not stored in the stream and arrive as they come.
+
 The server renders timestamps as local date-times without an offset (in its IEUM_TIMEZONE,
 README "Payloads"); they are parsed as naive datetimes, or given `tz` when the caller knows
 the server's zone.
@@ -8,9 +13,10 @@ the server's zone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -21,18 +27,44 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "MalformedEvent",
+    "MessageDeleted",
+    "MessageEdited",
+    "MessageUnsent",
+    "Reaction",
+    "ReactionChanged",
     "ReadReceipt",
+    "ReplyPreview",
     "SendReceipt",
+    "Sequenced",
     "SystemEvent",
     "error_event",
+    "event_seq",
     "parse_event",
     "parse_timestamp",
+    "payload_seq",
 ]
+
+Reaction = tuple[str, tuple[uuid.UUID, ...]]
+"""One emoji and the members who reacted with it, in the order they did."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPreview:
+    """What a reply shows of the message it answers, as that message is now: its text (or
+    a word for an image or a sticker), none once it was unsent."""
+
+    message_id: uuid.UUID
+    sender_id: uuid.UUID | None
+    type: str | None
+    preview: str | None
+    unsent: bool
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """A stored chat message of the couple, delivered in `seq` order exactly once."""
+    """A stored chat message of the couple, delivered in `seq` order exactly once, as it is
+    when sent (live) or now (replayed): edited, unsent (a tombstone without content, image or
+    reactions), its reactions, the preview of the message it answers."""
 
     id: uuid.UUID
     couple_id: uuid.UUID
@@ -48,16 +80,76 @@ class ChatMessage:
     read_at: datetime | None
     created_at: datetime
     temp_id: str | None
+    reply_to: ReplyPreview | None = None
+    edited_at: datetime | None = None
+    unsent: bool = False
+    reactions: tuple[Reaction, ...] = ()
+    """One entry per emoji, in the order each was first added."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReadReceipt:
-    """The partner (`reader_id`) read these messages (only the ones that changed)."""
+    """`reader_id` read these messages (only the ones that changed). `seq` is its place in
+    the stream (None from a server older than the message lifecycle): replayed on resume, so
+    a read on one device clears the unread marks on the reader's other devices."""
 
     reader_id: uuid.UUID
     message_ids: tuple[uuid.UUID, ...]
     seqs: tuple[int, ...]
     read_at: datetime
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    """The sender changed the text of a TEXT message. `content` is None when the message was
+    unsent since (its edits' text is erased; a MessageUnsent follows in the stream)."""
+
+    couple_id: uuid.UUID
+    seq: int
+    message_id: uuid.UUID
+    user_id: uuid.UUID
+    temp_id: str | None
+    content: str | None
+    edited_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUnsent:
+    """The sender took the message back: it stays as a tombstone for both members."""
+
+    couple_id: uuid.UUID
+    seq: int
+    message_id: uuid.UUID
+    user_id: uuid.UUID
+    temp_id: str | None
+    unsent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionChanged:
+    """`user_id` added (`added`) or removed one emoji on a message."""
+
+    couple_id: uuid.UUID
+    seq: int
+    message_id: uuid.UUID
+    user_id: uuid.UUID
+    temp_id: str | None
+    emoji: str
+    added: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeleted:
+    """This member deleted the message for themselves (on any of their devices): it is gone
+    from their view and history, not from the partner's. `seq` is set only when it stands in
+    a replay where the message itself would have been."""
+
+    couple_id: uuid.UUID
+    message_id: uuid.UUID
+    user_id: uuid.UUID
+    deleted_at: datetime
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +176,7 @@ class ErrorEvent:
 
 @dataclass(frozen=True, slots=True)
 class Connected:
-    """A connection is up and subscribed; chat resumes after `resumed_after_seq`."""
+    """A connection is up and subscribed; the stream resumes after `resumed_after_seq`."""
 
     session: str | None
     version: str
@@ -101,19 +193,33 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class SendReceipt:
-    """The server's RECEIPT for a send: the message is committed (durable) and, as the server
-    de-duplicates by tempId, stored exactly once however many times it was sent."""
+    """The server's RECEIPT for a send or a change of a message: it is committed (durable)
+    and, as the server de-duplicates by tempId, applied exactly once however many times it
+    was sent."""
 
     temp_id: str
     attempts: int
     """How many times the SEND was written (more than 1 after reconnects or retries)."""
 
 
-Event = ChatMessage | ReadReceipt | SystemEvent | ErrorEvent | Connected | Disconnected
+Sequenced = (
+    ChatMessage | ReadReceipt | MessageEdited | MessageUnsent | ReactionChanged | MessageDeleted
+)
+"""The payloads that may hold a place in the stream (`event_seq` says whether one does)."""
+
+Event = Sequenced | SystemEvent | ErrorEvent | Connected | Disconnected
+
+
+def event_seq(event: object) -> int | None:
+    """The event's place in the couple's stream; None for one outside it."""
+    if isinstance(event, Sequenced):
+        return event.seq
+    return None
 
 
 class MalformedEvent(ValueError):
-    """A payload the SDK cannot read; `seq` is its chat seq when it had a readable one."""
+    """A payload the SDK cannot read; `seq` is its place in the stream when it had a readable
+    one (the client skips it there rather than resync on it forever)."""
 
     def __init__(self, reason: str, seq: int | None = None) -> None:
         super().__init__(reason)
@@ -142,11 +248,31 @@ def _opt_str(data: dict[str, Any], key: str) -> str | None:
     raise MalformedEvent(f"{key!r} must be a string or null")
 
 
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise MalformedEvent(f"{key!r} must be a boolean")
+    return value
+
+
+def _as_uuid(value: object, key: str) -> uuid.UUID:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise MalformedEvent(f"{key!r} must hold UUIDs")
+
+
 def _uuid(data: dict[str, Any], key: str) -> uuid.UUID:
     try:
         return uuid.UUID(_str(data, key))
     except ValueError:
         raise MalformedEvent(f"{key!r} is not a UUID") from None
+
+
+def _opt_uuid(data: dict[str, Any], key: str) -> uuid.UUID | None:
+    return None if data.get(key) is None else _uuid(data, key)
 
 
 def _int(value: object, key: str) -> int:
@@ -163,30 +289,66 @@ def _time(data: dict[str, Any], key: str, tz: tzinfo | None) -> datetime:
         raise MalformedEvent(f"{key!r} is not an ISO-8601 date-time") from None
 
 
+def _opt_time(data: dict[str, Any], key: str, tz: tzinfo | None) -> datetime | None:
+    return None if data.get(key) is None else _time(data, key, tz)
+
+
+def _reply_to(value: object) -> ReplyPreview | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedEvent("'replyTo' must be an object or null")
+    return ReplyPreview(
+        message_id=_uuid(value, "messageId"),
+        sender_id=_opt_uuid(value, "senderId"),
+        type=_opt_str(value, "type"),
+        preview=_opt_str(value, "preview"),
+        unsent=_bool(value, "unsent"),
+    )
+
+
+def _reactions(value: object) -> tuple[Reaction, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedEvent("'reactions' must be a list")
+    reactions: list[Reaction] = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            raise MalformedEvent("'reactions' must hold objects")
+        users = entry.get("userIds")
+        if not isinstance(users, list):
+            raise MalformedEvent("'reactions[].userIds' must be a list")
+        ids = tuple(_as_uuid(user, "reactions[].userIds") for user in users)
+        reactions.append((_str(entry, "emoji"), ids))
+    return tuple(reactions)
+
+
 def _chat_message(data: dict[str, Any], tz: tzinfo | None) -> ChatMessage:
-    seq = _int(data.get("seq"), "seq")
-    try:
-        read_at = data.get("readAt")
-        is_read = data.get("isRead", False)
-        if not isinstance(is_read, bool):
-            raise MalformedEvent("'isRead' must be a boolean")
-        return ChatMessage(
-            id=_uuid(data, "id"),
-            couple_id=_uuid(data, "coupleId"),
-            seq=seq,
-            sender_id=_uuid(data, "senderId"),
-            sender_name=_opt_str(data, "senderName"),
-            sender_profile_image=_opt_str(data, "senderProfileImage"),
-            content=_opt_str(data, "content"),
-            type=_str(data, "type"),
-            image_url=_opt_str(data, "imageUrl"),
-            is_read=is_read,
-            read_at=None if read_at is None else _time(data, "readAt", tz),
-            created_at=_time(data, "createdAt", tz),
-            temp_id=_opt_str(data, "tempId"),
-        )
-    except MalformedEvent as exc:
-        raise MalformedEvent(f"chat message seq {seq}: {exc}", seq) from None
+    return ChatMessage(
+        id=_uuid(data, "id"),
+        couple_id=_uuid(data, "coupleId"),
+        seq=_int(data.get("seq"), "seq"),
+        sender_id=_uuid(data, "senderId"),
+        sender_name=_opt_str(data, "senderName"),
+        sender_profile_image=_opt_str(data, "senderProfileImage"),
+        content=_opt_str(data, "content"),
+        type=_str(data, "type"),
+        image_url=_opt_str(data, "imageUrl"),
+        is_read=_bool(data, "isRead"),
+        read_at=_opt_time(data, "readAt", tz),
+        created_at=_time(data, "createdAt", tz),
+        temp_id=_opt_str(data, "tempId"),
+        reply_to=_reply_to(data.get("replyTo")),
+        edited_at=_opt_time(data, "editedAt", tz),
+        unsent=_bool(data, "unsent"),
+        reactions=_reactions(data.get("reactions")),
+    )
+
+
+def _opt_seq(data: dict[str, Any]) -> int | None:
+    value = data.get("seq")
+    return None if value is None else _int(value, "seq")
 
 
 def _read_receipt(data: dict[str, Any], tz: tzinfo | None) -> ReadReceipt:
@@ -194,15 +356,60 @@ def _read_receipt(data: dict[str, Any], tz: tzinfo | None) -> ReadReceipt:
     seqs = data.get("seqs", [])
     if not isinstance(ids, list) or not isinstance(seqs, list):
         raise MalformedEvent("'messageIds' and 'seqs' must be lists")
-    try:
-        message_ids = tuple(uuid.UUID(item) for item in ids)
-    except (TypeError, ValueError, AttributeError):
-        raise MalformedEvent("'messageIds' must hold UUIDs") from None
     return ReadReceipt(
         reader_id=_uuid(data, "readerId"),
-        message_ids=message_ids,
+        message_ids=tuple(_as_uuid(item, "messageIds") for item in ids),
         seqs=tuple(_int(item, "seqs") for item in seqs),
         read_at=_time(data, "readAt", tz),
+        seq=_opt_seq(data),
+    )
+
+
+def _message_edited(data: dict[str, Any], tz: tzinfo | None) -> MessageEdited:
+    return MessageEdited(
+        couple_id=_uuid(data, "coupleId"),
+        seq=_int(data.get("seq"), "seq"),
+        message_id=_uuid(data, "messageId"),
+        user_id=_uuid(data, "userId"),
+        temp_id=_opt_str(data, "tempId"),
+        content=_opt_str(data, "content"),
+        edited_at=_time(data, "editedAt", tz),
+    )
+
+
+def _message_unsent(data: dict[str, Any], tz: tzinfo | None) -> MessageUnsent:
+    return MessageUnsent(
+        couple_id=_uuid(data, "coupleId"),
+        seq=_int(data.get("seq"), "seq"),
+        message_id=_uuid(data, "messageId"),
+        user_id=_uuid(data, "userId"),
+        temp_id=_opt_str(data, "tempId"),
+        unsent_at=_time(data, "unsentAt", tz),
+    )
+
+
+def _reaction(data: dict[str, Any], tz: tzinfo | None) -> ReactionChanged:
+    op = data.get("op")
+    if op not in ("add", "remove"):
+        raise MalformedEvent('\'op\' must be "add" or "remove"')
+    return ReactionChanged(
+        couple_id=_uuid(data, "coupleId"),
+        seq=_int(data.get("seq"), "seq"),
+        message_id=_uuid(data, "messageId"),
+        user_id=_uuid(data, "userId"),
+        temp_id=_opt_str(data, "tempId"),
+        emoji=_str(data, "emoji"),
+        added=op == "add",
+    )
+
+
+def _message_deleted(data: dict[str, Any], tz: tzinfo | None) -> MessageDeleted:
+    return MessageDeleted(
+        couple_id=_uuid(data, "coupleId"),
+        message_id=_uuid(data, "messageId"),
+        user_id=_uuid(data, "userId"),
+        deleted_at=_time(data, "deletedAt", tz),
+        seq=_opt_seq(data),
     )
 
 
@@ -230,24 +437,61 @@ def error_event(data: dict[str, Any], *, fatal: bool = False) -> ErrorEvent:
     )
 
 
-def parse_event(
-    body: bytes | str, tz: tzinfo | None = None
-) -> ChatMessage | ReadReceipt | SystemEvent | ErrorEvent | None:
-    """One MESSAGE body of the couple topic or the error queue; None for a payload type this
-    SDK does not know (a newer server), raises MalformedEvent for a broken known one."""
+_Parser = Callable[[dict[str, Any], tzinfo | None], Sequenced | SystemEvent]
+
+_BY_TYPE: Final[dict[str, _Parser]] = {
+    "READ_RECEIPT": _read_receipt,
+    "MESSAGE_EDITED": _message_edited,
+    "MESSAGE_UNSENT": _message_unsent,
+    "REACTION": _reaction,
+    "MESSAGE_DELETED": _message_deleted,
+    "SYSTEM": _system_event,
+}
+
+
+def _object(body: bytes | str) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise MalformedEvent("body is not JSON") from None
     if not isinstance(data, dict):
         raise MalformedEvent("body is not a JSON object")
+    return data
+
+
+def _seq_of(data: dict[str, Any]) -> int | None:
+    seq = data.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def payload_seq(body: bytes | str) -> int | None:
+    """The seq of any payload, read or not by this SDK (a newer server's event still takes
+    its place in the stream); None when it has none or is not a JSON object."""
+    try:
+        return _seq_of(_object(body))
+    except MalformedEvent:
+        return None
+
+
+def parse_event(
+    body: bytes | str, tz: tzinfo | None = None
+) -> Sequenced | SystemEvent | ErrorEvent | None:
+    """One MESSAGE body of the couple topic, the user's event queue or the error queue; None
+    for a payload type this SDK does not know (a newer server), raises MalformedEvent (with
+    the payload's seq when it had one) for a broken known one."""
+    data = _object(body)
     kind = data.get("type")
-    if kind == "READ_RECEIPT":
-        return _read_receipt(data, tz)
-    if kind == "SYSTEM":
-        return _system_event(data, tz)
     if kind == "ERROR":
         return error_event(data)
-    if "seq" in data and "senderId" in data:
-        return _chat_message(data, tz)
-    return None
+    parser = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        if "seq" not in data or "senderId" not in data:
+            return None
+        parser = _chat_message
+    try:
+        return parser(data, tz)
+    except MalformedEvent as exc:
+        seq = _seq_of(data)
+        name = "chat message" if parser is _chat_message else str(kind)
+        where = f" seq {seq}" if seq is not None else ""
+        raise MalformedEvent(f"{name}{where}: {exc}", seq) from None

@@ -2,7 +2,9 @@
 
 Every entry is written again, with the same tempId, on every new connection until its
 RECEIPT arrives; the server stores a repeated tempId once (README "Payloads"), so a RECEIPT
-lost with a dropped connection costs one more write, never a duplicate message.
+lost with a dropped connection costs one more write, never a duplicate message. Changes of
+sent messages (edits, unsends, reactions, deletes) wait here too, in the same order as the
+messages: an edit queued after the message it names is written after it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class PendingSend:
     receipt_id: str | None = None
     not_before: float = 0.0
     """Loop time before which it is not written (a retry's backoff)."""
+    suffix: str = ""
+    """Its destination after ``/app/chat/{coupleId}``: "" for a message, "/edit", ..."""
 
 
 def _retrieve(future: asyncio.Future[SendReceipt]) -> None:
@@ -70,7 +74,7 @@ class Outbox:
             self._space.clear()
             await self._space.wait()
 
-    def add(self, temp_id: str, body: bytes) -> PendingSend:
+    def add(self, temp_id: str, body: bytes, suffix: str = "") -> PendingSend:
         """A new entry, or the pending one with this tempId (a repeated send joins it)."""
         entry = self._entries.get(temp_id)
         if entry is not None:
@@ -79,7 +83,7 @@ class Outbox:
             raise OverflowError(f"the outbox holds {self._limit} pending sends")
         future: asyncio.Future[SendReceipt] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
-        entry = PendingSend(temp_id, body, future)
+        entry = PendingSend(temp_id, body, future, suffix=suffix)
         self._entries[temp_id] = entry
         return entry
 

@@ -1,9 +1,12 @@
-"""Exactly once and in order: which chat messages the application gets.
+"""Exactly once and in order: which entries of the couple's stream the application gets.
 
-The server numbers each couple's messages 1, 2, 3, ... with no gaps (README "Payloads"). The
-client remembers the last seq it handed to the application and accepts only the next one: a
-lower seq is a duplicate (dropped), a higher one means something was missed (the client
-resubscribes from the last seq, and the server replays the rest).
+The server numbers each couple's stream 1, 2, 3, ...: its messages and the changes made to
+them (edits, unsends, reactions, read marks) share the numbering, so message seqs may skip
+but the stream, as one member sees it, has no gap (a message that member deleted for
+themselves is replayed as its MESSAGE_DELETED, at its seq). The client remembers the last seq
+it handed to the application and accepts only the next one: a lower seq is a duplicate
+(dropped), a higher one means something was missed (the client resubscribes from the last
+seq, and the server replays the rest).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ class Sequencer:
 
     @property
     def last_seq(self) -> int | None:
-        """The seq of the last message delivered; None before the first one of a live-only
-        start (nothing known yet: the first message seen sets it)."""
+        """The seq of the last entry delivered; None before the first one of a live-only
+        start (nothing known yet: the first entry seen sets it)."""
         return self._last
 
     def check(self, seq: int) -> Verdict:

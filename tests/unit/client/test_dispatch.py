@@ -1,5 +1,6 @@
 """The client's handling of incoming frames, without a server: exactly-once in-order
-delivery, resync on a gap, backpressure by refusal and resume, errors mapped to sends."""
+delivery of messages and their changes, resync on a gap, backpressure by refusal and resume,
+errors mapped to sends and changes, changes written through the outbox."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from ieum_chat.client import (
     ClientClosed,
     ErrorEvent,
     Event,
+    MessageDeleted,
+    MessageEdited,
+    ReactionChanged,
+    ReadReceipt,
+    RoomView,
     SendError,
     SystemEvent,
 )
@@ -206,3 +212,245 @@ async def test_send_validates_temp_id_and_close_fails_pending() -> None:
     await c.close()
     with pytest.raises(ClientClosed, match="closed"):
         await pending
+
+
+# -- the stream holds changes too: every payload with a seq goes through the sequencer -----
+
+USER = uuid.uuid4()
+
+
+def change(
+    kind: str, seq: int | None, message_id: uuid.UUID, sub: str = "topic-1", **extra: Any
+) -> Frame:
+    body: dict[str, Any] = {
+        "type": kind,
+        "coupleId": str(COUPLE),
+        "messageId": str(message_id),
+        "userId": str(USER),
+        "tempId": None,
+        **extra,
+    }
+    if seq is not None:
+        body["seq"] = seq
+    return Frame("MESSAGE", (("subscription", sub),), orjson.dumps(body))
+
+
+def edit(seq: int, message_id: uuid.UUID, content: str = "edited") -> Frame:
+    return change(
+        "MESSAGE_EDITED", seq, message_id, content=content, editedAt="2024-01-11T10:11:00"
+    )
+
+
+def react(seq: int, message_id: uuid.UUID, op: str = "add") -> Frame:
+    return change("REACTION", seq, message_id, emoji="👍", op=op)
+
+
+def deleted(message_id: uuid.UUID, seq: int | None = None, sub: str = "events-1") -> Frame:
+    return change("MESSAGE_DELETED", seq, message_id, sub, deletedAt="2024-01-11T10:12:00")
+
+
+def sequenced_client(**kwargs: Any) -> ChatClient:
+    c = client(resume_after_seq=0, view=RoomView(), **kwargs)
+    c._events_sub = "events-1"
+    return c
+
+
+def first_id(c: ChatClient) -> uuid.UUID:
+    assert c.view is not None
+    return c.view.messages()[0].id
+
+
+async def test_changes_are_delivered_once_in_order_and_applied() -> None:
+    c = sequenced_client()
+    c._on_frame(chat(1))
+    target = first_id(c)
+    for frame in (edit(2, target), react(3, target), edit(2, target), react(3, target)):
+        c._on_frame(frame)
+    events = drain(c)
+    assert [type(e) for e in events] == [ChatMessage, MessageEdited, ReactionChanged]
+    assert c.last_seq == 3
+    assert c.stats.duplicates_dropped == 2
+    assert c.stats.gaps == 0
+    assert c.view is not None
+    held = c.view.get(target)
+    assert held is not None
+    assert (held.content, held.reactions) == ("edited", (("👍", (USER,)),))
+
+
+async def test_a_gap_after_a_change_resyncs() -> None:
+    c = sequenced_client()
+    c._on_frame(chat(1))
+    c._on_frame(react(3, first_id(c)))  # 2 (a read mark, say) is missing
+    assert c.stats.gaps == 1
+    assert c._resync
+    assert c.last_seq == 1
+
+
+async def test_a_live_delete_for_me_has_no_seq_and_is_applied_at_once() -> None:
+    c = sequenced_client(max_events=1)
+    c._on_frame(chat(1))  # fills the application's queue
+    target = first_id(c)
+    c._on_frame(deleted(target))
+    assert c.stats.events_dropped == 1  # the application did not get it...
+    assert c.view is not None
+    assert target not in c.view  # ...but the view did
+    assert c.last_seq == 1
+    assert c.stats.gaps == 0
+
+
+async def test_a_replayed_delete_takes_the_messages_place() -> None:
+    c = sequenced_client()
+    c._on_frame(chat(1))
+    c._on_frame(deleted(uuid.uuid4(), seq=2, sub="topic-1"))
+    c._on_frame(chat(3))
+    events = drain(c)
+    assert [type(e) for e in events] == [ChatMessage, MessageDeleted, ChatMessage]
+    assert c.last_seq == 3
+    assert c.stats.gaps == 0
+
+
+async def test_an_unknown_kind_with_a_seq_is_stepped_over() -> None:
+    c = sequenced_client()
+    c._on_frame(chat(1))
+    poll = {"type": "POLL", "coupleId": str(COUPLE), "seq": 2}
+    c._on_frame(Frame("MESSAGE", (("subscription", "topic-1"),), orjson.dumps(poll)))
+    c._on_frame(chat(3))
+    assert c.last_seq == 3
+    assert c.stats.gaps == 0
+    assert [e.seq for e in drain(c) if isinstance(e, ChatMessage)] == [1, 3]
+
+
+async def test_a_broken_change_is_skipped_not_resynced_forever() -> None:
+    c = sequenced_client()
+    c._on_frame(chat(1))
+    c._on_frame(change("REACTION", 2, first_id(c), emoji="👍", op="toggle"))
+    c._on_frame(chat(3))
+    assert c.last_seq == 3
+    assert c.stats.gaps == 0
+
+
+async def test_changes_refused_by_a_full_queue_are_fetched_again_not_dropped() -> None:
+    c = sequenced_client(max_events=2)
+    c._on_frame(chat(1))
+    target = first_id(c)
+    c._on_frame(edit(2, target))
+    c._on_frame(react(3, target))  # refused: the view must not get ahead of the stream
+    assert c.last_seq == 2
+    assert c.stats.overflows == 1
+    assert c.stats.events_dropped == 0
+    assert c.view is not None
+    held = c.view.get(target)
+    assert held is not None
+    assert held.reactions == ()
+
+
+async def test_a_read_receipt_with_a_seq_is_sequenced() -> None:
+    c = sequenced_client()
+    c._on_frame(chat(1))
+    target = first_id(c)
+    receipt = {
+        "type": "READ_RECEIPT",
+        "coupleId": str(COUPLE),
+        "seq": 2,
+        "readerId": str(USER),
+        "messageIds": [str(target)],
+        "seqs": [1],
+        "readAt": "2024-01-11T10:15:00",
+    }
+    frame = Frame("MESSAGE", (("subscription", "topic-1"),), orjson.dumps(receipt))
+    c._on_frame(frame)
+    c._on_frame(frame)
+    assert [type(e) for e in drain(c)] == [ChatMessage, ReadReceipt]
+    assert c.stats.duplicates_dropped == 1
+    assert c.view is not None
+    held = c.view.get(target)
+    assert held is not None
+    assert held.is_read
+
+
+# -- changes of sent messages go through the outbox -----------------------------------------
+
+
+class Recorder:
+    """Stands in for the connection: keeps what the client writes."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    async def write(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+
+async def test_changes_are_written_to_their_destinations_in_order() -> None:
+    c = client()
+    target = uuid.uuid4()
+    calls = [
+        asyncio.create_task(c.send_text("hi", temp_id="m1")),
+        asyncio.create_task(c.edit(target, "hello", temp_id="e1")),
+        asyncio.create_task(c.react(target, "❤️", temp_id="r1")),
+        asyncio.create_task(c.unreact(target, "❤️", temp_id="r2")),
+        asyncio.create_task(c.unsend(target, temp_id="u1")),
+        asyncio.create_task(c.delete_for_me(target)),
+    ]
+    await asyncio.sleep(0)
+    link = Recorder()
+    await c._flush(link, 1, 0.0)  # type: ignore[arg-type]
+    base = f"/app/chat/{COUPLE}"
+    assert [f.get("destination") for f in link.frames] == [
+        base,
+        f"{base}/edit",
+        f"{base}/react",
+        f"{base}/react",
+        f"{base}/unsend",
+        f"{base}/delete",
+    ]
+    bodies = [orjson.loads(f.body) for f in link.frames]
+    assert [b.get("tempId") for b in bodies[:5]] == ["m1", "e1", "r1", "r2", "u1"]
+    assert bodies[5]["tempId"]  # generated: it matches an error to the delete
+    assert [b.get("op") for b in bodies[2:4]] == ["add", "remove"]
+    assert c.pending_sends == 6
+    for frame in link.frames:  # every RECEIPT answers its request
+        c._on_frame(Frame("RECEIPT", (("receipt-id", frame.get("receipt") or ""),)))
+    receipts = await asyncio.gather(*calls)
+    assert [r.temp_id for r in receipts[:5]] == ["m1", "e1", "r1", "r2", "u1"]
+    assert c.pending_sends == 0
+
+
+async def test_a_change_is_written_again_after_a_reconnect_with_its_temp_id() -> None:
+    c = client()
+    call = asyncio.create_task(c.edit(uuid.uuid4(), "hello", temp_id="e1"))
+    await asyncio.sleep(0)
+    first, second = Recorder(), Recorder()
+    await c._flush(first, 1, 0.0)  # type: ignore[arg-type]
+    await c._flush(second, 2, 0.0)  # type: ignore[arg-type]  # the RECEIPT was lost
+    assert [orjson.loads(f.body)["tempId"] for f in first.frames + second.frames] == ["e1"] * 2
+    c._on_frame(Frame("RECEIPT", (("receipt-id", second.frames[0].get("receipt") or ""),)))
+    assert (await call).attempts == 2
+
+
+@pytest.mark.parametrize("code", ["NOT_FOUND", "FORBIDDEN", "WINDOW_EXPIRED", "SEND_FAILED"])
+async def test_a_refused_change_raises_send_error(code: str) -> None:
+    c = client()
+    call = asyncio.create_task(c.unsend(uuid.uuid4(), temp_id="u1"))
+    await asyncio.sleep(0)
+    await c._flush(Recorder(), 1, 0.0)  # type: ignore[arg-type]
+    c._on_frame(error(code, "u1", "no"))
+    with pytest.raises(SendError) as info:
+        await call
+    assert (info.value.code, info.value.temp_id, info.value.transient) == (code, "u1", False)
+
+
+async def test_a_temp_id_pending_for_another_request_is_refused() -> None:
+    c = client()
+    target = uuid.uuid4()
+    pending = asyncio.create_task(c.edit(target, "a", temp_id="t"))
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError, match="another kind"):
+        await c.react(target, "👍", temp_id="t")
+    again = asyncio.create_task(c.edit(target, "a", temp_id="t"))  # a retry joins it
+    await asyncio.sleep(0)
+    assert c.pending_sends == 1
+    await c.close()
+    for task in (pending, again):
+        with pytest.raises(ClientClosed):
+            await task

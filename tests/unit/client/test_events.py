@@ -14,11 +14,18 @@ from ieum_chat.client import (
     ChatMessage,
     ErrorEvent,
     MalformedEvent,
+    MessageDeleted,
+    MessageEdited,
+    MessageUnsent,
+    ReactionChanged,
     ReadReceipt,
+    ReplyPreview,
     SystemEvent,
+    event_seq,
     parse_event,
     parse_timestamp,
 )
+from ieum_chat.client._events import payload_seq
 
 MESSAGE: dict[str, Any] = {
     "id": "990e8400-e29b-41d4-a716-446655440000",
@@ -163,7 +170,12 @@ def test_error_payload() -> None:
 
 
 def test_unknown_payload_type_is_ignored() -> None:
-    assert parse_event(b'{"type": "REACTION", "emoji": "x"}') is None
+    assert parse_event(b'{"type": "POLL", "question": "x"}') is None
+    # ...but its seq is read: it holds a place in the stream the client must step over.
+    assert parse_event(b'{"type": "POLL", "seq": 9}') is None
+    assert payload_seq(b'{"type": "POLL", "seq": 9}') == 9
+    assert payload_seq(b'{"type": "POLL", "seq": true}') is None
+    assert payload_seq(b"[9]") is None
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"'])
@@ -208,3 +220,202 @@ def test_broken_read_receipt() -> None:
                 }
             )
         )
+
+
+# -- the message lifecycle: what a message became, and the changes as stream entries -------
+
+USER = "550e8400-e29b-41d4-a716-446655440000"
+OTHER = "770e8400-e29b-41d4-a716-446655440000"
+TARGET = "880e8400-e29b-41d4-a716-446655440000"
+
+
+def change(kind: str, seq: int | None = 21, **fields: Any) -> bytes:
+    data: dict[str, Any] = {
+        "type": kind,
+        "coupleId": MESSAGE["coupleId"],
+        "messageId": TARGET,
+        "userId": USER,
+        "tempId": "t-9",
+        **fields,
+    }
+    if seq is not None:
+        data["seq"] = seq
+    return body(data)
+
+
+def test_a_message_from_before_the_lifecycle_has_its_defaults() -> None:
+    event = parse_event(body(MESSAGE))
+    assert isinstance(event, ChatMessage)
+    assert (event.reply_to, event.edited_at, event.unsent, event.reactions) == (
+        None,
+        None,
+        False,
+        (),
+    )
+
+
+def test_chat_message_with_reply_edit_and_reactions() -> None:
+    data = {
+        **MESSAGE,
+        "replyTo": {
+            "messageId": TARGET,
+            "senderId": OTHER,
+            "type": "TEXT",
+            "preview": "그래?",
+            "unsent": False,
+        },
+        "editedAt": "2024-01-11T10:12:00.000",
+        "unsent": False,
+        "reactions": [
+            {"emoji": "❤️", "userIds": [USER, OTHER]},
+            {"emoji": "👍", "userIds": [OTHER]},
+        ],
+    }
+    event = parse_event(body(data))
+    assert isinstance(event, ChatMessage)
+    assert event.reply_to == ReplyPreview(
+        uuid.UUID(TARGET), uuid.UUID(OTHER), "TEXT", "그래?", False
+    )
+    assert event.edited_at == datetime(2024, 1, 11, 10, 12)
+    assert event.reactions == (
+        ("❤️", (uuid.UUID(USER), uuid.UUID(OTHER))),
+        ("👍", (uuid.UUID(OTHER),)),
+    )
+
+
+def test_tombstone_and_a_reply_to_an_erased_message() -> None:
+    data = {
+        **MESSAGE,
+        "content": None,
+        "unsent": True,
+        "reactions": [],
+        "replyTo": {
+            "messageId": TARGET,
+            "senderId": None,
+            "type": None,
+            "preview": None,
+            "unsent": True,
+        },
+    }
+    event = parse_event(body(data))
+    assert isinstance(event, ChatMessage)
+    assert (event.content, event.unsent, event.reactions) == (None, True, ())
+    assert event.reply_to == ReplyPreview(uuid.UUID(TARGET), None, None, None, True)
+
+
+def test_message_edited() -> None:
+    event = parse_event(change("MESSAGE_EDITED", content="고침", editedAt="2024-01-11T10:12:00"))
+    assert event == MessageEdited(
+        couple_id=uuid.UUID(MESSAGE["coupleId"]),
+        seq=21,
+        message_id=uuid.UUID(TARGET),
+        user_id=uuid.UUID(USER),
+        temp_id="t-9",
+        content="고침",
+        edited_at=datetime(2024, 1, 11, 10, 12),
+    )
+    erased = parse_event(change("MESSAGE_EDITED", content=None, editedAt="2024-01-11T10:12:00"))
+    assert isinstance(erased, MessageEdited)
+    assert erased.content is None
+
+
+def test_message_unsent() -> None:
+    event = parse_event(change("MESSAGE_UNSENT", unsentAt="2024-01-11T10:13:00.000"))
+    assert event == MessageUnsent(
+        uuid.UUID(MESSAGE["coupleId"]),
+        21,
+        uuid.UUID(TARGET),
+        uuid.UUID(USER),
+        "t-9",
+        datetime(2024, 1, 11, 10, 13),
+    )
+
+
+@pytest.mark.parametrize(("op", "added"), [("add", True), ("remove", False)])
+def test_reaction(op: str, added: bool) -> None:
+    event = parse_event(change("REACTION", emoji="👍", op=op))
+    assert event == ReactionChanged(
+        uuid.UUID(MESSAGE["coupleId"]),
+        21,
+        uuid.UUID(TARGET),
+        uuid.UUID(USER),
+        "t-9",
+        "👍",
+        added,
+    )
+    assert event_seq(event) == 21
+
+
+def test_message_deleted_live_has_no_seq_and_in_a_replay_has_one() -> None:
+    live = parse_event(change("MESSAGE_DELETED", None, deletedAt="2024-01-11T10:14:00"))
+    assert live == MessageDeleted(
+        uuid.UUID(MESSAGE["coupleId"]),
+        uuid.UUID(TARGET),
+        uuid.UUID(USER),
+        datetime(2024, 1, 11, 10, 14),
+    )
+    assert event_seq(live) is None
+    replayed = parse_event(change("MESSAGE_DELETED", 7, deletedAt="2024-01-11T10:14:00"))
+    assert isinstance(replayed, MessageDeleted)
+    assert event_seq(replayed) == 7
+
+
+def test_read_receipt_with_its_seq() -> None:
+    event = parse_event(
+        body(
+            {
+                "type": "READ_RECEIPT",
+                "coupleId": MESSAGE["coupleId"],
+                "seq": 30,
+                "readerId": USER,
+                "messageIds": [TARGET],
+                "seqs": [29],
+                "readAt": "2024-01-11T10:15:00.000",
+            }
+        )
+    )
+    assert isinstance(event, ReadReceipt)
+    assert (event.seq, event.seqs) == (30, (29,))
+    assert event_seq(event) == 30
+
+
+def test_events_outside_the_stream_have_no_seq() -> None:
+    assert event_seq(SystemEvent("TYPING", uuid.UUID(USER), datetime(2024, 1, 1), True)) is None
+    assert event_seq(ErrorEvent("SEND_FAILED", "x")) is None
+    assert event_seq(ReadReceipt(uuid.UUID(USER), (), (), datetime(2024, 1, 1))) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"type": "REACTION", "op": "toggle", "emoji": "👍"}, id="unknown-op"),
+        pytest.param({"type": "REACTION", "op": "add", "emoji": 5}, id="emoji-not-a-string"),
+        pytest.param({"type": "MESSAGE_EDITED", "content": 1, "editedAt": "x"}, id="edit"),
+        pytest.param({"type": "MESSAGE_UNSENT", "unsentAt": None}, id="unsent-at"),
+        pytest.param({"type": "MESSAGE_DELETED", "deletedAt": "never"}, id="deleted-at"),
+    ],
+)
+def test_a_broken_change_keeps_its_seq(data: dict[str, Any]) -> None:
+    kind = data.pop("type")
+    with pytest.raises(MalformedEvent) as info:
+        parse_event(change(kind, 12, **data))
+    assert info.value.seq == 12
+    assert kind in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("replyTo", "someone"),
+        ("replyTo", {"messageId": "nope", "unsent": False}),
+        ("reactions", {"👍": []}),
+        ("reactions", [{"emoji": "👍", "userIds": ["nope"]}]),
+        ("reactions", [{"emoji": "👍"}]),
+        ("unsent", "yes"),
+        ("editedAt", "later"),
+    ],
+)
+def test_broken_lifecycle_fields_keep_the_messages_seq(field: str, value: object) -> None:
+    with pytest.raises(MalformedEvent) as info:
+        parse_event(body({**MESSAGE, field: value}))
+    assert info.value.seq == 17
