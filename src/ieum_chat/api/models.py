@@ -75,6 +75,10 @@ class MessageOut(BaseModel):
     editedAt: str | None = Field(description=f"when its content was last edited: {_TIMESTAMP}")
     unsent: bool = Field(description="unsent by its sender: a tombstone, no content or image")
     reactions: list[ReactionOut]
+    asOfSeq: int = Field(
+        description="the couple stream's position this state reflects: a change event with "
+        "a seq at or below it is already in it (skip it when applying the stream)"
+    )
 
 
 class PartnerOut(BaseModel):

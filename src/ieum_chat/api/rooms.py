@@ -58,6 +58,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         if partner is None:  # a couple row outliving its user; the schema's FKs forbid it
             raise NotFound("the partner of this couple does not exist")
         unread = await chat.db.unread_count(couple.id, user.id)
+        position = await chat.db.stream_position(couple.id)
         last = await chat.db.last_message(couple.id, viewer_id=user.id)
         return json_response(
             {
@@ -69,7 +70,9 @@ def build_rooms_router(settings: Settings) -> APIRouter:
                     "online": await chat.presence.online(partner.id),
                 },
                 "unreadCount": unread,
-                "lastMessage": (await chat.render_messages([last]))[0] if last else None,
+                "lastMessage": (
+                    (await chat.render_messages([last], as_of=position))[0] if last else None
+                ),
             }
         )
 
@@ -101,6 +104,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
             Literal["desc", "asc"], Query(description="desc: newest first; asc: oldest first")
         ] = "desc",
     ) -> Response:
+        position = await chat.db.stream_position(room.id)  # before the page: its asOfSeq
         rows = await chat.db.get_messages(
             room.id,
             after_seq=after,
@@ -113,7 +117,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         page = rows[:limit]
         return json_response(
             {
-                "messages": await chat.render_messages(page),
+                "messages": await chat.render_messages(page, as_of=position),
                 "hasMore": has_more,
                 "nextCursor": page[-1].seq if has_more else None,
             }

@@ -73,11 +73,18 @@ def reply_preview(message_id: uuid.UUID, quoted: Message | None) -> dict[str, An
 
 
 def message_dict(
-    message: Message, sender: User | None, zone: ZoneInfo, quoted: Message | None = None
+    message: Message,
+    sender: User | None,
+    zone: ZoneInfo,
+    quoted: Message | None = None,
+    *,
+    as_of: int | None = None,
 ) -> dict[str, Any]:
     """Every field of the plan's server message, plus ``seq`` and what the message became:
     ``editedAt``, ``unsent``, ``reactions``, ``replyTo`` (``quoted``: the message it answers,
-    as it is now)."""
+    as it is now). ``asOfSeq``: the stream position this state reflects (``as_of``, when it
+    was read from the store for a replay or a history page; else its own seq): a change with
+    a seq at or below it is in it already, and a device applying the stream skips it."""
     return {
         "id": str(message.id),
         "coupleId": str(message.couple_id),
@@ -100,13 +107,19 @@ def message_dict(
         "reactions": [
             {"emoji": r.emoji, "userIds": [str(u) for u in r.user_ids]} for r in message.reactions
         ],
+        "asOfSeq": max(as_of, message.seq) if as_of is not None else message.seq,
     }
 
 
 def message_json(
-    message: Message, sender: User | None, zone: ZoneInfo, quoted: Message | None = None
+    message: Message,
+    sender: User | None,
+    zone: ZoneInfo,
+    quoted: Message | None = None,
+    *,
+    as_of: int | None = None,
 ) -> bytes:
-    return orjson.dumps(message_dict(message, sender, zone, quoted))
+    return orjson.dumps(message_dict(message, sender, zone, quoted, as_of=as_of))
 
 
 def event_dict(event: Event, zone: ZoneInfo) -> dict[str, Any]:

@@ -492,7 +492,27 @@ class ChatService:
         metrics.MESSAGES_STORED.inc(len(fresh))
         # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
         if fresh:
-            await self._outbox.put(_Committed(fresh, committed))
+            await self._outbox.put(_Committed(await self._requoted(fresh), committed))
+
+    async def _requoted(self, fresh: list[_Outgoing]) -> list[_Outgoing]:
+        """The replies of a committed batch with the messages they answer read again: an
+        edit or unsend of the quoted message may have committed between the reply's accept
+        and its commit (with a lower seq, so no later event would fix the preview). Read
+        after the commit, the preview is at least as new as the reply's seq."""
+        ids = [item[0].reply_to_id for item in fresh if isinstance(item, tuple) and item[2]]
+        if not ids:
+            return fresh
+        try:
+            now = await self.db.messages_by_id([i for i in ids if i is not None])
+        except StoreError as exc:
+            log.warning("re-reading %d quoted messages failed: %s", len(ids), exc)
+            return fresh
+        return [
+            (item[0], item[1], now.get(item[0].reply_to_id, item[2]))
+            if isinstance(item, tuple) and item[2] is not None and item[0].reply_to_id
+            else item
+            for item in fresh
+        ]
 
     async def _commit_changes(self, batch: list[_PendingChange]) -> None:
         try:
@@ -673,10 +693,15 @@ class ChatService:
         """The couple's stream after ``after_seq`` as ``viewer_id`` sees it, ascending, as
         (seq, wire JSON): messages as they are now, events, and a MESSAGE_DELETED (with the
         message's seq) for each message the viewer hid."""
+        # Read before the page: the messages read after it reflect at least this position
+        # (their asOfSeq), so a device may skip the page's changes at or below it.
+        position = await self.db.stream_position(couple_id)
         items = await self.db.read_stream(couple_id, viewer_id, after_seq=after_seq, limit=limit)
-        return [(seq, body) for seq, body in await self.render_stream(items)]
+        return await self.render_stream(items, as_of=position)
 
-    async def render_stream(self, items: list[StreamItem]) -> list[tuple[int, bytes]]:
+    async def render_stream(
+        self, items: list[StreamItem], *, as_of: int
+    ) -> list[tuple[int, bytes]]:
         messages = [item for item in items if isinstance(item, Message)]
         senders, quoted = await self.message_context(messages)
         rendered: list[tuple[int, bytes]] = []
@@ -684,7 +709,8 @@ class ChatService:
             if isinstance(item, Message):
                 sender = senders.get(item.sender_id)
                 reply = quoted.get(item.reply_to_id) if item.reply_to_id is not None else None
-                rendered.append((item.seq, codec.message_json(item, sender, self.zone, reply)))
+                body = codec.message_json(item, sender, self.zone, reply, as_of=as_of)
+                rendered.append((item.seq, body))
             elif isinstance(item, Event):
                 rendered.append((item.seq, codec.event_json(item, self.zone)))
             else:
@@ -692,8 +718,11 @@ class ChatService:
                 rendered.append((item.position, body))
         return rendered
 
-    async def render_messages(self, messages: list[Message]) -> list[dict[str, Any]]:
-        """The wire form of stored messages as they are now (REST answers)."""
+    async def render_messages(
+        self, messages: list[Message], *, as_of: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The wire form of stored messages as they are now (REST answers); ``as_of``: the
+        stream position read before them (their ``asOfSeq``)."""
         senders, quoted = await self.message_context(messages)
         return [
             codec.message_dict(
@@ -701,6 +730,7 @@ class ChatService:
                 senders.get(m.sender_id),
                 self.zone,
                 quoted.get(m.reply_to_id) if m.reply_to_id is not None else None,
+                as_of=as_of,
             )
             for m in messages
         ]

@@ -85,6 +85,10 @@ class ChatMessage:
     unsent: bool = False
     reactions: tuple[Reaction, ...] = ()
     """One entry per emoji, in the order each was first added."""
+    as_of_seq: int | None = None
+    """The stream position this state reflects (a replayed or history message read after
+    changes made to it): a change with a seq at or below it is in it already. None: its
+    own seq (live, or an older server)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +347,7 @@ def _chat_message(data: dict[str, Any], tz: tzinfo | None) -> ChatMessage:
         edited_at=_opt_time(data, "editedAt", tz),
         unsent=_bool(data, "unsent"),
         reactions=_reactions(data.get("reactions")),
+        as_of_seq=(_int(data["asOfSeq"], "asOfSeq") if data.get("asOfSeq") is not None else None),
     )
 
 

@@ -114,6 +114,10 @@ class RoomView:
         messages (typing, presence, errors, connection events)."""
         if isinstance(event, ChatMessage):
             self._put(event)
+        elif isinstance(event, MessageEdited | MessageUnsent | ReactionChanged) and _reflected(
+            self._by_id.get(event.message_id), event.seq
+        ):
+            pass  # the message was read (replayed) after this change: it shows it already
         elif isinstance(event, MessageEdited):
             self._edited(event)
         elif isinstance(event, MessageUnsent):
@@ -199,6 +203,18 @@ class RoomView:
                 replies.discard(message_id)
                 if not replies:
                     del self._replies[message.reply_to.message_id]
+
+
+def _reflected(message: ChatMessage | None, seq: int | None) -> bool:
+    """Whether ``message`` as held shows the change at ``seq`` already: it was rendered at a
+    stream position (``asOfSeq``) at or past it. Re-applying would be harmless for an edit
+    or an unsend, but would move a reaction removed and added again to the end."""
+    return (
+        message is not None
+        and message.as_of_seq is not None
+        and seq is not None
+        and seq <= message.as_of_seq
+    )
 
 
 def _with_reactions(message: ChatMessage, reactions: tuple[Reaction, ...]) -> ChatMessage:

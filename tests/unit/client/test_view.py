@@ -302,3 +302,24 @@ def test_the_set_of_reactions_survives_a_replay_over_the_current_state(
     held = view.get(m.id)
     assert held is not None
     assert {e: set(u) for e, u in held.reactions} == {e: set(u) for e, u in now.reactions}
+
+
+def test_changes_a_replayed_message_shows_already_are_skipped() -> None:
+    """A replay sends the message as it is now (``asOfSeq`` 5: A's 👍 removed and added
+    again, then B's) and then the changes since its seq: those at or below 5 are in it and
+    would move A's 👍 behind B's if applied again; a later one is applied."""
+    view = RoomView()
+    now = dataclasses.replace(message(1), reactions=(("👍", (A, B)),), as_of_seq=5, edited_at=T0)
+    view.apply(now)
+    for seq, user, added in ((2, A, True), (3, A, False), (4, A, True), (5, B, True)):
+        view.apply(reaction(seq, now, "👍", user, added))
+    view.apply(edited(3, now, "older text"))
+    held = view.get(now.id)
+    assert held is not None
+    assert (held.reactions, held.content) == ((("👍", (A, B)),), "m1")
+    view.apply(reaction(6, now, "❤️", B))
+    view.apply(edited(7, now, "newer"))
+    held = view.get(now.id)
+    assert held is not None
+    assert (held.reactions, held.content) == ((("👍", (A, B)), ("❤️", (B,))), "newer")
+    assert view.last_seq == 7

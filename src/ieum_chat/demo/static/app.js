@@ -631,8 +631,17 @@
     }
   }
 
+  // A message rendered from the store (a replay, a history page) carries asOfSeq: the stream
+  // position its state reflects. A change at or below it is in it already; applying it again
+  // would be harmless for an edit, but would move a reaction removed and re-added to the end.
+  function reflected(ev) {
+    const entry = state.byId.get(ev.messageId);
+    return Boolean(entry && entry.m.asOfSeq != null && ev.seq != null && ev.seq <= entry.m.asOfSeq);
+  }
+
   function onEdited(ev) {
     if (ev.content == null) return; // unsent since (its MESSAGE_UNSENT follows): nothing to show
+    if (reflected(ev)) return;
     for (const [li, reply] of quotesOf(ev.messageId)) {
       if (reply.unsent) continue;
       reply.preview = firstChars(ev.content, PREVIEW_LENGTH);
@@ -665,7 +674,7 @@
   // A reaction added twice or removed when absent changes nothing: a replay may repeat one.
   function onReaction(ev) {
     const entry = state.byId.get(ev.messageId);
-    if (!entry || entry.m.unsent) return;
+    if (!entry || entry.m.unsent || reflected(ev)) return;
     const reactions = entry.m.reactions || (entry.m.reactions = []);
     let reaction = reactions.find((r) => r.emoji === ev.emoji);
     if (ev.op === "add") {
