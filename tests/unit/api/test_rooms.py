@@ -219,7 +219,7 @@ async def test_history_messages_carry_every_field(api: Api) -> None:
     assert set(newest) == {
         "id", "coupleId", "seq", "senderId", "senderName", "senderProfileImage", "content",
         "type", "imageUrl", "isRead", "readAt", "createdAt", "tempId", "replyTo", "editedAt",
-        "unsent", "reactions",
+        "unsent", "reactions", "asOfSeq",
     }  # fmt: skip
     assert (newest["senderId"], newest["senderName"]) == (str(api.b.id), api.b.name)
     assert newest["createdAt"] == "2024-01-11T10:00:01.000"

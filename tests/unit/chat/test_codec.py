@@ -77,7 +77,10 @@ def test_the_codec_renders_every_field_of_message() -> None:
     assert set(data) == {renamed.get(name, camel(name)) for name in MESSAGE_FIELDS} | {
         "senderName",
         "senderProfileImage",
+        "asOfSeq",
     }
+    assert data["asOfSeq"] == data["seq"]  # live: its own seq
+    assert codec.message_dict(message(), None, UTC, as_of=9)["asOfSeq"] == 9
 
 
 def test_the_rest_schema_of_a_message_has_the_wire_fields() -> None:
