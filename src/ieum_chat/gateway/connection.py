@@ -37,7 +37,6 @@ from ieum_chat.config import Settings
 from ieum_chat.errors import ErrorCode, error_body
 from ieum_chat.gateway.dispatch import Dispatcher
 from ieum_chat.gateway.hub import Hub
-from ieum_chat.gateway.routing import EVENTS_QUEUE
 from ieum_chat.gateway.subscriptions import Subscriptions
 from ieum_chat.gateway.transports import QueuedTransport, Transport
 from ieum_chat.observability import metrics
@@ -352,13 +351,6 @@ class StompConnection:
         )
         _DELIVERED.inc()
         self.push(frame)
-
-    def push_private(self, destination: str, sub_id: str, body: bytes) -> None:
-        events = self._dispatcher.events_sub
-        if events is not None:
-            self.push_message(EVENTS_QUEUE, events, body)
-        else:
-            self.push_message(destination, sub_id, body)
 
     def receipt(self, receipt_id: str | None) -> None:
         """The RECEIPT for ``receipt_id``; nothing when the frame asked for none."""

@@ -87,7 +87,6 @@ class Dispatcher:
         "_handshake",
         "_inflight",
         "errors_sub",
-        "events_sub",
         "subscriptions",
     )
 
@@ -101,7 +100,6 @@ class Dispatcher:
         self.subscriptions = subscriptions
         self._handshake = handshake  # identity proven by the upgrade request's token
         self.errors_sub: str | None = None
-        self.events_sub: str | None = None  # /user/queue/events
         # Created on first use: most connections are idle most of the time.
         self._inflight: list[asyncio.Future[Message]] | None = None
         self._announced = False
@@ -209,7 +207,9 @@ class Dispatcher:
             conn.receipt(event.receipt)
             return
         if target.route is Route.EVENTS:
-            self.events_sub = event.id
+            assert conn.user is not None
+            couple = await conn.gateway.chat.couple_of(conn.user.id)
+            await self.subscriptions.open_events(event.id, couple.id if couple else None)
             conn.receipt(event.receipt)
             return
         assert conn.user is not None
@@ -237,8 +237,8 @@ class Dispatcher:
     async def _on_unsubscribe(self, event: Unsubscribe) -> None:
         if event.id == self.errors_sub:
             self.errors_sub = None
-        if event.id == self.events_sub:
-            self.events_sub = None
+        if self.subscriptions.events is not None and event.id == self.subscriptions.events.id:
+            await self.subscriptions.close_events()
         await self.subscriptions.close(event.id)
         self._conn.receipt(event.receipt)
 

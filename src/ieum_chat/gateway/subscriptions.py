@@ -12,7 +12,9 @@ resumes after (MESSAGE_DELETED without a seq, on ``/user/queue/events`` when the
 subscribed it), then replays the stream as that user sees it: messages as they are now, the
 changes made since (each with its seq), and in the place of a message the user hid, its
 MESSAGE_DELETED with the message's seq. A live entry meant for one member only (a hide) is
-delivered to that member's sessions and dropped by the partner's.
+delivered to that member's sessions and dropped by the partner's: a session that subscribed
+``/user/queue/events`` gets it there (:class:`OwnEvents` listens on its couple's channel for
+it, with or without a topic subscription), any other on its topic subscription.
 
 Replay respects the outbound bound: it writes a burst, then waits for the socket to drain
 below the low-water mark before it reads or writes on, so a client that resumes from seq 0
@@ -31,9 +33,10 @@ from ieum_chat.chat.envelope import channel_for
 from ieum_chat.chat.service import ChatService
 from ieum_chat.errors import ErrorCode, StoreError
 from ieum_chat.gateway.hub import Hub
+from ieum_chat.gateway.routing import EVENTS_QUEUE
 from ieum_chat.store.records import User
 
-__all__ = ["MAX_HELD", "REPLAY_PAGE", "Outlet", "Subscription", "Subscriptions"]
+__all__ = ["MAX_HELD", "REPLAY_PAGE", "Outlet", "OwnEvents", "Subscription", "Subscriptions"]
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,6 @@ class Outlet(Protocol):
         """Bytes a replay may write before it waits for the socket to drain."""
 
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None: ...
-
-    def push_private(self, destination: str, sub_id: str, body: bytes) -> None:
-        """An event for this user's sessions only: on ``/user/queue/events`` when the session
-        subscribed it, else on (``destination``, ``sub_id``)."""
 
     def receipt(self, receipt_id: str | None) -> None: ...
 
@@ -112,7 +111,8 @@ class Subscription:
         if self.catching_up:
             self._hold(seq, body, audience)
         elif audience is not None:
-            outlet.push_private(self.destination, self.id, body)
+            if self.owner.events is None:  # else OwnEvents delivers it on /user/queue/events
+                outlet.push_message(self.destination, self.id, body)
         elif seq == 0:  # typing, presence: not stored, not ordered
             outlet.push_message(self.destination, self.id, body)
         elif seq <= self.last_seq:
@@ -138,16 +138,54 @@ class Subscription:
             self.deliver(seq, body, audience)
 
 
-class Subscriptions:
-    """The couple-topic subscriptions of one connection, by subscription id."""
+class OwnEvents:
+    """The SUBSCRIBE to ``/user/queue/events``: a hub listener on the user's couple channel
+    that passes on the entries meant for this user alone (the messages they hid)."""
 
-    __slots__ = ("_by_id", "chat", "hub", "outlet")
+    __slots__ = ("couple_id", "id", "owner")
+
+    def __init__(self, owner: Subscriptions, sub_id: str, couple_id: uuid.UUID | None) -> None:
+        self.owner = owner
+        self.id = sub_id
+        self.couple_id = couple_id  # None: the user has no couple (nothing will come)
+
+    def deliver(self, seq: int, body: bytes, audience: uuid.UUID | None = None) -> None:
+        user = self.owner.outlet.user
+        if audience is not None and user is not None and audience == user.id:
+            self.owner.outlet.push_message(EVENTS_QUEUE, self.id, body)
+
+
+class Subscriptions:
+    """The couple-topic subscriptions of one connection, by subscription id, and its
+    ``/user/queue/events`` subscription."""
+
+    __slots__ = ("_by_id", "chat", "events", "hub", "outlet")
 
     def __init__(self, outlet: Outlet, chat: ChatService, hub: Hub) -> None:
         self.outlet = outlet
         self.chat = chat
         self.hub = hub
         self._by_id: dict[str, Subscription] | None = None  # most connections have one or none
+        self.events: OwnEvents | None = None
+
+    async def open_events(self, sub_id: str, couple_id: uuid.UUID | None) -> None:
+        """Deliver this user's own events of ``couple_id`` on ``/user/queue/events``."""
+        await self.close_events()
+        self.events = OwnEvents(self, sub_id, couple_id)
+        if couple_id is not None:
+            await self.hub.add(channel_for(couple_id), self.events)
+
+    async def close_events(self) -> None:
+        events, self.events = self.events, None
+        if events is not None and events.couple_id is not None:
+            await self.hub.remove(channel_for(events.couple_id), events)
+
+    def _private(self, sub: Subscription, body: bytes) -> None:
+        """A replayed entry for this user alone: on /user/queue/events, else on the topic."""
+        if self.events is not None:
+            self.outlet.push_message(EVENTS_QUEUE, self.events.id, body)
+        else:
+            self.outlet.push_message(sub.destination, sub.id, body)
 
     def __len__(self) -> int:
         return len(self._by_id) if self._by_id else 0
@@ -197,6 +235,10 @@ class Subscriptions:
 
     async def close_all(self) -> None:
         """Stop listening (the connection is gone); never raises."""
+        try:
+            await self.close_events()
+        except Exception:  # a broker failing to unsubscribe must not stop the teardown
+            log.warning("session %s: unsubscribe failed", self.outlet.session_id)
         subs, self._by_id = self._by_id, None
         for sub in (subs or {}).values():
             try:
@@ -246,7 +288,7 @@ class Subscriptions:
                 for cursor, body in hides:
                     if not await paced(len(body)):
                         return
-                    outlet.push_private(sub.destination, sub.id, body)
+                    self._private(sub, body)
                     after = cursor
                 if len(hides) < REPLAY_PAGE:
                     break
