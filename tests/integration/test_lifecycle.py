@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,12 +19,6 @@ from tests.support.stomp_client import StompTestClient
 pytestmark = pytest.mark.server_env({"IEUM_UNSEND_WINDOW": "5"})
 
 Couple = dict[str, str]
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
-        yield client
 
 
 def auth(token: str) -> dict[str, str]:

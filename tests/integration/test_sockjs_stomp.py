@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,12 +23,6 @@ Couple = dict[str, str]
 
 # SQLite only: SockJS is a transport; the stores are covered by the other modules.
 pytestmark = pytest.mark.backends("sqlite")
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as client:
-        yield client
 
 
 class SockJSClosedError(Exception):

@@ -11,9 +11,10 @@ A module tunes the one ``server`` fixture with markers instead of redefining it:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.postgres import create_database, drop_database, require_postgres
@@ -27,6 +28,7 @@ __all__ = [
     "couple",
     "couple_pool",
     "database_url",
+    "http",
     "pytest_collection_modifyitems",
     "server",
     "tcp_proxy",
@@ -124,6 +126,13 @@ def server(
 @pytest.fixture(scope="module")
 def couple_pool(cli: Cli) -> Iterator[dict[str, str]]:
     return iter(cli.seed(60))
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the module's server (REST, SockJS's HTTP transports)."""
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
+        yield client
 
 
 @pytest.fixture

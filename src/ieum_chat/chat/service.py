@@ -460,20 +460,30 @@ class ChatService:
                     await self._commit_changes(run)  # type: ignore[arg-type]
                 start = end
 
+    @staticmethod
+    def _fail_batch(
+        batch: list[_PendingMessage] | list[_PendingChange], what: str, exc: Exception
+    ) -> None:
+        """The batch's transaction failed: nothing of it is stored. A database failure is
+        SEND_FAILED with each tempId (retry); anything else is a bug, failed loudly, and the
+        writer goes on."""
+        if isinstance(exc, StoreError):
+            log.error("storing %d %ss failed: %s", len(batch), what, exc)
+        else:
+            log.exception("unexpected failure storing %d %ss", len(batch), what)
+        for pending in batch:
+            error: BaseException = (
+                SendNotStored(f"the {what} could not be stored", temp_id=pending.new.temp_id)
+                if isinstance(exc, StoreError)
+                else exc
+            )
+            pending.fail(error)
+
     async def _commit_messages(self, batch: list[_PendingMessage]) -> None:
         try:
             results = await self.db.append_messages([p.new for p in batch])
-        except StoreError as exc:
-            log.error("storing %d messages failed: %s", len(batch), exc)
-            for pending in batch:
-                pending.fail(
-                    SendNotStored("the message could not be stored", temp_id=pending.new.temp_id)
-                )
-            return
-        except Exception as exc:  # a bug: fail the batch loudly, keep the writer alive
-            log.exception("unexpected failure storing %d messages", len(batch))
-            for pending in batch:
-                pending.fail(exc)
+        except Exception as exc:
+            self._fail_batch(batch, "message", exc)
             return
         committed = time.perf_counter()
         metrics.WRITE_BATCH_SIZE.observe(len(batch))
@@ -519,17 +529,8 @@ class ChatService:
             results = await self.db.apply_changes(
                 [p.new for p in batch], unsend_window=self.settings.unsend_window
             )
-        except StoreError as exc:
-            log.error("storing %d changes failed: %s", len(batch), exc)
-            for pending in batch:
-                pending.fail(
-                    SendNotStored("the change could not be stored", temp_id=pending.new.temp_id)
-                )
-            return
-        except Exception as exc:  # a bug: fail the batch loudly, keep the writer alive
-            log.exception("unexpected failure storing %d changes", len(batch))
-            for pending in batch:
-                pending.fail(exc)
+        except Exception as exc:
+            self._fail_batch(batch, "change", exc)
             return
         committed = time.perf_counter()
         fresh: list[_Outgoing] = []

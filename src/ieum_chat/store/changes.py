@@ -176,12 +176,18 @@ class _Batch:
         )
 
 
-def _edit(batch: _Batch, change: NewChange) -> Changed:
+def _own_message(batch: _Batch, change: NewChange, verb: str) -> Message | Refused:
+    """The change's message, if it is the actor's own (edit and unsend are the sender's)."""
     found = batch.message(change)
+    if not isinstance(found, Refused) and found.sender_id != change.actor_id:
+        return Refused(change, Refusal.FORBIDDEN, f"only the sender may {verb} a message")
+    return found
+
+
+def _edit(batch: _Batch, change: NewChange) -> Changed:
+    found = _own_message(batch, change, "edit")
     if isinstance(found, Refused):
         return found
-    if found.sender_id != change.actor_id:
-        return Refused(change, Refusal.FORBIDDEN, "only the sender may edit a message")
     if found.unsent:
         return Refused(change, Refusal.INVALID, "the message was unsent; it cannot be edited")
     if found.type != "TEXT":
@@ -194,11 +200,9 @@ def _edit(batch: _Batch, change: NewChange) -> Changed:
 
 
 def _unsend(batch: _Batch, change: NewChange) -> Changed:
-    found = batch.message(change)
+    found = _own_message(batch, change, "unsend")
     if isinstance(found, Refused):
         return found
-    if found.sender_id != change.actor_id:
-        return Refused(change, Refusal.FORBIDDEN, "only the sender may unsend a message")
     if found.unsent:
         return Applied(change, None, True, (found,))
     age = (change.created_at - found.created_at).total_seconds()
