@@ -187,7 +187,9 @@ class Member:
         self.last_seq: int | None = None
         self.last_message_id: str | None = None  # the couple's latest chat message seen
         self.reacted_on: str | None = None  # the message this member's ❤️ stands on
-        self.react_credit = 0
+        # Each member's reactions start at its own phase: members that send in step (a closed
+        # loop keeps them so) would otherwise all react in the same round.
+        self.react_credit = gid * 618_034 % _PPM if run.reaction_ppm else 0
         self.next_due = 0.0
         self.dest_headers = (
             ("destination", send_destination),

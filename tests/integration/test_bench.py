@@ -120,9 +120,8 @@ def test_reactions_are_acknowledged_and_delivered_once_beside_the_messages(
     assert counts["reactions_acked"] == sent
     assert counts["reactions_delivered"] == 2 * sent
     assert counts["reactions_delivered_partner"] == sent
-    # A member's first SENDs are messages (nothing to react to yet), never more than a quarter
-    # reactions after that.
-    assert sent <= 0.25 * (sent + counts["sent"])
+    # A quarter of each member's SENDs, give or take the one its phase starts it with.
+    assert sent <= 0.25 * (sent + counts["sent"]) + result["config"]["sessions"]
     assert loss["rejected"] == loss["reactions_lost"] == 0
     throughput = result["throughput"]
     assert throughput["reactions_per_s"] > 0
