@@ -4,6 +4,7 @@
     python -m bench run --target rabbitmq --url ws://127.0.0.1:15674/ws --couples 50
     python -m bench idle --seed seed.json --sessions 15000 --server-pid auto
     python -m bench compare --backends sqlite,postgresql,rabbitmq --couples 50 --duration 15
+    python -m bench compare --backends postgresql --mix 0,0.1   # 10% of the SENDs reactions
 
 Other probes in this folder: ``python -m bench.one_couple``, ``bench.history``, ``bench.multinode``.
 """
@@ -48,6 +49,23 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number: {text!r}")
     return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1: {text!r}")
+    return value
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    values = tuple(_fraction(part.strip()) for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one fraction")
+    return values
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
@@ -99,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--message-bytes", type=_positive_int, default=32, help="content length")
     run.add_argument(
+        "--reactions",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="this fraction of the SENDs are reactions (❤️ added to the latest message, then "
+        "removed) instead of chat messages, counted apart; ieum only (0)",
+    )
+    run.add_argument(
         "--db-match",
         action="append",
         default=[],
@@ -137,6 +163,14 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--warmup", type=_seconds, default=3.0, help="unmeasured seconds (3)")
     cmp.add_argument("--procs", type=_positive_int, default=2, help="generator processes (2)")
     cmp.add_argument("--message-bytes", type=_positive_int, default=32, help="content length")
+    cmp.add_argument(
+        "--mix",
+        type=_fractions,
+        default=(0.0,),
+        metavar="F,F,...",
+        help="reaction fractions (as `run --reactions`): each ieum-chat backend runs once per "
+        "fraction, in this order, on a fresh server; RabbitMQ runs the 0 mix only (0)",
+    )
     cmp.add_argument(
         "--no-half-rate", action="store_true", help="skip the open-loop run at half of each peak"
     )
@@ -227,6 +261,8 @@ def _write(path: str, result: dict[str, Any]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     target, pid = _target(args)
+    if args.reactions and target.react_destination("") is None:
+        raise BenchError(f"--reactions: {target.label} has no reactions")
     couples = _couples(args, args.couples)
     rate = args.rate or args.member_rate * 2 * len(couples)
     spec = LoadSpec(
@@ -239,6 +275,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         drain=args.drain,
         message_bytes=args.message_bytes,
+        reactions=args.reactions,
         server_pid=pid,
         db_match=tuple(args.db_match),
         progress=not args.quiet,
@@ -249,7 +286,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(load_table([(result["label"], result)]))
     _write(args.out, result)
     loss = result["loss"]
-    return 1 if loss["lost"] or loss["duplicates"] or result["errors"] else 0
+    return 1 if loss["lost"] or loss["duplicates"] or loss["rejected"] or result["errors"] else 0
 
 
 def _cmd_idle(args: argparse.Namespace) -> int:
@@ -288,6 +325,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         procs=args.procs,
         message_bytes=args.message_bytes,
+        mixes=args.mix,
         half_rate=not args.no_half_rate,
         idle_sessions=args.idle,
         idle_rabbitmq=args.idle_rabbitmq,
@@ -304,7 +342,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     bad = any(
         "error" in row
         or any(
-            run["loss"]["lost"] or run["loss"]["duplicates"]
+            run["loss"]["lost"] or run["loss"]["duplicates"] or run["loss"]["rejected"]
             for run in (row["peak"], row["half"])
             if run
         )

@@ -4,6 +4,10 @@ Web-STOMP, one after the other on this machine, in one table.
 For each backend: a closed-loop run (each member keeps `window` SENDs awaiting their RECEIPT),
 which finds the peak; then an open-loop run at half of that peak, which gives the latency a
 server shows when it is not saturated. Optionally, a crowd of idle sessions on a fresh server.
+
+With ``mixes`` (fractions of the SENDs that are reactions), each ieum-chat backend runs that pair
+once per mix, each on a fresh server and database, one after the other in the given order: the
+cost of reactions beside plain chat, in one sitting. RabbitMQ has no reactions: plain chat only.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class CompareSpec:
     drain: float = 10.0
     procs: int = 2
     message_bytes: int = 32
+    mixes: tuple[float, ...] = (0.0,)  # fractions of SENDs that are reactions, one row each
     half_rate: bool = True
     idle_sessions: int = 0
     idle_rabbitmq: int = 0  # its own count: a stock RabbitMQ allows ~900 open files
@@ -57,11 +62,15 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _mix_label(backend: str, mix: float) -> str:
+    return f"{_LABELS[backend]}, {round(mix * 100, 2):g}% reactions" if mix else _LABELS[backend]
+
+
 def _load_pair(spec: CompareSpec, base: LoadSpec) -> dict[str, Any]:
     _say(f"== {base.label}: closed loop, window {spec.window}, {spec.duration:g} s")
     peak = run_load(base)
     out: dict[str, Any] = {"peak": peak, "half": None}
-    rate = peak["throughput"]["msgs_per_s"] / 2
+    rate = peak["throughput"]["sends_per_s"] / 2  # the open loop's rate counts every SEND
     if spec.half_rate and rate > 0:
         _say(f"== {base.label}: open loop at {rate:,.0f} msgs/s (half of the peak)")
         out["half"] = run_load(replace(base, rate=rate))
@@ -108,8 +117,8 @@ def _idle(spec: CompareSpec, backend: str, workdir: Path) -> dict[str, Any] | No
         )
 
 
-def _backend_runs(spec: CompareSpec, backend: str, workdir: Path) -> dict[str, Any]:
-    label = _LABELS[backend]
+def _backend_runs(spec: CompareSpec, backend: str, mix: float, workdir: Path) -> dict[str, Any]:
+    label = _mix_label(backend, mix)
     if backend == RABBITMQ:
         target = Target(RABBITMQ, spec.rabbitmq_url)
         pid = ensure_web_stomp(target.port, spec.enable_rabbitmq)
@@ -124,6 +133,7 @@ def _backend_runs(spec: CompareSpec, backend: str, workdir: Path) -> dict[str, A
             pid=server.pid,
             db_match=server.db_match,
             label=label,
+            reactions=mix,
         )
         return _load_pair(spec, base)
 
@@ -132,21 +142,11 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ieum-bench-") as tmp:
         for backend in spec.backends:
-            workdir = Path(tmp) / backend
-            workdir.mkdir()
-            label = _LABELS[backend]
-            row: dict[str, Any] = {"backend": backend, "label": label, "peak": None, "half": None}
-            # One backend failing (a broker not running) still leaves the others' figures.
-            try:
-                row.update(_backend_runs(spec, backend, workdir))
-                row["idle"] = _idle(spec, backend, workdir)
-            except BenchError as exc:
-                row["error"] = str(exc)
-                _say(f"{label}: {exc}")
-            rows.append(row)
-            runs = [(f"{label}{tag}", row[key]) for key, tag in (("peak", ""), ("half", " @½"))]
-            if row["peak"]:
-                _say(load_table([(name, run) for name, run in runs if run]))
+            mixes = (0.0,) if backend == RABBITMQ else spec.mixes
+            for i, mix in enumerate(mixes):
+                workdir = Path(tmp) / f"{backend}-{i}"
+                workdir.mkdir()
+                rows.append(_row(spec, backend, mix, workdir, idle=i == 0))
     return {
         "mode": "compare",
         "machine": machine_info(),
@@ -157,12 +157,37 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
             "warmup_s": spec.warmup,
             "procs": spec.procs,
             "message_bytes": spec.message_bytes,
+            "mixes": list(spec.mixes),
             "idle_sessions": spec.idle_sessions,
             "idle_rabbitmq": spec.idle_rabbitmq,
         },
         "rows": rows,
         "ratios": _ratios(rows),
     }
+
+
+def _row(
+    spec: CompareSpec, backend: str, mix: float, workdir: Path, *, idle: bool
+) -> dict[str, Any]:
+    label = _mix_label(backend, mix)
+    row: dict[str, Any] = {
+        "backend": backend,
+        "reactions": mix,
+        "label": label,
+        "peak": None,
+        "half": None,
+    }
+    # One backend failing (a broker not running) still leaves the others' figures.
+    try:
+        row.update(_backend_runs(spec, backend, mix, workdir))
+        row["idle"] = _idle(spec, backend, workdir) if idle else None
+    except BenchError as exc:
+        row["error"] = str(exc)
+        _say(f"{label}: {exc}")
+    runs = [(f"{label}{tag}", row[key]) for key, tag in (("peak", ""), ("half", " @½"))]
+    if row["peak"]:
+        _say(load_table([(name, run) for name, run in runs if run]))
+    return row
 
 
 def _base(
@@ -173,6 +198,7 @@ def _base(
     pid: int | None,
     label: str,
     db_match: tuple[str, ...] = (),
+    reactions: float = 0.0,
 ) -> LoadSpec:
     return LoadSpec(
         target=target,
@@ -183,6 +209,7 @@ def _base(
         warmup=spec.warmup,
         drain=spec.drain,
         message_bytes=spec.message_bytes,
+        reactions=reactions,
         server_pid=pid,
         db_match=db_match,
         progress=spec.progress,
@@ -192,11 +219,23 @@ def _base(
 
 
 def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
-    peak = {r["backend"]: r["peak"]["throughput"]["msgs_per_s"] for r in rows if r["peak"]}
+    """Plain chat against RabbitMQ (msgs/s); each reaction mix against plain chat on the same
+    backend (SENDs/s: a reaction replaces a message, so msgs/s alone drops with the mix)."""
+    plain = {
+        r["backend"]: r["peak"]["throughput"]["msgs_per_s"]
+        for r in rows
+        if r["peak"] and not r.get("reactions")
+    }
     out = {}
     for backend in ("sqlite", "postgresql"):
-        if backend in peak and peak.get(RABBITMQ):
-            out[f"{backend}_vs_rabbitmq"] = round(peak[backend] / peak[RABBITMQ], 3)
+        if backend in plain and plain.get(RABBITMQ):
+            out[f"{backend}_vs_rabbitmq"] = round(plain[backend] / plain[RABBITMQ], 3)
+    for r in rows:
+        mix, backend = r.get("reactions"), r["backend"]
+        if mix and r["peak"] and plain.get(backend):
+            pct = f"{round(mix * 100, 2):g}%"
+            sends = r["peak"]["throughput"]["sends_per_s"]
+            out[f"{backend}_{pct}_reactions_vs_none_sends_per_s"] = round(sends / plain[backend], 3)
     return out
 
 

@@ -34,6 +34,7 @@ class LoadSpec:
     warmup: float = 2.0
     drain: float = 10.0
     message_bytes: int = 32
+    reactions: float = 0.0  # fraction of SENDs that are reactions instead of chat messages
     server_pid: int | None = None
     db_match: tuple[str, ...] = ()
     connect_timeout: float = 60.0
@@ -91,6 +92,7 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
         window=spec.window,
         rate=spec.rate / members if spec.rate > 0 else 0.0,
         message_bytes=spec.message_bytes,
+        reactions=spec.reactions,
         connect_timeout=spec.connect_timeout,
     )
     watch = ServerWatch(spec.server_pid, spec.db_match)
@@ -170,12 +172,15 @@ def _load_result(
 ) -> dict[str, Any]:
     window_s = max(r["window"]["to"]["at"] - r["window"]["from"]["at"] for r in results)
     acked = _delta(results, "acked")
-    delivered = _delta(results, "delivered")
+    reactions_acked = _delta(results, "reactions_acked")
+    # A REACTION event is a delivery like a message: one payload to each member's session.
+    delivered = _delta(results, "delivered") + _delta(results, "reactions_delivered")
+    partner = _delta(results, "delivered_partner") + _delta(results, "reactions_delivered_partner")
     gen_cpu = sum(r["window"]["to"]["cpu_s"] - r["window"]["from"]["cpu_s"] for r in results)
     totals = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
     lost_partner = sum(r["lost_partner"] for r in results)
     lost_self = sum(r["lost_self"] for r in results)
-    server = ServerWatch.window(samples["from"], samples["to"], delivered, acked)
+    server = ServerWatch.window(samples["from"], samples["to"], delivered, acked + reactions_acked)
     if spec.server_pid is not None:
         server["pid"] = spec.server_pid
     # Everything else the machine ran meanwhile (other jobs on a shared host), in cores: a run
@@ -198,25 +203,38 @@ def _load_result(
             "warmup_s": spec.warmup,
             "drain_s": spec.drain,
             "message_bytes": spec.message_bytes,
+            "reactions": spec.reactions,
         },
         "machine": machine_info(),
         "window_s": round(window_s, 3),
         "throughput": {
             "msgs_per_s": round(acked / window_s, 1),
+            "reactions_per_s": round(reactions_acked / window_s, 1),
+            "sends_per_s": round((acked + reactions_acked) / window_s, 1),
             "deliveries_per_s": round(delivered / window_s, 1),
-            "partner_deliveries_per_s": round(_delta(results, "delivered_partner") / window_s, 1),
-            "sent_per_s": round(_delta(results, "sent") / window_s, 1),
+            "partner_deliveries_per_s": round(partner / window_s, 1),
+            "sent_per_s": round(
+                (_delta(results, "sent") + _delta(results, "reactions_sent")) / window_s, 1
+            ),
         },
         "counts": totals,
         "latency_ms": {
             "receipt": latency_summary(merge_latencies(r["receipt_latency"] for r in results)),
             "delivery": latency_summary(merge_latencies(r["delivery_latency"] for r in results)),
+            "reaction_receipt": latency_summary(
+                merge_latencies(r["reaction_receipt_latency"] for r in results)
+            ),
+            "reaction_delivery": latency_summary(
+                merge_latencies(r["reaction_delivery_latency"] for r in results)
+            ),
         },
         "loss": {
             "lost": lost_partner + lost_self,
             "lost_partner": lost_partner,
             "lost_self": lost_self,
             "unacked": sum(r["unacked"] for r in results),
+            "rejected": totals["rejected"],
+            "reactions_lost": sum(r["reactions_lost"] for r in results),
             "duplicates": totals["duplicates"],
             "seq_gaps": sum(r["seq_gaps"] for r in results),
             "seq_backwards": sum(r["seq_backwards"] for r in results),

@@ -71,12 +71,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def progress_line(
     elapsed: float, phase: str, counts: dict[str, int], rates: tuple[float, float], server: str
 ) -> str:
+    reactions = counts.get("reactions_sent", 0)
     return (
         f"[{elapsed:6.1f}s {phase:<8}] sent {counts.get('sent', 0):>10,}"
         f"  acked {counts.get('acked', 0):>10,}  delivered {counts.get('delivered', 0):>10,}"
-        f"  {rates[0]:>8,.0f} msg/s {rates[1]:>8,.0f} deliv/s"
+        + (f"  reactions acked {counts.get('reactions_acked', 0):,}" if reactions else "")
+        + f"  {rates[0]:>8,.0f} msg/s {rates[1]:>8,.0f} deliv/s"
         f"  dups {counts.get('duplicates', 0)}  closed {counts.get('closed', 0)}{server}"
     )
+
+
+def _with_reactions(results: Iterable[dict[str, Any] | None]) -> bool:
+    return any(r and r["config"].get("reactions") for r in results)
 
 
 def _cpu_us(result: dict[str, Any], key: str) -> str:
@@ -84,10 +90,13 @@ def _cpu_us(result: dict[str, Any], key: str) -> str:
 
 
 def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    """One row per run: throughput, latency, server cost, correctness."""
+    """One row per run: throughput, latency, server cost, correctness. Deliveries are of
+    chat messages and of reaction events; the reaction column shows when a run had any."""
+    reactions = _with_reactions(r for _, r in results)
     header = [
         "target",
         "msgs/s",
+        *(["reactions/s"] if reactions else []),
         "deliveries/s",
         "receipt p50/p99 ms",
         "delivery p50/p99 ms",
@@ -106,6 +115,7 @@ def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             [
                 label,
                 _n(r["throughput"]["msgs_per_s"]),
+                *([_n(r["throughput"].get("reactions_per_s"))] if reactions else []),
                 _n(r["throughput"]["deliveries_per_s"]),
                 f"{_n(rec['p50'], 1)} / {_n(rec['p99'], 1)}",
                 f"{_n(dl['p50'], 1)} / {_n(dl['p99'], 1)}",
@@ -138,10 +148,13 @@ def idle_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 
 def compare_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The README's table: one row per backend, closed-loop peak and latency at half of it."""
+    """The README's table: one row per backend (and reaction mix), closed-loop peak and
+    latency at half of it."""
+    reactions = _with_reactions(row["peak"] for row in rows)
     header = [
         "target",
         "msgs/s",
+        *(["reactions/s"] if reactions else []),
         "deliveries/s",
         "p50 / p99 ms",
         "@½ rate msgs/s",
@@ -175,6 +188,7 @@ def compare_table(rows: Sequence[dict[str, Any]]) -> str:
             [
                 row["label"],
                 _n(peak["throughput"]["msgs_per_s"]),
+                *([_n(peak["throughput"].get("reactions_per_s"))] if reactions else []),
                 _n(peak["throughput"]["deliveries_per_s"]),
                 f"{_n(dl['p50'], 1)} / {_n(dl['p99'], 1)}",
                 *half_cells,

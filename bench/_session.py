@@ -30,6 +30,8 @@ __all__ = ["SUBPROTOCOLS", "SessionError", "Sink", "StompWsSession"]
 
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 _SUBSCRIBE_RECEIPT = "sub"
+_TOPIC_SUB = "0"
+_ERRORS_SUB = "1"
 _MAX_FRAME = 1 << 20
 
 
@@ -42,19 +44,30 @@ class Sink(Protocol):
 
     def on_message(self, body: bytes, now: float) -> None: ...
 
+    def on_error(self, body: bytes, now: float) -> None: ...
+
     def on_closed(self, reason: str) -> None: ...
 
 
 class StompWsSession(asyncio.Protocol):
-    """WebSocket handshake, CONNECT, SUBSCRIBE to one destination; `ready` resolves on the
-    SUBSCRIBE's RECEIPT. After that every RECEIPT and MESSAGE goes to the sink."""
+    """WebSocket handshake, CONNECT, SUBSCRIBE to one destination (and to `errors`, when
+    given); `ready` resolves on the topic SUBSCRIBE's RECEIPT. After that every RECEIPT and
+    MESSAGE goes to the sink, a MESSAGE of the errors subscription to `Sink.on_error`."""
 
     def __init__(
-        self, target: Target, token: str, topic: str, sink: Sink, ready: asyncio.Future[None]
+        self,
+        target: Target,
+        token: str,
+        topic: str,
+        sink: Sink,
+        ready: asyncio.Future[None],
+        *,
+        errors: str | None = None,
     ) -> None:
         self._target = target
         self._token = token
         self._topic = topic
+        self._errors = errors
         self._sink = sink
         self.ready = ready
         self.transport: asyncio.Transport | None = None
@@ -123,7 +136,10 @@ class StompWsSession(asyncio.Protocol):
     def _on_frame(self, frame: Frame, now: float) -> None:
         command = frame.command
         if command == "MESSAGE":
-            self._sink.on_message(frame.body, now)
+            if self._errors is not None and frame.get("subscription") == _ERRORS_SUB:
+                self._sink.on_error(frame.body, now)
+            else:
+                self._sink.on_message(frame.body, now)
         elif command == "RECEIPT":
             receipt = frame.get("receipt-id", "")
             if receipt == _SUBSCRIBE_RECEIPT and not self.ready.done():
@@ -132,8 +148,12 @@ class StompWsSession(asyncio.Protocol):
                 self._sink.on_receipt(receipt or "", now)
         elif command == "CONNECTED":
             self._parser.version = frame.get("version", "1.0") or "1.0"
+            if self._errors is not None:
+                # Frames are handled in order: the topic's RECEIPT follows this one's effect.
+                errors = (("id", _ERRORS_SUB), ("destination", self._errors), ("ack", "auto"))
+                self.send_frame(Frame("SUBSCRIBE", errors))
             subscribe = (
-                ("id", "0"),
+                ("id", _TOPIC_SUB),
                 ("destination", self._topic),
                 ("ack", "auto"),
                 ("receipt", _SUBSCRIBE_RECEIPT),

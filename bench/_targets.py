@@ -1,6 +1,8 @@
 """The servers the generator can drive, and how each spells the same chat traffic.
 
-ieum-chat: token in the handshake, SUBSCRIBE ``/topic/couple/{id}``, SEND ``/app/chat/{id}``.
+ieum-chat: token in the handshake, SUBSCRIBE ``/topic/couple/{id}`` (and ``/user/queue/errors``,
+where a refused SEND is answered instead of a RECEIPT), SEND ``/app/chat/{id}``, reactions to
+``/app/chat/{id}/react``.
 RabbitMQ Web-STOMP: login/passcode on CONNECT, SUBSCRIBE and SEND both on ``/topic/couple.{id}``
 (its topic destinations route on the part after ``/topic/``, dots separating words). Both send
 every member their own messages too, and a RECEIPT for each SEND that carries a receipt header.
@@ -89,6 +91,14 @@ class Target:
         if self.kind == RABBITMQ:
             return f"/topic/couple.{couple}"
         return f"/app/chat/{couple}"
+
+    def react_destination(self, couple: str) -> str | None:
+        """None: the server has no reactions."""
+        return None if self.kind == RABBITMQ else f"/app/chat/{couple}/react"
+
+    @property
+    def errors_destination(self) -> str | None:
+        return None if self.kind == RABBITMQ else "/user/queue/errors"
 
     @property
     def label(self) -> str:

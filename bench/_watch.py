@@ -56,14 +56,15 @@ class ServerWatch:
         return self.pid is not None and os.path.exists(f"/proc/{self.pid}")
 
     @staticmethod
-    def window(first: Sample, last: Sample, deliveries: int, messages: int) -> dict[str, Any]:
-        """What the server (and its database) spent between two samples."""
+    def window(first: Sample, last: Sample, deliveries: int, sends: int) -> dict[str, Any]:
+        """What the server (and its database) spent between two samples, and per delivery
+        and per acknowledged SEND (a chat message or a reaction) in between."""
         out: dict[str, Any] = {}
         if first.server_cpu is not None and last.server_cpu is not None:
             cpu = last.server_cpu - first.server_cpu
             out["cpu_s"] = round(cpu, 3)
             out["cpu_us_per_delivery"] = round(cpu * 1e6 / deliveries, 2) if deliveries else None
-            out["cpu_us_per_message"] = round(cpu * 1e6 / messages, 2) if messages else None
+            out["cpu_us_per_send"] = round(cpu * 1e6 / sends, 2) if sends else None
             out["rss_kb_start"] = first.server_rss_kb
             out["rss_kb_end"] = last.server_rss_kb
         if first.db_cpu or last.db_cpu:

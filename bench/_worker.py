@@ -1,8 +1,16 @@
 """One generator process: its share of the couples, on one uvloop event loop.
 
 Both members of a couple live in the same process, so send -> partner-delivery latency is read
-on one clock and every check (loss, duplicates, seq gaps) is local. The parent talks to the
-worker over a pipe:
+on one clock and every check (loss, duplicates, seq gaps) is local.
+
+A member numbers its SENDs 0, 1, 2... (the RECEIPT id, the last part of the tempId), chat
+messages and reactions alike: with ``reactions`` > 0 that fraction of them is a reaction
+(``/react``, a ❤️ added to the latest chat message the member has seen, then removed from it,
+alternately), whose REACTION event comes back to both members with its tempId, as a message
+does. So loss and duplicates are checked for both kinds the same way, and the seq check follows
+the couple's whole stream (messages and events share one numbering: message seqs skip).
+
+The parent talks to the worker over a pipe:
 
     worker -> ("ready", info)        every session is CONNECTed and SUBSCRIBEd (or failed)
     parent -> ("start", schedule)    traffic starts at schedule.t0 (time.monotonic(), which
@@ -41,6 +49,10 @@ _PROGRESS_EVERY = 1.0
 _DRAIN_POLL = 0.05
 _RATE_TICK = 0.002
 _MAX_ERRORS = 20
+_PPM = 1_000_000  # reaction fraction in parts per million: whole numbers add up exactly
+_EMOJI = "\u2764\ufe0f"  # ❤️
+# What each numbered SEND was (Member.kinds)
+_MESSAGE, _REACTION_ADD, _REACTION_REMOVE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +65,7 @@ class WorkerConfig:
     window: int = 1  # closed loop: SENDs awaiting their RECEIPT, per member
     rate: float = 0.0  # open loop: messages/s per member; 0 = closed loop
     message_bytes: int = 32
+    reactions: float = 0.0  # fraction of SENDs that are reactions (ieum only)
     connect_concurrency: int = 64
     connect_timeout: float = 30.0
 
@@ -67,10 +80,15 @@ class Schedule:
 
 @dataclass(slots=True)
 class Stats:
-    sent: int = 0
+    sent: int = 0  # chat messages; reactions are counted apart
     acked: int = 0
     delivered: int = 0  # distinct chat messages received, own echoes included
     delivered_partner: int = 0
+    reactions_sent: int = 0
+    reactions_acked: int = 0
+    reactions_delivered: int = 0  # distinct REACTION events received, own echoes included
+    reactions_delivered_partner: int = 0
+    rejected: int = 0  # SENDs answered with an error payload instead of a RECEIPT
     duplicates: int = 0
     system: int = 0  # SYSTEM events (presence), not counted as deliveries
     foreign: int = 0  # messages of another run or of no member we know
@@ -82,6 +100,8 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     receipt_latency: array[float] = field(default_factory=lambda: array("d"))
     delivery_latency: array[float] = field(default_factory=lambda: array("d"))
+    reaction_receipt_latency: array[float] = field(default_factory=lambda: array("d"))
+    reaction_delivery_latency: array[float] = field(default_factory=lambda: array("d"))
 
     def error(self, text: str) -> None:
         if len(self.errors) < _MAX_ERRORS:
@@ -93,6 +113,11 @@ class Stats:
             "acked": self.acked,
             "delivered": self.delivered,
             "delivered_partner": self.delivered_partner,
+            "reactions_sent": self.reactions_sent,
+            "reactions_acked": self.reactions_acked,
+            "reactions_delivered": self.reactions_delivered,
+            "reactions_delivered_partner": self.reactions_delivered_partner,
+            "rejected": self.rejected,
             "duplicates": self.duplicates,
             "closed": self.closed,
         }
@@ -101,8 +126,9 @@ class Stats:
 class Run:
     """What every member of the worker shares: counters, the window and the switch."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, reactions: float = 0.0) -> None:
         self.run_id = run_id
+        self.reaction_ppm = round(reactions * _PPM)
         self.stats = Stats()
         self.members: dict[str, Member] = {}
         self.sending = False
@@ -120,9 +146,15 @@ class Member:
         "body_head",
         "dest_headers",
         "gid",
+        "kinds",
+        "last_message_id",
         "last_seq",
         "next_due",
         "partner",
+        "react_credit",
+        "react_headers",
+        "reacted_on",
+        "rejected",
         "run",
         "seen_partner",
         "seen_self",
@@ -131,20 +163,40 @@ class Member:
         "token",
     )
 
-    def __init__(self, run: Run, gid: int, token: str, send_destination: str, pad: str) -> None:
+    def __init__(
+        self,
+        run: Run,
+        gid: int,
+        token: str,
+        send_destination: str,
+        pad: str,
+        *,
+        react_destination: str | None = None,
+    ) -> None:
         self.run = run
         self.gid = gid
         self.token = token
         self.partner: Member | None = None
         self.session: StompWsSession | None = None
         self.sent_at = array("d")
+        self.kinds = bytearray()  # _MESSAGE, _REACTION_ADD or _REACTION_REMOVE, by SEND number
         self.acked = 0
+        self.rejected: set[int] = set()
         self.seen_self = bytearray()
         self.seen_partner = bytearray()
         self.last_seq: int | None = None
+        self.last_message_id: str | None = None  # the couple's latest chat message seen
+        self.reacted_on: str | None = None  # the message this member's ❤️ stands on
+        # Each member's reactions start at its own phase: members that send in step (a closed
+        # loop keeps them so) would otherwise all react in the same round.
+        self.react_credit = gid * 618_034 % _PPM if run.reaction_ppm else 0
         self.next_due = 0.0
         self.dest_headers = (
             ("destination", send_destination),
+            ("content-type", "application/json"),
+        )
+        self.react_headers = (
+            ("destination", react_destination or send_destination),
             ("content-type", "application/json"),
         )
         self.body_head = {"type": "TEXT", "content": pad}
@@ -153,12 +205,37 @@ class Member:
         session = self.session
         if session is None or session.transport is None:
             return
+        run = self.run
         n = len(self.sent_at)
         self.sent_at.append(now)
-        self.run.stats.sent += 1
-        body = orjson.dumps({**self.body_head, "tempId": f"{self.run.run_id}.{self.gid}.{n}"})
-        frame = Frame("SEND", (*self.dest_headers, ("receipt", str(n))), body)
+        temp_id = f"{run.run_id}.{self.gid}.{n}"
+        # Until a message of the couple has been seen there is nothing to react to: the
+        # credit waits (one reaction's worth at most, not a burst).
+        credit = min(self.react_credit + run.reaction_ppm, _PPM)
+        if credit >= _PPM and self.last_message_id is not None:
+            self.react_credit = credit - _PPM
+            frame = self._reaction(n, temp_id)
+        else:
+            self.react_credit = credit
+            self.kinds.append(_MESSAGE)
+            run.stats.sent += 1
+            body = orjson.dumps({**self.body_head, "tempId": temp_id})
+            frame = Frame("SEND", (*self.dest_headers, ("receipt", str(n))), body)
         session.transport.write(encode_frame(OP_TEXT, serialize_frame(frame)))
+
+    def _reaction(self, n: int, temp_id: str) -> Frame:
+        """Add ❤️ to the latest message, or take it back from where it was added: each one
+        changes the message, so each has its REACTION event (a no-op would have none)."""
+        if self.reacted_on is None:
+            message_id, op, kind = self.last_message_id, "add", _REACTION_ADD
+            self.reacted_on = message_id
+        else:
+            message_id, op, kind = self.reacted_on, "remove", _REACTION_REMOVE
+            self.reacted_on = None
+        self.kinds.append(kind)
+        self.run.stats.reactions_sent += 1
+        body = orjson.dumps({"messageId": message_id, "emoji": _EMOJI, "op": op, "tempId": temp_id})
+        return Frame("SEND", (*self.react_headers, ("receipt", str(n))), body)
 
     # Sink
 
@@ -171,12 +248,39 @@ class Member:
         except (ValueError, IndexError):
             stats.error(f"unexpected RECEIPT {receipt_id!r}")
             return
-        if n != self.acked:
+        if n != self.acked + len(self.rejected):
             stats.receipt_out_of_order += 1
         self.acked += 1
-        stats.acked += 1
-        if run.measure_from <= sent < run.measure_to:
-            stats.receipt_latency.append(now - sent)
+        in_window = run.measure_from <= sent < run.measure_to
+        if self.kinds[n] == _MESSAGE:
+            stats.acked += 1
+            if in_window:
+                stats.receipt_latency.append(now - sent)
+        else:
+            stats.reactions_acked += 1
+            if in_window:
+                stats.reaction_receipt_latency.append(now - sent)
+        if run.sending and not run.rate_mode:
+            self.send(now)
+
+    def on_error(self, body: bytes, now: float) -> None:
+        run = self.run
+        stats = run.stats
+        error = orjson.loads(body)
+        temp_id = error.get("tempId") if isinstance(error, dict) else None
+        parts = temp_id.split(".") if isinstance(temp_id, str) else []
+        stats.error(f"member {self.gid}: {body[:300].decode('utf-8', 'replace')}")
+        if len(parts) != 3 or parts[0] != run.run_id or parts[1] != str(self.gid):
+            return
+        n = int(parts[2])
+        if n >= len(self.sent_at) or n in self.rejected:
+            return
+        if n != self.acked + len(self.rejected):
+            stats.receipt_out_of_order += 1
+        self.rejected.add(n)
+        stats.rejected += 1
+        if self.kinds[n] == _REACTION_ADD and self.reacted_on is not None:
+            self.reacted_on = None  # nothing stands there to take back
         if run.sending and not run.rate_mode:
             self.send(now)
 
@@ -184,13 +288,18 @@ class Member:
         run = self.run
         stats = run.stats
         message = orjson.loads(body)
-        temp_id = message.get("tempId") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            stats.foreign += 1
+            return
+        temp_id = message.get("tempId")
         if not temp_id:
+            self._follow(message.get("seq"))  # of the stream, though not of this run
             stats.system += 1
             return
         parts = temp_id.split(".")
         sender = run.members.get(parts[1]) if len(parts) == 3 and parts[0] == run.run_id else None
         if sender is None:
+            self._follow(message.get("seq"))
             stats.foreign += 1
             return
         n = int(parts[2])
@@ -207,21 +316,36 @@ class Member:
             stats.duplicates += 1
             return
         seen[n] = 1
-        stats.delivered += 1
-        if sender is not self:
-            stats.delivered_partner += 1
-            sent = sender.sent_at[n]
-            if run.measure_from <= sent < run.measure_to:
-                stats.delivery_latency.append(now - sent)
-        seq = message.get("seq")
-        if isinstance(seq, int):
-            last = self.last_seq
-            if last is not None:
-                if seq <= last:
-                    stats.seq_backwards += 1
-                elif seq != last + 1:
-                    stats.seq_gaps += seq - last - 1
-            self.last_seq = seq
+        sent = sender.sent_at[n]
+        in_window = run.measure_from <= sent < run.measure_to
+        if sender.kinds[n] == _MESSAGE:
+            self.last_message_id = message.get("id")
+            stats.delivered += 1
+            if sender is not self:
+                stats.delivered_partner += 1
+                if in_window:
+                    stats.delivery_latency.append(now - sent)
+        else:
+            if message.get("type") != "REACTION":
+                stats.error(f"reaction {temp_id} came back as {body[:200]!r}")
+            stats.reactions_delivered += 1
+            if sender is not self:
+                stats.reactions_delivered_partner += 1
+                if in_window:
+                    stats.reaction_delivery_latency.append(now - sent)
+        self._follow(message.get("seq"))
+
+    def _follow(self, seq: object) -> None:
+        """The couple's stream, as this member sees it, has every seq once and in order."""
+        if not isinstance(seq, int):
+            return
+        last = self.last_seq
+        if last is not None:
+            if seq <= last:
+                self.run.stats.seq_backwards += 1
+            elif seq != last + 1:
+                self.run.stats.seq_gaps += seq - last - 1
+        self.last_seq = seq
 
     def on_closed(self, reason: str) -> None:
         if not self.run.stopping:
@@ -271,11 +395,15 @@ async def _open(
 ) -> StompWsSession:
     loop = asyncio.get_running_loop()
     target = cfg.target
+    # An idle session subscribes to its topic alone: its memory is what is measured.
+    errors = target.errors_destination if cfg.mode == "load" else None
     async with gate:
         ready: asyncio.Future[None] = loop.create_future()
         _, session = await asyncio.wait_for(
             loop.create_connection(
-                lambda: StompWsSession(target, member.token, target.topic(couple), member, ready),
+                lambda: StompWsSession(
+                    target, member.token, target.topic(couple), member, ready, errors=errors
+                ),
                 target.host,
                 target.port,
             ),
@@ -298,8 +426,10 @@ async def _connect_all(
     jobs = []
     gate = asyncio.Semaphore(cfg.connect_concurrency)
     for couple, index in zip(cfg.couples, cfg.first_index, strict=True):
-        a = Member(run, 2 * index, couple.ta, cfg.target.send_destination(couple.couple), pad)
-        b = Member(run, 2 * index + 1, couple.tb, cfg.target.send_destination(couple.couple), pad)
+        send = cfg.target.send_destination(couple.couple)
+        react = cfg.target.react_destination(couple.couple)
+        a = Member(run, 2 * index, couple.ta, send, pad, react_destination=react)
+        b = Member(run, 2 * index + 1, couple.tb, send, pad, react_destination=react)
         a.partner, b.partner = b, a
         for member in (a, b):
             run.members[str(member.gid)] = member
@@ -319,19 +449,37 @@ async def _connect_all(
 
 
 def _outstanding(stats: Stats) -> int:
-    """RECEIPTs and deliveries (own echo and partner) still owed for what was sent."""
-    return (stats.sent - stats.acked) + (2 * stats.sent - stats.delivered)
+    """RECEIPTs and deliveries (own echo and partner) still owed for what was sent; a SEND
+    answered with an error is owed nothing more."""
+    sent = stats.sent + stats.reactions_sent
+    accepted = sent - stats.rejected
+    return (accepted - stats.acked - stats.reactions_acked) + (
+        2 * accepted - stats.delivered - stats.reactions_delivered
+    )
 
 
 def _loss(members: list[Member]) -> dict[str, int]:
-    lost_partner = lost_self = unacked = 0
+    """What was accepted (not answered with an error) and never came back, to the partner
+    or to the sender; ``reactions_lost`` is the part of either that was reactions."""
+    lost_partner = lost_self = unacked = reactions_lost = 0
     for m in members:
         sent = len(m.sent_at)
-        unacked += sent - m.acked
+        unacked += sent - m.acked - len(m.rejected)
         partner_seen = m.partner.seen_partner if m.partner is not None else bytearray()
-        lost_partner += sent - sum(partner_seen[:sent])
-        lost_self += sent - sum(m.seen_self[:sent])
-    return {"lost_partner": lost_partner, "lost_self": lost_self, "unacked": unacked}
+        partner_seen = partner_seen[:sent].ljust(sent, b"\0")
+        self_seen = m.seen_self[:sent].ljust(sent, b"\0")
+        for n in range(sent):
+            if (partner_seen[n] and self_seen[n]) or n in m.rejected:
+                continue
+            lost_partner += not partner_seen[n]
+            lost_self += not self_seen[n]
+            reactions_lost += m.kinds[n] != _MESSAGE
+    return {
+        "lost_partner": lost_partner,
+        "lost_self": lost_self,
+        "unacked": unacked,
+        "reactions_lost": reactions_lost,
+    }
 
 
 async def _drive(
@@ -391,6 +539,8 @@ async def _drive(
         "errors": stats.errors,
         "receipt_latency": stats.receipt_latency.tobytes(),
         "delivery_latency": stats.delivery_latency.tobytes(),
+        "reaction_receipt_latency": stats.reaction_receipt_latency.tobytes(),
+        "reaction_delivery_latency": stats.reaction_delivery_latency.tobytes(),
         "sessions": len(members),
     }
 
@@ -416,7 +566,7 @@ async def _hold(run: Run, members: list[Member], inbox: _Inbox, conn: Connection
 async def _main(commands: Connection, conn: Connection, cfg: WorkerConfig) -> None:
     loop = asyncio.get_running_loop()
     inbox = _Inbox(commands, loop)
-    run = Run(cfg.run_id)
+    run = Run(cfg.run_id, cfg.reactions)
     members, failures = await _connect_all(cfg, run, conn)
     conn.send(
         (

@@ -1,6 +1,7 @@
 """The load generator (bench/) against a real server, on SQLite and PostgreSQL: a few seconds of
-traffic from two processes; the JSON result must show every message acknowledged and delivered
-to both members exactly once. (The RabbitMQ comparison is a benchmark, not a test.)"""
+traffic from two processes; the JSON result must show every message (and reaction) acknowledged
+and delivered to both members exactly once. (The RabbitMQ comparison is a benchmark, not a
+test.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from bench._worker import Member, Run
 
 from ieum_chat import cli as ieum_cli
 from tests.support.server import Cli, ServerProcess
@@ -100,6 +103,69 @@ def test_open_loop_sends_at_the_rate_asked(
     assert 200 <= result["throughput"]["sent_per_s"] <= 400
 
 
+def test_reactions_are_acknowledged_and_delivered_once_beside_the_messages(
+    bench_server: ServerProcess, seed_file: Path, tmp_path: Path
+) -> None:
+    result = run_load(
+        bench_server,
+        seed_file,
+        tmp_path,
+        *("--reactions", "0.25", "--window", "2", "--duration", "1.5"),
+    )
+    assert_nothing_lost(result)
+    assert result["config"]["reactions"] == 0.25
+    counts, loss = result["counts"], result["loss"]
+    sent = counts["reactions_sent"]
+    assert sent > 0
+    assert counts["reactions_acked"] == sent
+    assert counts["reactions_delivered"] == 2 * sent
+    assert counts["reactions_delivered_partner"] == sent
+    # A quarter of each member's SENDs, give or take the one its phase starts it with.
+    assert sent <= 0.25 * (sent + counts["sent"]) + result["config"]["sessions"]
+    assert loss["rejected"] == loss["reactions_lost"] == 0
+    throughput = result["throughput"]
+    assert throughput["reactions_per_s"] > 0
+    assert throughput["sends_per_s"] == pytest.approx(
+        throughput["msgs_per_s"] + throughput["reactions_per_s"], abs=0.2
+    )
+    assert result["latency_ms"]["reaction_delivery"]["count"] > 0
+    assert result["server"]["cpu_us_per_send"] > 0
+
+
+def _payload(run: Run, sender: Member, n: int, seq: int, kind: str) -> bytes:
+    """What the server sends for SEND `n` of `sender`: a chat message or its REACTION event."""
+    sender.sent_at.append(0.0)
+    sender.kinds.append(0 if kind == "message" else 1)
+    payload: dict[str, Any] = {"seq": seq, "tempId": f"{run.run_id}.{sender.gid}.{n}"}
+    if kind == "message":
+        payload |= {"id": f"m{n}", "type": "TEXT"}
+    else:
+        payload |= {"type": "REACTION", "messageId": "m0", "op": "add"}
+    return orjson.dumps(payload)
+
+
+def test_the_seq_check_follows_the_whole_stream_of_messages_and_events() -> None:
+    run = Run("r1", reactions=0.5)
+    a = Member(run, 0, "", "/app/chat/c", "x")
+    b = Member(run, 1, "", "/app/chat/c", "x")
+    a.partner, b.partner = b, a
+    run.members.update({"0": a, "1": b})
+    stream = [
+        _payload(run, a, 0, 1, "message"),
+        _payload(run, b, 0, 2, "reaction"),
+        orjson.dumps({"type": "READ_RECEIPT", "seq": 3}),  # no tempId: still the stream
+        _payload(run, a, 1, 4, "message"),
+    ]
+    for body in stream:
+        b.on_message(body, 0.0)
+    assert (run.stats.seq_gaps, run.stats.seq_backwards) == (0, 0)
+    assert (run.stats.delivered, run.stats.reactions_delivered) == (2, 1)
+    assert b.last_message_id == "m1"
+    b.on_message(_payload(run, a, 2, 6, "message"), 0.0)  # seq 5 never came
+    b.on_message(stream[0], 0.0)  # a duplicate is counted once, as a duplicate
+    assert (run.stats.seq_gaps, run.stats.seq_backwards, run.stats.duplicates) == (1, 0, 1)
+
+
 def test_idle_sessions_stay_open_and_rss_per_session_is_reported(
     bench_server: ServerProcess, seed_file: Path, tmp_path: Path
 ) -> None:
@@ -124,6 +190,12 @@ def test_idle_sessions_stay_open_and_rss_per_session_is_reported(
     assert result["sessions"] == result["open_at_end"] == 10
     assert result["failed"] == 0
     assert isinstance(result["server"]["rss_kb_per_session"], float | int)
+
+
+def test_reactions_on_a_server_without_them_is_a_one_line_error() -> None:
+    proc = bench("run", "--target", "rabbitmq", "--reactions", "0.1")
+    assert proc.returncode == 2
+    assert proc.stderr == "bench: error: --reactions: RabbitMQ Web-STOMP has no reactions\n"
 
 
 def test_bad_seed_is_a_one_line_error(tmp_path: Path) -> None:
