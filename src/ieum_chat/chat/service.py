@@ -448,17 +448,19 @@ class ChatService:
                     queue.task_done()
 
     async def _commit(self, batch: list[_PendingMessage | _PendingChange]) -> None:
-        """Commit a writer's batch: its runs of messages and of changes, in order (a change
-        may name a message queued before it)."""
-        start = 0
-        for end in range(1, len(batch) + 1):
-            if end == len(batch) or type(batch[end]) is not type(batch[start]):
-                run = batch[start:end]
-                if isinstance(run[0], _PendingMessage):
-                    await self._commit_messages(run)  # type: ignore[arg-type]
-                else:
-                    await self._commit_changes(run)  # type: ignore[arg-type]
-                start = end
+        """Commit a writer's batch: its messages in one transaction, then its changes in
+        another, two commits a batch however the two kinds interleave. A change only names
+        a message whose id its client already had, so one queued before it: committing the
+        batch's messages first keeps that order. A message queued after a change and
+        committed before it came from another request, concurrent with the change (a STOMP
+        session reads its next frame only once its change is committed), so no client sees
+        its own requests reordered."""
+        sends = [p for p in batch if isinstance(p, _PendingMessage)]
+        changes = [p for p in batch if isinstance(p, _PendingChange)]
+        if sends:
+            await self._commit_messages(sends)
+        if changes:
+            await self._commit_changes(changes)
 
     @staticmethod
     def _fail_batch(

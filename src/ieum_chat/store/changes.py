@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -94,7 +94,8 @@ def _hide_from_row(row: AnyRow) -> Hide:
 
 
 class _Batch:
-    """One apply_changes transaction: the locked counters and what it has numbered."""
+    """One apply_changes transaction: the locked counters, the messages the batch names (read
+    once, changed in memory, written back in one statement), and what it has numbered."""
 
     def __init__(self, conn: Connection, unsend_window: float) -> None:
         self.conn = conn
@@ -102,6 +103,11 @@ class _Batch:
         self.last_seq: dict[uuid.UUID, int] = {}
         self.members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
         self.events: list[Event] = []
+        self.held: dict[uuid.UUID, Message] = {}
+        self.dirty: set[uuid.UUID] = set()
+        self.hides: dict[tuple[uuid.UUID, uuid.UUID], Hide] = {}
+        self.new_hides: list[Hide] = []
+        self.scrubbed: set[uuid.UUID] = set()
 
     def lock(self, couple_ids: Sequence[uuid.UUID]) -> None:
         for chunk in chunks(sorted(set(couple_ids))):
@@ -114,6 +120,18 @@ class _Batch:
             for row in locked:
                 self.last_seq[row.id] = row.last_seq
                 self.members[row.id] = (row.user1_id, row.user2_id)
+
+    def load(self, ids: Iterable[uuid.UUID], hidden: Iterable[uuid.UUID]) -> None:
+        """Read the messages ``ids`` and the hides of the messages ``hidden`` at once (under
+        the counter locks: no other change of these couples runs meanwhile)."""
+        for chunk in chunks(sorted(set(ids))):
+            query = select(*MESSAGE_COLUMNS).where(messages.c.id.in_(chunk))
+            for row in self.conn.execute(query):
+                self.held[row.id] = message_from_row(row)
+        for chunk in chunks(sorted(set(hidden))):
+            query = select(*_HIDE_COLUMNS).where(message_hides.c.message_id.in_(chunk))
+            for row in self.conn.execute(query):
+                self.hides[(row.user_id, row.message_id)] = _hide_from_row(row)
 
     def event(self, change: NewChange, data: dict[str, Any] | None = None) -> Event:
         seq = self.last_seq[change.couple_id] = self.last_seq[change.couple_id] + 1
@@ -131,24 +149,72 @@ class _Batch:
         return event
 
     def message(self, change: NewChange) -> Message | Refused:
-        """The change's message, if it is one of the couple's."""
-        row = self.conn.execute(
-            select(*MESSAGE_COLUMNS).where(messages.c.id == change.message_id)
-        ).first()
-        if row is None or row.couple_id != change.couple_id:
+        """The change's message as it is now (with this batch's earlier changes), if it is
+        one of the couple's."""
+        found = self.held.get(change.message_id) if change.message_id is not None else None
+        if found is None or found.couple_id != change.couple_id:
             return Refused(change, Refusal.NOT_FOUND, f"no message {change.message_id} here")
-        return message_from_row(row)
+        return found
 
     def save(self, message: Message, **changes: Any) -> Message:
-        """Update the message's columns (``changes`` by field name, as Message holds them)."""
-        values = dict(changes)
-        if "reactions" in values:
-            values["reactions"] = reactions_json(values["reactions"])
-        self.conn.execute(update(messages).where(messages.c.id == message.id).values(**values))
-        return dataclasses.replace(message, **changes)
+        """Change the message (``changes`` by field name, as Message holds them); written
+        back by :meth:`flush`."""
+        changed = dataclasses.replace(message, **changes)
+        self.held[message.id] = changed
+        self.dirty.add(message.id)
+        return changed
+
+    def hide(self, hide: Hide) -> None:
+        self.hides[(hide.user_id, hide.message_id)] = hide
+        self.new_hides.append(hide)
+
+    def flush(self) -> None:
+        """Write the changed messages back: one statement for all of them."""
+        if not self.dirty:
+            return
+        self.conn.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("b_id"))
+            .values(
+                content=bindparam("b_content"),
+                image_url=bindparam("b_image_url"),
+                edited_at=bindparam("b_edited_at"),
+                unsent_at=bindparam("b_unsent_at"),
+                reactions=bindparam("b_reactions"),
+            ),
+            [
+                {
+                    "b_id": m.id,
+                    "b_content": m.content,
+                    "b_image_url": m.image_url,
+                    "b_edited_at": m.edited_at,
+                    "b_unsent_at": m.unsent_at,
+                    "b_reactions": reactions_json(m.reactions),
+                }
+                for m in (self.held[i] for i in sorted(self.dirty))
+            ],
+        )
+        self.dirty.clear()
 
     def finish(self) -> None:
-        """One bump per couple numbered, one insert for the events."""
+        """Write back the messages, the hides, the erased edits; one bump per couple
+        numbered, one insert for the events."""
+        self.flush()
+        if self.new_hides:
+            self.conn.execute(
+                insert(message_hides), [dataclasses.asdict(h) for h in self.new_hides]
+            )
+        if self.scrubbed:
+            # An unsend erases the text of the message's earlier edits: stored ones here,
+            # this batch's as they are inserted below.
+            self.conn.execute(
+                update(message_events)
+                .where(
+                    message_events.c.message_id.in_(sorted(self.scrubbed)),
+                    message_events.c.kind == ChangeKind.EDIT.value,
+                )
+                .values(data=None)
+            )
         if not self.events:
             return
         bumped = sorted({e.couple_id for e in self.events})
@@ -169,7 +235,9 @@ class _Batch:
                     "message_id": e.message_id,
                     "temp_id": e.temp_id,
                     "created_at": e.created_at,
-                    "data": orjson.dumps(e.data).decode() if e.data else None,
+                    "data": None
+                    if not e.data or (e.kind is ChangeKind.EDIT and e.message_id in self.scrubbed)
+                    else orjson.dumps(e.data).decode(),
                 }
                 for e in self.events
             ],
@@ -217,14 +285,7 @@ def _unsend(batch: _Batch, change: NewChange) -> Changed:
     )
     if found.edited_at is not None:
         # The text of its earlier edits goes too: a device replaying the stream never sees it.
-        batch.conn.execute(
-            update(message_events)
-            .where(
-                message_events.c.message_id == found.id,
-                message_events.c.kind == ChangeKind.EDIT.value,
-            )
-            .values(data=None)
-        )
+        batch.scrubbed.add(found.id)
     return Applied(change, batch.event(change), True, (unsent,))
 
 
@@ -269,7 +330,9 @@ def _react(batch: _Batch, change: NewChange) -> Changed:
 
 def _read(batch: _Batch, change: NewChange) -> Changed:
     # `is_read = false` in the WHERE makes a concurrent second mark skip rows the first
-    # changed, so each change is returned once. Unsent messages are never marked.
+    # changed, so each change is returned once. Unsent messages are never marked: the
+    # batch's unsends so far are written first.
+    batch.flush()
     statement = (
         update(messages)
         .where(*unread_from_partner(change.couple_id, change.actor_id))
@@ -285,6 +348,9 @@ def _read(batch: _Batch, change: NewChange) -> Changed:
         for chunk in chunks(wanted):
             rows.extend(batch.conn.execute(statement.where(messages.c.id.in_(chunk))))
     marked = tuple(sorted((message_from_row(row) for row in rows), key=lambda m: m.seq))
+    for message in marked:
+        if message.id in batch.held:
+            batch.held[message.id] = message
     if not marked:
         return Applied(change, None, True)
     data = {"messageIds": [str(m.id) for m in marked], "seqs": [m.seq for m in marked]}
@@ -295,10 +361,9 @@ def _hide(batch: _Batch, change: NewChange) -> Changed:
     found = batch.message(change)
     if isinstance(found, Refused):
         return found
-    key = (message_hides.c.user_id == change.actor_id, message_hides.c.message_id == found.id)
-    row = batch.conn.execute(select(*_HIDE_COLUMNS).where(*key)).first()
-    if row is not None:
-        return Applied(change, None, False, (found,), _hide_from_row(row))
+    known = batch.hides.get((change.actor_id, found.id))
+    if known is not None:
+        return Applied(change, None, False, (found,), known)
     hide = Hide(
         user_id=change.actor_id,
         message_id=found.id,
@@ -306,7 +371,7 @@ def _hide(batch: _Batch, change: NewChange) -> Changed:
         position=batch.last_seq[change.couple_id],
         created_at=change.created_at,
     )
-    batch.conn.execute(insert(message_hides).values(**dataclasses.asdict(hide)))
+    batch.hide(hide)
     return Applied(change, None, True, (found,), hide)
 
 
@@ -339,6 +404,14 @@ def _apply_changes_txn(
         query = select(*_EVENT_COLUMNS).where(policy.in_tuples(key_columns, key_chunk))
         for row in conn.execute(query):
             known[(row.couple_id, row.actor_id, row.temp_id)] = _event_from_row(row)
+
+    # the messages the members' changes name (and those of the repeated tempIds' events)
+    allowed = [c for c in batch if c.actor_id in work.members.get(c.couple_id, ())]
+    work.load(
+        [c.message_id for c in allowed if c.message_id is not None]
+        + [e.message_id for e in known.values() if e.message_id is not None],
+        [c.message_id for c in allowed if c.kind is ChangeKind.HIDE and c.message_id],
+    )
 
     results: list[Changed] = []
     for change in batch:

@@ -390,3 +390,36 @@ async def test_a_reply_is_stored_with_its_quoted_message(
     (page,) = await db.get_messages(couple.id, after_seq=1)
     assert page.reply_to_id == m1.id
     assert await db.messages_by_id([m1.id, uuid.uuid4()]) == {m1.id: m1}
+
+
+async def test_one_batch_sees_its_own_earlier_changes(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    """Changes of one batch apply in order on the messages as the batch left them: an edit
+    then an unsend erases the edit's text as it is stored; a read after an unsend skips it;
+    a reaction after a hide of the same message still applies (a hide is per member)."""
+    couple, a, b = await make_couple()
+    m1, m2 = await send(db, new_message, couple, a, a)
+    results = await db.apply_changes(
+        [
+            change(ChangeKind.EDIT, couple, a, m1, content="secret"),
+            change(ChangeKind.UNSEND, couple, a, m1),
+            change(ChangeKind.READ, couple, b, up_to_seq=2),
+            change(ChangeKind.HIDE, couple, b, m2),
+            change(ChangeKind.REACT, couple, b, m2, emoji="👍"),
+            change(ChangeKind.REACT, couple, a, m1, emoji="👍"),
+        ]
+    )
+    edit, unsend, read, hide, react, late = results
+    assert [applied(r).event.seq for r in (edit, unsend, read, react)] == [3, 4, 5, 6]  # type: ignore[union-attr]
+    assert [m.id for m in applied(read).messages] == [m2.id]
+    assert applied(hide).hide is not None
+    refused(late, Refusal.INVALID)  # m1 was unsent earlier in the batch
+    now = await db.messages_by_id([m1.id, m2.id])
+    assert (now[m1.id].unsent, now[m1.id].content, now[m1.id].is_read) == (True, None, False)
+    assert (now[m2.id].is_read, now[m2.id].reactions) == (True, (Reaction("👍", (b.id,)),))
+    stream = await db.read_stream(couple.id, a.id, after_seq=2, limit=10)
+    assert [(i.kind, i.data) for i in stream if isinstance(i, Event)][:2] == [
+        (ChangeKind.EDIT, {}),
+        (ChangeKind.UNSEND, {}),
+    ]
