@@ -5,7 +5,8 @@
     ├── TokenExpired               TOKEN_EXPIRED: the session's token passed its ``exp``
     ├── Unauthorized               UNAUTHORIZED: not a member, or a forbidden destination
     ├── SendFailed                 SEND_FAILED: a message that could not be validated or stored
-    │   └── SendNotStored          ... because the database failed: retry with the same tempId
+    │   ├── SendNotStored          ... because the database failed: retry with the same tempId
+    │   └── ChangeFailed           ... a change of a sent message (edit, unsend, delete, react)
     ├── RateLimited                RATE_LIMITED
     ├── NotFound                   NOT_FOUND: no such room (REST), or message (either)
     ├── Forbidden                  FORBIDDEN: only a message's sender may edit or unsend it
@@ -34,6 +35,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "BrokerError",
+    "ChangeFailed",
     "ChatError",
     "Conflict",
     "ErrorCode",
@@ -148,6 +150,8 @@ class ChatError(Exception):
     """An error the client caused. ``detail`` says what was wrong, in English, for developers."""
 
     code: ErrorCode = ErrorCode.BAD_REQUEST
+    # The user-facing text, when not the code's (DEFAULT_MESSAGES).
+    text: str | None = None
 
     def __init__(self, detail: str = "", *, temp_id: str | None = None) -> None:
         super().__init__(detail or self.code.value)
@@ -155,7 +159,7 @@ class ChatError(Exception):
         self.temp_id = temp_id
 
     def payload(self) -> dict[str, Any]:
-        return error_payload(self.code, temp_id=self.temp_id, detail=self.detail or None)
+        return error_payload(self.code, self.text, temp_id=self.temp_id, detail=self.detail or None)
 
 
 class AuthError(ChatError):
@@ -177,6 +181,13 @@ class SendFailed(ChatError):
 class SendNotStored(SendFailed):
     """SEND_FAILED because the database failed, not the input: retry with the same tempId
     (REST answers 503 for it)."""
+
+
+class ChangeFailed(SendFailed):
+    """SEND_FAILED for a change of a sent message that could not be validated or applied:
+    the same code (clients handle one), a text that does not speak of sending."""
+
+    text = "요청을 처리하지 못했습니다."
 
 
 class RateLimited(ChatError):

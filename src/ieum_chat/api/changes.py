@@ -22,7 +22,7 @@ from ieum_chat.api.models import MessageOut, edit_body_schema, unsend_body_schem
 from ieum_chat.chat.requests import validate_change
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
-from ieum_chat.errors import NotFound, SendFailed
+from ieum_chat.errors import ChangeFailed, NotFound
 from ieum_chat.store.records import Couple, User
 
 __all__ = ["build_changes_router"]
@@ -67,9 +67,9 @@ async def _body_object(request: Request, limit: int) -> dict[str, Any]:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise SendFailed("body is not valid JSON") from None
+        raise ChangeFailed("body is not valid JSON") from None
     if not isinstance(value, dict):
-        raise SendFailed("body must be a JSON object")
+        raise ChangeFailed("body must be a JSON object")
     return value
 
 

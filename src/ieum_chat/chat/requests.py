@@ -16,7 +16,7 @@ from typing import Any, Final
 import emoji as emoji_data
 import orjson
 
-from ieum_chat.errors import SendFailed
+from ieum_chat.errors import ChangeFailed, SendFailed
 from ieum_chat.store.records import ChangeKind
 
 __all__ = [
@@ -203,12 +203,26 @@ def parse_change_request(
     action: str, body: bytes | str, *, max_text_length: int = 4000
 ) -> ChangeRequest:
     """The body of SEND ``/app/chat/{coupleId}/{action}`` (edit, unsend, delete, react)."""
-    return validate_change(action, _json_object(body), max_text_length=max_text_length)
+    try:
+        data = _json_object(body)
+    except SendFailed as exc:
+        raise ChangeFailed(exc.detail) from None
+    return validate_change(action, data, max_text_length=max_text_length)
 
 
 def validate_change(
     action: str, data: dict[str, Any], *, max_text_length: int = 4000
 ) -> ChangeRequest:
+    """The change ``action`` asks for; :class:`ChangeFailed` saying what was wrong."""
+    try:
+        return _validate_change(action, data, max_text_length)
+    except ChangeFailed:
+        raise
+    except SendFailed as exc:
+        raise ChangeFailed(exc.detail, temp_id=exc.temp_id) from None
+
+
+def _validate_change(action: str, data: dict[str, Any], max_text_length: int) -> ChangeRequest:
     kind = _CHANGE_KINDS[action]
     temp_id = _temp_id(data)
     message_id = _message_id(data.get("messageId"), "messageId", temp_id)

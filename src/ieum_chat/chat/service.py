@@ -47,6 +47,7 @@ from ieum_chat.config import Settings
 from ieum_chat.errors import (
     AuthError,
     BrokerError,
+    ChangeFailed,
     ChatError,
     Forbidden,
     NotFound,
@@ -107,7 +108,8 @@ def _refusal_error(refused: Refused, temp_id: str | None) -> ChatError:
     FORBIDDEN or WINDOW_EXPIRED for a change, else SEND_FAILED."""
     if refused.reason is Refusal.NOT_A_MEMBER:
         return Unauthorized("no such couple, or not a member", temp_id=temp_id)
-    return _REFUSAL_ERRORS.get(refused.reason, SendFailed)(refused.detail, temp_id=temp_id)
+    failed = ChangeFailed if isinstance(refused.new, NewChange) else SendFailed
+    return _REFUSAL_ERRORS.get(refused.reason, failed)(refused.detail, temp_id=temp_id)
 
 
 @dataclass(slots=True, kw_only=True)
