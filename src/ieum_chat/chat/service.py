@@ -29,7 +29,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,26 +40,30 @@ from ieum_chat.chat.cache import TTLCache
 from ieum_chat.chat.directory import DirectoryWatcher, RevocationHandler
 from ieum_chat.chat.envelope import channel_for, pack
 from ieum_chat.chat.limits import RateLimiter
+from ieum_chat.chat.pending import (
+    Acknowledge,
+    ChannelEvent,
+    Committed,
+    Outgoing,
+    PendingChange,
+    PendingMessage,
+    refusal_error,
+)
 from ieum_chat.chat.presence import LocalPresence, Presence
 from ieum_chat.chat.requests import ChangeRequest, ReadRequest, SendRequest, image_host_allowed
 from ieum_chat.config import Settings
 from ieum_chat.errors import (
     AuthError,
     BrokerError,
-    ChangeFailed,
-    ChatError,
-    Forbidden,
     NotFound,
     RateLimited,
     SendFailed,
     SendNotStored,
     StoreError,
     Unauthorized,
-    WindowExpired,
 )
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
-from ieum_chat.store.changes import StreamItem
 from ieum_chat.store.records import (
     Applied,
     ChangeKind,
@@ -70,10 +73,10 @@ from ieum_chat.store.records import (
     Message,
     NewChange,
     NewMessage,
-    Refusal,
     Refused,
     User,
 )
+from ieum_chat.store.stream import StreamItem
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
@@ -85,92 +88,10 @@ WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer and publisher tasks to end o
 # Items (a committed batch, or one event) between the writers and the publisher.
 PUBLISH_QUEUE = 256
 
-# Called in the writer right after the commit (or its failure) with the resolved future
-# (a Message for a send, an Applied for a change).
-Acknowledge = Callable[["asyncio.Future[Any]"], None]
-
 
 def utcnow() -> datetime:
     """Naive UTC, as stored in the plan's ``TIMESTAMP`` columns."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-_REFUSAL_ERRORS: dict[Refusal, type[ChatError]] = {
-    Refusal.NOT_FOUND: NotFound,
-    Refusal.FORBIDDEN: Forbidden,
-    Refusal.WINDOW_EXPIRED: WindowExpired,
-}
-
-
-def _refusal_error(refused: Refused, temp_id: str | None) -> ChatError:
-    """What the sender of a message or change the store refused is told: UNAUTHORIZED when
-    its couple is gone or it is not a member (as for any SEND by a non-member), NOT_FOUND,
-    FORBIDDEN or WINDOW_EXPIRED for a change, else SEND_FAILED."""
-    if refused.reason is Refusal.NOT_A_MEMBER:
-        return Unauthorized("no such couple, or not a member", temp_id=temp_id)
-    failed = ChangeFailed if isinstance(refused.new, NewChange) else SendFailed
-    return _REFUSAL_ERRORS.get(refused.reason, failed)(refused.detail, temp_id=temp_id)
-
-
-@dataclass(slots=True, kw_only=True)
-class _Pending:
-    """A send or a change queued for its couple's writer; its future resolves at commit."""
-
-    future: asyncio.Future[Any] = field(repr=False)
-    acknowledge: Acknowledge | None = field(default=None, repr=False)
-    queued_at: float = field(default_factory=time.perf_counter)
-
-    def succeed(self, result: object) -> None:
-        if not self.future.done():
-            self.future.set_result(result)
-            self._acknowledge()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-            self._acknowledge()
-
-    def _acknowledge(self) -> None:
-        """The sender's RECEIPT (or error), written now: before the publisher can see the
-        batch, not whenever the loop gets round to the future's callbacks."""
-        if self.acknowledge is not None:
-            try:
-                self.acknowledge(self.future)
-            except Exception:
-                log.exception("acknowledging a message failed")
-
-
-@dataclass(slots=True, kw_only=True)
-class _PendingMessage(_Pending):
-    new: NewMessage
-    sender: User
-    quoted: Message | None = None  # the message it answers (replyTo)
-
-
-@dataclass(slots=True, kw_only=True)
-class _PendingChange(_Pending):
-    new: NewChange
-
-
-# What the publisher renders and publishes: a new message (with its sender and the message it
-# answers), a stored change's event, or a hide (for its member's sessions only).
-_Outgoing = tuple[Message, User, Message | None] | Event | Hide
-
-
-@dataclass(slots=True, frozen=True)
-class _Committed:
-    """What a committed batch made, in commit order, for the publisher."""
-
-    items: list[_Outgoing]
-    committed_at: float
-
-
-@dataclass(slots=True, frozen=True)
-class _Event:
-    """One payload for one couple's channel (a read receipt, typing, presence)."""
-
-    couple_id: uuid.UUID
-    payload: bytes
 
 
 class ChatService:
@@ -205,9 +126,9 @@ class ChatService:
         )
         self._message_limit = RateLimiter(settings.message_rate, settings.message_burst)
         self._control_limit = RateLimiter(settings.control_rate, settings.control_burst)
-        self._queues: list[asyncio.Queue[_PendingMessage | _PendingChange]] = []
+        self._queues: list[asyncio.Queue[PendingMessage | PendingChange]] = []
         self._writers: list[asyncio.Task[None]] = []
-        self._outbox: asyncio.Queue[_Committed | _Event] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
+        self._outbox: asyncio.Queue[Committed | ChannelEvent] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
         self._publisher: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -401,11 +322,11 @@ class ChatService:
         self, new: NewChange, acknowledge: Acknowledge | None
     ) -> asyncio.Future[Applied]:
         future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
-        pending = _PendingChange(new=new, future=future, acknowledge=acknowledge)
+        pending = PendingChange(new=new, future=future, acknowledge=acknowledge)
         await self._queue_for(new.couple_id).put(pending)
         return future
 
-    def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[_PendingMessage | _PendingChange]:
+    def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[PendingMessage | PendingChange]:
         return self._queues[couple_id.int % len(self._queues)]
 
     def _pending(
@@ -415,7 +336,7 @@ class ChatService:
         request: SendRequest,
         acknowledge: Acknowledge | None = None,
         quoted: Message | None = None,
-    ) -> _PendingMessage:
+    ) -> PendingMessage:
         self._check_image(couple_id, request)
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
@@ -431,11 +352,11 @@ class ChatService:
             reply_to_id=request.reply_to,
         )
         future = asyncio.get_running_loop().create_future()
-        return _PendingMessage(
+        return PendingMessage(
             new=new, sender=sender, quoted=quoted, future=future, acknowledge=acknowledge
         )
 
-    async def _write_loop(self, queue: asyncio.Queue[_PendingMessage | _PendingChange]) -> None:
+    async def _write_loop(self, queue: asyncio.Queue[PendingMessage | PendingChange]) -> None:
         while True:
             batch = [await queue.get()]
             while len(batch) < MAX_BATCH:
@@ -449,7 +370,7 @@ class ChatService:
                 for _ in batch:
                     queue.task_done()
 
-    async def _commit(self, batch: list[_PendingMessage | _PendingChange]) -> None:
+    async def _commit(self, batch: list[PendingMessage | PendingChange]) -> None:
         """Commit a writer's batch: its messages in one transaction, then its changes in
         another, two commits a batch however the two kinds interleave. A change only names
         a message whose id its client already had, so one queued before it: committing the
@@ -457,8 +378,8 @@ class ChatService:
         committed before it came from another request, concurrent with the change (a STOMP
         session reads its next frame only once its change is committed), so no client sees
         its own requests reordered."""
-        sends = [p for p in batch if isinstance(p, _PendingMessage)]
-        changes = [p for p in batch if isinstance(p, _PendingChange)]
+        sends = [p for p in batch if isinstance(p, PendingMessage)]
+        changes = [p for p in batch if isinstance(p, PendingChange)]
         if sends:
             await self._commit_messages(sends)
         if changes:
@@ -466,7 +387,7 @@ class ChatService:
 
     @staticmethod
     def _fail_batch(
-        batch: list[_PendingMessage] | list[_PendingChange], what: str, exc: Exception
+        batch: list[PendingMessage] | list[PendingChange], what: str, exc: Exception
     ) -> None:
         """The batch's transaction failed: nothing of it is stored. A database failure is
         SEND_FAILED with each tempId (retry); anything else is a bug, failed loudly, and the
@@ -483,7 +404,7 @@ class ChatService:
             )
             pending.fail(error)
 
-    async def _commit_messages(self, batch: list[_PendingMessage]) -> None:
+    async def _commit_messages(self, batch: list[PendingMessage]) -> None:
         try:
             results = await self.db.append_messages([p.new for p in batch])
         except Exception as exc:
@@ -492,13 +413,13 @@ class ChatService:
         committed = time.perf_counter()
         metrics.WRITE_BATCH_SIZE.observe(len(batch))
         # Acknowledge: every sender's RECEIPT is written here, before any publication.
-        fresh: list[_Outgoing] = []
+        fresh: list[Outgoing] = []
         for pending, stored in zip(batch, results, strict=True):
             metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
             if isinstance(stored, Refused):
                 # This message only: the rest of the batch is stored.
                 log.info("message refused: %s", stored.detail)
-                pending.fail(_refusal_error(stored, pending.new.temp_id))
+                pending.fail(refusal_error(stored, pending.new.temp_id))
                 continue
             pending.succeed(stored.message)
             if stored.created:
@@ -506,9 +427,9 @@ class ChatService:
         metrics.MESSAGES_STORED.inc(len(fresh))
         # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
         if fresh:
-            await self._outbox.put(_Committed(await self._requoted(fresh), committed))
+            await self._outbox.put(Committed(await self._requoted(fresh), committed))
 
-    async def _requoted(self, fresh: list[_Outgoing]) -> list[_Outgoing]:
+    async def _requoted(self, fresh: list[Outgoing]) -> list[Outgoing]:
         """The replies of a committed batch with the messages they answer read again: an
         edit or unsend of the quoted message may have committed between the reply's accept
         and its commit (with a lower seq, so no later event would fix the preview). Read
@@ -528,7 +449,7 @@ class ChatService:
             for item in fresh
         ]
 
-    async def _commit_changes(self, batch: list[_PendingChange]) -> None:
+    async def _commit_changes(self, batch: list[PendingChange]) -> None:
         try:
             results = await self.db.apply_changes(
                 [p.new for p in batch], unsend_window=self.settings.unsend_window
@@ -537,11 +458,11 @@ class ChatService:
             self._fail_batch(batch, "change", exc)
             return
         committed = time.perf_counter()
-        fresh: list[_Outgoing] = []
+        fresh: list[Outgoing] = []
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, Refused):
                 log.info("change refused: %s", result.detail)
-                pending.fail(_refusal_error(result, pending.new.temp_id))
+                pending.fail(refusal_error(result, pending.new.temp_id))
                 continue
             pending.succeed(result)
             if not result.created:
@@ -551,7 +472,7 @@ class ChatService:
                 metrics.MESSAGE_CHANGES.labels(pending.new.kind.value).inc()
                 fresh.append(made)
         if fresh:
-            await self._outbox.put(_Committed(fresh, committed))
+            await self._outbox.put(Committed(fresh, committed))
 
     def write_queue_depth(self) -> int:
         return sum(queue.qsize() for queue in self._queues)
@@ -564,7 +485,7 @@ class ChatService:
         if self._publisher is None:
             await self._broadcast(couple_id, payload)
             return
-        await self._outbox.put(_Event(couple_id, payload))
+        await self._outbox.put(ChannelEvent(couple_id, payload))
 
     async def _publish_loop(self) -> None:
         """The publisher: serialises each committed message once and hands it to the broker,
@@ -573,7 +494,7 @@ class ChatService:
         while True:
             item = await self._outbox.get()
             try:
-                if isinstance(item, _Committed):
+                if isinstance(item, Committed):
                     for outgoing in item.items:
                         await self._publish_outgoing(outgoing)
                     metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - item.committed_at)
@@ -584,7 +505,7 @@ class ChatService:
             finally:
                 self._outbox.task_done()
 
-    async def _publish_outgoing(self, outgoing: _Outgoing) -> None:
+    async def _publish_outgoing(self, outgoing: Outgoing) -> None:
         if isinstance(outgoing, Event):
             if outgoing.kind is ChangeKind.READ:
                 metrics.READ_RECEIPTS.inc()

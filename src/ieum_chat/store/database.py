@@ -10,6 +10,7 @@ from ieum_chat.store.couples import CouplesStore
 from ieum_chat.store.engines import create_engine
 from ieum_chat.store.messages import MessagesStore
 from ieum_chat.store.pool import DatabasePool
+from ieum_chat.store.stream import StreamStore
 from ieum_chat.store.users import UsersStore
 
 __all__ = ["Database"]
@@ -19,7 +20,7 @@ def _ping_txn(conn: Connection) -> None:
     conn.execute(text("SELECT 1"))
 
 
-class Database(UsersStore, CouplesStore, MessagesStore, ChangesStore):
+class Database(UsersStore, CouplesStore, MessagesStore, ChangesStore, StreamStore):
     """SQLite or PostgreSQL, chosen by URL.
 
     Methods raise ``ValueError`` for arguments the database cannot hold (documented per
