@@ -94,7 +94,7 @@ async def _apply(  # noqa: PLR0917 - the route's parts, passed on as they are
     if message is None:  # the message is gone (erased) since: nothing to show
         return Response(status_code=204)
     as_of = applied.event.seq if applied.event is not None else None
-    return json_response((await chat.render_messages([message], as_of=as_of))[0])
+    return json_response((await chat.history.render_messages([message], as_of=as_of))[0])
 
 
 def build_changes_router(settings: Settings) -> APIRouter:

@@ -60,6 +60,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         unread = await chat.db.unread_count(couple.id, user.id)
         position = await chat.db.stream_position(couple.id)
         last = await chat.db.last_message(couple.id, viewer_id=user.id)
+        rendered = await chat.history.render_messages([last], as_of=position) if last else None
         return json_response(
             {
                 "id": str(couple.id),
@@ -70,9 +71,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
                     "online": await chat.presence.online(partner.id),
                 },
                 "unreadCount": unread,
-                "lastMessage": (
-                    (await chat.render_messages([last], as_of=position))[0] if last else None
-                ),
+                "lastMessage": rendered[0] if rendered else None,
             }
         )
 
@@ -117,7 +116,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         page = rows[:limit]
         return json_response(
             {
-                "messages": await chat.render_messages(page, as_of=position),
+                "messages": await chat.history.render_messages(page, as_of=position),
                 "hasMore": has_more,
                 "nextCursor": page[-1].seq if has_more else None,
             }
@@ -139,7 +138,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         metrics.MESSAGES_RECEIVED.labels("rest").inc()
         send = parse_send_request(body, max_text_length=settings.max_text_length)
         message = await (await chat.accept(user, room.id, send))
-        return json_response((await chat.render_messages([message]))[0], status_code=201)
+        return json_response((await chat.history.render_messages([message]))[0], status_code=201)
 
     @router.post(
         "/rooms/{roomId}/read",

@@ -39,6 +39,7 @@ from ieum_chat.chat import codec
 from ieum_chat.chat.cache import TTLCache
 from ieum_chat.chat.directory import DirectoryWatcher, RevocationHandler
 from ieum_chat.chat.envelope import channel_for, pack
+from ieum_chat.chat.history import History
 from ieum_chat.chat.limits import RateLimiter
 from ieum_chat.chat.pending import (
     Acknowledge,
@@ -76,7 +77,6 @@ from ieum_chat.store.records import (
     Refused,
     User,
 )
-from ieum_chat.store.stream import StreamItem
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
@@ -121,6 +121,8 @@ class ChatService:
         # fills the cache if nothing was forgotten meanwhile (its row may be the old one).
         self._directory_epoch = 0
         self.directory = DirectoryWatcher(db, self._forget)
+        # The read side: the stream and history as a member sees them, rendered.
+        self.history = History(db, self.user, self.zone)
         self._typing: TTLCache[tuple[uuid.UUID, uuid.UUID], tuple[bool, float]] = TTLCache(
             100_000, ttl=60.0
         )
@@ -605,91 +607,6 @@ class ChatService:
         """A transition the presence backend found by itself (another node's sessions
         expired, or this node's counts were re-asserted after a Redis outage)."""
         await self._presence_event("USER_CONNECTED" if online else "USER_DISCONNECTED", user_id)
-
-    # -- history for the gateway --------------------------------------------------------
-
-    async def last_seq(self, couple_id: uuid.UUID) -> int:
-        """The last seq of the couple's stream committed so far, message or change (0 when
-        there is none)."""
-        return await self.db.stream_position(couple_id)
-
-    async def replay(
-        self, couple_id: uuid.UUID, after_seq: int, *, limit: int, viewer_id: uuid.UUID
-    ) -> list[tuple[int, bytes]]:
-        """The couple's stream after ``after_seq`` as ``viewer_id`` sees it, ascending, as
-        (seq, wire JSON): messages as they are now, events, and a MESSAGE_DELETED (with the
-        message's seq) for each message the viewer hid."""
-        # Read before the page: the messages read after it reflect at least this position
-        # (their asOfSeq), so a device may skip the page's changes at or below it.
-        position = await self.db.stream_position(couple_id)
-        items = await self.db.read_stream(couple_id, viewer_id, after_seq=after_seq, limit=limit)
-        return await self.render_stream(items, as_of=position)
-
-    async def render_stream(
-        self, items: list[StreamItem], *, as_of: int
-    ) -> list[tuple[int, bytes]]:
-        messages = [item for item in items if isinstance(item, Message)]
-        senders, quoted = await self.message_context(messages)
-        rendered: list[tuple[int, bytes]] = []
-        for item in items:
-            if isinstance(item, Message):
-                sender = senders.get(item.sender_id)
-                reply = quoted.get(item.reply_to_id) if item.reply_to_id is not None else None
-                body = codec.message_json(item, sender, self.zone, reply, as_of=as_of)
-                rendered.append((item.seq, body))
-            elif isinstance(item, Event):
-                rendered.append((item.seq, codec.event_json(item, self.zone)))
-            else:
-                body = codec.dumps(codec.hide_dict(item, self.zone, seq=item.position))
-                rendered.append((item.position, body))
-        return rendered
-
-    async def render_messages(
-        self, messages: list[Message], *, as_of: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The wire form of stored messages as they are now (REST answers); ``as_of``: the
-        stream position read before them (their ``asOfSeq``)."""
-        senders, quoted = await self.message_context(messages)
-        return [
-            codec.message_dict(
-                m,
-                senders.get(m.sender_id),
-                self.zone,
-                quoted.get(m.reply_to_id) if m.reply_to_id is not None else None,
-                as_of=as_of,
-            )
-            for m in messages
-        ]
-
-    async def message_context(
-        self, messages: list[Message]
-    ) -> tuple[dict[uuid.UUID, User], dict[uuid.UUID, Message]]:
-        """What rendering these messages needs: their senders, and the messages they answer
-        (as they are now)."""
-        senders: dict[uuid.UUID, User] = {}
-        for sender_id in {m.sender_id for m in messages}:
-            user = await self.user(sender_id)
-            if user is not None:
-                senders[sender_id] = user
-        reply_ids = {m.reply_to_id for m in messages if m.reply_to_id is not None}
-        quoted = await self.db.messages_by_id(list(reply_ids)) if reply_ids else {}
-        return senders, quoted
-
-    async def hides_since(
-        self,
-        couple_id: uuid.UUID,
-        user_id: uuid.UUID,
-        position: int,
-        *,
-        after: tuple[int, uuid.UUID] | None,
-        limit: int,
-    ) -> list[tuple[tuple[int, uuid.UUID], bytes]]:
-        """The user's hides made at ``position`` or later (a device resuming after that seq
-        has not seen them), after the cursor ``after``, as (cursor, MESSAGE_DELETED JSON)."""
-        hides = await self.db.hides_since(couple_id, user_id, position, after=after, limit=limit)
-        return [
-            ((h.position, h.message_id), codec.dumps(codec.hide_dict(h, self.zone))) for h in hides
-        ]
 
     async def _presence_event(self, event: str, user_id: uuid.UUID) -> None:
         try:

@@ -216,7 +216,9 @@ class Subscriptions:
         self._by_id[sub_id] = sub
         await self.hub.add(channel_for(couple_id), sub)
         try:
-            sub.last_seq = after if after is not None else await self.chat.last_seq(couple_id)
+            sub.last_seq = (
+                after if after is not None else await self.chat.history.last_seq(couple_id)
+            )
         except StoreError:
             self.outlet.fail(
                 ErrorCode.HISTORY_UNAVAILABLE, "the history could not be read", receipt=receipt
@@ -282,7 +284,7 @@ class Subscriptions:
             position = sub.last_seq
             after: tuple[int, uuid.UUID] | None = None
             while not outlet.closing:
-                hides = await self.chat.hides_since(
+                hides = await self.chat.history.hides_since(
                     sub.couple_id, user.id, position, after=after, limit=REPLAY_PAGE
                 )
                 for cursor, body in hides:
@@ -297,7 +299,7 @@ class Subscriptions:
                     if not await outlet.drained():
                         return
                     burst = 0
-                page = await self.chat.replay(
+                page = await self.chat.history.replay(
                     sub.couple_id, sub.last_seq, limit=REPLAY_PAGE, viewer_id=user.id
                 )
                 for seq, body in page:
