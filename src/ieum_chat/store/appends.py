@@ -1,20 +1,20 @@
 """The append path of messages, in the form each database runs best.
 
 A batch locks the counters of every couple it touches (in id order, so concurrent batches
-cannot deadlock), refuses on their own the messages whose couple is gone or whose sender is not
-a member, looks up all its tempIds in one query, bumps the counters with one executemany and
-inserts every new row with another: four statements for a batch of up to 500 couples and 500
-tempIds, whatever its size otherwise. Because the tempId lookup runs after the counter lock, a
-concurrent batch on another process carrying the same tempId has either committed (and is
-found) or is still waiting on the lock. (On SQLite the lock is the single writer, see
-``engines``.)
+cannot deadlock), refuses on their own the messages whose couple is gone or dissolved or whose
+sender is not a member (a notice's sender is the system's), looks up all its tempIds in one
+query, bumps the counters with one executemany and inserts every new row with another: four
+statements for a batch of up to 500 couples and 500 tempIds, whatever its size otherwise.
+Because the tempId lookup runs after the counter lock, a concurrent batch on another process
+carrying the same tempId has either committed (and is found) or is still waiting on the lock.
+(On SQLite the lock is the single writer, see ``engines``.)
 
 The engine chooses (``engines.BaseEngine.appender``), once, when the pool is made:
 
 - :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
   through SQLAlchemy;
 - :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
-  ``ieum_append_messages_v3`` (migration 0007; 0005 explains its steps) over a raw asyncpg
+  ``ieum_append_messages_v4`` (migration 0008; 0005 explains its steps) over a raw asyncpg
   connection (``asyncpg_pool``).
   The batch travels as one array per column, with each tempId key once (a repeat later in
   the batch is answered here, with its first occurrence's outcome), and comes back as one
@@ -41,6 +41,8 @@ from ieum_chat.store.messages import chunks, dedup_query
 from ieum_chat.store.records import (
     MESSAGE_FIELDS,
     NEW_MESSAGE_FIELDS,
+    NOTICE,
+    SYSTEM_USER_ID,
     Appended,
     Message,
     NewMessage,
@@ -102,6 +104,13 @@ def _not_a_member(new: NewMessage) -> Refused:
     )
 
 
+def _may_append(new: NewMessage, members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]) -> bool:
+    couple = members.get(new.couple_id)
+    if couple is None:
+        return False
+    return new.sender_id in couple or (new.sender_id == SYSTEM_USER_ID and new.type == NOTICE)
+
+
 def _append_messages_txn(
     conn: Connection, policy: BaseEngine, batch: Sequence[NewMessage]
 ) -> list[Appended]:
@@ -112,7 +121,7 @@ def _append_messages_txn(
     for chunk in chunks(couple_ids):
         locked = conn.execute(
             select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
-            .where(couples.c.id.in_(chunk))
+            .where(couples.c.id.in_(chunk), couples.c.dissolved_at.is_(None))
             .order_by(couples.c.id)
             # NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it
             .with_for_update(key_share=True)
@@ -121,8 +130,9 @@ def _append_messages_txn(
             last_seq[row.id] = row.last_seq
             members[row.id] = (row.user1_id, row.user2_id)
 
-    # 2. a message whose couple is gone, or whose sender is not a member, fails on its own
-    allowed = [m for m in batch if m.sender_id in members.get(m.couple_id, ())]
+    # 2. a message whose couple is gone or dissolved, or whose sender is not a member (nor
+    # the system sender of a notice), fails on its own
+    allowed = [m for m in batch if _may_append(m, members)]
 
     # 3. every tempId of the batch, in one lookup
     keys: list[_DedupKey] = list(
@@ -139,7 +149,7 @@ def _append_messages_txn(
     results: list[Appended] = []
     fresh: list[Message] = []
     for new in batch:
-        if new.sender_id not in members.get(new.couple_id, ()):
+        if not _may_append(new, members):
             results.append(_not_a_member(new))
             continue
         key = (new.couple_id, new.sender_id, new.temp_id) if new.temp_id is not None else None
@@ -168,8 +178,8 @@ def _append_messages_txn(
     return results
 
 
-_APPEND_CALL = "SELECT * FROM ieum_append_messages_v3($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-# Columns of the function's rows after the message's own (migration 0007).
+_APPEND_CALL = "SELECT * FROM ieum_append_messages_v4($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+# Columns of the function's rows after the message's own (migrations 0007, 0008).
 _ORD = len(MESSAGE_FIELDS)
 _OUTCOME = _ORD + 1
 

@@ -72,7 +72,7 @@ class _Batch:
         for chunk in chunks(sorted(set(couple_ids))):
             locked = self.conn.execute(
                 select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
-                .where(couples.c.id.in_(chunk))
+                .where(couples.c.id.in_(chunk), couples.c.dissolved_at.is_(None))
                 .order_by(couples.c.id)
                 .with_for_update(key_share=True)
             )

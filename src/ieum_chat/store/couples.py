@@ -1,35 +1,67 @@
-"""Couples: the two-member rooms. A user belongs to at most one couple."""
+"""Couples: the two-member rooms. A user belongs to at most one active couple; a couple
+that ends (dissolved) stays closed, and its members may form new couples, with new streams."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 
 from sqlalchemy import insert, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.records import Couple, User
+from ieum_chat.store.records import SYSTEM_USER_ID, Couple, User
 from ieum_chat.store.schema import couples, users, utcnow
 from ieum_chat.store.users import check_user_name, insert_users_txn
 
-__all__ = ["CouplesStore", "couple_from_row"]
+__all__ = [
+    "COUPLE_COLUMNS",
+    "CouplesStore",
+    "PairingRefusal",
+    "PairingRefused",
+    "couple_from_row",
+    "member_of",
+]
 
-_COLUMNS = (couples.c.id, couples.c.user1_id, couples.c.user2_id)
+COUPLE_COLUMNS = (couples.c.id, couples.c.user1_id, couples.c.user2_id, couples.c.dissolved_at)
+
+
+class PairingRefusal(enum.Enum):
+    SAME_USER = "same user"
+    UNKNOWN_USER = "unknown user"
+    ALREADY_PAIRED = "already paired"
+
+
+class PairingRefused(ValueError):
+    """Two users cannot be paired; ``reason`` says why (the service API answers 400, 404,
+    409 by it)."""
+
+    def __init__(self, reason: PairingRefusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def couple_from_row(row: AnyRow) -> Couple:
-    return Couple(id=row.id, user1_id=row.user1_id, user2_id=row.user2_id)
+    return Couple(
+        id=row.id, user1_id=row.user1_id, user2_id=row.user2_id, dissolved_at=row.dissolved_at
+    )
+
+
+def member_of(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """The SQL condition "``user_id`` is one of the couple's members"."""
+    return or_(couples.c.user1_id == user_id, couples.c.user2_id == user_id)
 
 
 def _select_couple_txn(conn: Connection, couple_id: uuid.UUID) -> Couple | None:
-    row = conn.execute(select(*_COLUMNS).where(couples.c.id == couple_id)).first()
+    row = conn.execute(select(*COUPLE_COLUMNS).where(couples.c.id == couple_id)).first()
     return None if row is None else couple_from_row(row)
 
 
 def _couple_of_txn(conn: Connection, user_id: uuid.UUID) -> Couple | None:
     query = (
-        select(*_COLUMNS)
-        .where(or_(couples.c.user1_id == user_id, couples.c.user2_id == user_id))
+        select(*COUPLE_COLUMNS)
+        .where(member_of(user_id), couples.c.dissolved_at.is_(None))
         .order_by(couples.c.created_at, couples.c.id)
         .limit(1)
     )
@@ -43,21 +75,28 @@ def _create_couple_txn(conn: Connection, user_a: uuid.UUID, user_b: uuid.UUID) -
     members = sorted({user_a, user_b})
     locked = conn.execute(
         select(users.c.id)
-        .where(users.c.id.in_(members))
+        .where(users.c.id.in_(members), users.c.deleted_at.is_(None), users.c.id != SYSTEM_USER_ID)
         .order_by(users.c.id)
         .with_for_update(key_share=True)
     ).scalars()
     missing = set(members) - set(locked)
     if missing:
-        raise ValueError(f"no such user: {', '.join(sorted(str(u) for u in missing))}")
+        raise PairingRefused(
+            PairingRefusal.UNKNOWN_USER,
+            f"no such user: {', '.join(sorted(str(u) for u in missing))}",
+        )
     taken = conn.execute(
         select(couples.c.user1_id, couples.c.user2_id).where(
-            or_(couples.c.user1_id.in_(members), couples.c.user2_id.in_(members))
+            or_(couples.c.user1_id.in_(members), couples.c.user2_id.in_(members)),
+            couples.c.dissolved_at.is_(None),
         )
     ).all()
     paired = {u for row in taken for u in (row.user1_id, row.user2_id)} & set(members)
     if paired:
-        raise ValueError(f"user already in a couple: {', '.join(sorted(str(u) for u in paired))}")
+        raise PairingRefused(
+            PairingRefusal.ALREADY_PAIRED,
+            f"user already in a couple: {', '.join(sorted(str(u) for u in paired))}",
+        )
     couple = Couple(id=uuid.uuid4(), user1_id=user_a, user2_id=user_b)
     conn.execute(
         insert(couples).values(
@@ -87,17 +126,21 @@ def _seed_couples_txn(conn: Connection, pairs: list[tuple[Couple, User, User]]) 
 
 class CouplesStore(SQLBaseStore):
     async def create_couple(self, user_a: uuid.UUID, user_b: uuid.UUID) -> Couple:
-        """Pair two users. ValueError if they are the same user, if either does not exist or
-        if either is already in a couple."""
+        """Pair two users. :class:`PairingRefused` (a ValueError) if they are the same user,
+        if either does not exist (or was deleted) or if either is already in an active
+        couple."""
         if user_a == user_b:
-            raise ValueError(f"a couple needs two different users, got {user_a} twice")
+            raise PairingRefused(
+                PairingRefusal.SAME_USER, f"a couple needs two different users, got {user_a} twice"
+            )
         return await self.db_pool.write_txn("create_couple", _create_couple_txn, user_a, user_b)
 
     async def get_couple(self, couple_id: uuid.UUID) -> Couple | None:
+        """The couple, dissolved or not (see :attr:`Couple.active`)."""
         return await self.db_pool.read_txn("get_couple", _select_couple_txn, couple_id)
 
     async def couple_of(self, user_id: uuid.UUID) -> Couple | None:
-        """The couple ``user_id`` belongs to, if any."""
+        """The active couple ``user_id`` belongs to, if any."""
         return await self.db_pool.read_txn("couple_of", _couple_of_txn, user_id)
 
     async def seed_couples(

@@ -8,6 +8,8 @@ from ieum_chat.errors import StoreUnavailable
 from ieum_chat.store.changes import ChangesStore
 from ieum_chat.store.couples import CouplesStore
 from ieum_chat.store.engines import create_engine
+from ieum_chat.store.lifecycle import LifecycleStore
+from ieum_chat.store.maintenance import MaintenanceStore
 from ieum_chat.store.messages import MessagesStore
 from ieum_chat.store.pool import DatabasePool
 from ieum_chat.store.stream import StreamStore
@@ -20,7 +22,15 @@ def _ping_txn(conn: Connection) -> None:
     conn.execute(text("SELECT 1"))
 
 
-class Database(UsersStore, CouplesStore, MessagesStore, ChangesStore, StreamStore):
+class Database(
+    UsersStore,
+    CouplesStore,
+    LifecycleStore,
+    MessagesStore,
+    ChangesStore,
+    StreamStore,
+    MaintenanceStore,
+):
     """SQLite or PostgreSQL, chosen by URL.
 
     Methods raise ``ValueError`` for arguments the database cannot hold (documented per

@@ -28,6 +28,9 @@ __all__ = [
     "MAX_REACTIONS",
     "MESSAGE_FIELDS",
     "NEW_MESSAGE_FIELDS",
+    "NOTICE",
+    "SYSTEM_USER_ID",
+    "SYSTEM_USER_NAME",
     "Appended",
     "Applied",
     "ChangeKind",
@@ -52,12 +55,21 @@ __all__ = [
 # Distinct emojis one message may carry.
 MAX_REACTIONS = 20
 
+# The sender of notices (messages of type NOTICE from the app's backend): no member, the nil
+# UUID, a users row of its own (revision 0008). The wire says ``"senderId": null``.
+SYSTEM_USER_ID = uuid.UUID(int=0)
+SYSTEM_USER_NAME = "이음"
+NOTICE = "NOTICE"
+
 
 @dataclass(frozen=True, slots=True)
 class User:
     id: uuid.UUID
     name: str
     profile_image: str | None
+    # When the account was deleted (naive UTC); a deleted user is no longer a user of the
+    # chat, the row stays until the purge.
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,12 @@ class Couple:
     id: uuid.UUID
     user1_id: uuid.UUID
     user2_id: uuid.UUID
+    # When the couple ended (naive UTC): from then on nobody is a member of it.
+    dissolved_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.dissolved_at is None
 
     @property
     def members(self) -> tuple[uuid.UUID, uuid.UUID]:

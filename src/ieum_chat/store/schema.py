@@ -11,7 +11,10 @@ re-creates them. Revision 0006 adds ``directory_changes``, filled by triggers on
 ``couples`` (read by ``store.directory``). Revision 0007 adds what messages become after they
 are sent (``messages.reply_to_id, edited_at, unsent_at, reactions``), the couple stream's other
 events (``message_events``, numbered from the same ``last_seq``), messages hidden per member
-(``message_hides``) and the append function v3 (which stores ``reply_to_id``).
+(``message_hides``) and the append function v3 (which stores ``reply_to_id``). Revision 0008
+adds the ends of couples and accounts (``couples.dissolved_at``, ``users.deleted_at``), the
+system sender of notices (a ``users`` row with the nil UUID), ``maintenance_runs`` and the
+append function v4 (which refuses dissolved couples and takes the system sender's notices).
 
 Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
 """
@@ -42,6 +45,7 @@ from sqlalchemy import (
 __all__ = [
     "couples",
     "directory_changes",
+    "maintenance_runs",
     "message_events",
     "message_hides",
     "messages",
@@ -60,6 +64,8 @@ users = Table(
     Column("name", String(100), nullable=False),
     Column("profile_image", Text),
     Column("created_at", DateTime, server_default=func.now()),
+    # Set when the account is deleted; the row goes when the purge erases the user's data.
+    Column("deleted_at", DateTime),
 )
 
 couples = Table(
@@ -71,6 +77,8 @@ couples = Table(
     Column("created_at", DateTime, server_default=func.now()),
     # The last seq handed out in this couple; bumped under a row lock by every append.
     Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
+    # Set when the couple ends; its messages are erased after the retention period.
+    Column("dissolved_at", DateTime),
     Index("ix_couples_user1_id", "user1_id"),
     Index("ix_couples_user2_id", "user2_id"),
 )
@@ -145,6 +153,17 @@ directory_changes = Table(
     Column("op", String(1), nullable=False),
     Column("changed_at", DateTime, nullable=False),
     sqlite_autoincrement=True,
+)
+
+# When each periodic job (the daily purge) may next run; a node claims a run by moving
+# next_run_at forward with a compare-and-set (store.maintenance).
+maintenance_runs = Table(
+    "maintenance_runs",
+    metadata,
+    Column("job", String(40), primary_key=True),
+    Column("next_run_at", DateTime, nullable=False),
+    Column("node", String(100)),
+    Column("started_at", DateTime),
 )
 
 # The plan's two indexes; idx_messages_unread also serves unread counts and mark-read.

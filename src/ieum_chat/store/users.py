@@ -1,4 +1,5 @@
-"""Users: the people who chat. Created by the CLI or seeding; read on every CONNECT."""
+"""Users: the people who chat. Created by the CLI, seeding or the service API; read on every
+CONNECT. A deleted account keeps its row (``deleted_at``) until the purge erases it."""
 
 from __future__ import annotations
 
@@ -6,14 +7,23 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.records import User
+from ieum_chat.store.records import SYSTEM_USER_ID, SYSTEM_USER_NAME, User
 from ieum_chat.store.schema import users, utcnow
 
-__all__ = ["UsersStore", "check_user_name", "insert_users_txn", "user_from_row"]
+__all__ = [
+    "USER_COLUMNS",
+    "UsersStore",
+    "check_user_name",
+    "insert_users_txn",
+    "user_from_row",
+]
+
+USER_COLUMNS = (users.c.id, users.c.name, users.c.profile_image, users.c.deleted_at)
 
 NAME_MAX = 100  # users.name is VARCHAR(100)
 
@@ -31,7 +41,9 @@ def check_user_name(name: str) -> str:
 
 
 def user_from_row(row: AnyRow) -> User:
-    return User(id=row.id, name=row.name, profile_image=row.profile_image)
+    return User(
+        id=row.id, name=row.name, profile_image=row.profile_image, deleted_at=row.deleted_at
+    )
 
 
 def insert_users_txn(conn: Connection, new_users: Sequence[User], created_at: datetime) -> None:
@@ -56,10 +68,35 @@ def _select_users_txn(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.U
     found: dict[uuid.UUID, User] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        query = select(users.c.id, users.c.name, users.c.profile_image).where(users.c.id.in_(chunk))
+        query = select(*USER_COLUMNS).where(users.c.id.in_(chunk))
         for row in conn.execute(query):
             found[row.id] = user_from_row(row)
     return found
+
+
+def _insert_new_txn(conn: Connection, user: User, now: datetime) -> bool:
+    """Insert ``user`` unless its id exists; whether it was inserted."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = {
+        "id": user.id,
+        "name": user.name,
+        "profile_image": user.profile_image,
+        "created_at": now,
+    }
+    statement = dialect.insert(users).values(**values).on_conflict_do_nothing()
+    return bool(conn.execute(statement).rowcount)
+
+
+def _upsert_user_txn(conn: Connection, user: User, now: datetime) -> bool | None:
+    """True: created; False: updated; None: the id is a deleted account's (nothing changed)."""
+    if _insert_new_txn(conn, user, now):
+        return True
+    changed = conn.execute(
+        update(users)
+        .where(users.c.id == user.id, users.c.deleted_at.is_(None))
+        .values(name=user.name, profile_image=user.profile_image)
+    ).rowcount
+    return False if changed else None
 
 
 class UsersStore(SQLBaseStore):
@@ -68,6 +105,20 @@ class UsersStore(SQLBaseStore):
         user = User(id=uuid.uuid4(), name=check_user_name(name), profile_image=profile_image)
         await self.db_pool.write_txn("create_user", insert_users_txn, [user], utcnow())
         return user
+
+    async def upsert_user(self, user: User) -> bool | None:
+        """Create ``user`` or update its name and profile image. True: created; False:
+        updated; None: the id is a deleted account's (nothing changed). ValueError if the
+        name is blank or too long, or the id is the system sender's."""
+        check_user_name(user.name)
+        if user.id == SYSTEM_USER_ID:
+            raise ValueError("the nil UUID is the system sender's")
+        return await self.db_pool.write_txn("upsert_user", _upsert_user_txn, user, utcnow())
+
+    async def ensure_system_user(self) -> None:
+        """The system sender's row (revision 0008 made it; an operator may have removed it)."""
+        system = User(SYSTEM_USER_ID, SYSTEM_USER_NAME, None)
+        await self.db_pool.write_txn("ensure_system_user", _insert_new_txn, system, utcnow())
 
     async def get_user(self, user_id: uuid.UUID) -> User | None:
         found = await self.db_pool.read_txn("get_user", _select_users_txn, [user_id])

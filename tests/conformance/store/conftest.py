@@ -25,7 +25,14 @@ from tests.support.postgres import create_database, drop_database, require_postg
 
 from ieum_chat.store import Couple, Database, NewMessage, User, upgrade_schema
 
-_TABLES = ("message_events", "message_hides", "messages", "couples", "users")  # children first
+_TABLES = (  # children first
+    "message_events",
+    "message_hides",
+    "messages",
+    "couples",
+    "users",
+    "maintenance_runs",
+)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 @asynccontextmanager
@@ -227,8 +227,12 @@ def test_upgrade_schema_unreachable_postgres() -> None:
         upgrade_schema("postgresql://root@127.0.0.1:1/nowhere")
 
 
-_TABLES_SINCE_0006 = {"directory_changes", "message_events", "message_hides"}
-_MESSAGE_COLUMNS_SINCE_0007 = {"reply_to_id", "edited_at", "unsent_at", "reactions"}
+_TABLES_SINCE_0006 = {"directory_changes", "message_events", "message_hides", "maintenance_runs"}
+_COLUMNS_SINCE_0007 = {
+    "messages": {"reply_to_id", "edited_at", "unsent_at", "reactions"},
+    "users": {"deleted_at"},
+    "couples": {"dissolved_at"},
+}
 
 
 async def _append_functions(url: str) -> int:
@@ -248,23 +252,27 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
         dialect = conn.dialect.name
         at_head = await conn.run_sync(_shape)
     assert await _append_functions(fresh_url) == (1 if dialect == "postgresql" else 0)
+    db = await Database.connect(fresh_url)  # the users and couple of this code, at head
+    try:
+        a, b = await db.create_user("a"), await db.create_user("b")
+        couple = await db.create_couple(a.id, b.id)
+    finally:
+        await db.close()
+    new = NewMessage(uuid.uuid4(), couple.id, a.id, "TEXT", "hi", None, "t", T1)
 
     # env.py runs its own event loop: off this one, as upgrade_schema does
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0003")
     assert await _version(fresh_url) == "0003"
     assert await _append_functions(fresh_url) == 0
-    # what revisions 0006 and 0007 added is gone, the rest as it was
+    # what revisions 0006 to 0008 added is gone, the rest as it was
     below = {k: v for k, v in at_head.items() if k not in _TABLES_SINCE_0006}
-    columns, indexes, uniques = below["messages"]
-    kept = [c for c in columns if c[0] not in _MESSAGE_COLUMNS_SINCE_0007]
-    below["messages"] = (kept, indexes, uniques)
+    for table, added in _COLUMNS_SINCE_0007.items():
+        columns, indexes, uniques = below[table]
+        below[table] = ([c for c in columns if c[0] not in added], indexes, uniques)
     async with raw(fresh_url) as conn:
         assert await conn.run_sync(_shape) == below
     db = await Database.connect(fresh_url)
     try:
-        a, b = await db.create_user("a"), await db.create_user("b")
-        couple = await db.create_couple(a.id, b.id)
-        new = NewMessage(uuid.uuid4(), couple.id, a.id, "TEXT", "hi", None, "t", T1)
         if dialect == "postgresql":
             with pytest.raises(StoreError, match="ieum_append_messages"):
                 await db.append_messages([new])
@@ -298,9 +306,9 @@ async def _append_function_results(url: str) -> dict[str, str] | None:
 async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
     """Revision 0005 adds ``ieum_append_messages_v2`` beside 0004's function (which servers
     not yet upgraded keep calling): one whole row per message, Message's fields in order, then
-    ord and outcome; revision 0007 adds v3, the same with the columns it added. Down to 0004
-    only the old one is left; up again all three, and a batch with a message to no couple
-    stores the rest."""
+    ord and outcome; revision 0007 adds v3, the same with the columns it added, and 0008 v4,
+    whose rows are v3's. Down to 0004 only the old one is left; up again all four, and a
+    batch with a message to no couple stores the rest."""
     upgrade_schema(fresh_url)
     functions = await _append_function_results(fresh_url)
     if functions is not None:
@@ -308,6 +316,7 @@ async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
             "ieum_append_messages",
             "ieum_append_messages_v2",
             "ieum_append_messages_v3",
+            "ieum_append_messages_v4",
         }
         v2 = functions["ieum_append_messages_v2"]
         assert v2.startswith("TABLE(id uuid, couple_id uuid, sender_id uuid, seq bigint")
@@ -318,6 +327,7 @@ async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
             "temp_id text, reply_to_id uuid, edited_at timestamp without time zone, "
             "unsent_at timestamp without time zone, reactions text, ord bigint, outcome text)"
         )
+        assert functions["ieum_append_messages_v4"] == v3
         assert functions["ieum_append_messages"].startswith("TABLE(ord bigint, seq bigint")
 
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0004")
