@@ -2,19 +2,21 @@
 
     ChatError                      an error a client caused; carries its wire code
     ├── AuthError                  AUTH_FAILED: missing, forged or expired token, unknown user
+    │   └── AccountDeleted         ACCOUNT_DELETED: the token's user deleted their account
     ├── TokenExpired               TOKEN_EXPIRED: the session's token passed its ``exp``
     ├── Unauthorized               UNAUTHORIZED: not a member, or a forbidden destination
     ├── SendFailed                 SEND_FAILED: a message that could not be validated or stored
     │   ├── SendNotStored          ... because the database failed: retry with the same tempId
     │   └── ChangeFailed           ... a change of a sent message (edit, unsend, delete, react)
     ├── RateLimited                RATE_LIMITED
-    ├── NotFound                   NOT_FOUND: no such room (REST), or message (either)
+    ├── NotFound                   NOT_FOUND: no such room (REST), a dissolved couple, a message
     ├── Forbidden                  FORBIDDEN: only a message's sender may edit or unsend it
     ├── WindowExpired              WINDOW_EXPIRED: too late to unsend
     ├── BadRequest                 BAD_REQUEST (REST only): a malformed query, path or body
     ├── PayloadTooLarge            PAYLOAD_TOO_LARGE (REST only): a body or upload over its limit
     ├── UnsupportedMediaType       UNSUPPORTED_MEDIA_TYPE (REST only): an upload of a type we refuse
-    ├── Conflict                   CONFLICT (REST only): done once already (a used upload URL)
+    ├── Conflict                   CONFLICT (REST only): done once already (a used upload URL),
+    │                              a user already in a couple, a deleted account's id
     └── SignatureInvalid           SIGNATURE_INVALID (REST only): a tampered or expired upload URL
     StoreError                     the database failed (not the client's fault; REST: UNAVAILABLE)
     └── StoreUnavailable           the database could not be reached
@@ -32,6 +34,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "AccountDeleted",
     "AuthError",
     "BadRequest",
     "BrokerError",
@@ -81,9 +84,10 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_DESTINATION = "NO_SUCH_DESTINATION"
     SLOW_CONSUMER = "SLOW_CONSUMER"
     HISTORY_UNAVAILABLE = "HISTORY_UNAVAILABLE"
-    # The session's user was deleted while connected (STOMP ERROR, then close).
-    ACCESS_REVOKED = "ACCESS_REVOKED"
-    # The couple the session is subscribed to was deleted, or the user left it (ERROR, close).
+    # The session's user was deleted (STOMP ERROR, then close); their tokens are refused.
+    ACCOUNT_DELETED = "ACCOUNT_DELETED"
+    # The couple the session is subscribed to was dissolved or deleted, or the user left it
+    # (ERROR, close).
     COUPLE_DISSOLVED = "COUPLE_DISSOLVED"
 
 
@@ -110,7 +114,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.NO_SUCH_DESTINATION: "존재하지 않는 주소입니다.",
     ErrorCode.SLOW_CONSUMER: "연결이 너무 느립니다. 다시 연결해 주세요.",
     ErrorCode.HISTORY_UNAVAILABLE: "이전 메시지를 불러오지 못했습니다. 다시 연결해 주세요.",
-    ErrorCode.ACCESS_REVOKED: "접근 권한이 취소되었습니다.",
+    ErrorCode.ACCOUNT_DELETED: "탈퇴한 계정입니다.",
     ErrorCode.COUPLE_DISSOLVED: "커플 연결이 해제되었습니다.",
 }
 
@@ -164,6 +168,10 @@ class ChatError(Exception):
 
 class AuthError(ChatError):
     code = ErrorCode.AUTH_FAILED
+
+
+class AccountDeleted(AuthError):
+    code = ErrorCode.ACCOUNT_DELETED
 
 
 class TokenExpired(ChatError):

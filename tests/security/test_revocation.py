@@ -3,12 +3,13 @@ removed by an operator), but the server keeps serving them from what it cached: 
 sessions keep reading and writing the couple's chat, and new ones are admitted for a while.
 
 Every node follows the database's directory change feed (filled by triggers, so a change made
-by SQL straight into the database counts as much as one made by the server), so within 2 s:
-the open sessions of a deleted user get STOMP ERROR ``ACCESS_REVOKED`` and close; sessions
-subscribed to a deleted couple, or to one their user was taken out of, get ERROR
-``COUPLE_DISSOLVED`` and close; and a new CONNECT (deleted user), SUBSCRIBE or SEND (deleted
-couple) is refused. Two server nodes share the database, without Redis (the feed is read from
-the database itself); each member is on a different one.
+by SQL straight into the database counts as much as one made by the server), so within 2 s: the
+open sessions of a deleted user get STOMP ERROR ``ACCOUNT_DELETED`` and close; sessions
+subscribed to a deleted couple, or to one their user was taken out of, get a SYSTEM
+``COUPLE_DISSOLVED`` event, then ERROR ``COUPLE_DISSOLVED``, and close; and a new CONNECT
+(deleted user), SUBSCRIBE or SEND (deleted couple) is refused. Two server nodes share the
+database, without Redis (the feed is read from the database itself); each member is on a
+different one.
 
 Refused by: the triggers of revision 0005 (``directory_changes``), ``chat.directory``
 (``DirectoryWatcher``: reads the feed by position, drops the cached rows, reports a
@@ -70,13 +71,18 @@ async def member(url: str, token: str, couple: Couple) -> StompTestClient:
 
 
 async def ended_with(client: StompTestClient, code: str) -> None:
-    """The session ends with ERROR ``code`` within the promise. Chat messages of the couple
-    may come first: a member on another node (no broker between the two here) gets the
-    message sent right after its SUBSCRIBE when its replay reads the history after it."""
+    """The session ends with ERROR ``code`` within the promise, after the SYSTEM event
+    COUPLE_DISSOLVED when its couple went. Chat messages of the couple may come first: a
+    member on another node (no broker between the two here) gets the message sent right
+    after its SUBSCRIBE when its replay reads the history after it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PROMISE
     frame = await client.next_frame(timeout=PROMISE)
     while frame.command == "MESSAGE" and frame_json(frame).get("type") == "TEXT":
+        frame = await client.next_frame(timeout=max(0.0, deadline - loop.time()))
+    if code == "COUPLE_DISSOLVED":
+        assert frame.command == "MESSAGE", frame
+        assert frame_json(frame)["event"] == "COUPLE_DISSOLVED"
         frame = await client.next_frame(timeout=max(0.0, deadline - loop.time()))
     assert frame.command == "ERROR", frame
     assert frame.get("message") == code
@@ -134,8 +140,8 @@ async def test_a_deleted_user_loses_every_session_and_cannot_connect(
         c=couple["couple"],
         a=couple["a"],
     )
-    await ended_with(a_here, "ACCESS_REVOKED")
-    await ended_with(a_there, "ACCESS_REVOKED")
+    await ended_with(a_here, "ACCOUNT_DELETED")
+    await ended_with(a_there, "ACCOUNT_DELETED")
     await ended_with(b, "COUPLE_DISSOLVED")
 
     for url in (server.ws_url, second.ws_url):

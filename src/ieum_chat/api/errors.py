@@ -36,6 +36,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.SEND_FAILED: 400,
     ErrorCode.AUTH_FAILED: 401,
+    ErrorCode.ACCOUNT_DELETED: 401,
     ErrorCode.TOKEN_EXPIRED: 401,
     ErrorCode.UNAUTHORIZED: 403,
     ErrorCode.SIGNATURE_INVALID: 403,
@@ -62,7 +63,8 @@ _CODE_FOR_STATUS: dict[int, ErrorCode] = {
 
 _WHEN: dict[int, str] = {
     400: "malformed request: bad query, path or body (BAD_REQUEST, or SEND_FAILED for a message)",
-    401: "missing, invalid or expired token, or unknown user (AUTH_FAILED)",
+    401: "missing, invalid or expired token, or unknown user (AUTH_FAILED; ACCOUNT_DELETED "
+    "for a deleted account)",
     403: "another couple's room (UNAUTHORIZED)",
     404: "no such room, or the caller has no couple (NOT_FOUND)",
     409: "done once already (CONFLICT)",

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ieum_chat.store.records import ChangeKind, Event, Hide, Message, User
+from ieum_chat.store.records import SYSTEM_USER_ID, ChangeKind, Event, Hide, Message, User
 
 __all__ = [
     "PREVIEW_LENGTH",
@@ -65,11 +65,16 @@ def reply_preview(message_id: uuid.UUID, quoted: Message | None) -> dict[str, An
         preview = preview[:PREVIEW_LENGTH] if preview else _PREVIEW_BY_TYPE.get(quoted.type)
     return {
         "messageId": str(message_id),
-        "senderId": str(quoted.sender_id) if quoted is not None else None,
+        "senderId": _sender_id(quoted.sender_id) if quoted is not None else None,
         "type": quoted.type if quoted is not None else None,
         "preview": preview,
         "unsent": quoted is None or quoted.unsent,
     }
+
+
+def _sender_id(sender_id: uuid.UUID) -> str | None:
+    """A member's id; ``None`` for the system sender of notices."""
+    return None if sender_id == SYSTEM_USER_ID else str(sender_id)
 
 
 def message_dict(
@@ -89,7 +94,7 @@ def message_dict(
         "id": str(message.id),
         "coupleId": str(message.couple_id),
         "seq": message.seq,
-        "senderId": str(message.sender_id),
+        "senderId": _sender_id(message.sender_id),
         "senderName": sender.name if sender else None,
         "senderProfileImage": sender.profile_image if sender else None,
         "content": message.content,
@@ -173,18 +178,21 @@ def hide_dict(hide: Hide, zone: ZoneInfo, *, seq: int | None = None) -> dict[str
 
 def system_json(
     event: str,
-    user_id: uuid.UUID,
+    user_id: uuid.UUID | None,
     at: datetime,
     zone: ZoneInfo,
     *,
     typing: bool | None = None,
+    couple_id: uuid.UUID | None = None,
 ) -> bytes:
-    payload: dict[str, Any] = {
-        "type": "SYSTEM",
-        "event": event,
-        "userId": str(user_id),
-        "timestamp": format_timestamp(at, zone),
-    }
+    """A SYSTEM event: about a user (presence, typing) or about the couple (``user_id``
+    None; ``couple_id`` names it)."""
+    payload: dict[str, Any] = {"type": "SYSTEM", "event": event}
+    if user_id is not None:
+        payload["userId"] = str(user_id)
+    payload["timestamp"] = format_timestamp(at, zone)
+    if couple_id is not None:
+        payload["coupleId"] = str(couple_id)
     if typing is not None:
         payload["typing"] = typing
     return orjson.dumps(payload)

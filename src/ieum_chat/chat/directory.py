@@ -7,9 +7,9 @@ database), triggers record the change in ``directory_changes``, and every node r
 by position every ``interval`` seconds (0.5 s by default): within about a second every node
 has forgotten what changed, and the gateway has been told which sessions lost their access:
 
-* a deleted user: every session of theirs ends;
-* a deleted couple, or one whose members changed: the sessions subscribed to it whose user is
-  no longer a member end.
+* a deleted user (the row gone, or the account marked deleted): every session of theirs ends;
+* a deleted or dissolved couple, or one whose members changed: the sessions subscribed to it
+  whose user is no longer a member of it end.
 
 A node that could not read the feed for longer than half the feed's retention (the rows it
 missed may be pruned) forgets everything it cached instead; sessions whose access ended
@@ -19,6 +19,7 @@ meanwhile are then refused at their next SUBSCRIBE or SEND rather than ended at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -43,7 +44,8 @@ STOP_TIMEOUT = 1.0  # seconds for the reading task to end once cancelled
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """Access that ended: deleted users, and couples as they are now (``None``: deleted)."""
+    """Access that ended: deleted users, and couples as they are now (``None``: deleted;
+    dissolved ones have ``dissolved_at``)."""
 
     users: frozenset[uuid.UUID] = frozenset()
     couples: Mapping[uuid.UUID, Couple | None] = field(default_factory=dict)
@@ -52,11 +54,12 @@ class Revocation:
         return user_id in self.users
 
     def couple_revoked(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> bool:
-        """Whether ``user_id`` lost access to ``couple_id`` (the couple went, or they left it)."""
+        """Whether ``user_id`` lost access to ``couple_id`` (the couple went or was dissolved,
+        or they left it)."""
         if couple_id not in self.couples:
             return False
         couple = self.couples[couple_id]
-        return couple is None or not couple.has_member(user_id)
+        return couple is None or not couple.active or not couple.has_member(user_id)
 
 
 # Called on the event loop; must not block (it closes sessions, which only queues frames).
@@ -84,6 +87,7 @@ class DirectoryWatcher:
         self._pruned_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._woken = asyncio.Event()
         self.handler: RevocationHandler | None = None
 
     async def start(self) -> None:
@@ -101,9 +105,15 @@ class DirectoryWatcher:
             await stop_tasks([self._task], STOP_TIMEOUT, "directory feed")
             self._task = None
 
+    def wake(self) -> None:
+        """Read the feed now rather than at the next interval (this node changed a row)."""
+        self._woken.set()
+
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._interval)
+            self._woken.clear()
             try:
                 await self.poll()
                 now = time.monotonic()
@@ -146,10 +156,16 @@ class DirectoryWatcher:
         users = {i for k, i in last if k is ChangeKind.USER}
         couples = {i for k, i in last if k is ChangeKind.COUPLE}
         self._forget(users, couples)
-        # Inserts take nothing away; updates of users change names only.
-        gone = frozenset(
-            i for (k, i), op in last.items() if k is ChangeKind.USER and op is ChangeOp.DELETE
-        )
+        # Inserts take nothing away; an update of a user may be the account's deletion.
+        gone = {i for (k, i), op in last.items() if k is ChangeKind.USER and op is ChangeOp.DELETE}
+        updated = [
+            i for (k, i), op in last.items() if k is ChangeKind.USER and op is ChangeOp.UPDATE
+        ]
+        if updated:
+            now_users = await self._db.get_users(updated)
+            gone |= {
+                i for i in updated if (u := now_users.get(i)) is None or u.deleted_at is not None
+            }
         now: dict[uuid.UUID, Couple | None] = {}
         for (kind, couple_id), op in last.items():
             if kind is ChangeKind.COUPLE and op is not ChangeOp.INSERT:
@@ -159,7 +175,7 @@ class DirectoryWatcher:
         self._position = changes[-1].position
         if not gone and not now:
             return None
-        revocation = Revocation(gone, now)
+        revocation = Revocation(frozenset(gone), now)
         if self.handler is not None:
             try:
                 self.handler(revocation)

@@ -37,6 +37,7 @@ __all__ = [
     "url_host",
     "validate_change",
     "validate_emoji",
+    "validate_notice",
     "validate_send",
 ]
 
@@ -55,6 +56,8 @@ class MessageType(enum.StrEnum):
     TEXT = "TEXT"
     IMAGE = "IMAGE"
     STICKER = "STICKER"
+    # From the app's backend only (the service API), never from a member.
+    NOTICE = "NOTICE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +149,11 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
     if not isinstance(raw_type, str):
         raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
     try:
-        kind = MessageType(raw_type)
+        kind: MessageType | None = MessageType(raw_type)
     except ValueError:
-        raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id) from None
+        kind = None
+    if kind is None or kind is MessageType.NOTICE:
+        raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
     content = _optional_str(data, "content", temp_id)
     image_url = _optional_str(data, "imageUrl", temp_id)
     raw_reply = data.get("replyTo")
@@ -176,6 +181,13 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
     return SendRequest(
         type=kind, content=content, image_url=image_url, temp_id=temp_id, reply_to=reply_to
     )
+
+
+def validate_notice(data: dict[str, Any], *, max_text_length: int = 4000) -> SendRequest:
+    """A notice of the service API: ``{"content", "tempId"?}``, the content as a TEXT's."""
+    temp_id = _temp_id(data)
+    content = _text(_optional_str(data, "content", temp_id), max_text_length, temp_id, "a notice")
+    return SendRequest(type=MessageType.NOTICE, content=content, image_url=None, temp_id=temp_id)
 
 
 def validate_emoji(value: object, *, temp_id: str | None = None) -> str:

@@ -40,6 +40,7 @@ from ieum_chat.chat.cache import TTLCache
 from ieum_chat.chat.directory import DirectoryWatcher, RevocationHandler
 from ieum_chat.chat.envelope import channel_for, pack
 from ieum_chat.chat.history import History
+from ieum_chat.chat.lifecycle import Lifecycle
 from ieum_chat.chat.limits import RateLimiter
 from ieum_chat.chat.pending import (
     Acknowledge,
@@ -54,6 +55,7 @@ from ieum_chat.chat.presence import LocalPresence, Presence
 from ieum_chat.chat.requests import ChangeRequest, ReadRequest, SendRequest, image_host_allowed
 from ieum_chat.config import Settings
 from ieum_chat.errors import (
+    AccountDeleted,
     AuthError,
     BrokerError,
     NotFound,
@@ -66,6 +68,8 @@ from ieum_chat.errors import (
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
 from ieum_chat.store.records import (
+    SYSTEM_USER_ID,
+    SYSTEM_USER_NAME,
     Applied,
     ChangeKind,
     Couple,
@@ -121,6 +125,8 @@ class ChatService:
         # fills the cache if nothing was forgotten meanwhile (its row may be the old one).
         self._directory_epoch = 0
         self.directory = DirectoryWatcher(db, self._forget)
+        # The app backend's operations on users and couples, and the daily purge.
+        self.lifecycle = Lifecycle(db, uploads, settings, changed=self.directory.wake)
         # The read side: the stream and history as a member sees them, rendered.
         self.history = History(db, self.user, self.zone)
         self._typing: TTLCache[tuple[uuid.UUID, uuid.UUID], tuple[bool, float]] = TTLCache(
@@ -151,6 +157,7 @@ class ChatService:
         for task in (*self._writers, self._publisher):
             task.add_done_callback(_log_stop)
         await self.directory.start()
+        await self.lifecycle.start()
 
     async def close(self, grace: float = 10.0) -> None:
         """Finish the messages already queued (stored, acknowledged, published; for at most
@@ -159,6 +166,7 @@ class ChatService:
         reaches subscribers when they catch up by seq."""
         if not self._writers:
             return
+        await self.lifecycle.close()
         await self.directory.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
@@ -182,12 +190,19 @@ class ChatService:
 
     async def authenticate(self, token: str | None) -> tuple[Principal, User]:
         principal = self.verifier.verify(token, now=time.time())
-        user = await self.user(principal.user_id)
-        if user is None:
+        user = await self._user_row(principal.user_id)
+        if user is None or user.id == SYSTEM_USER_ID:
             raise AuthError("unknown user")
+        if user.deleted_at is not None:
+            raise AccountDeleted("this account was deleted")
         return principal, user
 
     async def user(self, user_id: uuid.UUID) -> User | None:
+        """The user, unless there is none or the account was deleted."""
+        user = await self._user_row(user_id)
+        return None if user is None or user.deleted_at is not None else user
+
+    async def _user_row(self, user_id: uuid.UUID) -> User | None:
         user = self._users.get(user_id)
         if user is None:
             epoch = self._directory_epoch
@@ -214,7 +229,8 @@ class ChatService:
             self._couples.discard(couple_id)
 
     async def member_couple(self, user_id: uuid.UUID, couple_id: uuid.UUID) -> Couple:
-        """The couple, if ``user_id`` is one of its two members; else :class:`Unauthorized`."""
+        """The couple, if ``user_id`` is one of its two members; else :class:`Unauthorized`.
+        A member of a dissolved couple gets :class:`NotFound`: the couple is closed."""
         couple = self._couples.get(couple_id)
         if couple is None:
             epoch = self._directory_epoch
@@ -225,6 +241,8 @@ class ChatService:
                 self._couples.put(couple_id, couple)
         if not couple.has_member(user_id):
             raise Unauthorized("not a member of this couple")
+        if not couple.active:
+            raise NotFound("this couple was dissolved")
         return couple
 
     async def couple_of(self, user_id: uuid.UUID) -> Couple | None:
@@ -247,7 +265,7 @@ class ChatService:
         wait. Raises :class:`Unauthorized` (a known non-member), :class:`RateLimited` past the
         sender's message rate, :class:`SendFailed` for an image we do not serve."""
         couple = self._couples.get(couple_id)
-        if couple is None or request.reply_to is not None:
+        if couple is None or not couple.active or request.reply_to is not None:
             return None
         if not couple.has_member(sender.id):
             raise Unauthorized("not a member of this couple", temp_id=request.temp_id)
@@ -286,6 +304,34 @@ class ChatService:
         pending = self._pending(sender, couple_id, request, acknowledge, quoted)
         await self._queue_for(couple_id).put(pending)
         return pending.future
+
+    async def notice(self, couple_id: uuid.UUID, request: SendRequest) -> Message:
+        """Store and broadcast a notice of the app's backend (type NOTICE, from the system
+        sender) in the couple's stream, as a member's message is: the same writer queue,
+        tempId idempotency and publication. :class:`NotFound` for a couple that does not
+        exist or was dissolved."""
+        couple = await self.db.get_couple(couple_id)
+        if couple is None or not couple.active:
+            raise NotFound("no such couple, or it was dissolved", temp_id=request.temp_id)
+        await self.db.ensure_system_user()
+        system = User(SYSTEM_USER_ID, SYSTEM_USER_NAME, None)
+        new = NewMessage(
+            id=uuid.uuid4(),
+            couple_id=couple_id,
+            sender_id=SYSTEM_USER_ID,
+            type=request.type.value,
+            content=request.content,
+            image_url=None,
+            temp_id=request.temp_id,
+            created_at=utcnow(),
+        )
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        await self._queue_for(couple_id).put(
+            PendingMessage(new=new, sender=system, quoted=None, future=future)
+        )
+        message = await future
+        metrics.LIFECYCLE_EVENTS.labels("notice").inc()
+        return message
 
     async def change(
         self,

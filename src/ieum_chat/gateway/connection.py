@@ -31,6 +31,7 @@ from typing import Any
 
 from ieum_chat.aio import stop_tasks_after
 from ieum_chat.auth import Principal
+from ieum_chat.chat import codec
 from ieum_chat.chat.directory import Revocation
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
@@ -47,6 +48,7 @@ from ieum_chat.stomp import (
     TimerAction,
 )
 from ieum_chat.store.records import User
+from ieum_chat.store.schema import utcnow
 
 __all__ = ["Gateway", "Receive", "StompConnection"]
 
@@ -303,19 +305,29 @@ class StompConnection:
         self.subscriptions.resync()
 
     def revoke(self, revocation: Revocation) -> None:
-        """End this session if its user was deleted (ERROR ACCESS_REVOKED), or if it is
-        subscribed to a couple its user is no longer in (ERROR COUPLE_DISSOLVED). A socket
-        whose token came with the handshake counts as that user before its CONNECT. The
-        client's reconnect is checked afresh."""
+        """End this session if its user was deleted (ERROR ACCOUNT_DELETED), or if it is
+        subscribed to a couple its user is no longer in (a SYSTEM ``COUPLE_DISSOLVED`` event
+        on that subscription, then ERROR COUPLE_DISSOLVED). A socket whose token came with
+        the handshake counts as that user before its CONNECT. The client's reconnect is
+        checked afresh."""
         user = self._dispatcher.claimed_user()
         if user is None or self._closing:
             return
         if revocation.user_revoked(user.id):
-            code = ErrorCode.ACCESS_REVOKED
-        elif any(revocation.couple_revoked(user.id, c) for c in self.subscriptions.couples()):
-            code = ErrorCode.COUPLE_DISSOLVED
+            code = ErrorCode.ACCOUNT_DELETED
         else:
-            return
+            lost = [
+                c for c in self.subscriptions.couples() if revocation.couple_revoked(user.id, c)
+            ]
+            if not lost:
+                return
+            zone = self.gateway.chat.zone
+            for couple_id in lost:
+                event = codec.system_json(
+                    "COUPLE_DISSOLVED", None, utcnow(), zone, couple_id=couple_id
+                )
+                self.subscriptions.notify(couple_id, event)
+            code = ErrorCode.COUPLE_DISSOLVED
         self.log.info("session %s: %s", self.session_id, code.value)
         self.fail(code)
 

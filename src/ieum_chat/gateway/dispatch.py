@@ -161,7 +161,7 @@ class Dispatcher:
         except AuthError as exc:
             conn.log.info("session %s: authentication failed: %s", conn.session_id, exc.detail)
             metrics.AUTH_FAILURES.labels("connect").inc()
-            conn.fail(ErrorCode.AUTH_FAILED, exc.detail or None, receipt=receipt)
+            conn.fail(exc.code, exc.detail or None, receipt=receipt)
             return
         self._handshake = None
         # Counted (or refused past the per-user limit, across every node) before CONNECTED

@@ -197,6 +197,13 @@ class Subscriptions:
         """The couples this connection listens to."""
         return {sub.couple_id for sub in (self._by_id or {}).values()}
 
+    def notify(self, couple_id: uuid.UUID, body: bytes) -> None:
+        """An event of this node's own about the couple (not from its channel, not in its
+        stream) on every subscription to it, at once."""
+        for sub in (self._by_id or {}).values():
+            if sub.couple_id == couple_id:
+                self.outlet.push_message(sub.destination, sub.id, body)
+
     async def open(
         self,
         sub_id: str,

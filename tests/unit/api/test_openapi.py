@@ -98,7 +98,6 @@ def test_every_rest_error_code_has_a_status() -> None:
         "NO_SUCH_DESTINATION",
         "SLOW_CONSUMER",
         "HISTORY_UNAVAILABLE",
-        "ACCESS_REVOKED",
         "COUPLE_DISSOLVED",
     }
     rest_codes = {c for c in ErrorCode if c.value not in socket_only}
