@@ -18,8 +18,10 @@ from pydantic import ValidationError
 
 from ieum_chat import __version__
 from ieum_chat.auth import issue_token
+from ieum_chat.chat.lifecycle import Lifecycle
 from ieum_chat.config import Settings
 from ieum_chat.store import Database, upgrade_schema
+from ieum_chat.uploads import create_upload_backend
 
 __all__ = ["main"]
 
@@ -112,6 +114,20 @@ def cmd_token(args: argparse.Namespace) -> None:
     if user is None:
         raise CliError(f"no user {args.user_id}")
     print(issue_token(settings, args.user_id, ttl=args.ttl))
+
+
+def cmd_purge(args: argparse.Namespace) -> None:
+    """Erase what couples dissolved, and accounts deleted, longer ago than the retention
+    period left behind (rows and uploads); prints one line per couple and account."""
+    settings = _settings(args)
+    _prepare_schema(settings)
+
+    async def purge(db: Database) -> list[str]:
+        lifecycle = Lifecycle(db, create_upload_backend(settings), settings)
+        return (await lifecycle.purge(dry_run=args.dry_run)).lines()
+
+    for line in _with_db(settings, purge):
+        print(line)
 
 
 def _seed(settings: Settings, couples: int, ttl: float) -> list[dict[str, str]]:
@@ -281,6 +297,16 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("user_id", type=_uuid)
     token.add_argument("--ttl", type=_positive, default=3600, help="seconds (default 3600)")
     token.set_defaults(func=cmd_token)
+
+    purge = with_db(
+        sub.add_parser(
+            "purge",
+            help="erase dissolved couples and deleted accounts past "
+            "IEUM_DISSOLVED_RETENTION_DAYS (messages, events, uploads); prints what goes",
+        )
+    )
+    purge.add_argument("--dry-run", action="store_true", help="print what would go; erase nothing")
+    purge.set_defaults(func=cmd_purge)
 
     seed = with_db(sub.add_parser("seed", help="create N couples; prints JSON with tokens"))
     seed.add_argument("--couples", type=_positive, required=True)

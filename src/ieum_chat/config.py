@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None  # S3-compatible stores (MinIO, R2, ...)
     s3_public_url: str | None = None  # base URL images are served from (a CDN); default: bucket
 
+    # the service API (/admin/v1) of the app's backend: comma-separated keys, each
+    # "name:key" (the name is what the audit log shows) or a bare key (named key1, key2...)
+    admin_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    # days a dissolved couple's messages and uploads (and a deleted account) are kept
+    dissolved_retention_days: float = Field(default=30.0, ge=0)
+    purge_interval: float = Field(default=86400.0, ge=0)  # seconds between purges; 0: never
+
     # per-user limits (every device of the user together, on this node)
     max_sessions_per_user: int = 10
     message_rate: float = 20.0
@@ -86,7 +93,9 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
 
-    @field_validator("jwt_algorithms", "allowed_origins", "image_hosts", mode="before")
+    @field_validator(
+        "jwt_algorithms", "allowed_origins", "image_hosts", "admin_api_keys", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str) and not value.lstrip().startswith("["):

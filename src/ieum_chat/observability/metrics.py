@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 __all__ = [
+    "ADMIN_CALLS",
     "AUTH_FAILURES",
     "BROKER_DROPPED",
     "BROKER_UP",
@@ -26,10 +27,12 @@ __all__ = [
     "DATABASE_UP",
     "ERRORS",
     "HTTP_REQUESTS",
+    "LIFECYCLE_EVENTS",
     "MESSAGES_DELIVERED",
     "MESSAGES_RECEIVED",
     "MESSAGES_STORED",
     "OUTBOUND_BACKLOG",
+    "PURGED",
     "READ_RECEIPTS",
     "REGISTRY",
     "SEND_TO_COMMIT",
@@ -74,6 +77,25 @@ MESSAGES_DELIVERED = Counter(
     registry=REGISTRY,
 )
 READ_RECEIPTS = Counter("ieum_read_receipts", "READ_RECEIPT events published", registry=REGISTRY)
+LIFECYCLE_EVENTS = Counter(
+    "ieum_lifecycle_events",
+    "Lifecycle events of couples and accounts, by event (couple_created, couple_dissolved, "
+    "user_upserted, user_deleted, notice)",
+    ["event"],
+    registry=REGISTRY,
+)
+PURGED = Counter(
+    "ieum_purged",
+    "Rows and files the purge erased, by kind (couples, messages, events, hides, users, uploads)",
+    ["kind"],
+    registry=REGISTRY,
+)
+ADMIN_CALLS = Counter(
+    "ieum_admin_calls",
+    "Calls of the service API (/admin/v1), by key name and status",
+    ["key", "status"],
+    registry=REGISTRY,
+)
 MESSAGE_CHANGES = Counter(
     "ieum_message_changes",
     "Changes committed, by kind (EDIT, UNSEND, REACT, HIDE; READ counts read marks that "
