@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from ieum_chat.api.admin import build_admin_router
 from ieum_chat.api.changes import build_changes_router
 from ieum_chat.api.errors import install_error_handlers
 from ieum_chat.api.openapi import install_openapi
@@ -24,5 +25,6 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     app.include_router(build_rooms_router(settings))
     app.include_router(build_changes_router(settings))
     app.include_router(build_uploads_router(settings))
+    app.include_router(build_admin_router(settings))
     install_error_handlers(app)
     install_openapi(app)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from ieum_chat.api.deps import Caller, Chat, Room, json_response, read_body
+from ieum_chat.api.deps import Caller, Chat, Room, json_body, json_response, read_object
 from ieum_chat.api.errors import responses
 from ieum_chat.api.models import MessageOut, edit_body_schema, unsend_body_schema
 from ieum_chat.chat.requests import validate_change
@@ -49,28 +48,6 @@ _WHEN = {
     "or too late to unsend it (WINDOW_EXPIRED)",
     "s404": "no such room, or no such message in it (NOT_FOUND)",
 }
-
-
-def _json_body(schema: dict[str, object], *, required: bool = True) -> dict[str, object]:
-    return {
-        "requestBody": {
-            "required": required,
-            "content": {"application/json": {"schema": schema}},
-        }
-    }
-
-
-async def _body_object(request: Request, limit: int) -> dict[str, Any]:
-    body = await read_body(request, limit)
-    if not body.strip():
-        return {}
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ChangeFailed("body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise ChangeFailed("body must be a JSON object")
-    return value
 
 
 async def _apply(  # noqa: PLR0917 - the route's parts, passed on as they are
@@ -109,13 +86,13 @@ def build_changes_router(settings: Settings) -> APIRouter:
         description="The sender's own TEXT message, not unsent: its new content, `editedAt` "
         "set, and a MESSAGE_EDITED event (with its seq) broadcast to the couple. The same as "
         "STOMP SEND `/app/chat/{roomId}/edit`; a repeated tempId is applied once.",
-        openapi_extra=_json_body(edit_body_schema(text_limit)),
+        openapi_extra=json_body(edit_body_schema(text_limit)),
         responses=responses(*_ERRORS, **_WHEN),
     )
     async def edit_message(
         chat: Chat, user: Caller, room: Room, message_id: MessageId, request: Request
     ) -> Response:
-        fields = await _body_object(request, body_limit)
+        fields = await read_object(request, body_limit, error=ChangeFailed)
         return await _apply(chat, user, room, "edit", message_id, fields, text_limit)
 
     @router.post(
@@ -126,13 +103,13 @@ def build_changes_router(settings: Settings) -> APIRouter:
         "it becomes a tombstone (`unsent`, no content, image or reactions) and a "
         "MESSAGE_UNSENT event is broadcast. Unsending it again changes nothing. The same as "
         "STOMP SEND `/app/chat/{roomId}/unsend`.",
-        openapi_extra=_json_body(unsend_body_schema(), required=False),
+        openapi_extra=json_body(unsend_body_schema(), required=False),
         responses=responses(*_ERRORS, **_WHEN),
     )
     async def unsend_message(
         chat: Chat, user: Caller, room: Room, message_id: MessageId, request: Request
     ) -> Response:
-        fields = await _body_object(request, body_limit)
+        fields = await read_object(request, body_limit, error=ChangeFailed)
         return await _apply(chat, user, room, "unsend", message_id, fields, text_limit)
 
     @router.delete(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.service import ChatService
-from ieum_chat.errors import NotFound, PayloadTooLarge
+from ieum_chat.errors import BadRequest, ChatError, NotFound, PayloadTooLarge
 from ieum_chat.store.records import Couple, User
 
 __all__ = [
@@ -22,8 +23,10 @@ __all__ = [
     "chat_service",
     "current_room",
     "current_user",
+    "json_body",
     "json_response",
     "read_body",
+    "read_object",
 ]
 
 bearer = HTTPBearer(
@@ -89,6 +92,33 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_object(
+    request: Request, limit: int, *, error: type[ChatError] = BadRequest
+) -> dict[str, Any]:
+    """The body as a JSON object (an empty body: ``{}``); ``error`` if it is not one."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise error("body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise error("body must be a JSON object")
+    return value
+
+
+def json_body(schema: dict[str, object], *, required: bool = True) -> dict[str, object]:
+    """``openapi_extra`` documenting a JSON request body of ``schema`` (bodies are read and
+    checked by hand, so that every error is the contract's JSON)."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from ieum_chat.api.deps import Caller, Chat, Room, json_response, read_body
+from ieum_chat.api.deps import Caller, Chat, Room, json_body, json_response, read_body
 from ieum_chat.api.errors import responses
 from ieum_chat.api.models import (
     HistoryPage,
@@ -33,10 +33,6 @@ __all__ = ["MAX_PAGE", "build_rooms_router"]
 MAX_PAGE = 100
 
 _ROOM_ERRORS = (401, 403, 404)
-
-
-def _json_body(schema: dict[str, object]) -> dict[str, object]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def build_rooms_router(settings: Settings) -> APIRouter:
@@ -130,7 +126,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         description="The same validation, tempId idempotency and broadcast as STOMP SEND "
         "`/app/chat/{roomId}`: the answer comes after the commit, and a repeated tempId is "
         "answered with the stored message (stored and broadcast once).",
-        openapi_extra=_json_body(send_body_schema(settings.max_text_length)),
+        openapi_extra=json_body(send_body_schema(settings.max_text_length)),
         responses=responses(400, *_ROOM_ERRORS, 413, 429, 503),
     )
     async def send_message(chat: Chat, user: Caller, room: Room, request: Request) -> Response:
@@ -148,7 +144,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         "messages that changed is broadcast to the couple (with its seq in the couple's "
         "stream), and returned; when nothing changed, nothing is broadcast and `seq` and "
         "`readAt` are null.",
-        openapi_extra=_json_body(read_body_schema()),
+        openapi_extra=json_body(read_body_schema()),
         responses=responses(400, *_ROOM_ERRORS, 413, 429, 503),
     )
     async def mark_read(chat: Chat, user: Caller, room: Room, request: Request) -> Response:

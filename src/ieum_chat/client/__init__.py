@@ -12,9 +12,10 @@ the couple's stream after the last seq it delivered, re-sends unacknowledged mes
 changes (edit, unsend, delete for me, reactions) with the same tempId, and delivers every
 entry of the stream (messages and their changes) once, in seq order; a RoomView applies them
 into the messages as the history shows them. It imports nothing of the server but the
-sans-IO STOMP core.
+sans-IO STOMP core. ``Admin`` drives the service API (``/admin/v1``) for back-office scripts.
 """
 
+from ._admin import Admin, AdminError
 from ._backoff import Backoff
 from ._client import ChatClient, EventStream, TokenProvider
 from ._errors import ChatClientError, ClientClosed, ConnectionLost, SendError
@@ -43,6 +44,8 @@ from ._stats import ClientStats
 from ._view import RoomView
 
 __all__ = [
+    "Admin",
+    "AdminError",
     "Backoff",
     "ChatClient",
     "ChatClientError",

@@ -1,0 +1,192 @@
+"""Erasure after a couple ends, with real server processes on SQLite and PostgreSQL: a couple
+chats (texts, an edit, a reaction, read marks, an uploaded image), is dissolved through the
+service API, and once the retention period is over the purge leaves no trace of it in any
+table or upload, and nothing of another couple goes with it. ``ieum-chat purge --dry-run``
+lists and erases nothing; ``ieum-chat purge`` erases; and servers run it on their own
+schedule, one node at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ieum_chat.store import normalize_url
+from ieum_chat.store.schema import metadata
+from tests.support.fixtures import SERVER_ENV
+from tests.support.server import Cli, ServerProcess
+
+KEY = "p" * 32
+# A PNG's signature and a header chunk: what the upload route checks (magic bytes).
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)
+Couple = dict[str, str]
+
+pytestmark = pytest.mark.server_env({"IEUM_ADMIN_API_KEYS": KEY})
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    cli: Cli, uploads_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes that purge every second with no retention: each purge is theirs to run."""
+    env = {
+        **SERVER_ENV,
+        "IEUM_ADMIN_API_KEYS": KEY,
+        "IEUM_UPLOAD_DIR": str(uploads_dir),
+        "IEUM_PURGE_INTERVAL": "1",
+        "IEUM_DISSOLVED_RETENTION_DAYS": "0",
+    }
+    logs = tmp_path_factory.mktemp("logs")
+    started: list[ServerProcess] = []
+    try:
+        for name in ("one", "two"):
+            started.append(ServerProcess(cli, logs / f"{name}.log", extra_env=env).start())
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+async def chat_and_upload(http: httpx.AsyncClient, couple: Couple, secret: str) -> str:
+    """Messages, a change of each kind and an uploaded image; the image's bytes' marker."""
+    room = f"/chat/rooms/{couple['couple']}"
+    ta = {"Authorization": f"Bearer {couple['ta']}"}
+    tb = {"Authorization": f"Bearer {couple['tb']}"}
+    sent = await http.post(f"{room}/messages", json={"type": "TEXT", "content": secret}, headers=ta)
+    assert sent.status_code == 201, sent.text
+    message_id = sent.json()["id"]
+    edit = await http.patch(
+        f"{room}/messages/{message_id}", json={"content": secret + "!"}, headers=ta
+    )
+    assert edit.status_code == 200
+    assert (
+        await http.post(f"{room}/messages/{message_id}/reactions/❤️", headers=tb)
+    ).status_code == 200
+    assert (await http.post(f"{room}/read", json={"upToSeq": 10}, headers=tb)).status_code == 200
+    assert (await http.delete(f"{room}/messages/{message_id}", headers=tb)).status_code == 204
+    marker = f"{secret}-image".encode()
+    image = PNG + marker
+    ticket = await http.post(
+        f"{room}/uploads", json={"contentType": "image/png", "size": len(image)}, headers=ta
+    )
+    put = await http.put(
+        ticket.json()["uploadUrl"], content=image, headers=ticket.json()["headers"]
+    )
+    assert put.status_code == 201, put.text
+    photo = {"type": "IMAGE", "imageUrl": ticket.json()["imageUrl"], "content": secret}
+    assert (await http.post(f"{room}/messages", json=photo, headers=ta)).status_code == 201
+    return marker.decode()
+
+
+async def traces(database_url: str, uploads_dir: Path, needle: str) -> list[str]:
+    """Where ``needle`` (a text, or an id with or without dashes) is still found: every row of
+    every table, every file under the uploads folder (names and bytes)."""
+    forms = {needle, needle.replace("-", "")}
+    found: list[str] = []
+    engine = create_async_engine(normalize_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                for row in await conn.execute(select(table)):
+                    text = " ".join(str(v) for v in row) + " ".join(
+                        v.hex for v in row if isinstance(v, uuid.UUID)
+                    )
+                    if any(f in text for f in forms) and table.name != "directory_changes":
+                        found.append(f"{table.name}: {text[:120]}")
+    finally:
+        await engine.dispose()
+    return found + await asyncio.to_thread(_files_holding, uploads_dir, forms)
+
+
+def _files_holding(folder: Path, forms: set[str]) -> list[str]:
+    return [
+        str(path)
+        for path in folder.rglob("*")
+        if any(f in str(path) for f in forms)
+        or (path.is_file() and any(f.encode() in path.read_bytes() for f in forms))
+    ]
+
+
+async def dissolve(http: httpx.AsyncClient, couple_id: str) -> None:
+    answer = await http.post(
+        f"/admin/v1/couples/{couple_id}/dissolve", headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def test_the_cli_purge_erases_every_trace_and_nothing_else(
+    server: ServerProcess,
+    http: httpx.AsyncClient,
+    cli: Cli,
+    database_url: str,
+    uploads_dir: Path,
+) -> None:
+    gone, kept = cli.seed(2)
+    secret, other = f"비밀-{uuid.uuid4().hex}", f"남의-{uuid.uuid4().hex}"
+    marker = await chat_and_upload(http, gone, secret)
+    await chat_and_upload(http, kept, other)
+    assert await traces(database_url, uploads_dir, secret)  # the needle is findable
+
+    purge = Cli({**cli.env, "IEUM_UPLOAD_DIR": str(uploads_dir)})
+    # Not dissolved yet: nothing to purge, even with no retention at all.
+    now = Cli({**purge.env, "IEUM_DISSOLVED_RETENTION_DAYS": "0"})
+    assert "would erase 0 couples and 0 accounts" in now.run("purge", "--dry-run").stdout
+
+    await dissolve(http, gone["couple"])
+    # Within the retention period (30 days by default) nothing goes.
+    assert "erased 0 couples" in purge.run("purge").stdout
+    dry = now.run("purge", "--dry-run").stdout
+    assert f"would erase couple {gone['couple']}" in dry
+    assert "2 messages, 3 events, 1 hides" in dry
+    assert await traces(database_url, uploads_dir, secret)  # a dry run erases nothing
+
+    done = now.run("purge").stdout
+    assert f"erased couple {gone['couple']}" in done
+    assert "1 uploads" in done
+    for needle in (secret, marker, gone["couple"]):
+        assert await traces(database_url, uploads_dir, needle) == [], needle
+    # The members' accounts were not deleted: they stay (and may pair again).
+    assert cli.run("token", gone["a"]).returncode == 0
+
+    # The other couple is whole.
+    history = await http.get(
+        f"/chat/rooms/{kept['couple']}/messages",
+        headers={"Authorization": f"Bearer {kept['ta']}"},
+    )
+    contents = [m["content"] for m in history.json()["messages"]]
+    assert sorted(contents) == sorted([other, other + "!"])  # the IMAGE's caption, the edit
+    assert len(await traces(database_url, uploads_dir, other)) >= 3
+
+
+async def test_servers_purge_on_their_schedule_one_node_at_a_time(
+    nodes: list[ServerProcess], cli: Cli, database_url: str, uploads_dir: Path
+) -> None:
+    [couple] = cli.seed(1)
+    secret = f"곧-지워질-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=nodes[0].http_url, timeout=10) as http:
+        marker = await chat_and_upload(http, couple, secret)
+        await dissolve(http, couple["couple"])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while await traces(database_url, uploads_dir, secret):
+        assert loop.time() < deadline, "the purge did not run"
+        await asyncio.sleep(0.5)
+    assert await traces(database_url, uploads_dir, marker) == []
+    purged: list[Any] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for node in nodes:
+            text = (await http.get(node.http_url + "/metrics")).text
+            purged += [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('ieum_purged_total{kind="couples"}')
+            ]
+    assert sum(purged) == 1.0  # erased once, by one of the two
