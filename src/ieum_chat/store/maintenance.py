@@ -1,7 +1,8 @@
 """Periodic jobs run by one node at a time: a node runs a job only after it moved the job's
-``next_run_at`` forward itself, a compare-and-set that exactly one node wins per period, on
-SQLite and PostgreSQL alike (no lock is held while the job runs; a node that dies mid-run
-leaves the job to the next period, and every job is written to be run again safely)."""
+``started_at`` to now itself, from a value at least one period old (its own period: a node
+restarted with another interval follows it at once), a compare-and-set that exactly one node
+wins, on SQLite and PostgreSQL alike. No lock is held while the job runs; a node that dies
+mid-run leaves the job to the next period, and every job is written to be run again safely."""
 
 from __future__ import annotations
 
@@ -22,19 +23,15 @@ _t = maintenance_runs
 def _claim_txn(conn: Connection, job: str, node: str, now: datetime, every: timedelta) -> bool:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     inserted = conn.execute(
-        dialect.insert(_t)
-        .values(job=job, next_run_at=now + every, node=node, started_at=now)
-        .on_conflict_do_nothing()
+        dialect.insert(_t).values(job=job, node=node, started_at=now).on_conflict_do_nothing()
     ).rowcount
     if inserted:
         return True
-    due = conn.execute(select(_t.c.next_run_at).where(_t.c.job == job)).scalar_one()
-    if due > now:
+    last = conn.execute(select(_t.c.started_at).where(_t.c.job == job)).scalar_one()
+    if last > now - every:
         return False
     won = conn.execute(
-        update(_t)
-        .where(_t.c.job == job, _t.c.next_run_at == due)
-        .values(next_run_at=now + every, node=node, started_at=now)
+        update(_t).where(_t.c.job == job, _t.c.started_at == last).values(node=node, started_at=now)
     ).rowcount
     return bool(won)
 

@@ -155,15 +155,14 @@ directory_changes = Table(
     sqlite_autoincrement=True,
 )
 
-# When each periodic job (the daily purge) may next run; a node claims a run by moving
-# next_run_at forward with a compare-and-set (store.maintenance).
+# When each periodic job (the daily purge) last started, and on which node; a node claims a
+# run by moving started_at to now with a compare-and-set (store.maintenance).
 maintenance_runs = Table(
     "maintenance_runs",
     metadata,
     Column("job", String(40), primary_key=True),
-    Column("next_run_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=False),
     Column("node", String(100)),
-    Column("started_at", DateTime),
 )
 
 # The plan's two indexes; idx_messages_unread also serves unread counts and mark-read.

@@ -18,8 +18,8 @@ exist, so no message is stored after a dissolution commits; and the system sende
 NOTICE messages (members may not, and nobody else may append anything). v3 stays for nodes
 still running the previous code during an upgrade.
 
-``maintenance_runs`` holds when each periodic job (the daily purge) may next run: a node runs
-a job only after moving its ``next_run_at`` forward with a compare-and-set, so one node at a
+``maintenance_runs`` holds when each periodic job (the daily purge) last started: a node runs
+a job only after moving its ``started_at`` to now with a compare-and-set, so one node at a
 time runs it, on either database.
 
 Revision ID: 0008
@@ -212,9 +212,8 @@ def upgrade() -> None:
     op.create_table(
         "maintenance_runs",
         sa.Column("job", sa.String(40), primary_key=True),
-        sa.Column("next_run_at", sa.DateTime(), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("node", sa.String(100)),
-        sa.Column("started_at", sa.DateTime()),
     )
     _watch(_WATCHED)
     op.execute(
