@@ -19,7 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-from ieum_chat.client import Admin, AdminError
+from ieum_chat.client import (
+    Admin,
+    AdminError,
+    Backoff,
+    ChatClient,
+    ChatMessage,
+    ClientClosed,
+    Disconnected,
+    ErrorEvent,
+    SystemEvent,
+)
 from tests.support.fixtures import SERVER_ENV
 from tests.support.redis import REDIS_URL, require_redis
 from tests.support.server import Cli, ServerProcess
@@ -370,6 +380,56 @@ async def test_deleting_a_user_ends_every_device_and_refuses_their_token(
 
 
 # -- the SDK and the document ---------------------------------------------------------------
+
+
+async def until_closed(client: ChatClient) -> list[Any]:
+    """Every event the client delivers until it ends (within 10 s)."""
+    events: list[Any] = []
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                events.append(await client.next_event())
+            except ClientClosed:
+                return events
+
+
+async def test_a_client_sdk_session_ends_with_its_couple(
+    api: httpx.AsyncClient, nodes: Nodes, cli: Cli
+) -> None:
+    """The SDK shows the notice and the dissolution, then ends by itself: no reconnect would
+    be admitted, so it does not try."""
+    couple = await new_couple(api)
+    ta = token(cli, couple["a"])
+    client = ChatClient(
+        nodes.first.ws_url,  # where the notice is posted: live without Redis too
+        lambda: ta,
+        couple_id=couple["couple"],
+        resume_after_seq=0,
+        backoff=Backoff(0.05, 0.5),
+    )
+    client.start()
+    try:
+        async with asyncio.timeout(15):
+            await client.wait_ready()
+        sent = await api.post(f"/couples/{couple['couple']}/messages", json={"content": "축하해요"})
+        assert sent.status_code == 201
+        seen: list[Any] = []
+        async with asyncio.timeout(10):
+            while not any(isinstance(e, ChatMessage) for e in seen):
+                seen.append(await client.next_event())
+        notice = next(e for e in seen if isinstance(e, ChatMessage))
+        assert (notice.type, notice.sender_id, notice.content) == ("NOTICE", None, "축하해요")
+        assert (await api.post(f"/couples/{couple['couple']}/dissolve")).status_code == 200
+        rest = await until_closed(client)
+        system = [e for e in rest if isinstance(e, SystemEvent)]
+        errors = [e for e in rest if isinstance(e, ErrorEvent)]
+        assert [e.event for e in system] == ["COUPLE_DISSOLVED"]
+        assert [(e.code, e.fatal) for e in errors] == [("COUPLE_DISSOLVED", True)]
+        assert not any(isinstance(e, Disconnected) for e in rest)  # no reconnect
+        with pytest.raises(ClientClosed):
+            await client.send_text("anyone?")
+    finally:
+        await client.close()
 
 
 async def test_the_python_sdk_drives_the_service_api(admin: Admin, nodes: Nodes, cli: Cli) -> None:

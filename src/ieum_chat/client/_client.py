@@ -65,6 +65,9 @@ __all__ = ["ChatClient", "EventStream", "TokenProvider"]
 
 log = logging.getLogger(__name__)
 
+# STOMP ERROR codes after which no reconnect would be admitted: the client ends itself.
+ENDED = frozenset({"COUPLE_DISSOLVED", "ACCOUNT_DELETED"})
+
 TokenProvider = Callable[[], str | Awaitable[str]]
 """Returns a fresh JWT; called before every (re)connect."""
 
@@ -424,6 +427,9 @@ class ChatClient:
             except ServerError as exc:
                 reason = f"server error {exc.event.code}"
                 self._emit(exc.event)
+                if exc.event.code in ENDED:
+                    self._end(exc.event.code)
+                    return
             except ConnectionClosed as exc:
                 reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
             except HeartbeatTimeout as exc:
@@ -443,6 +449,19 @@ class ChatClient:
             log.info("chat client disconnected (%s); reconnecting in %.2f s", reason, delay)
             self._emit(Disconnected(reason, delay))
             await asyncio.sleep(delay)
+
+    def _end(self, code: str) -> None:
+        """The couple or the account is gone for good: no reconnect would be admitted. Close
+        as :meth:`close` does, from the supervisor itself (the events already received stay
+        readable, then ``events()`` ends)."""
+        log.info("chat client ended by the server (%s)", code)
+        self._closed = True
+        self._runner = None
+        self._outbox.fail_all(ClientClosed(f"ended by the server ({code}) before the RECEIPT"))
+        self._fail_receipts(ClientClosed(f"ended by the server ({code})"))
+        self._events.close()
+        self._ready.set()
+        self._close_done.set()
 
     async def _fresh_token(self) -> str:
         async with asyncio.timeout(self._connect_timeout):

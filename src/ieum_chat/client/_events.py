@@ -69,12 +69,13 @@ class ChatMessage:
     id: uuid.UUID
     couple_id: uuid.UUID
     seq: int
-    sender_id: uuid.UUID
+    sender_id: uuid.UUID | None
+    """None for a NOTICE (from the app's backend, not a member)."""
     sender_name: str | None
     sender_profile_image: str | None
     content: str | None
     type: str
-    """TEXT, IMAGE or STICKER."""
+    """TEXT, IMAGE, STICKER or NOTICE."""
     image_url: str | None
     is_read: bool
     read_at: datetime | None
@@ -158,10 +159,11 @@ class MessageDeleted:
 
 @dataclass(frozen=True, slots=True)
 class SystemEvent:
-    """USER_CONNECTED (a user's first session), USER_DISCONNECTED (their last), TYPING."""
+    """USER_CONNECTED (a user's first session), USER_DISCONNECTED (their last), TYPING, and
+    COUPLE_DISSOLVED (about the couple, without a user: the session ends right after)."""
 
     event: str
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None
     timestamp: datetime
     typing: bool | None = None
 
@@ -333,7 +335,7 @@ def _chat_message(data: dict[str, Any], tz: tzinfo | None) -> ChatMessage:
         id=_uuid(data, "id"),
         couple_id=_uuid(data, "coupleId"),
         seq=_int(data.get("seq"), "seq"),
-        sender_id=_uuid(data, "senderId"),
+        sender_id=_opt_uuid(data, "senderId"),
         sender_name=_opt_str(data, "senderName"),
         sender_profile_image=_opt_str(data, "senderProfileImage"),
         content=_opt_str(data, "content"),
@@ -424,7 +426,7 @@ def _system_event(data: dict[str, Any], tz: tzinfo | None) -> SystemEvent:
         raise MalformedEvent("'typing' must be a boolean")
     return SystemEvent(
         event=_str(data, "event"),
-        user_id=_uuid(data, "userId"),
+        user_id=_opt_uuid(data, "userId"),
         timestamp=_time(data, "timestamp", tz),
         typing=typing,
     )

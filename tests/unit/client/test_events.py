@@ -150,6 +150,23 @@ def test_system_events(event: str, typing: bool | None) -> None:
     )
 
 
+def test_notices_and_couple_events_have_no_user() -> None:
+    notice = parse_event(
+        body({**MESSAGE, "type": "NOTICE", "senderId": None, "senderName": "이음"})
+    )
+    assert isinstance(notice, ChatMessage)
+    assert (notice.type, notice.sender_id, notice.sender_name) == ("NOTICE", None, "이음")
+    dissolved = {
+        "type": "SYSTEM",
+        "event": "COUPLE_DISSOLVED",
+        "timestamp": "2024-01-11T10:10:00.000",
+        "coupleId": MESSAGE["coupleId"],
+    }
+    assert parse_event(body(dissolved)) == SystemEvent(
+        "COUPLE_DISSOLVED", None, datetime(2024, 1, 11, 10, 10)
+    )
+
+
 def test_error_payload() -> None:
     event = parse_event(
         body(

@@ -61,12 +61,14 @@ def reply_to(quoted: ChatMessage, preview: str | None = None) -> ReplyPreview:
 
 
 def edited(seq: int, target: ChatMessage, content: str | None) -> MessageEdited:
+    assert target.sender_id is not None  # only a member's own message is edited
     return MessageEdited(
         COUPLE, seq, target.id, target.sender_id, None, content, T0 + timedelta(minutes=seq)
     )
 
 
 def unsent(seq: int, target: ChatMessage) -> MessageUnsent:
+    assert target.sender_id is not None
     return MessageUnsent(COUPLE, seq, target.id, target.sender_id, None, T0 + timedelta(hours=1))
 
 
