@@ -304,7 +304,8 @@ async def test_dissolving_ends_both_members_sessions_on_both_nodes(
             {"destination": f"/app/chat/{couple['couple']}", "receipt": "x"},
             {"type": "TEXT", "content": "anyone?", "tempId": "t"},
         )
-        assert (await client.expect_message())["code"] == "NOT_FOUND"
+        refused = await client.expect_message()
+        assert (refused["code"], refused["tempId"]) == ("NOT_FOUND", "t")
         await client.close()
     async with httpx.AsyncClient(base_url=nodes.second.http_url, timeout=10) as http:
         auth = {"Authorization": f"Bearer {ta}"}

@@ -290,7 +290,7 @@ class ChatService:
         goes through one of the two (STOMP, SockJS and REST alike)."""
         try:
             await self.member_couple(sender.id, couple_id)
-        except Unauthorized as exc:
+        except (Unauthorized, NotFound) as exc:
             exc.temp_id = request.temp_id
             raise
         quoted: Message | None = None
@@ -348,7 +348,7 @@ class ChatService:
         it). Raises :class:`Unauthorized` (not a member) and :class:`RateLimited` at once."""
         try:
             await self.member_couple(user.id, couple_id)
-        except Unauthorized as exc:
+        except (Unauthorized, NotFound) as exc:
             exc.temp_id = request.temp_id
             raise
         if not self._message_limit.allow(user.id):
