@@ -1,11 +1,11 @@
 """One upload suite, every backend: each test taking ``uploads`` (or ``backend``) runs against
 the local folder backend and the S3 backend.
 
-The S3 backend talks to a real S3-protocol server: moto's, in a thread of the test process on
-a free loopback port (:func:`s3_server`), one fresh bucket per test, with made-up credentials.
-Files reach it as a client sends them, by the presigned POST form; the local backend gets
-them through its signed PUT's checks and :meth:`LocalUploads.store`. What boto3 signs is
-checked offline in ``test_uploads_s3.py``.
+The S3 backend talks to a real S3-protocol server (the ``s3_server`` fixture: moto's, in a
+thread of the test process, on a free loopback port), one fresh bucket per test, with made-up
+credentials (``fake_aws``). Files reach it as a client sends them, by the presigned POST form;
+the local backend gets them through its signed PUT's checks and :meth:`LocalUploads.store`.
+What boto3 signs is checked offline in ``test_uploads_s3.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.support.server import free_port
 
 from ieum_chat.uploads import LocalUploads, UploadBackend, UploadTicket
 from ieum_chat.uploads.local import derive_key
@@ -26,44 +25,16 @@ from ieum_chat.uploads.local import derive_key
 if TYPE_CHECKING:
     from ieum_chat.uploads.s3 import S3Uploads
 
-FAKE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
-FAKE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 REGION = "ap-northeast-2"
 BUCKET = "ieum-chat-test"
 MAX_BYTES = 1024 * 1024
 TTL = 600
 
 
-@pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """boto3's credential chain finds the fake keys in the environment and nothing else."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 def make_s3(bucket: str = BUCKET, **options: str) -> S3Uploads:
     from ieum_chat.uploads.s3 import S3Uploads
 
     return S3Uploads(bucket, max_bytes=MAX_BYTES, ttl=TTL, region=REGION, **options)
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, for the whole session; its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -75,7 +46,7 @@ class S3Bucket:
 
 @pytest.fixture
 def s3_bucket(s3_server: str, fake_aws: None) -> S3Bucket:
-    """An S3 backend on a fresh bucket of :func:`s3_server`. Image URLs get a public base
+    """An S3 backend on a fresh bucket of ``s3_server``. Image URLs get a public base
     of their own (a CDN's), as in production, so that they differ from the bucket's."""
     import boto3
 
