@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import stat
 import time
 import uuid
 import zipfile
@@ -129,6 +130,13 @@ def _zip_time(epoch: float, zone: ZoneInfo) -> _ZipTime:
     return (year, local.month, local.day, local.hour, local.minute, local.second)
 
 
+def _entry(name: str, modified: float, zone: ZoneInfo, compress_type: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, _zip_time(modified, zone))
+    info.compress_type = compress_type
+    info.external_attr = (stat.S_IFREG | 0o644) << 16  # a plain readable file once unpacked
+    return info
+
+
 def _next_key(keys: Iterator[str]) -> str | None:
     return next(keys, None)
 
@@ -164,8 +172,7 @@ async def export_archive(
     started = time.monotonic()
     sent = messages = files = 0
     try:
-        info = zipfile.ZipInfo("messages.jsonl", _zip_time(time.time(), zone))
-        info.compress_type = zipfile.ZIP_DEFLATED
+        info = _entry("messages.jsonl", time.time(), zone, zipfile.ZIP_DEFLATED)
         entry = archive.open(info, "w", force_zip64=True)
         after = 0
         while True:
@@ -190,10 +197,8 @@ async def export_archive(
                 held.file = await run(uploads.open_file, key)
                 if held.file is None:  # deleted since it was listed
                     continue
-                info = zipfile.ZipInfo(
-                    f"media/{key.rpartition('/')[2]}", _zip_time(held.file.modified, zone)
-                )
-                info.compress_type = zipfile.ZIP_STORED
+                name = f"media/{key.rpartition('/')[2]}"
+                info = _entry(name, held.file.modified, zone, zipfile.ZIP_STORED)
                 info.file_size = held.file.size  # lets zipfile choose ZIP64 past 4 GiB
                 entry = archive.open(info, "w")
                 chunks = iter(held.file)
