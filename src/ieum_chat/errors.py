@@ -21,9 +21,11 @@
     StoreError                     the database failed (not the client's fault; REST: UNAVAILABLE)
     └── StoreUnavailable           the database could not be reached
     BrokerError                    the fan-out backend failed
+    UploadStorageError             the upload storage (the local folder, the S3 bucket) failed
 
-Driver exceptions (sqlalchemy, asyncpg, redis) are translated at the backend edge with
-``raise StoreError(...) from exc`` so that nothing above ``store``/``broker`` imports them.
+Driver exceptions (sqlalchemy, asyncpg, redis; botocore and the upload folder's OSError) are
+translated at the backend edge with ``raise StoreError(...) from exc`` (``UploadStorageError``
+for uploads) so that nothing above ``store``/``broker``/``uploads`` imports them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ __all__ = [
     "TokenExpired",
     "Unauthorized",
     "UnsupportedMediaType",
+    "UploadStorageError",
     "WindowExpired",
     "error_body",
     "error_payload",
@@ -244,3 +247,8 @@ class StoreUnavailable(StoreError):
 
 class BrokerError(Exception):
     """The fan-out backend failed."""
+
+
+class UploadStorageError(Exception):
+    """The upload storage failed (a disk error, S3 refusing or unreachable); the operation
+    may be retried."""

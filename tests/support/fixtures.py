@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support.postgres import create_database, drop_database, require_postgres
-from tests.support.server import Cli, ServerProcess
+from tests.support.server import Cli, ServerProcess, free_port
 from tests.support.tcp_proxy import ProxyFactory, TcpProxy, stop_proxies
 
 __all__ = [
@@ -28,8 +28,10 @@ __all__ = [
     "couple",
     "couple_pool",
     "database_url",
+    "fake_aws",
     "http",
     "pytest_collection_modifyitems",
+    "s3_server",
     "server",
     "tcp_proxy",
     "uploads_dir",
@@ -156,3 +158,34 @@ def tcp_proxy() -> Iterator[ProxyFactory]:
         yield start
     finally:
         stop_proxies(made)
+
+
+FAKE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+FAKE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture
+def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """boto3's credential chain finds made-up keys in the environment and nothing else."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-protocol server (moto's, in a thread of the test process) on a free loopback
+    port, for the whole session; its endpoint URL. Any credentials are accepted (fake_aws)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

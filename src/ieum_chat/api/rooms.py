@@ -99,23 +99,11 @@ def build_rooms_router(settings: Settings) -> APIRouter:
             Literal["desc", "asc"], Query(description="desc: newest first; asc: oldest first")
         ] = "desc",
     ) -> Response:
-        position = await chat.db.stream_position(room.id)  # before the page: its asOfSeq
-        rows = await chat.db.get_messages(
-            room.id,
-            after_seq=after,
-            before_seq=before,
-            limit=limit + 1,
-            ascending=order == "asc",
-            viewer_id=user.id,
+        page = await chat.history.page(
+            room.id, user.id, after=after, before=before, limit=limit, ascending=order == "asc"
         )
-        has_more = len(rows) > limit
-        page = rows[:limit]
         return json_response(
-            {
-                "messages": await chat.history.render_messages(page, as_of=position),
-                "hasMore": has_more,
-                "nextCursor": page[-1].seq if has_more else None,
-            }
+            {"messages": page.messages, "hasMore": page.has_more, "nextCursor": page.next_cursor}
         )
 
     @router.post(

@@ -1,11 +1,12 @@
 """The read side of the chat: a couple's stream and history as one member sees them,
-rendered once per entry (the gateway's replays, REST's answers).
+rendered once per entry (the gateway's replays, REST's answers, the export).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,21 @@ from ieum_chat.store import Database
 from ieum_chat.store.records import Event, Message, User
 from ieum_chat.store.stream import StreamItem
 
-__all__ = ["History"]
+__all__ = ["History", "Page"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of history: the messages rendered (their wire dicts), in the order asked."""
+
+    messages: list[dict[str, Any]]
+    has_more: bool
+    """More messages lie past the last one of this page."""
+
+    @property
+    def next_cursor(self) -> int | None:
+        """The seq to continue from (``before``, or ``after`` when ascending), if any more."""
+        return int(self.messages[-1]["seq"]) if self.has_more else None
 
 
 class History:
@@ -46,6 +61,31 @@ class History:
         position = await self.db.stream_position(couple_id)
         items = await self.db.read_stream(couple_id, viewer_id, after_seq=after_seq, limit=limit)
         return await self.render_stream(items, as_of=position)
+
+    async def page(
+        self,
+        couple_id: uuid.UUID,
+        viewer_id: uuid.UUID,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int,
+        ascending: bool = False,
+    ) -> Page:
+        """Up to ``limit`` messages with ``after < seq < before``, newest first unless
+        ``ascending``, as ``viewer_id`` sees them now (never one they hid): the history
+        route's page, and the export's, rendered the same way."""
+        position = await self.db.stream_position(couple_id)  # before the page: its asOfSeq
+        rows = await self.db.get_messages(
+            couple_id,
+            after_seq=after,
+            before_seq=before,
+            limit=limit + 1,  # one more tells whether there are more
+            ascending=ascending,
+            viewer_id=viewer_id,
+        )
+        messages = await self.render_messages(rows[:limit], as_of=position)
+        return Page(messages, has_more=len(rows) > limit)
 
     async def render_stream(
         self, items: list[StreamItem], *, as_of: int

@@ -1,5 +1,6 @@
 """Presigned image uploads: a local folder the server serves itself (the embedded default) or an
-S3-compatible bucket (``IEUM_S3_BUCKET``), behind one ABC."""
+S3-compatible bucket (``IEUM_S3_BUCKET``), behind one ABC that also lists, reads and deletes a
+couple's stored files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import secrets
 from ieum_chat.config import DEV_JWT_SECRET, Settings
 from ieum_chat.uploads.base import (
     CONTENT_TYPES,
+    READ_CHUNK,
+    StoredFile,
     UploadBackend,
     UploadTicket,
     content_type_of,
@@ -19,7 +22,9 @@ from ieum_chat.uploads.local import LocalUploads, derive_key
 
 __all__ = [
     "CONTENT_TYPES",
+    "READ_CHUNK",
     "LocalUploads",
+    "StoredFile",
     "UploadBackend",
     "UploadTicket",
     "content_type_of",

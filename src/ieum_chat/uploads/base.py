@@ -1,5 +1,6 @@
 """What every upload backend does: hand out presigned upload URLs for one image at a time,
-and recognise the image URLs it handed out.
+recognise the image URLs it handed out, and list, read and delete a couple's stored files
+(the export, the purge of a dissolved couple).
 
 A file's key is ``{coupleId}/{32 hex}.{ext}``: the couple it was uploaded for, a random name
 nobody can guess, and an extension that follows from the declared content type. Keys are
@@ -12,14 +13,19 @@ import abc
 import re
 import secrets
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Literal
 
 from ieum_chat.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
     "CONTENT_TYPES",
+    "DELETE_BATCH",
     "EXTENSIONS",
+    "READ_CHUNK",
+    "StoredFile",
     "UploadBackend",
     "UploadTicket",
     "content_type_of",
@@ -36,6 +42,11 @@ CONTENT_TYPES: dict[str, str] = {
     "image/webp": "webp",
 }
 EXTENSIONS: dict[str, str] = {ext: ctype for ctype, ext in CONTENT_TYPES.items()}
+
+# The largest chunk a stored file is read in: what a reader holds of a file at once.
+READ_CHUNK = 64 * 1024
+# Files deleted per request (S3's DeleteObjects takes at most 1000 keys).
+DELETE_BATCH = 1000
 
 _KEY = re.compile(
     r"(?P<couple>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
@@ -90,10 +101,60 @@ class UploadTicket:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+class StoredFile:
+    """A stored file opened for reading (:meth:`UploadBackend.open_file`): its ``size`` in
+    bytes and last modification (epoch seconds), and its bytes when iterated, in chunks of at
+    most :data:`READ_CHUNK` bytes. Reading blocks, like the call that opened it. Close it
+    (``with``), read to the end or not: that releases the file or the connection."""
+
+    __slots__ = ("_chunks", "_close", "key", "modified", "size")
+
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        modified: float,
+        chunks: Iterator[bytes],
+        close: Callable[[], None],
+    ) -> None:
+        self.key = key
+        self.size = size
+        self.modified = modified
+        self._chunks = chunks
+        self._close = close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> StoredFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class UploadBackend(abc.ABC):
     """Presigned uploads of chat images. Subclasses implement :meth:`image_url`,
     :meth:`key_of` and :meth:`_presign` (and :meth:`_exists` when they can tell cheaply); the
-    checks of type and size are made here, once, for all of them."""
+    checks of type and size are made here, once, for all of them. They also list, read and
+    delete what is stored for a couple (:meth:`iter_keys`, :meth:`open_file`,
+    :meth:`delete_files`).
+
+    Those three touch the storage itself (the disk; S3 over the network) and block the
+    calling thread. Async code runs each call in a worker thread (``asyncio.to_thread``, or
+    an executor of its own), and takes the items of an iterator one ``next`` per call, so
+    that the event loop never waits on a disk or a bucket. An iterator is used by one thread
+    at a time. They raise :class:`~ieum_chat.errors.UploadStorageError` when the storage
+    fails.
+    """
 
     def __init__(self, *, max_bytes: int, ttl: int) -> None:
         if max_bytes < 1 or ttl < 1:
@@ -143,3 +204,27 @@ class UploadBackend(abc.ABC):
         """Whether the file has been uploaded. Backends that cannot tell without a network
         round trip (S3) trust the unguessable key and say yes."""
         return True
+
+    # -- a couple's stored files (blocking: see the class) ----------------------------------
+
+    @abc.abstractmethod
+    def iter_keys(self, couple_id: uuid.UUID) -> Iterator[str]:
+        """The key of every file stored for ``couple_id``, one at a time: the listing is read
+        as it is consumed (a page of it at most), never whole. Anything stored under the
+        couple that is not a key of ours (:func:`parse_key`) is skipped. No order is
+        promised. Close the iterator when leaving it early."""
+
+    @abc.abstractmethod
+    def open_file(self, key: str) -> StoredFile | None:
+        """The file of ``key`` opened for reading in chunks (its size known), or ``None`` when
+        there is none (never uploaded, or deleted since it was listed). Raises
+        :class:`ValueError` for a key we never hand out."""
+
+    @abc.abstractmethod
+    def delete_files(self, couple_id: uuid.UUID) -> int:
+        """Delete every file stored for ``couple_id`` (every key :meth:`iter_keys` lists);
+        how many were deleted. Idempotent: a second call, or a couple that never uploaded
+        anything, deletes nothing and answers 0; files deleted meanwhile by someone else are
+        no error. A file uploaded after the call (with an upload URL handed out before it
+        and still valid) is not deleted: call it once every URL of the couple has expired
+        (``ttl`` seconds after the last was handed out)."""

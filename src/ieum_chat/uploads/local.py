@@ -5,22 +5,28 @@ An upload URL is ``{base}/uploads/{key}?type=T&size=N&expires=E&sig=S`` where ``
 HMAC-SHA256 (base64url, unpadded) of ``PUT``, the key, the type, the size and the expiry, so
 none of them can be changed without the server noticing. The key is the one the server chose;
 the file lands at ``{upload_dir}/{key}`` and nowhere else (:func:`parse_key` admits nothing
-but ``{uuid}/{32 hex}.{ext}``).
+but ``{uuid}/{32 hex}.{ext}``). A couple's files are the folder ``{upload_dir}/{coupleId}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import hmac
 import os
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlencode
 
-from ieum_chat.errors import Conflict, SignatureInvalid
-from ieum_chat.uploads.base import UploadBackend, UploadTicket, parse_key
+from ieum_chat.errors import Conflict, SignatureInvalid, UploadStorageError
+from ieum_chat.uploads.base import READ_CHUNK, StoredFile, UploadBackend, UploadTicket, parse_key
 
 __all__ = ["URL_PREFIX", "LocalUploads", "derive_key"]
 
@@ -125,8 +131,87 @@ class LocalUploads(UploadBackend):
         if not await asyncio.to_thread(_create_once, path, data):
             raise Conflict(_USED)
 
+    # -- a couple's files (blocking: see UploadBackend) ------------------------------------
+
+    def _entries(self, couple_id: uuid.UUID) -> Iterator[os.DirEntry[str]]:
+        """The entries of the couple's folder as the directory is read (none if there is no
+        folder)."""
+        folder = self.root / str(couple_id)
+        with _disk_errors(f"listing {folder}"):
+            try:
+                entries = os.scandir(folder)
+            except FileNotFoundError:
+                return
+            with entries:
+                yield from entries
+
+    def iter_keys(self, couple_id: uuid.UUID) -> Iterator[str]:
+        for entry in self._entries(couple_id):
+            key = f"{couple_id}/{entry.name}"
+            if parse_key(key) == couple_id and entry.is_file(follow_symlinks=False):
+                yield key
+
+    def open_file(self, key: str) -> StoredFile | None:
+        path = self.path_for(key)
+        if path is None:
+            raise ValueError(f"not an upload key: {key[:100]!r}")
+        with _disk_errors(f"opening {path}"):
+            try:
+                handle = path.open("rb")
+            except FileNotFoundError:
+                return None
+            try:
+                info = os.fstat(handle.fileno())
+            except BaseException:
+                handle.close()
+                raise
+        return StoredFile(key, info.st_size, info.st_mtime, _read(handle, path), handle.close)
+
+    def delete_files(self, couple_id: uuid.UUID) -> int:
+        """Also removes what an upload interrupted by a crash left behind (its temporary
+        file holds the couple's bytes too), then the folder once it is empty."""
+        deleted = 0
+        folder = self.root / str(couple_id)
+        with _disk_errors(f"deleting the files of {folder}"):
+            for entry in self._entries(couple_id):
+                key = f"{couple_id}/{entry.name}"
+                ours = parse_key(key) == couple_id
+                if not (ours or _is_temporary(entry.name)) or entry.is_dir(follow_symlinks=False):
+                    continue
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:  # deleted meanwhile: gone all the same
+                    continue
+                if ours:
+                    deleted += 1
+            try:
+                folder.rmdir()
+            except OSError as exc:  # no folder, or something not ours is left in it
+                if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        return deleted
+
 
 _USED = "this upload URL has been used; ask for a new one"
+_TEMPORARY = (".upload-", ".part")  # the prefix and suffix of _create_once's temporary files
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(_TEMPORARY[0]) and name.endswith(_TEMPORARY[1])
+
+
+@contextmanager
+def _disk_errors(what: str) -> Iterator[None]:
+    """The folder's OSError as :class:`UploadStorageError` (the storage failed)."""
+    try:
+        yield
+    except OSError as exc:
+        raise UploadStorageError(f"{what}: {exc}") from exc
+
+
+def _read(handle: BinaryIO, path: Path) -> Iterator[bytes]:
+    with _disk_errors(f"reading {path}"):
+        yield from iter(partial(handle.read, READ_CHUNK), b"")
 
 
 def _create_once(path: Path, data: bytes) -> bool:
@@ -134,7 +219,7 @@ def _create_once(path: Path, data: bytes) -> bool:
     the whole one, and the link fails if ``path`` exists (atomic, unlike a check then a
     rename). False when another upload got there first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMPORARY[0], suffix=_TEMPORARY[1])
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

@@ -6,14 +6,28 @@ size, so S3 itself refuses a bigger file, another type or another key. Presignin
 computation with the configured credentials (boto3's usual chain: environment, profile,
 instance role); no request reaches S3 until the client uploads.
 
+A couple's files are the keys under the prefix ``{coupleId}/``: listed page by page
+(ListObjectsV2), read as a stream (GetObject), deleted in batches (DeleteObjects).
+
 boto3 is the optional dependency ``ieum-chat[s3]``, imported only when this backend is built.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from ieum_chat.uploads.base import UploadBackend, UploadTicket, parse_key
+from ieum_chat.errors import UploadStorageError
+from ieum_chat.uploads.base import (
+    DELETE_BATCH,
+    READ_CHUNK,
+    StoredFile,
+    UploadBackend,
+    UploadTicket,
+    parse_key,
+)
 
 __all__ = ["S3Uploads", "default_public_url"]
 
@@ -76,6 +90,86 @@ class S3Uploads(UploadBackend):
             expires_at=float(expires_at),
             fields={str(k): str(v) for k, v in post["fields"].items()},
         )
+
+    # -- a couple's files (blocking: see UploadBackend) ------------------------------------
+
+    def iter_keys(self, couple_id: uuid.UUID) -> Iterator[str]:
+        prefix = f"{couple_id}/"
+        with _s3_errors(f"listing s3://{self.bucket}/{prefix}"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:  # one request per page (up to 1000 keys), as it is consumed
+                for item in page.get("Contents", ()):
+                    key = str(item["Key"])
+                    if parse_key(key) == couple_id:
+                        yield key
+
+    def open_file(self, key: str) -> StoredFile | None:
+        from botocore.exceptions import ClientError
+
+        if parse_key(key) is None:
+            raise ValueError(f"not an upload key: {key[:100]!r}")
+        with _s3_errors(f"reading s3://{self.bucket}/{key}"):
+            try:
+                answer = self._client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                    return None
+                raise
+        body = answer["Body"]
+        return StoredFile(
+            key,
+            int(answer["ContentLength"]),
+            answer["LastModified"].timestamp(),
+            self._chunks(body, key),
+            body.close,
+        )
+
+    def _chunks(self, body: Any, key: str) -> Iterator[bytes]:
+        with _s3_errors(f"reading s3://{self.bucket}/{key}"):
+            yield from body.iter_chunks(READ_CHUNK)
+
+    def delete_files(self, couple_id: uuid.UUID) -> int:
+        deleted = 0
+        batch: list[str] = []
+        for key in self.iter_keys(couple_id):
+            batch.append(key)
+            if len(batch) == DELETE_BATCH:
+                deleted += self._delete(batch)
+                batch = []
+        if batch:
+            deleted += self._delete(batch)
+        return deleted
+
+    def _delete(self, keys: list[str]) -> int:
+        """One DeleteObjects request. S3 answers a key that is not there as deleted, which
+        is what makes a repeated purge harmless."""
+        with _s3_errors(f"deleting {len(keys)} files from s3://{self.bucket}"):
+            answer = self._client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise UploadStorageError(
+                f"S3 did not delete {len(errors)} of {len(keys)} files of s3://{self.bucket}, "
+                f"first {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+            )
+        return len(keys)
+
+
+@contextmanager
+def _s3_errors(what: str) -> Iterator[None]:
+    """botocore's errors (S3 refusing, unreachable, a stream cut) as
+    :class:`UploadStorageError`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise UploadStorageError(f"{what}: {exc}") from exc
 
 
 def _make_client(region: str | None, endpoint_url: str | None) -> Any:

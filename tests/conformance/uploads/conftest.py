@@ -1,46 +1,60 @@
-"""One upload suite, every backend: each test taking ``uploads`` runs against the local folder
-backend and the S3 backend.
+"""One upload suite, every backend: each test taking ``uploads`` (or ``backend``) runs against
+the local folder backend and the S3 backend.
 
-S3 presigning is local computation (SigV4 over a POST policy), so the S3 backend runs for real
-here with made-up credentials and no network: what is checked is what boto3 signs. The actual
-upload to a bucket is out of reach of this machine and is not imitated.
+The S3 backend talks to a real S3-protocol server (the ``s3_server`` fixture: moto's, in a
+thread of the test process, on a free loopback port), one fresh bucket per test, with made-up
+credentials (``fake_aws``). Files reach it as a client sends them, by the presigned POST form;
+the local backend gets them through its signed PUT's checks and :meth:`LocalUploads.store`.
+What boto3 signs is checked offline in ``test_uploads_s3.py``.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from ieum_chat.uploads import LocalUploads, UploadBackend, UploadTicket
 from ieum_chat.uploads.local import derive_key
 
-FAKE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
-FAKE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+if TYPE_CHECKING:
+    from ieum_chat.uploads.s3 import S3Uploads
+
 REGION = "ap-northeast-2"
 BUCKET = "ieum-chat-test"
 MAX_BYTES = 1024 * 1024
 TTL = 600
 
 
-@pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """boto3's credential chain finds the fake keys in the environment and nothing else."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def make_s3(**options: str) -> UploadBackend:
+def make_s3(bucket: str = BUCKET, **options: str) -> S3Uploads:
     from ieum_chat.uploads.s3 import S3Uploads
 
-    return S3Uploads(BUCKET, max_bytes=MAX_BYTES, ttl=TTL, region=REGION, **options)
+    return S3Uploads(bucket, max_bytes=MAX_BYTES, ttl=TTL, region=REGION, **options)
+
+
+@dataclass
+class S3Bucket:
+    uploads: S3Uploads
+    client: Any
+    """The test's own boto3 client of the bucket (to set up and to look, past the backend)."""
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, fake_aws: None) -> S3Bucket:
+    """An S3 backend on a fresh bucket of ``s3_server``. Image URLs get a public base
+    of their own (a CDN's), as in production, so that they differ from the bucket's."""
+    import boto3
+
+    bucket = f"ieum-chat-{uuid.uuid4().hex[:12]}"
+    client = boto3.session.Session().client("s3", region_name=REGION, endpoint_url=s3_server)
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    uploads = make_s3(bucket, endpoint_url=s3_server, public_url="https://img.ieum.example")
+    return S3Bucket(uploads, client)
 
 
 def make_local(root: Path) -> LocalUploads:
@@ -58,7 +72,12 @@ class Backend:
     name: str
     uploads: UploadBackend
     complete: Callable[[UploadTicket, bytes], None]
-    """Do what the client does with a ticket (S3: nothing can be done offline)."""
+    """Do what the client does with a ticket: upload the file."""
+    plant: Callable[[str, bytes], None]
+    """Put bytes at a raw key of the storage, past every check (what another writer, an
+    operator say, could leave there)."""
+    exists: Callable[[str], bool]
+    """Whether the storage holds something at a raw key."""
 
 
 def _complete_local(uploads: LocalUploads) -> Callable[[UploadTicket, bytes], None]:
@@ -82,14 +101,52 @@ def _complete_local(uploads: LocalUploads) -> Callable[[UploadTicket, bytes], No
     return complete
 
 
+def _plant_local(root: Path) -> Callable[[str, bytes], None]:
+    def plant(key: str, data: bytes) -> None:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    return plant
+
+
+def _complete_s3(ticket: UploadTicket, data: bytes) -> None:
+    """The presigned POST, as a browser's form upload sends it."""
+    assert ticket.method == "POST"
+    response = httpx.post(
+        ticket.upload_url,
+        data=ticket.fields,
+        files={"file": ("image", data, ticket.fields["Content-Type"])},
+        timeout=30,
+    )
+    assert response.status_code in {200, 201, 204}, response.text
+
+
+def _plant_s3(s3: S3Bucket) -> Callable[[str, bytes], None]:
+    def plant(key: str, data: bytes) -> None:
+        s3.client.put_object(Bucket=s3.uploads.bucket, Key=key, Body=data)
+
+    return plant
+
+
+def _exists_s3(s3: S3Bucket) -> Callable[[str], bool]:
+    def exists(key: str) -> bool:
+        listed = s3.client.list_objects_v2(Bucket=s3.uploads.bucket, Prefix=key)
+        return any(item["Key"] == key for item in listed.get("Contents", ()))
+
+    return exists
+
+
 @pytest.fixture(params=["local", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "local":
-        local = make_local(tmp_path / "uploads")
-        yield Backend("local", local, _complete_local(local))
+        root = tmp_path / "uploads"
+        local = make_local(root)
+        exists: Callable[[str], bool] = lambda key: (root / key).exists()  # noqa: E731
+        yield Backend("local", local, _complete_local(local), _plant_local(root), exists)
         return
-    request.getfixturevalue("fake_aws")
-    yield Backend("s3", make_s3(), lambda ticket, data: None)
+    s3: S3Bucket = request.getfixturevalue("s3_bucket")
+    yield Backend("s3", s3.uploads, _complete_s3, _plant_s3(s3), _exists_s3(s3))
 
 
 @pytest.fixture

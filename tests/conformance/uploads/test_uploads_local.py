@@ -148,3 +148,27 @@ def test_public_url_is_the_base_of_image_urls(tmp_path: Path) -> None:
     assert default.presign(uuid.uuid4(), "image/gif", 10, now=NOW).image_url.startswith(
         "http://10.1.2.3:81/uploads/"
     )
+
+
+def test_deleting_a_couples_files_removes_crash_leftovers_and_the_folder(tmp_path: Path) -> None:
+    uploads = local(tmp_path / "up")
+    couple = uuid.uuid4()
+    key = signed(uploads, couple)["key"]
+    asyncio.run(uploads.store(key, PNG))
+    folder = tmp_path / "up" / str(couple)
+    (folder / ".upload-abc123.part").write_bytes(PNG[:10])  # an upload cut by a crash
+    assert list(uploads.iter_keys(couple)) == [key]
+    assert uploads.delete_files(couple) == 1  # the leftover is no file of the couple's
+    assert not folder.exists()
+    assert uploads.delete_files(couple) == 0
+
+
+def test_a_folder_holding_something_else_stays(tmp_path: Path) -> None:
+    uploads = local(tmp_path / "up")
+    couple = uuid.uuid4()
+    key = signed(uploads, couple)["key"]
+    asyncio.run(uploads.store(key, PNG))
+    folder = tmp_path / "up" / str(couple)
+    (folder / "README").write_text("an operator's note")
+    assert uploads.delete_files(couple) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["README"]

@@ -1,4 +1,5 @@
-"""The S3 backend: what boto3 presigns, checked offline with made-up credentials.
+"""The S3 backend: what boto3 presigns, checked offline with made-up credentials; and how it
+lists and deletes a couple's files, against moto's S3 server.
 
 The POST policy is decoded and its conditions checked; its SigV4 signature is recomputed from
 the (fake) secret key, which is exactly what S3 does on receipt.
@@ -11,14 +12,17 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conformance.uploads.conftest import S3Bucket
 
 from ieum_chat.config import Settings
 from ieum_chat.uploads import create_upload_backend
@@ -130,3 +134,44 @@ def test_boto3_is_imported_only_for_s3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_listing_and_deleting_go_a_page_and_a_batch_at_a_time(s3_bucket: S3Bucket) -> None:
+    """1,001 files: two pages of ListObjectsV2, two DeleteObjects (S3 takes 1,000 keys at
+    most), each page requested only once the one before is used up."""
+    import boto3
+
+    from ieum_chat.uploads.s3 import S3Uploads
+
+    bucket = s3_bucket.uploads.bucket
+    couple = uuid.uuid4()
+    keys = {f"{couple}/{secrets.token_hex(16)}.png" for _ in range(1001)}
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3_bucket.client.put_object(Bucket=bucket, Key=key), keys))
+    requests: list[tuple[str, int]] = []
+    client = boto3.session.Session().client(
+        "s3", region_name=REGION, endpoint_url=s3_bucket.client.meta.endpoint_url
+    )
+
+    def listed(params: dict[str, Any], **_: Any) -> None:
+        requests.append(("list", 0))
+
+    def deleted(params: dict[str, Any], **_: Any) -> None:
+        requests.append(("delete", len(params["Delete"]["Objects"])))
+
+    client.meta.events.register("provide-client-params.s3.ListObjectsV2", listed)
+    client.meta.events.register("provide-client-params.s3.DeleteObjects", deleted)
+    uploads = S3Uploads(bucket, max_bytes=1000, ttl=600, client=client)
+
+    listing = uploads.iter_keys(couple)
+    first = next(listing)
+    assert requests == [("list", 0)]  # one page read, not the whole listing
+    assert {first, *listing} == keys
+    assert requests == [("list", 0), ("list", 0)]
+    requests.clear()
+    assert uploads.delete_files(couple) == 1001
+    assert requests == [("list", 0), ("delete", 1000), ("list", 0), ("delete", 1)]
+    assert s3_bucket.client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    requests.clear()
+    assert uploads.delete_files(couple) == 0
+    assert requests == [("list", 0)]

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 
 from ieum_chat.app import create_app
 from ieum_chat.auth import issue_token
@@ -37,6 +38,7 @@ class Api:
     other: Couple
     loner: User
     gateway: Gateway
+    app: FastAPI
 
     def token(self, user: User, ttl: int = 600) -> str:
         return issue_token(self.settings, user.id, ttl=ttl)
@@ -99,4 +101,4 @@ async def api(
         loner = await db.create_user("loner", "https://cdn.example/loner.png")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
-            yield Api(client, settings, chat, db, couple, a, b, other, loner, gateway)
+            yield Api(client, settings, chat, db, couple, a, b, other, loner, gateway, app)

@@ -18,6 +18,7 @@ OPERATIONS: dict[tuple[str, str], set[str]] = {
     ("post", "/chat/rooms/{roomId}/uploads"): {"200", "400", "401", "403", "404", "413", "415"},
     ("put", "/uploads/{coupleId}/{name}"): {"201", "400", "403", "404", "413", "415"},
     ("get", "/uploads/{coupleId}/{name}"): {"200", "404"},
+    ("get", "/chat/export"): {"200", "401", "404", "429"},
 }
 
 
@@ -62,6 +63,15 @@ async def test_bodies_and_security_are_documented(schema: dict[str, Any]) -> Non
         assert name not in schema["components"]["schemas"]
     codes = schema["components"]["schemas"]["ErrorCode"]["enum"]
     assert {"AUTH_FAILED", "UNAUTHORIZED", "NOT_FOUND", "PAYLOAD_TOO_LARGE"} <= set(codes)
+
+
+async def test_the_export_is_documented_as_a_zip(schema: dict[str, Any]) -> None:
+    operation = schema["paths"]["/chat/export"]["get"]
+    assert operation["tags"] == ["chat"]
+    assert operation["summary"]
+    assert operation["responses"]["200"]["content"] == {
+        "application/zip": {"schema": {"type": "string", "format": "binary"}}
+    }
 
 
 async def test_optional_query_parameters_are_plain_integers(schema: dict[str, Any]) -> None:
