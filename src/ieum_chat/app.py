@@ -62,7 +62,7 @@ class Runtime:
 
 def _bind_gauges(gateway: Gateway) -> None:
     """Gauges read at scrape time, so the hot path pays nothing for them."""
-    metrics.WRITE_QUEUE.set_function(gateway.chat.write_queue_depth)
+    metrics.WRITE_QUEUE.set_function(gateway.chat.pipeline.depth)
     metrics.SUBSCRIPTIONS.set_function(gateway.hub.listener_count)
     metrics.STOMP_SESSIONS.set_function(gateway.session_count)
     metrics.OUTBOUND_BACKLOG.set_function(gateway.backlog_bytes)

@@ -106,5 +106,7 @@ async def test_events_after_close_are_published_at_once(make_chat: ChatFactory) 
         couple_id = chat.couple.id
         await broker.subscribe(channel_for(couple_id), lambda _c, payload: seen.append(payload))
     for i in range(300):  # more than the publisher's queue holds
-        await asyncio.wait_for(chat.service._publish(couple_id, b"0\nevent %d" % i), timeout=30)
+        await asyncio.wait_for(
+            chat.service.pipeline.publish(couple_id, b"0\nevent %d" % i), timeout=30
+        )
     assert len(seen) == 300

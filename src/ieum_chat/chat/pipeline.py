@@ -1,0 +1,306 @@
+"""The write pipeline: commit -> acknowledge -> publish, as separate steps.
+
+Writer tasks (one on SQLite, ``IEUM_WRITE_CONCURRENCY`` on PostgreSQL, each owning a share of
+the couples) take the pending messages and changes and store whatever has queued up in one
+transaction (group commit across couples). Then, in this order:
+
+1. acknowledge: each sender's future is resolved and its ``acknowledge`` hook called at once,
+   in the writer, so the RECEIPT is written before anything of the batch is published (a
+   RECEIPT means durable, and a sender sees it ahead of its own message's broadcast);
+2. publish: the committed batch is handed to the publisher task through a bounded queue.
+   The publisher serialises each new message once and gives it to the broker, which fans it
+   out to this node's sockets and to the other nodes. A slow socket or broker therefore never
+   holds up a commit; only a publisher a whole queue behind makes the writers wait.
+
+Changes to sent messages (edit, unsend, reactions, delete for me) and read marks are queued to
+the couple's writer behind its messages, committed in batches (``Database.apply_changes``),
+acknowledged, then published as events with their own seq in the couple's stream (a hide goes
+to its member's sessions only). Typing and presence events go through the same publisher
+(:meth:`WritePipeline.publish`), so a couple's channel carries events in the order they were
+committed. A failed publish is logged, never reported as a failed send: the message is
+stored, and a client that missed it catches up by seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from zoneinfo import ZoneInfo
+
+from ieum_chat.aio import finish_within, stop_tasks
+from ieum_chat.broker import Broker
+from ieum_chat.chat import codec
+from ieum_chat.chat.envelope import channel_for, pack
+from ieum_chat.chat.pending import (
+    ChannelEvent,
+    Committed,
+    Outgoing,
+    PendingChange,
+    PendingMessage,
+    refusal_error,
+)
+from ieum_chat.config import Settings
+from ieum_chat.errors import BrokerError, SendNotStored, StoreError
+from ieum_chat.observability import metrics
+from ieum_chat.store import Database
+from ieum_chat.store.records import ChangeKind, Event, Hide, Refused
+
+__all__ = ["MAX_BATCH", "WritePipeline"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 512
+WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer and publisher tasks to end once cancelled
+# Items (a committed batch, or one event) between the writers and the publisher.
+PUBLISH_QUEUE = 256
+
+
+class WritePipeline:
+    def __init__(self, db: Database, broker: Broker, settings: Settings, zone: ZoneInfo) -> None:
+        self.db = db
+        self.broker = broker
+        self.settings = settings
+        self.zone = zone
+        self._queues: list[asyncio.Queue[PendingMessage | PendingChange]] = []
+        self._writers: list[asyncio.Task[None]] = []
+        self._outbox: asyncio.Queue[Committed | ChannelEvent] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
+        self._publisher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Several writers keep the database busy while one waits on a commit. On SQLite the
+        # store serialises write transactions anyway, so one writer is all it can use.
+        # Each couple always goes to the same writer, so its messages commit (and get their
+        # seqs) in the order they arrived; different couples commit in parallel.
+        count = 1 if self.db.dialect == "sqlite" else self.settings.write_concurrency
+        size = max(1, self.settings.write_queue // count)
+        self._queues = [asyncio.Queue(maxsize=size) for _ in range(count)]
+        self._writers = [
+            asyncio.create_task(self._write_loop(queue), name=f"chat-writer-{i}")
+            for i, queue in enumerate(self._queues)
+        ]
+        self._publisher = asyncio.create_task(self._publish_loop(), name="chat-publisher")
+        for task in (*self._writers, self._publisher):
+            task.add_done_callback(_log_stop)
+
+    @property
+    def started(self) -> bool:
+        return bool(self._writers)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Finish the items already queued (stored, acknowledged, published; for at most
+        ``grace`` seconds), then stop the writers and the publisher. A message not committed
+        by then gets no RECEIPT: its sender re-sends it. One committed but not published
+        reaches subscribers when they catch up by seq."""
+        if not self._writers:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await finish_within(
+            asyncio.gather(*(queue.join() for queue in self._queues)),
+            max(0.0, deadline - loop.time() - 2 * WRITER_STOP_TIMEOUT),
+            "committing the queued messages",
+        )
+        await stop_tasks(self._writers, WRITER_STOP_TIMEOUT, "chat writers")
+        await finish_within(
+            self._outbox.join(),
+            max(0.0, deadline - loop.time() - WRITER_STOP_TIMEOUT),
+            "publishing the committed messages",
+        )
+        if self._publisher is not None:
+            await stop_tasks([self._publisher], WRITER_STOP_TIMEOUT, "chat publisher")
+            self._publisher = None
+        self._writers = []
+
+    def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[PendingMessage | PendingChange]:
+        return self._queues[couple_id.int % len(self._queues)]
+
+    def has_room(self, couple_id: uuid.UUID) -> bool:
+        """Whether the couple's write queue takes one more item without waiting."""
+        return not self._queue_for(couple_id).full()
+
+    def put_nowait(self, pending: PendingMessage | PendingChange) -> None:
+        """Queue ``pending`` behind its couple's items (:meth:`has_room` said yes)."""
+        self._queue_for(pending.new.couple_id).put_nowait(pending)
+
+    async def put(self, pending: PendingMessage | PendingChange) -> None:
+        """Queue ``pending`` behind its couple's items, waiting for room (the queue is
+        bounded: a whole queue behind, senders wait)."""
+        await self._queue_for(pending.new.couple_id).put(pending)
+
+    async def _write_loop(self, queue: asyncio.Queue[PendingMessage | PendingChange]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _commit(self, batch: list[PendingMessage | PendingChange]) -> None:
+        """Commit a writer's batch: its messages in one transaction, then its changes in
+        another, two commits a batch however the two kinds interleave. A change only names
+        a message whose id its client already had, so one queued before it: committing the
+        batch's messages first keeps that order. A message queued after a change and
+        committed before it came from another request, concurrent with the change (a STOMP
+        session reads its next frame only once its change is committed), so no client sees
+        its own requests reordered."""
+        sends = [p for p in batch if isinstance(p, PendingMessage)]
+        changes = [p for p in batch if isinstance(p, PendingChange)]
+        if sends:
+            await self._commit_messages(sends)
+        if changes:
+            await self._commit_changes(changes)
+
+    @staticmethod
+    def _fail_batch(
+        batch: list[PendingMessage] | list[PendingChange], what: str, exc: Exception
+    ) -> None:
+        """The batch's transaction failed: nothing of it is stored. A database failure is
+        SEND_FAILED with each tempId (retry); anything else is a bug, failed loudly, and the
+        writer goes on."""
+        if isinstance(exc, StoreError):
+            log.error("storing %d %ss failed: %s", len(batch), what, exc)
+        else:
+            log.exception("unexpected failure storing %d %ss", len(batch), what)
+        for pending in batch:
+            error: BaseException = (
+                SendNotStored(f"the {what} could not be stored", temp_id=pending.new.temp_id)
+                if isinstance(exc, StoreError)
+                else exc
+            )
+            pending.fail(error)
+
+    async def _commit_messages(self, batch: list[PendingMessage]) -> None:
+        try:
+            results = await self.db.append_messages([p.new for p in batch])
+        except Exception as exc:
+            self._fail_batch(batch, "message", exc)
+            return
+        committed = time.perf_counter()
+        metrics.WRITE_BATCH_SIZE.observe(len(batch))
+        # Acknowledge: every sender's RECEIPT is written here, before any publication.
+        fresh: list[Outgoing] = []
+        for pending, stored in zip(batch, results, strict=True):
+            metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
+            if isinstance(stored, Refused):
+                # This message only: the rest of the batch is stored.
+                log.info("message refused: %s", stored.detail)
+                pending.fail(refusal_error(stored, pending.new.temp_id))
+                continue
+            pending.succeed(stored.message)
+            if stored.created:
+                fresh.append((stored.message, pending.sender, pending.quoted))
+        metrics.MESSAGES_STORED.inc(len(fresh))
+        # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
+        if fresh:
+            await self._outbox.put(Committed(await self._requoted(fresh), committed))
+
+    async def _requoted(self, fresh: list[Outgoing]) -> list[Outgoing]:
+        """The replies of a committed batch with the messages they answer read again: an
+        edit or unsend of the quoted message may have committed between the reply's accept
+        and its commit (with a lower seq, so no later event would fix the preview). Read
+        after the commit, the preview is at least as new as the reply's seq."""
+        ids = [item[0].reply_to_id for item in fresh if isinstance(item, tuple) and item[2]]
+        if not ids:
+            return fresh
+        try:
+            now = await self.db.messages_by_id([i for i in ids if i is not None])
+        except StoreError as exc:
+            log.warning("re-reading %d quoted messages failed: %s", len(ids), exc)
+            return fresh
+        return [
+            (item[0], item[1], now.get(item[0].reply_to_id, item[2]))
+            if isinstance(item, tuple) and item[2] is not None and item[0].reply_to_id
+            else item
+            for item in fresh
+        ]
+
+    async def _commit_changes(self, batch: list[PendingChange]) -> None:
+        try:
+            results = await self.db.apply_changes(
+                [p.new for p in batch], unsend_window=self.settings.unsend_window
+            )
+        except Exception as exc:
+            self._fail_batch(batch, "change", exc)
+            return
+        committed = time.perf_counter()
+        fresh: list[Outgoing] = []
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, Refused):
+                log.info("change refused: %s", result.detail)
+                pending.fail(refusal_error(result, pending.new.temp_id))
+                continue
+            pending.succeed(result)
+            if not result.created:
+                continue  # a repeated tempId: answered, not broadcast again
+            made = result.event if result.event is not None else result.hide
+            if made is not None:
+                metrics.MESSAGE_CHANGES.labels(pending.new.kind.value).inc()
+                fresh.append(made)
+        if fresh:
+            await self._outbox.put(Committed(fresh, committed))
+
+    def depth(self) -> int:
+        """Items waiting for a writer, all queues together."""
+        return sum(queue.qsize() for queue in self._queues)
+
+    async def publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
+        """Queue one payload for the couple's channel, behind everything committed before it
+        (waits while the publisher is a whole queue behind). Outside start()..close() there
+        is no publisher (the presence backend reports its last transitions while the node
+        shuts down): then it is published at once."""
+        if self._publisher is None:
+            await self._broadcast(couple_id, payload)
+            return
+        await self._outbox.put(ChannelEvent(couple_id, payload))
+
+    async def _publish_loop(self) -> None:
+        """The publisher: serialises each committed message once and hands it to the broker,
+        in commit order. Delivery to this node's sockets happens here (the hub only queues
+        frames on each transport, every one bounded), never in a writer."""
+        while True:
+            item = await self._outbox.get()
+            try:
+                if isinstance(item, Committed):
+                    for outgoing in item.items:
+                        await self._publish_outgoing(outgoing)
+                    metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - item.committed_at)
+                else:
+                    await self._broadcast(item.couple_id, item.payload)
+            except Exception:  # a bug: drop this item, keep publishing the rest
+                log.exception("publishing failed")
+            finally:
+                self._outbox.task_done()
+
+    async def _publish_outgoing(self, outgoing: Outgoing) -> None:
+        if isinstance(outgoing, Event):
+            if outgoing.kind is ChangeKind.READ:
+                metrics.READ_RECEIPTS.inc()
+            body = codec.event_json(outgoing, self.zone)
+            await self._broadcast(outgoing.couple_id, pack(outgoing.seq, body))
+        elif isinstance(outgoing, Hide):
+            body = codec.dumps(codec.hide_dict(outgoing, self.zone))
+            payload = pack(0, body, audience=outgoing.user_id)
+            await self._broadcast(outgoing.couple_id, payload)
+        else:
+            message, sender, quoted = outgoing
+            body = codec.message_json(message, sender, self.zone, quoted)
+            await self._broadcast(message.couple_id, pack(message.seq, body))
+
+    async def _broadcast(self, couple_id: uuid.UUID, payload: bytes) -> None:
+        try:
+            await self.broker.publish(channel_for(couple_id), payload)
+        except BrokerError as exc:
+            log.warning("publish to couple %s failed: %s", couple_id, exc)
+
+
+def _log_stop(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())
