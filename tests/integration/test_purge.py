@@ -43,6 +43,7 @@ def nodes(
         "IEUM_UPLOAD_DIR": str(uploads_dir),
         "IEUM_PURGE_INTERVAL": "1",
         "IEUM_DISSOLVED_RETENTION_DAYS": "0",
+        "IEUM_UPLOAD_TTL": "3",  # the purge waits for the couple's upload URLs to expire
     }
     logs = tmp_path_factory.mktemp("logs")
     started: list[ServerProcess] = []
@@ -137,11 +138,17 @@ async def test_the_cli_purge_erases_every_trace_and_nothing_else(
 
     purge = Cli({**cli.env, "IEUM_UPLOAD_DIR": str(uploads_dir)})
     # Not dissolved yet: nothing to purge, even with no retention at all.
-    now = Cli({**purge.env, "IEUM_DISSOLVED_RETENTION_DAYS": "0"})
+    now = Cli({**purge.env, "IEUM_DISSOLVED_RETENTION_DAYS": "0", "IEUM_UPLOAD_TTL": "1"})
     assert "would erase 0 couples and 0 accounts" in now.run("purge", "--dry-run").stdout
 
     await dissolve(http, gone["couple"])
-    # Within the retention period (30 days by default) nothing goes.
+    # Within the retention period (30 days by default) nothing goes, nor while an upload
+    # URL handed out before the dissolution may still be used (IEUM_UPLOAD_TTL).
+    assert (
+        "would erase 0 couples"
+        in Cli({**now.env, "IEUM_UPLOAD_TTL": "900"}).run("purge", "--dry-run").stdout
+    )
+    await asyncio.sleep(1.1)
     assert "erased 0 couples" in purge.run("purge").stdout
     dry = now.run("purge", "--dry-run").stdout
     assert f"would erase couple {gone['couple']}" in dry

@@ -145,7 +145,11 @@ class Lifecycle:
     # -- erasure ---------------------------------------------------------------------------
 
     def cutoff(self, now: datetime) -> datetime:
-        return now - timedelta(days=self._settings.dissolved_retention_days)
+        """Couples dissolved before this are erased: the retention period ago, and never
+        sooner than the upload URLs handed out before the dissolution expire (a file could
+        otherwise land after its couple's files were deleted)."""
+        retention = timedelta(days=self._settings.dissolved_retention_days)
+        return now - max(retention, timedelta(seconds=self._settings.upload_ttl))
 
     async def purge(self, *, dry_run: bool = False, now: datetime | None = None) -> PurgeReport:
         """Erase every couple dissolved, and account deleted, before the retention period:
