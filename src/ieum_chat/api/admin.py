@@ -1,8 +1,8 @@
 """The service API (``/admin/v1``): the app's own backend creates users and couples, sends
 notices, dissolves couples and deletes accounts.
 
-Authenticated by ``Authorization: Bearer KEY``, KEY one of ``IEUM_ADMIN_API_KEYS`` (each
-``name:key``, or a bare key named ``key1``, ``key2``...). The presented key is compared with
+Authenticated by ``Authorization: Bearer KEY``, KEY one of ``IEUM_ADMIN_API_KEYS`` (see
+:class:`AdminKeys` for the names the audit log gives them). The presented key is compared with
 every configured key in constant time (``hmac.compare_digest``, all of them, whichever
 matches), so the answer's timing tells nothing about how close a guess was. User JWTs are not
 keys: they are refused like any wrong key. Keys are never logged; every call is, as one line
@@ -38,6 +38,7 @@ from ieum_chat.store.users import NAME_MAX
 
 __all__ = ["AdminKeys", "build_admin_router"]
 
+log = logging.getLogger(__name__)
 audit = logging.getLogger("ieum_chat.audit")
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
@@ -46,19 +47,32 @@ URL_MAX = 2048
 
 
 class AdminKeys:
-    """The configured API keys, by name."""
+    """The configured API keys, by name.
+
+    Each entry of ``IEUM_ADMIN_API_KEYS`` is a key as a whole (the contract: KEY is one of the
+    comma-separated values). An entry ``name:secret`` whose name is a plain word also names
+    itself for the audit log, and ``secret`` alone is accepted for it too; other entries are
+    named ``key1``, ``key2``... by position. Keys shorter than :data:`MIN_KEY_LENGTH` work,
+    with a warning at start: they can be guessed.
+    """
 
     def __init__(self, entries: Sequence[str]) -> None:
         self._keys: list[tuple[str, bytes]] = []
         for index, entry in enumerate(entries, start=1):
-            name, sep, key = entry.partition(":")
-            if not sep or not _NAME.fullmatch(name):
-                name, key = f"key{index}", entry
-            if len(key) < MIN_KEY_LENGTH:
-                raise ValueError(
-                    f"IEUM_ADMIN_API_KEYS: key {name!r} is shorter than {MIN_KEY_LENGTH} characters"
+            name, sep, secret = entry.partition(":")
+            named = bool(sep and secret and _NAME.fullmatch(name))
+            if not named:
+                name = f"key{index}"
+            self._keys.append((name, entry.encode()))
+            if named:
+                self._keys.append((name, secret.encode()))
+            if len(secret if named else entry) < MIN_KEY_LENGTH:
+                log.warning(
+                    "IEUM_ADMIN_API_KEYS: key %s is shorter than %d characters; use a long "
+                    "random key",
+                    name,
+                    MIN_KEY_LENGTH,
                 )
-            self._keys.append((name, key.encode()))
 
     def __bool__(self) -> bool:
         return bool(self._keys)
