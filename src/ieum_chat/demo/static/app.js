@@ -48,6 +48,10 @@
       noToken: "`ieum-chat demo`가 출력한 주소(…/demo?token=…)로 열어 주세요.",
       authTitle: "인증에 실패했어요",
       auth: "토큰이 잘못되었거나 만료되었어요. `ieum-chat demo`를 다시 실행하고 새 주소로 열어 주세요.",
+      dissolvedTitle: "커플 연결이 해제되었어요",
+      dissolved: "이 채팅방은 닫혔어요. 다시 연결되면 새 채팅방에서 이야기할 수 있어요.",
+      deletedTitle: "탈퇴한 계정이에요",
+      deleted: "이 계정으로는 더 이상 채팅할 수 없어요.",
       noRoomTitle: "채팅방이 없어요",
       noRoom: "이 사용자는 아직 커플로 연결되지 않았어요.",
       libsTitle: "브라우저 라이브러리가 없어요",
@@ -92,6 +96,10 @@
       noToken: "Open the URL printed by `ieum-chat demo` (…/demo?token=…).",
       authTitle: "Authentication failed",
       auth: "The token is invalid or expired. Run `ieum-chat demo` again and open a new URL.",
+      dissolvedTitle: "This couple was dissolved",
+      dissolved: "This chat is closed. A couple formed again gets a new chat.",
+      deletedTitle: "This account was deleted",
+      deleted: "This account can no longer chat.",
       noRoomTitle: "No chat room",
       noRoom: "This user is not in a couple yet.",
       libsTitle: "Browser libraries missing",
@@ -126,6 +134,8 @@
   const TYPING_IDLE_MS = 3000; // no keystroke for this long: stopped typing
   const PARTNER_TYPING_TTL_MS = 6000; // a lost "typing: false" hides the indicator anyway
   const FATAL_CODES = new Set(["AUTH_FAILED", "TOKEN_EXPIRED"]);
+  // The couple or the account is gone for good: the server would refuse a reconnect.
+  const ENDED_CODES = { COUPLE_DISSOLVED: "dissolved", ACCOUNT_DELETED: "deleted" };
   const REACTIONS = ["❤️", "👍", "😂", "😮", "😢", "🙏"];
   const LONG_PRESS_MS = 450;
   const LONG_PRESS_SLOP_PX = 10; // a finger that moves further is scrolling, not pressing
@@ -295,6 +305,7 @@
     $("fatal-title").textContent = title;
     $("fatal-text").textContent = text;
     $("fatal").hidden = false;
+    for (const id of ["input", "send", "attach"]) $(id).disabled = true;
     showBanner(title, true);
     if (state.client) state.client.deactivate();
   }
@@ -394,7 +405,9 @@
 
   // li.msg: [.sender] [.quote] .row(.bubble, .meta(.unread, .state, .edited, time)) [.reactions]
   function renderBubble(m, localImage) {
-    const li = el("li", `msg ${isMine(m) ? "mine" : "theirs"}`);
+    // A notice of the service (senderId null) is neither member's: set apart, centred.
+    const side = m.type === "NOTICE" ? "notice" : isMine(m) ? "mine" : "theirs";
+    const li = el("li", `msg ${side}`);
     li.dataset.type = m.type || "TEXT";
     if (m.senderId) li.dataset.sender = m.senderId;
     if (m.tempId) li.dataset.tempId = m.tempId;
@@ -1091,6 +1104,8 @@
       // not JSON: the message header says it
     }
     if (FATAL_CODES.has(code)) showFatal(T.authTitle, T.auth);
+    const ended = ENDED_CODES[code];
+    if (ended) showFatal(T[`${ended}Title`], T[ended]);
     // Anything else (SERVER_SHUTDOWN, a slow consumer, ...): the socket closes, we reconnect.
   }
 
