@@ -146,3 +146,20 @@ class Driver:
         stderr = "".join(self.stderr)[-3000:]
         shown = json.dumps(last, ensure_ascii=False)[:6000]
         return f"screenshots in {folder}\nexit status {code}\n{shown}\nstderr: {stderr}"
+
+
+def run_script(
+    script: str, config: dict[str, Any], folder: Path, *, timeout: float
+) -> dict[str, Any]:
+    """Run a driver that asks nothing of its caller to its end: its result line (else the
+    test fails with the run's report)."""
+    driver = Driver(script, config, timeout=timeout)
+    last: dict[str, Any] = {}
+    try:
+        for event in driver.events():
+            last = event
+    finally:
+        code = driver.close()
+    assert code == 0, driver.report(last, code, folder)
+    assert last.get("event") == "result", driver.report(last, code, folder)
+    return last

@@ -20,11 +20,11 @@ import pytest
 from tests.e2e._demo_browser import (
     WEB_MODULES,
     Couple,
-    Driver,
     artifacts,
     chromium,
     history_seqs,
     node_ready,
+    run_script,
 )
 from tests.support.server import ServerProcess
 
@@ -57,7 +57,7 @@ def _by_id(page: Page) -> dict[str, dict[str, Any]]:
 
 def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
     folder = artifacts("demo_lifecycle")
-    driver = Driver(
+    result = run_script(
         "demo_lifecycle.mjs",
         {
             "baseUrl": server.http_url,
@@ -67,18 +67,11 @@ def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
             "artifacts": str(folder),
             "chromium": chromium(),
         },
+        folder,
         timeout=RUN_TIMEOUT,
     )
-    last: dict[str, Any] = {}
-    try:
-        for event in driver.events():
-            last = event
-    finally:
-        code = driver.close()
-    assert code == 0, driver.report(last, code, folder)
-    assert last.get("event") == "result", driver.report(last, code, folder)
     print(f"\ndemo page, message lifecycle: screenshots in {folder}")
-    return last
+    return result
 
 
 @pytest.mark.external

@@ -16,10 +16,10 @@ import pytest
 from tests.e2e._demo_browser import (
     WEB_MODULES,
     Couple,
-    Driver,
     artifacts,
     chromium,
     node_ready,
+    run_script,
 )
 from tests.support.server import ServerProcess
 
@@ -37,7 +37,7 @@ pytestmark = [
 
 def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
     folder = artifacts("demo_notice")
-    driver = Driver(
+    return run_script(
         "demo_notice.mjs",
         {
             "baseUrl": server.http_url,
@@ -48,17 +48,9 @@ def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
             "artifacts": str(folder),
             "chromium": chromium(),
         },
+        folder,
         timeout=RUN_TIMEOUT,
     )
-    last: dict[str, Any] = {}
-    try:
-        for event in driver.events():
-            last = event
-    finally:
-        code = driver.close()
-    assert code == 0, driver.report(last, code, folder)
-    assert last.get("event") == "result", driver.report(last, code, folder)
-    return last
 
 
 @pytest.mark.external
