@@ -1,7 +1,8 @@
 """Erasure after a couple ends, with real server processes on SQLite and PostgreSQL: a couple
 chats (texts, an edit, a reaction, read marks, an uploaded image), is dissolved through the
 service API, and once the retention period is over the purge leaves no trace of it in any
-table or upload, and nothing of another couple goes with it. ``ieum-chat purge --dry-run``
+table or upload (the local folder, or an S3 bucket), and nothing of another couple goes with
+it. ``ieum-chat purge --dry-run``
 lists and erases nothing; ``ieum-chat purge`` erases; and servers run it on their own
 schedule, one node at a time.
 """
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ieum_chat.store import normalize_url
 from ieum_chat.store.schema import metadata
-from tests.support.fixtures import SERVER_ENV
+from tests.support.fixtures import FAKE_KEY_ID, FAKE_SECRET, SERVER_ENV
 from tests.support.server import Cli, ServerProcess
 
 KEY = "p" * 32
@@ -197,3 +198,48 @@ async def test_servers_purge_on_their_schedule_one_node_at_a_time(
                 if line.startswith('ieum_purged_total{kind="couples"}')
             ]
     assert sum(purged) == 1.0  # erased once, by one of the two
+
+
+async def test_the_purge_erases_a_couples_files_in_s3(
+    server: ServerProcess,
+    http: httpx.AsyncClient,
+    cli: Cli,
+    s3_server: str,
+    fake_aws: None,
+) -> None:
+    """The same purge with the S3 backend (moto's S3 server, over HTTP): the dissolved
+    couple's objects go, another couple's and anything not ours stay."""
+    import boto3
+
+    gone, kept = cli.seed(2)
+    bucket = f"ieum-purge-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.session.Session().client("s3", region_name="us-east-1", endpoint_url=s3_server)
+    s3.create_bucket(Bucket=bucket)
+    keys = {
+        "gone": [f"{gone['couple']}/{uuid.uuid4().hex}.png" for _ in range(3)],
+        "kept": [f"{kept['couple']}/{uuid.uuid4().hex}.png"],
+        "foreign": [f"{gone['couple']}/notes.txt"],  # not a key this server makes
+    }
+    for key in (k for group in keys.values() for k in group):
+        s3.put_object(Bucket=bucket, Key=key, Body=PNG)
+    await dissolve(http, gone["couple"])
+
+    purge = Cli(
+        {
+            **cli.env,
+            "IEUM_S3_BUCKET": bucket,
+            "IEUM_S3_ENDPOINT_URL": s3_server,
+            "IEUM_S3_REGION": "us-east-1",
+            "IEUM_DISSOLVED_RETENTION_DAYS": "0",
+            "IEUM_UPLOAD_TTL": "1",
+            "AWS_ACCESS_KEY_ID": FAKE_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    await asyncio.sleep(1.1)  # the upload URLs handed out before the dissolution expired
+    done = purge.run("purge").stdout
+    assert f"erased couple {gone['couple']}" in done
+    assert "3 uploads" in done
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == sorted(keys["kept"] + keys["foreign"])
