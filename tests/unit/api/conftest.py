@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from ieum_chat.auth import issue_token
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.gateway import Gateway
-from ieum_chat.store import Couple, Database, User, upgrade_schema
+from ieum_chat.store import Couple, Database, NewMessage, User, upgrade_schema
 
 SECRET = "ieum-chat-api-test-secret-0123456789-abcdef"
 PUBLIC_URL = "http://chat.test"
@@ -51,6 +53,26 @@ class Api:
 
     async def send(self, user: User | None = None, **body: Any) -> httpx.Response:
         return await self.client.post(self.room("/messages"), json=body, headers=self.auth(user))
+
+
+async def seed(api: Api, n: int, *, start: int = 0) -> None:
+    """``n`` messages alternating a/b (a first), stored directly (no rate limit)."""
+    base = datetime(2024, 1, 11, 10, 0, 0)
+    await api.db.append_messages(
+        [
+            NewMessage(
+                id=uuid.uuid4(),
+                couple_id=api.couple.id,
+                sender_id=(api.a if i % 2 == 0 else api.b).id,
+                type="TEXT",
+                content=f"m{i + 1}",
+                image_url=None,
+                temp_id=None,
+                created_at=base + timedelta(seconds=i),
+            )
+            for i in range(start, start + n)
+        ]
+    )
 
 
 def forged_token(user: User) -> str:

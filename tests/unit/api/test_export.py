@@ -9,7 +9,6 @@ import os
 import uuid
 import zipfile
 from collections.abc import MutableMapping
-from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,30 +16,10 @@ import pytest
 
 from ieum_chat.api.export import EXPORT_PAGE, ExportSlots
 from ieum_chat.errors import RateLimited
-from ieum_chat.store import NewMessage, User
-from tests.unit.api.conftest import Api
+from ieum_chat.store import User
+from tests.unit.api.conftest import Api, seed
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-async def seed(api: Api, n: int) -> None:
-    """``n`` TEXT messages alternating a/b, stored directly (no rate limit)."""
-    base = datetime(2024, 1, 11, 10, 0, 0)
-    await api.db.append_messages(
-        [
-            NewMessage(
-                id=uuid.uuid4(),
-                couple_id=api.couple.id,
-                sender_id=(api.a if i % 2 == 0 else api.b).id,
-                type="TEXT",
-                content=f"m{i + 1}",
-                image_url=None,
-                temp_id=None,
-                created_at=base + timedelta(seconds=i),
-            )
-            for i in range(n)
-        ]
-    )
 
 
 async def upload(api: Api, data: bytes) -> str:

@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
 from ieum_chat.chat.envelope import channel_for, unpack
-from ieum_chat.store import NewMessage
-from tests.unit.api.conftest import Api, forged_token
-
-
-async def seed(api: Api, n: int, *, start: int = 0) -> None:
-    """``n`` messages alternating a/b (a first), stored directly (no rate limit)."""
-    base = datetime(2024, 1, 11, 10, 0, 0)
-    await api.db.append_messages(
-        [
-            NewMessage(
-                id=uuid.uuid4(),
-                couple_id=api.couple.id,
-                sender_id=(api.a if i % 2 == 0 else api.b).id,
-                type="TEXT",
-                content=f"m{i + 1}",
-                image_url=None,
-                temp_id=None,
-                created_at=base + timedelta(seconds=i),
-            )
-            for i in range(start, start + n)
-        ]
-    )
+from tests.unit.api.conftest import Api, forged_token, seed
 
 
 def error_of(response: object, status: int, code: str) -> dict[str, object]:
