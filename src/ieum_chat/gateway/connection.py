@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,9 +110,17 @@ class Gateway:
 
     def revoke(self, revocation: Revocation) -> None:
         """Users or couples lost access (deleted or re-paired, on any node, by anyone): each
-        session that depended on it ends (:meth:`StompConnection.revoke`)."""
+        session that depended on it ends (:meth:`StompConnection.revoke`). The SYSTEM event
+        each couple's sessions get first is rendered here, once per couple."""
+        now = utcnow()
+        events = {
+            couple_id: codec.system_json(
+                "COUPLE_DISSOLVED", None, now, self.chat.zone, couple_id=couple_id
+            )
+            for couple_id in revocation.couples
+        }
         for connection in list(self.connections):
-            connection.revoke(revocation)
+            connection.revoke(revocation, events)
 
 
 class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -304,10 +312,11 @@ class StompConnection:
         """The broker may have lost messages: catch every subscription up."""
         self.subscriptions.resync()
 
-    def revoke(self, revocation: Revocation) -> None:
+    def revoke(self, revocation: Revocation, events: Mapping[uuid.UUID, bytes]) -> None:
         """End this session if its user was deleted (ERROR ACCOUNT_DELETED), or if it is
-        subscribed to a couple its user is no longer in (a SYSTEM ``COUPLE_DISSOLVED`` event
-        on that subscription, then ERROR COUPLE_DISSOLVED). A socket whose token came with
+        subscribed to a couple its user is no longer in (that couple's SYSTEM
+        ``COUPLE_DISSOLVED`` event of ``events`` on its subscription, then ERROR
+        COUPLE_DISSOLVED). A socket whose token came with
         the handshake counts as that user before its CONNECT. The client's reconnect is
         checked afresh."""
         user = self._dispatcher.claimed_user()
@@ -321,12 +330,8 @@ class StompConnection:
             ]
             if not lost:
                 return
-            zone = self.gateway.chat.zone
             for couple_id in lost:
-                event = codec.system_json(
-                    "COUPLE_DISSOLVED", None, utcnow(), zone, couple_id=couple_id
-                )
-                self.subscriptions.notify(couple_id, event)
+                self.subscriptions.notify(couple_id, events[couple_id])
             code = ErrorCode.COUPLE_DISSOLVED
         self.log.info("session %s: %s", self.session_id, code.value)
         self.fail(code)

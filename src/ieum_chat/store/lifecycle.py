@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import Table, delete, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.couples import COUPLE_COLUMNS, couple_from_row, member_of
@@ -85,8 +85,8 @@ def _delete_user_txn(
     return user, dissolved
 
 
-def _counts(conn: Connection, table: object, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    column = table.c.couple_id  # type: ignore[attr-defined]
+def _counts(conn: Connection, table: Table, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    column = table.c.couple_id
     query = select(column, func.count()).where(column.in_(ids)).group_by(column)
     return {row[0]: int(row[1]) for row in conn.execute(query)}
 

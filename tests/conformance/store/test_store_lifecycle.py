@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ieum_chat.store import Couple, Database, NewMessage, User
 from ieum_chat.store.couples import PairingRefusal, PairingRefused
+from ieum_chat.store.lifecycle import PurgePlan
 from ieum_chat.store.records import (
     NOTICE,
     SYSTEM_USER_ID,
@@ -219,9 +220,7 @@ async def test_purge_erases_every_trace_and_nothing_else(
     assert await db.purge_plan(cutoff) == _empty_plan()
 
 
-def _empty_plan() -> object:
-    from ieum_chat.store.lifecycle import PurgePlan
-
+def _empty_plan() -> PurgePlan:
     return PurgePlan((), ())
 
 
