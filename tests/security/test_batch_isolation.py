@@ -6,8 +6,9 @@ its socket open while P is deleted in the database, then keeps sending. Its mess
 longer be stored; the messages of other couples committed in the same batch must be stored
 and acknowledged all the same. Each of P's SENDs gets an UNAUTHORIZED error payload with its
 own tempId (as any SEND by a non-member does), and no RECEIPT; or, once the server has read
-the deletion from the directory feed (within about a second), P's session ends with ERROR
-COUPLE_DISSOLVED, and what it had not answered by then is never acknowledged.
+the deletion from the directory feed (within about a second), P's session gets the SYSTEM
+event COUPLE_DISSOLVED, then ERROR COUPLE_DISSOLVED, and what it had not answered by then is
+never acknowledged.
 
 A real server on SQLite and on PostgreSQL (the two append paths: the store's transaction and
 the server-side function).
@@ -81,12 +82,14 @@ async def send_all(client: StompTestClient, couple: Couple, tag: str) -> list[st
 
 
 class Outcomes:
-    """What one sender's session received: RECEIPT ids, error payloads, chat tempIds."""
+    """What one sender's session received: RECEIPT ids, error payloads, chat tempIds, the
+    couple's SYSTEM events."""
 
     def __init__(self) -> None:
         self.receipts: set[str] = set()
         self.errors: list[dict[str, str]] = []
         self.delivered: list[str] = []
+        self.events: list[str] = []
         self.ended: str | None = None  # the code of the ERROR frame that ended the session
 
 
@@ -106,6 +109,8 @@ async def outcomes(client: StompTestClient, answers: int, deliveries: int) -> Ou
         body = frame_json(frame)
         if body.get("type") == "ERROR":
             seen.errors.append(body)
+        elif body.get("type") == "SYSTEM":
+            seen.events.append(body["event"])
         else:
             seen.delivered.append(body["tempId"])
     return seen
@@ -147,6 +152,7 @@ async def test_a_deleted_couple_fails_only_its_own_messages(
 
     for seen, temp_ids in zip(rest, sent[1:], strict=True):
         assert seen.ended is None
+        assert seen.events == []
         assert seen.errors == [], f"another couple's SENDs failed: {seen.errors[:3]}"
         assert seen.receipts == {f"r-{t}" for t in temp_ids}
         assert seen.delivered == temp_ids
@@ -156,8 +162,10 @@ async def test_a_deleted_couple_fails_only_its_own_messages(
     refused = sorted(e["tempId"] for e in orphaned.errors)
     if orphaned.ended is None:
         assert refused == sorted(sent[0])  # each SEND answered, with its tempId
+        assert orphaned.events == []
     else:
         assert orphaned.ended == "COUPLE_DISSOLVED"
+        assert orphaned.events == ["COUPLE_DISSOLVED"]
         assert set(refused) <= set(sent[0])
 
     for couple, temp_ids in zip(others, sent[1:], strict=True):
