@@ -81,6 +81,29 @@ class Settings(BaseSettings):
     dissolved_retention_days: float = Field(default=30.0, ge=0)
     purge_interval: float = Field(default=86400.0, ge=0)  # seconds between purges; 0: never
 
+    # push notifications: a provider is on when its settings are (FCM: the service account's
+    # JSON file; APNs: the .p8 key, its id, the team and the app's topic; Web Push: the VAPID
+    # private key, PEM or base64url of the raw 32 bytes, and a mailto: or https: subject)
+    fcm_credentials: str | None = None
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    apns_key_file: str | None = None
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None
+    apns_endpoint: str = "https://api.push.apple.com"
+    vapid_private_key: str | None = Field(default=None, repr=False)
+    vapid_subject: str | None = None
+    # Web Push endpoints on private, loopback or link-local addresses (refused by default: a
+    # subscription must not make the server call into its own network)
+    push_allow_private: bool = False
+    # extra CA certificates (PEM) trusted when calling providers and the webhook receiver
+    push_ca_file: str | None = None
+    push_timeout: float = Field(default=10.0, gt=0)  # seconds per provider request
+    push_concurrency: int = Field(default=32, ge=1, le=1024)  # requests in flight per provider
+    # webhooks: every change POSTed, signed with the secret, to the app's backend
+    webhook_url: str | None = None
+    webhook_secret: str | None = Field(default=None, repr=False)
+
     # per-user limits (every device of the user together, on this node)
     max_sessions_per_user: int = 10
     message_rate: float = 20.0
