@@ -7,6 +7,8 @@ from sqlalchemy import Connection, text
 from ieum_chat.errors import StoreUnavailable
 from ieum_chat.store.changes import ChangesStore
 from ieum_chat.store.couples import CouplesStore
+from ieum_chat.store.deliveries import DeliveriesStore
+from ieum_chat.store.devices import DevicesStore
 from ieum_chat.store.engines import create_engine
 from ieum_chat.store.lifecycle import LifecycleStore
 from ieum_chat.store.maintenance import MaintenanceStore
@@ -30,6 +32,8 @@ class Database(
     ChangesStore,
     StreamStore,
     MaintenanceStore,
+    DevicesStore,
+    DeliveriesStore,
 ):
     """SQLite or PostgreSQL, chosen by URL.
 

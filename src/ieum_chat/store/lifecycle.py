@@ -23,7 +23,17 @@ from sqlalchemy.engine import Connection
 from ieum_chat.store.couples import COUPLE_COLUMNS, couple_from_row, member_of
 from ieum_chat.store.pool import SQLBaseStore
 from ieum_chat.store.records import SYSTEM_USER_ID, Couple, User
-from ieum_chat.store.schema import couples, message_events, message_hides, messages, users, utcnow
+from ieum_chat.store.schema import (
+    couples,
+    deliveries,
+    delivery_cursors,
+    devices,
+    message_events,
+    message_hides,
+    messages,
+    users,
+    utcnow,
+)
 from ieum_chat.store.users import USER_COLUMNS, user_from_row
 
 __all__ = ["CoupleErasure", "LifecycleStore", "PurgePlan", "dissolve_couple_txn"]
@@ -82,6 +92,9 @@ def _delete_user_txn(
     dissolved = None
     for couple_id in list(active):
         dissolved = dissolve_couple_txn(conn, couple_id, now)
+    # Their devices stop working at once: registrations and the pushes still owed to them.
+    conn.execute(delete(deliveries).where(deliveries.c.user_id == user_id))
+    conn.execute(delete(devices).where(devices.c.user_id == user_id))
     return user, dissolved
 
 
@@ -125,8 +138,9 @@ def _erase_couple_txn(conn: Connection, couple_id: uuid.UUID, cutoff: datetime) 
     ).first()
     if still is None:
         return False
-    for table in (message_hides, message_events, messages):
+    for table in (message_hides, message_events, messages, deliveries):
         conn.execute(delete(table).where(table.c.couple_id == couple_id))
+    conn.execute(delete(delivery_cursors).where(delivery_cursors.c.stream_id == couple_id))
     conn.execute(delete(couples).where(couples.c.id == couple_id))
     return True
 
@@ -135,6 +149,16 @@ def _erase_users_txn(conn: Connection, user_ids: tuple[uuid.UUID, ...], cutoff: 
     referenced = select(couples.c.id).where(
         or_(couples.c.user1_id == users.c.id, couples.c.user2_id == users.c.id)
     )
+    # A user's devices went with the account; a stream cursor of theirs goes now (its
+    # user.erased was told, or never will be).
+    erased = select(users.c.id).where(
+        users.c.id.in_(user_ids),
+        users.c.id != SYSTEM_USER_ID,
+        users.c.deleted_at < cutoff,
+        ~exists(referenced),
+    )
+    conn.execute(delete(devices).where(devices.c.user_id.in_(erased)))
+    conn.execute(delete(delivery_cursors).where(delivery_cursors.c.stream_id.in_(erased)))
     return int(
         conn.execute(
             delete(users).where(

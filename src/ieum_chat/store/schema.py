@@ -15,6 +15,8 @@ events (``message_events``, numbered from the same ``last_seq``), messages hidde
 adds the ends of couples and accounts (``couples.dissolved_at``, ``users.deleted_at``), the
 system sender of notices (a ``users`` row with the nil UUID), ``maintenance_runs`` and the
 append function v4 (which refuses dissolved couples and takes the system sender's notices).
+Revision 0009 adds push and webhooks: ``devices``, ``users.push_preview``, and what the
+delivery engine owes (``delivery_consumers``, ``delivery_cursors``, ``deliveries``).
 
 Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
 """
@@ -40,10 +42,15 @@ from sqlalchemy import (
     false,
     func,
     text,
+    true,
 )
 
 __all__ = [
     "couples",
+    "deliveries",
+    "delivery_consumers",
+    "delivery_cursors",
+    "devices",
     "directory_changes",
     "maintenance_runs",
     "message_events",
@@ -66,6 +73,8 @@ users = Table(
     Column("created_at", DateTime, server_default=func.now()),
     # Set when the account is deleted; the row goes when the purge erases the user's data.
     Column("deleted_at", DateTime),
+    # Whether the user's push notifications show the sender and the text (revision 0009).
+    Column("push_preview", Boolean, nullable=False, server_default=true()),
 )
 
 couples = Table(
@@ -163,6 +172,66 @@ maintenance_runs = Table(
     Column("job", String(40), primary_key=True),
     Column("started_at", DateTime, nullable=False),
     Column("node", String(100)),
+)
+
+# Each user's devices that take push notifications (revision 0009): a provider token, or a
+# Web Push subscription (endpoint in token, keys beside it). token_key: SHA-256 hex of token.
+devices = Table(
+    "devices",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id"), primary_key=True),
+    Column("device_id", String(100), primary_key=True),
+    Column("platform", String(10), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("token_key", String(64), nullable=False),
+    Column("p256dh", Text),
+    Column("auth", Text),
+    Column("locale", String(35)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_devices_token_key", "token_key"),
+)
+
+# When each delivery consumer (push, webhook) first ran: where a couple it never saw starts.
+delivery_consumers = Table(
+    "delivery_consumers",
+    metadata,
+    Column("name", String(10), primary_key=True),
+    Column("since", DateTime, nullable=False),
+)
+
+# Per consumer and stream (a couple's; a user's, whose one event is user.erased), the last seq
+# turned into deliveries; closed: the stream's end (couple.dissolved, user.erased) was too.
+delivery_cursors = Table(
+    "delivery_cursors",
+    metadata,
+    Column("consumer", String(10), primary_key=True),
+    Column("stream_id", Uuid, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("closed", Boolean, nullable=False, server_default=false()),
+)
+
+# What is owed to a provider or the webhook receiver, until it accepted it. due_at is also
+# the lease of the node sending it; queue: webhooks of one couple (or user) go out in id order.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("channel", String(10), nullable=False),
+    Column("queue", String(80)),
+    Column("couple_id", Uuid),
+    Column("user_id", Uuid),
+    Column("device_id", String(100)),
+    Column("seq", BigInteger),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("due_at", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_deliveries_due", "channel", "due_at"),
+    Index("ix_deliveries_queue", "queue", "id"),
+    Index("ix_deliveries_couple", "couple_id"),
+    Index("ix_deliveries_device", "user_id", "device_id"),
+    sqlite_autoincrement=True,
 )
 
 # The plan's two indexes; idx_messages_unread also serves unread counts and mark-read.

@@ -26,6 +26,10 @@ from tests.support.postgres import create_database, drop_database, require_postg
 from ieum_chat.store import Couple, Database, NewMessage, User, upgrade_schema
 
 _TABLES = (  # children first
+    "deliveries",
+    "delivery_cursors",
+    "delivery_consumers",
+    "devices",
     "message_events",
     "message_hides",
     "messages",

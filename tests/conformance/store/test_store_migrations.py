@@ -31,7 +31,7 @@ from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0008"
+HEAD = "0009"
 
 
 @asynccontextmanager
@@ -227,10 +227,19 @@ def test_upgrade_schema_unreachable_postgres() -> None:
         upgrade_schema("postgresql://root@127.0.0.1:1/nowhere")
 
 
-_TABLES_SINCE_0006 = {"directory_changes", "message_events", "message_hides", "maintenance_runs"}
+_TABLES_SINCE_0006 = {
+    "directory_changes",
+    "message_events",
+    "message_hides",
+    "maintenance_runs",
+    "devices",
+    "delivery_consumers",
+    "delivery_cursors",
+    "deliveries",
+}
 _COLUMNS_SINCE_0007 = {
     "messages": {"reply_to_id", "edited_at", "unsent_at", "reactions"},
-    "users": {"deleted_at"},
+    "users": {"deleted_at", "push_preview"},
     "couples": {"dissolved_at"},
 }
 
