@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # webhooks: every change POSTed, signed with the secret, to the app's backend
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
+    # the longest wait between two tries of a delivery (back-off doubles up to it; a
+    # provider's Retry-After is honoured up to an hour)
+    delivery_retry_max: float = Field(default=60.0, gt=0)
 
     # per-user limits (every device of the user together, on this node)
     max_sessions_per_user: int = 10

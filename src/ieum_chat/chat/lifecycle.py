@@ -5,7 +5,8 @@ leave behind once ``IEUM_DISSOLVED_RETENTION_DAYS`` have passed.
 The service API and the CLI call these; the store does each in one transaction. What follows
 a dissolution or a deletion on every node (the sessions ended, the caches dropped, the tokens
 refused) follows from the rows changing: the directory feed (``chat.directory``) tells every
-node within about a second; the node that made the change is woken at once.
+node within about a second; the node that made the change is woken at once, and so are its
+end hooks (the delivery engine: ``couple.dissolved`` and ``user.erased`` webhooks).
 
 The purge runs on every node's schedule but one node at a time (``maintenance_runs``: the
 node that moves the job's next run forward runs it), and is safe to run again: uploads go
@@ -19,7 +20,7 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +38,9 @@ from ieum_chat.uploads import UploadBackend
 __all__ = ["Lifecycle", "PurgeReport"]
 
 log = logging.getLogger(__name__)
+
+# (couples dissolved, accounts deleted)
+EndHook = Callable[[Collection[uuid.UUID], Collection[uuid.UUID]], None]
 
 PURGE_JOB = "purge"
 SCHEDULE_CHECK = 300.0  # seconds between a node's looks at whether the purge is due
@@ -86,6 +90,19 @@ class Lifecycle:
         self._changed = changed  # wakes this node's directory reader after a change
         self._node = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self._task: asyncio.Task[None] | None = None
+        self._end_hooks: list[EndHook] = []
+
+    def on_end(self, hook: EndHook) -> None:
+        """Call ``hook(couple_ids, user_ids)`` after couples were dissolved or accounts
+        deleted here."""
+        self._end_hooks.append(hook)
+
+    def _ended(self, couple_ids: Collection[uuid.UUID], user_ids: Collection[uuid.UUID]) -> None:
+        for hook in self._end_hooks:
+            try:
+                hook(couple_ids, user_ids)
+            except Exception:  # a hook's bug must not fail the call that was done
+                log.exception("end hook failed")
 
     # -- users and couples -----------------------------------------------------------------
 
@@ -125,6 +142,7 @@ class Lifecycle:
         metrics.LIFECYCLE_EVENTS.labels("couple_dissolved").inc()
         log.info("couple %s dissolved", couple_id)
         self._notify()
+        self._ended([couple_id], [])
         return couple
 
     async def delete_user(self, user_id: uuid.UUID) -> tuple[User, Couple | None]:
@@ -136,6 +154,7 @@ class Lifecycle:
         metrics.LIFECYCLE_EVENTS.labels("user_deleted").inc()
         log.info("user %s deleted", user_id)
         self._notify()
+        self._ended([result[1].id] if result[1] is not None else [], [user_id])
         return result
 
     def _notify(self) -> None:

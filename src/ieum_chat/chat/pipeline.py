@@ -12,6 +12,10 @@ transaction (group commit across couples). Then, in this order:
    out to this node's sockets and to the other nodes. A slow socket or broker therefore never
    holds up a commit; only a publisher a whole queue behind makes the writers wait.
 
+Once a batch is committed, the commit hooks hear which couples' streams moved (the delivery
+engine turns them into pushes and webhooks), after the acknowledgements and before the
+publication; a hook only takes note, it never waits.
+
 Changes to sent messages (edit, unsend, reactions, delete for me) and read marks are queued to
 the couple's writer behind its messages, committed in batches (``Database.apply_changes``),
 acknowledged, then published as events with their own seq in the couple's stream (a hide goes
@@ -27,6 +31,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable, Set
 from zoneinfo import ZoneInfo
 
 from ieum_chat.aio import finish_within, stop_tasks
@@ -67,6 +72,18 @@ class WritePipeline:
         self._writers: list[asyncio.Task[None]] = []
         self._outbox: asyncio.Queue[Committed | ChannelEvent] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
         self._publisher: asyncio.Task[None] | None = None
+        self._commit_hooks: list[Callable[[Set[uuid.UUID]], None]] = []
+
+    def on_commit(self, hook: Callable[[Set[uuid.UUID]], None]) -> None:
+        """Call ``hook`` with the couples whose streams a committed batch moved."""
+        self._commit_hooks.append(hook)
+
+    def _committed(self, couple_ids: Set[uuid.UUID]) -> None:
+        for hook in self._commit_hooks:
+            try:
+                hook(couple_ids)
+            except Exception:  # a bug in a hook must not fail the batch's publication
+                log.exception("commit hook failed")
 
     async def start(self) -> None:
         # Several writers keep the database busy while one waits on a commit. On SQLite the
@@ -198,6 +215,8 @@ class WritePipeline:
             if stored.created:
                 fresh.append((stored.message, pending.sender, pending.quoted))
         metrics.MESSAGES_STORED.inc(len(fresh))
+        if fresh:
+            self._committed({item[0].couple_id for item in fresh if isinstance(item, tuple)})
         # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
         if fresh:
             await self._outbox.put(Committed(await self._requoted(fresh), committed))
@@ -244,6 +263,9 @@ class WritePipeline:
             if made is not None:
                 metrics.MESSAGE_CHANGES.labels(pending.new.kind.value).inc()
                 fresh.append(made)
+        moved = {item.couple_id for item in fresh if isinstance(item, Event)}
+        if moved:
+            self._committed(moved)
         if fresh:
             await self._outbox.put(Committed(fresh, committed))
 

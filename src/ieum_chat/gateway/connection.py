@@ -41,6 +41,7 @@ from ieum_chat.gateway.hub import Hub
 from ieum_chat.gateway.subscriptions import Subscriptions
 from ieum_chat.gateway.transports import QueuedTransport, Transport
 from ieum_chat.observability import metrics
+from ieum_chat.push.watch import DeviceWatch
 from ieum_chat.stomp import (
     RemoteProtocolError,
     SessionState,
@@ -69,6 +70,7 @@ class Gateway:
     settings: Settings
     chat: ChatService
     hub: Hub
+    watch: DeviceWatch | None = None  # which devices watch their couple (push skips them)
     connections: set[StompConnection] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     accepting: bool = True
@@ -189,7 +191,7 @@ class StompConnection:
             preferred_version=preferred_version,
         )
         self.user: User | None = None
-        self.subscriptions = Subscriptions(self, gateway.chat, gateway.hub)
+        self.subscriptions = Subscriptions(self, gateway.chat, gateway.hub, gateway.watch)
         handshake = (principal, user) if principal is not None and user is not None else None
         self._dispatcher = Dispatcher(self, self.subscriptions, handshake)
         self._closing = False

@@ -64,6 +64,7 @@ from ieum_chat.stomp import (
     Subscribe,
     Unsubscribe,
 )
+from ieum_chat.store.devices import DEVICE_ID_MAX
 from ieum_chat.store.records import Message, User
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class Dispatcher:
         # Counted (or refused past the per-user limit, across every node) before CONNECTED
         # goes out; a teardown meanwhile gives the place back (closed() reads _announced).
         conn.user, self._announced = user, True
+        self.subscriptions.device = _device_id(event.headers)
         try:
             await chat.session_opened(user)
         except ChatError as exc:
@@ -405,6 +407,18 @@ def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+DEVICE_HEADER = "x-device-id"
+
+
+def _device_id(headers: tuple[tuple[str, str], ...]) -> str | None:
+    """The device a session says it is (``x-device-id``, as registered with PUT
+    /chat/devices/{deviceId}); a blank or over-long id says nothing."""
+    value = _header(headers, DEVICE_HEADER)
+    if value is None or not value.strip() or len(value) > DEVICE_ID_MAX:
+        return None
+    return value
 
 
 def _connect_token(headers: tuple[tuple[str, str], ...]) -> str | None:

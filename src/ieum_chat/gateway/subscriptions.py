@@ -20,6 +20,10 @@ Replay respects the outbound bound: it writes a burst, then waits for the socket
 below the low-water mark before it reads or writes on, so a client that resumes from seq 0
 holds at most about its bound however long the history is; one that stops taking bytes is
 closed as a slow consumer (:meth:`Outlet.drained`).
+
+A session that said which device it is (``x-device-id``) counts that device as watching the
+couple (``push.watch``) from its first subscription to the couple's topic, before the
+RECEIPT, until its last one ends: the delivery engine sends such a device no push.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ieum_chat.chat.service import ChatService
 from ieum_chat.errors import ErrorCode, StoreError
 from ieum_chat.gateway.hub import Hub
 from ieum_chat.gateway.routing import EVENTS_QUEUE
+from ieum_chat.push.watch import DeviceWatch
 from ieum_chat.store.records import User
 
 __all__ = ["MAX_HELD", "REPLAY_PAGE", "Outlet", "OwnEvents", "Subscription", "Subscriptions"]
@@ -159,13 +164,18 @@ class Subscriptions:
     """The couple-topic subscriptions of one connection, by subscription id, and its
     ``/user/queue/events`` subscription."""
 
-    __slots__ = ("_by_id", "chat", "events", "hub", "outlet")
+    __slots__ = ("_by_id", "_watched", "chat", "device", "events", "hub", "outlet", "watch")
 
-    def __init__(self, outlet: Outlet, chat: ChatService, hub: Hub) -> None:
+    def __init__(
+        self, outlet: Outlet, chat: ChatService, hub: Hub, watch: DeviceWatch | None = None
+    ) -> None:
         self.outlet = outlet
         self.chat = chat
         self.hub = hub
+        self.watch = watch
+        self.device: str | None = None  # the session's x-device-id
         self._by_id: dict[str, Subscription] | None = None  # most connections have one or none
+        self._watched: set[uuid.UUID] | None = None
         self.events: OwnEvents | None = None
 
     async def open_events(self, sub_id: str, couple_id: uuid.UUID | None) -> None:
@@ -222,6 +232,7 @@ class Subscriptions:
             self._by_id = {}
         self._by_id[sub_id] = sub
         await self.hub.add(channel_for(couple_id), sub)
+        await self._watch(couple_id)
         try:
             sub.last_seq = (
                 after if after is not None else await self.chat.history.last_seq(couple_id)
@@ -241,6 +252,26 @@ class Subscriptions:
         sub = self._by_id.pop(sub_id, None) if self._by_id else None
         if sub is not None:
             await self.hub.remove(channel_for(sub.couple_id), sub)
+            if sub.couple_id not in self.couples():
+                await self._unwatch(sub.couple_id)
+
+    async def _watch(self, couple_id: uuid.UUID) -> None:
+        user = self.outlet.user
+        if self.watch is None or self.device is None or user is None:
+            return
+        if self._watched is None:
+            self._watched = set()
+        if couple_id not in self._watched:
+            self._watched.add(couple_id)
+            await self.watch.opened(couple_id, user.id, self.device)
+
+    async def _unwatch(self, couple_id: uuid.UUID) -> None:
+        user = self.outlet.user
+        if self.watch is None or self.device is None or user is None or not self._watched:
+            return
+        if couple_id in self._watched:
+            self._watched.discard(couple_id)
+            await self.watch.closed(couple_id, user.id, self.device)
 
     async def close_all(self) -> None:
         """Stop listening (the connection is gone); never raises."""
@@ -254,6 +285,11 @@ class Subscriptions:
                 await self.hub.remove(channel_for(sub.couple_id), sub)
             except Exception:  # a broker failing to unsubscribe must not stop the teardown
                 log.warning("session %s: unsubscribe failed", self.outlet.session_id)
+        for couple_id in list(self._watched or ()):
+            try:
+                await self._unwatch(couple_id)
+            except Exception:  # the counts' backend must not stop the teardown either
+                log.warning("session %s: device watch not ended", self.outlet.session_id)
 
     def resync(self) -> None:
         """The broker may have lost messages: catch every subscription up."""

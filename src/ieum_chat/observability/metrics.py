@@ -103,6 +103,46 @@ MESSAGE_CHANGES = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+_DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+PUSHES = Counter(
+    "ieum_pushes",
+    "Push requests by provider (fcm, apns, webpush), result (sent, retried, dead: the device "
+    "was removed, failed: refused for good, expired) and reason (ok, http_429, timeout...)",
+    ["provider", "result", "reason"],
+    registry=REGISTRY,
+)
+PUSHES_SKIPPED = Counter(
+    "ieum_pushes_skipped",
+    "Devices of a recipient that got no push for a message, by reason (watching: a session of "
+    "the device is subscribed to the couple; no_provider: its platform is not configured)",
+    ["reason"],
+    registry=REGISTRY,
+)
+PUSH_LAG = Histogram(
+    "ieum_push_lag_seconds",
+    "From a message's commit to its provider accepting the push, by provider",
+    ["provider"],
+    buckets=_DELIVERY_BUCKETS,
+    registry=REGISTRY,
+)
+WEBHOOKS = Counter(
+    "ieum_webhooks",
+    "Webhook requests by result (sent, retried) and reason (ok, http_500, timeout...)",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_LAG = Histogram(
+    "ieum_webhook_lag_seconds",
+    "From a change's commit to the webhook receiver's 2xx",
+    buckets=_DELIVERY_BUCKETS,
+    registry=REGISTRY,
+)
+DELIVERY_BACKLOG = Gauge(
+    "ieum_delivery_backlog",
+    "Deliveries owed and not yet accepted, by channel (fcm, apns, webpush, webhook), all nodes",
+    ["channel"],
+    registry=REGISTRY,
+)
 TYPING_EVENTS = Counter("ieum_typing_events", "TYPING events published", registry=REGISTRY)
 ERRORS = Counter("ieum_errors", "Errors sent to clients, by wire code", ["code"], registry=REGISTRY)
 AUTH_FAILURES = Counter(

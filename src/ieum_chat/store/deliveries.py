@@ -90,12 +90,19 @@ class Delivery:
 @dataclass(frozen=True, slots=True)
 class OwedStream:
     """A couple's stream past a consumer's cursor: ``items`` up to ``last_seq`` (at most the
-    limit asked for), the couple as it is now (None: erased, and nothing is owed)."""
+    limit asked for; ``head_seq`` is the stream's last), the couple as it is now (None:
+    erased, and nothing is owed)."""
 
     cursor: Cursor
     couple: Couple | None
     last_seq: int
     items: list[Message | Event]
+    head_seq: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``items`` reach the end of the stream."""
+        return self.last_seq >= self.head_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,7 @@ def _owed_txn(
         )
         cursor = _cursor_txn(conn, consumer, couple_id, Cursor(start, closed))
     items: list[Message | Event] = []
+    head = last_seq
     if last_seq > cursor.seq:
         upto = min(last_seq, cursor.seq + limit)
         items.extend(
@@ -199,7 +207,9 @@ def _owed_txn(
         )
         items.sort(key=lambda item: item.seq)
         last_seq = upto
-    return OwedStream(cursor, couple, last_seq, items)
+    else:
+        last_seq = cursor.seq
+    return OwedStream(cursor, couple, last_seq, items, head)
 
 
 def _owed_user_txn(

@@ -1,0 +1,144 @@
+"""What a committed stream owes: the pushes and webhooks of a slice of a couple's stream.
+
+Pushes: each chat message (not yet unsent) to every device of its recipients (the partner;
+both members for a NOTICE) whose platform has a provider here and which is not watching the
+couple over a socket right now; never to the sender's own devices. Webhooks: each message and
+edit, unsend and read mark, in seq order, then the couple's end once its stream is complete.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ieum_chat.observability import metrics
+from ieum_chat.push import render
+from ieum_chat.push.watch import DeviceWatch
+from ieum_chat.store import Database
+from ieum_chat.store.deliveries import NewDelivery, OwedStream
+from ieum_chat.store.devices import Device
+from ieum_chat.store.records import NOTICE, SYSTEM_USER_ID, SYSTEM_USER_NAME, Message
+
+__all__ = ["WEBHOOK", "owed_pushes", "owed_webhooks", "push_target_json"]
+
+WEBHOOK = "webhook"
+
+
+def push_target_json(device: Device) -> dict[str, str | None]:
+    return {
+        "token": device.token,
+        "p256dh": device.p256dh,
+        "auth": device.auth,
+    }
+
+
+def _recipients(message: Message, members: tuple[uuid.UUID, uuid.UUID]) -> tuple[uuid.UUID, ...]:
+    if message.type == NOTICE or message.sender_id == SYSTEM_USER_ID:
+        return members
+    return tuple(m for m in members if m != message.sender_id)
+
+
+async def owed_pushes(
+    db: Database, watch: DeviceWatch, owed: OwedStream, platforms: Collection[str]
+) -> list[NewDelivery]:
+    couple = owed.couple
+    if couple is None or not couple.active:
+        return []  # an ended couple's last messages are not announced
+    sent = [i for i in owed.items if isinstance(i, Message) and not i.unsent]
+    if not sent:
+        return []
+    devices = await db.devices_of(couple.members)
+    if not devices:
+        return []
+    targeted = {d.user_id for d in devices}
+    previews = await db.push_previews(targeted)
+    names = {u.id: u.name for u in (await db.get_users({m.sender_id for m in sent})).values()}
+    names[SYSTEM_USER_ID] = SYSTEM_USER_NAME
+    unread = {user: await db.unread_count(couple.id, user) for user in targeted}
+    watching: dict[tuple[uuid.UUID, str], bool] = {}
+    rows: list[NewDelivery] = []
+    for index, message in enumerate(sent):
+        for user in _recipients(message, couple.members):
+            if user not in targeted:
+                continue
+            # the badge as it was when this message came: later ones of the slice not counted
+            later = sum(1 for m in sent[index + 1 :] if user in _recipients(m, couple.members))
+            for device in (d for d in devices if d.user_id == user):
+                if device.platform not in platforms:
+                    metrics.PUSHES_SKIPPED.labels("no_provider").inc()
+                    continue
+                key = (device.user_id, device.device_id)
+                if key not in watching:
+                    watching[key] = await watch.watching(couple.id, user, device.device_id)
+                if watching[key]:
+                    metrics.PUSHES_SKIPPED.labels("watching").inc()
+                    continue
+                note = render.notification(
+                    message,
+                    names.get(message.sender_id, ""),
+                    locale=device.locale,
+                    show_preview=previews.get(user, True),
+                    unread=max(1, unread.get(user, 0) - later),
+                )
+                payload = {
+                    "note": render.notification_to_json(note),
+                    "target": push_target_json(device),
+                }
+                rows.append(
+                    NewDelivery(
+                        channel=device.platform,
+                        payload=orjson.dumps(payload).decode(),
+                        created_at=message.created_at,
+                        couple_id=couple.id,
+                        user_id=user,
+                        device_id=device.device_id,
+                        seq=message.seq,
+                    )
+                )
+    return rows
+
+
+async def owed_webhooks(
+    db: Database, owed: OwedStream, zone: ZoneInfo
+) -> tuple[list[NewDelivery], bool]:
+    """The webhooks of the slice, and whether the stream is closed after them (its end,
+    ``couple.dissolved``, among them)."""
+    couple = owed.couple
+    if couple is None:
+        return [], owed.cursor.closed
+    queue = str(couple.id)
+    sent = [i for i in owed.items if isinstance(i, Message)]
+    senders = await db.get_users({m.sender_id for m in sent}) if sent else {}
+    replied = [m.reply_to_id for m in sent if m.reply_to_id is not None]
+    quoted = await db.messages_by_id(replied) if replied else {}
+    rows: list[NewDelivery] = []
+    for item in owed.items:
+        body = render.stream_event(item, zone, senders, quoted)
+        if body is not None:
+            rows.append(
+                NewDelivery(
+                    channel=WEBHOOK,
+                    payload=body.decode(),
+                    created_at=item.created_at,
+                    queue=queue,
+                    couple_id=couple.id,
+                    seq=item.seq,
+                )
+            )
+    closed = owed.cursor.closed
+    if couple.dissolved_at is not None and owed.complete and not closed:
+        body = render.couple_dissolved(couple.id, couple.members, couple.dissolved_at, zone)
+        rows.append(
+            NewDelivery(
+                channel=WEBHOOK,
+                payload=body.decode(),
+                created_at=couple.dissolved_at,
+                queue=queue,
+                couple_id=couple.id,
+            )
+        )
+        closed = True
+    return rows, closed
