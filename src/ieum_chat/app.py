@@ -24,6 +24,7 @@ from ieum_chat.gateway import Gateway, Hub
 from ieum_chat.gateway.sockjs import create_sockjs_app
 from ieum_chat.observability import metrics
 from ieum_chat.observability.http import RequestMetricsMiddleware
+from ieum_chat.push import create_delivery
 from ieum_chat.store import Database
 from ieum_chat.uploads import create_upload_backend
 
@@ -93,7 +94,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await presence.start()
         await chat.start()
-        runtime.gateway = Gateway(settings=settings, chat=chat, hub=Hub(broker))
+        delivery = create_delivery(db, settings)
+        await delivery.start()
+        chat.pipeline.on_commit(delivery.notify)
+        chat.lifecycle.on_end(delivery.ended)
+        runtime.gateway = Gateway(
+            settings=settings,
+            chat=chat,
+            hub=Hub(broker),
+            watch=delivery.watch if delivery.enabled else None,
+        )
         # After a broker outage every local subscription catches up from the database.
         broker.set_resync_handler(runtime.gateway.resync)
         # Deleted users and couples lose their sessions on every node within about a second.
@@ -121,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker.set_resync_handler(None)
             chat.set_revocation_handler(None)
             await finish_within(chat.close(budget()), budget(), "closing the chat service")
+            await finish_within(delivery.close(), budget(), "closing the delivery engine")
             await finish_within(presence.close(), budget(), "closing presence")
             await finish_within(broker.close(), budget(), "closing the broker")
             await finish_within(db.close(), budget(), "closing the database")

@@ -116,7 +116,7 @@ async def owed_webhooks(
     quoted = await db.messages_by_id(replied) if replied else {}
     rows: list[NewDelivery] = []
     for item in owed.items:
-        body = render.stream_event(item, zone, senders, quoted)
+        body = render.stream_event(item, zone, senders, quoted, as_of=owed.head_seq)
         if body is not None:
             rows.append(
                 NewDelivery(

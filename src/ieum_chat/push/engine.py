@@ -96,6 +96,7 @@ class DeliveryEngine:
             return
         for consumer in self.consumers:
             self._since[consumer] = await self.db.consumer_since(consumer)
+        await self.watch.start()
         for provider in self.providers.values():
             await provider.start()
         loops = [self._materialize_loop(), self._sweep_loop(), self._finish_loop()]
@@ -112,6 +113,8 @@ class DeliveryEngine:
             await provider.close()
         if self.webhook is not None:
             await self.webhook.close()
+        if self.enabled:
+            await self.watch.close()
 
     # -- what is owed --------------------------------------------------------------------
 
@@ -120,6 +123,12 @@ class DeliveryEngine:
         if self.enabled:
             self._dirty.update(couple_ids)
             self._work.set()
+
+    def ended(self, couple_ids: Iterable[uuid.UUID], user_ids: Iterable[uuid.UUID]) -> None:
+        """Couples were dissolved and accounts deleted here (the lifecycle's end hook)."""
+        self.notify(couple_ids)
+        for user_id in user_ids:
+            self.notify_user(user_id)
 
     def notify_user(self, user_id: uuid.UUID) -> None:
         """This account was deleted: its webhook is owed."""

@@ -133,14 +133,18 @@ def stream_event(
     zone: ZoneInfo,
     senders: dict[uuid.UUID, User],
     quoted: dict[uuid.UUID, Message],
+    *,
+    as_of: int,
 ) -> bytes | None:
     """The webhook of one entry of a couple's stream; None for what webhooks do not tell
-    (reactions). A message is as it is now (the edits committed before this was read)."""
+    (reactions). A message is as it was read, ``as_of`` the stream's position then: its
+    ``asOfSeq`` says which later changes it already shows (an edit or unsend at or below
+    it), as on the socket."""
     key = f"{item.couple_id}:{item.seq}"
     if isinstance(item, Message):
         sender = senders.get(item.sender_id)
         answered = quoted.get(item.reply_to_id) if item.reply_to_id else None
-        data = codec.message_dict(item, sender, zone, answered)
+        data = codec.message_dict(item, sender, zone, answered, as_of=as_of)
         return webhook_event(key, "message.created", item.created_at, data, zone)
     kind = _EVENT_TYPES.get(item.kind)
     if kind is None:
