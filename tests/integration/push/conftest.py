@@ -81,8 +81,17 @@ def service_account(tmp_path: Path, fcm_server: FcmServer) -> ServiceAccountKey:
 
 
 @pytest.fixture
-def fcm_settings(tls: TlsFiles, fcm_server: FcmServer, service_account: ServiceAccountKey) -> Settings:
+def fcm_settings(
+    tls: TlsFiles, fcm_server: FcmServer, service_account: ServiceAccountKey
+) -> Settings:
     return push_settings(tls, fcm_endpoint=fcm_server.url, **service_account.settings())
+
+
+@pytest.fixture
+def tls_settings_for_stranger(tls: TlsFiles, fcm_server: FcmServer, tmp_path: Path) -> Settings:
+    """An account the local token endpoint was never told about."""
+    stranger = write_service_account(tmp_path, fcm_server.token_uri, project_id="elsewhere")
+    return push_settings(tls, fcm_endpoint=fcm_server.url, **stranger.settings())
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from .credentials import (
     write_apns_key,
     write_service_account,
 )
-from .fcm import FcmServer, ReceivedMessage, fcm_error
+from .fcm import FCM_SCOPE, FcmServer, ReceivedMessage, fcm_error
 from .webpush import WebPushDelivery, WebPushServer
 
 __all__ = [
+    "FCM_SCOPE",
     "ApnsKey",
     "ApnsPush",
     "ApnsServer",

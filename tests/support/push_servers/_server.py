@@ -57,7 +57,12 @@ class TlsServer:
     # the script -------------------------------------------------------------------------
 
     def fail(
-        self, status: int, body: Any = None, *, headers: dict[str, str] | None = None, times: int = 1
+        self,
+        status: int,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
     ) -> None:
         """Answer the next ``times`` requests with ``status`` and ``body`` (JSON)."""
         self._plan.extend(Planned(status, body, headers or {}) for _ in range(times))

@@ -95,7 +95,9 @@ class ApnsServer(TlsServer):
         self.provider_tokens.append(provider_token)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if headers.get("apns-topic") != key.topic:
-            return _refuse(400, "DeviceTokenNotForTopic" if "apns-topic" in headers else "MissingTopic")
+            return _refuse(
+                400, "DeviceTokenNotForTopic" if "apns-topic" in headers else "MissingTopic"
+            )
         try:
             payload = json.loads(await request.body())
         except ValueError:

@@ -104,7 +104,9 @@ class VapidKey:
     private_pem: str
     public_b64url: str  # the applicationServerKey, an uncompressed point
 
-    def settings(self, *, pem: bool = False, subject: str = "mailto:ops@example.com") -> dict[str, Any]:
+    def settings(
+        self, *, pem: bool = False, subject: str = "mailto:ops@example.com"
+    ) -> dict[str, Any]:
         return {
             "vapid_private_key": self.private_pem if pem else self.private_raw,
             "vapid_subject": subject,

@@ -35,7 +35,10 @@ def fcm_error(code: int, status: str, error_code: str | None = None) -> dict[str
     error: dict[str, Any] = {"code": code, "message": f"{status.lower()}", "status": status}
     if error_code is not None:
         error["details"] = [
-            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": error_code}
+            {
+                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                "errorCode": error_code,
+            }
         ]
     return {"error": error}
 
