@@ -59,17 +59,26 @@ class StompTestClient:
         return cls(ws)
 
     @classmethod
-    async def connected(cls, url: str, token: str, *, via: str = "connect") -> StompTestClient:
-        """Open and CONNECT; ``via`` is where the token goes: query, header or connect."""
+    async def connected(
+        cls,
+        url: str,
+        token: str,
+        *,
+        via: str = "connect",
+        connect_headers: Mapping[str, str] | None = None,
+    ) -> StompTestClient:
+        """Open and CONNECT; ``via`` is where the token goes: query, header or connect;
+        ``connect_headers`` go on the CONNECT frame too."""
         client = await cls.open(
             url,
             token=token if via == "query" else None,
             headers={"Authorization": f"Bearer {token}"} if via == "header" else None,
         )
-        connect_headers = {"accept-version": "1.2", "host": "ieum", "heart-beat": "0,0"}
+        headers = {"accept-version": "1.2", "host": "ieum", "heart-beat": "0,0"}
+        headers.update(connect_headers or {})
         if via == "connect":
-            connect_headers["Authorization"] = f"Bearer {token}"
-        await client.send("CONNECT", connect_headers)
+            headers["Authorization"] = f"Bearer {token}"
+        await client.send("CONNECT", headers)
         frame = await client.expect("CONNECTED")
         assert frame.get("version") == "1.2"
         return client
