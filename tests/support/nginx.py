@@ -242,16 +242,19 @@ class Cluster:
         raise AssertionError(f"no node logged {needle!r}")
 
     async def connect(
-        self, token: str, *, avoid: Collection[int] = ()
+        self,
+        token: str,
+        *,
+        avoid: Collection[int] = (),
+        connect_headers: Mapping[str, str] | None = None,
     ) -> tuple[StompTestClient, int]:
         """A STOMP session through nginx (the token in the query string) on a node not in
         ``avoid``, and that node's index; nginx spreads new connections round-robin, so a few
-        tries land elsewhere."""
+        tries land elsewhere. ``connect_headers`` go on the CONNECT frame."""
         for _ in range(12):
             client = await StompTestClient.open(self.proxy.ws_url, token=token)
-            await client.send(
-                "CONNECT", {"accept-version": "1.2", "host": "ieum", "heart-beat": "0,0"}
-            )
+            headers = {"accept-version": "1.2", "host": "ieum", "heart-beat": "0,0"}
+            await client.send("CONNECT", {**headers, **(connect_headers or {})})
             frame = await client.expect("CONNECTED")
             node = await asyncio.to_thread(self.node_of, frame.get("session") or "")
             if node not in avoid:

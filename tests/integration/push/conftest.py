@@ -6,7 +6,7 @@ whichever provider meets it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from ieum_chat.push.providers import Notification, Provider, Target
 from ieum_chat.push.providers.apns import ApnsProvider
 from ieum_chat.push.providers.fcm import FcmProvider
 from ieum_chat.push.providers.webpush import WebPushProvider
+from tests.support.fixtures import SERVER_ENV
 from tests.support.push_servers import (
     ApnsKey,
     ApnsServer,
@@ -33,6 +34,7 @@ from tests.support.push_servers import (
     write_apns_key,
     write_service_account,
 )
+from tests.support.push_servers.threaded import Threaded
 
 DEVICE_TOKEN = "a1b2c3d4" * 8  # an APNs device token is hex
 
@@ -172,3 +174,58 @@ def rig(request: pytest.FixtureRequest) -> Rig:
         target = Target("webpush", subscription.endpoint, subscription)
         build = WebPushProvider
     return Rig(platform, server, target, settings, build)
+
+
+# -- the services and the settings of a chat server pushing through them ------------------
+
+ADMIN_KEY = "backend:admin-key-0123456789abcdef"
+
+
+@dataclass
+class Services:
+    """The three local push services, the VAPID key, and a chat server's settings for them."""
+
+    fcm: Threaded[FcmServer]
+    apns: Threaded[ApnsServer]
+    webpush: Threaded[WebPushServer]
+    vapid: VapidKey
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    keys = tmp_path_factory.mktemp("push-keys")
+    tls: TlsFiles = make_tls(keys)
+    vapid = make_vapid_key()
+    with (
+        Threaded(FcmServer(tls)) as fcm,
+        Threaded(ApnsServer(tls)) as apns,
+        Threaded(WebPushServer(tls)) as webpush,
+    ):
+        account = write_service_account(keys, fcm.server.token_uri)
+        fcm.call(lambda s: s.trust(account))
+        apns_key = write_apns_key(keys)
+        apns.call(lambda s: s.trust(apns_key))
+        env = {
+            **SERVER_ENV,
+            "IEUM_FCM_CREDENTIALS": account.path,
+            "IEUM_FCM_ENDPOINT": fcm.server.url,
+            "IEUM_APNS_KEY_FILE": apns_key.path,
+            "IEUM_APNS_KEY_ID": apns_key.key_id,
+            "IEUM_APNS_TEAM_ID": apns_key.team_id,
+            "IEUM_APNS_TOPIC": apns_key.topic,
+            "IEUM_APNS_ENDPOINT": apns.server.url,
+            "IEUM_VAPID_PRIVATE_KEY": vapid.private_raw,
+            "IEUM_VAPID_SUBJECT": "mailto:ops@example.com",
+            "IEUM_PUSH_CA_FILE": tls.ca_file,
+            "IEUM_PUSH_ALLOW_PRIVATE": "true",  # the local Web Push service is on 127.0.0.1
+            "IEUM_PUSH_TIMEOUT": "3",
+            "IEUM_DELIVERY_RETRY_MAX": "0.5",
+            "IEUM_ADMIN_API_KEYS": ADMIN_KEY,
+        }
+        yield Services(fcm, apns, webpush, vapid, env)
+
+
+def fcm_to(services: Services, token: str) -> list[dict[str, Any]]:
+    """The FCM messages sent to ``token`` so far."""
+    return [m.message for m in services.fcm.server.messages if m.message.get("token") == token]

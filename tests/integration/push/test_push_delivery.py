@@ -10,83 +10,27 @@ from __future__ import annotations
 import signal
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.fixtures import SERVER_ENV
-from tests.support.push_servers import (
-    ApnsServer,
-    FcmServer,
-    TlsFiles,
-    VapidKey,
-    WebPushServer,
-    make_tls,
-    make_vapid_key,
-    write_apns_key,
-    write_service_account,
-)
-from tests.support.push_servers.threaded import Threaded, wait_until
+from tests.integration.push.conftest import ADMIN_KEY, Services, fcm_to
+from tests.support.push_servers.threaded import wait_until
 from tests.support.server import Cli, ServerProcess
 from tests.support.stomp_client import StompTestClient
 
 PROMISE = 2.0  # seconds within which an offline device gets its push
-ADMIN_KEY = "backend:admin-key-0123456789abcdef"
 Couple = dict[str, str]
-
-
-@dataclass
-class Rig:
-    fcm: Threaded[FcmServer]
-    apns: Threaded[ApnsServer]
-    webpush: Threaded[WebPushServer]
-    vapid: VapidKey
-    env: dict[str, str]
-
-
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    keys = tmp_path_factory.mktemp("push-keys")
-    tls: TlsFiles = make_tls(keys)
-    vapid = make_vapid_key()
-    with (
-        Threaded(FcmServer(tls)) as fcm,
-        Threaded(ApnsServer(tls)) as apns,
-        Threaded(WebPushServer(tls)) as webpush,
-    ):
-        account = write_service_account(keys, fcm.server.token_uri)
-        fcm.call(lambda s: s.trust(account))
-        apns_key = write_apns_key(keys)
-        apns.call(lambda s: s.trust(apns_key))
-        env = {
-            **SERVER_ENV,
-            "IEUM_FCM_CREDENTIALS": account.path,
-            "IEUM_FCM_ENDPOINT": fcm.server.url,
-            "IEUM_APNS_KEY_FILE": apns_key.path,
-            "IEUM_APNS_KEY_ID": apns_key.key_id,
-            "IEUM_APNS_TEAM_ID": apns_key.team_id,
-            "IEUM_APNS_TOPIC": apns_key.topic,
-            "IEUM_APNS_ENDPOINT": apns.server.url,
-            "IEUM_VAPID_PRIVATE_KEY": vapid.private_raw,
-            "IEUM_VAPID_SUBJECT": "mailto:ops@example.com",
-            "IEUM_PUSH_CA_FILE": tls.ca_file,
-            "IEUM_PUSH_ALLOW_PRIVATE": "true",  # the local Web Push service is on 127.0.0.1
-            "IEUM_PUSH_TIMEOUT": "3",
-            "IEUM_DELIVERY_RETRY_MAX": "0.5",
-            "IEUM_ADMIN_API_KEYS": ADMIN_KEY,
-        }
-        yield Rig(fcm, apns, webpush, vapid, env)
 
 
 @pytest.fixture(scope="module")
 def pushing(
-    cli: Cli, rig: Rig, tmp_path_factory: pytest.TempPathFactory
+    cli: Cli, services: Services, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     log: Path = tmp_path_factory.mktemp("log") / "server.log"
-    proc = ServerProcess(cli, log, extra_env=rig.env).start()
+    proc = ServerProcess(cli, log, extra_env=services.env).start()
     try:
         yield proc
     finally:
@@ -126,12 +70,8 @@ def send(
     return sent
 
 
-def fcm_to(rig: Rig, token: str) -> list[dict[str, Any]]:
-    return [m.message for m in rig.fcm.server.messages if m.message.get("token") == token]
-
-
 def test_the_offline_partner_gets_one_push_with_the_contracts_payload(
-    pushing: ServerProcess, rig: Rig, couple_pool: Iterator[Couple]
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
 ) -> None:
     couple = next(couple_pool)
     partner, own = fcm_token(), fcm_token()
@@ -140,8 +80,8 @@ def test_the_offline_partner_gets_one_push_with_the_contracts_payload(
     )
     register(pushing, couple["ta"], "a-phone", {"platform": "fcm", "token": own})
     sent = send(pushing, couple, {"type": "TEXT", "content": "저녁 7시에 봐요"})
-    wait_until(lambda: len(fcm_to(rig, partner)) == 1, PROMISE, "the partner's push")
-    (message,) = fcm_to(rig, partner)
+    wait_until(lambda: len(fcm_to(services, partner)) == 1, PROMISE, "the partner's push")
+    (message,) = fcm_to(services, partner)
     assert message["data"] == {
         "type": "TEXT",
         "coupleId": couple["couple"],
@@ -156,18 +96,18 @@ def test_the_offline_partner_gets_one_push_with_the_contracts_payload(
     assert message["android"]["collapse_key"] == couple["couple"]
     # the sender's own devices get none
     second = send(pushing, couple, {"type": "STICKER", "content": "heart-01"})
-    wait_until(lambda: len(fcm_to(rig, partner)) == 2, PROMISE, "the second push")
-    latest = fcm_to(rig, partner)[1]["data"]
+    wait_until(lambda: len(fcm_to(services, partner)) == 2, PROMISE, "the second push")
+    latest = fcm_to(services, partner)[1]["data"]
     assert (latest["preview"], latest["unreadCount"], latest["seq"]) == (
         "이모티콘",
         "2",
         str(second["seq"]),
     )
-    assert fcm_to(rig, own) == []
+    assert fcm_to(services, own) == []
 
 
 async def test_a_device_watching_the_couple_gets_none_and_the_other_one_does(
-    pushing: ServerProcess, rig: Rig, couple_pool: Iterator[Couple]
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
 ) -> None:
     couple = next(couple_pool)
     watching, offline = apns_token(), apns_token()
@@ -180,7 +120,7 @@ async def test_a_device_watching_the_couple_gets_none_and_the_other_one_does(
     )
 
     def pushes(token: str) -> list[Any]:
-        return [p for p in rig.apns.server.pushes if p.device_token == token]
+        return [p for p in services.apns.server.pushes if p.device_token == token]
 
     try:
         await session.subscribe(f"/topic/couple/{couple['couple']}")
@@ -201,10 +141,10 @@ async def test_a_device_watching_the_couple_gets_none_and_the_other_one_does(
 
 
 def test_web_push_is_encrypted_for_the_subscription_and_previews_can_be_hidden(
-    pushing: ServerProcess, rig: Rig, couple_pool: Iterator[Couple]
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
 ) -> None:
     couple = next(couple_pool)
-    sub = rig.webpush.server.subscribe(rig.vapid.public_b64url)
+    sub = services.webpush.server.subscribe(services.vapid.public_b64url)
     body = {
         "platform": "webpush",
         "subscription": {
@@ -216,7 +156,9 @@ def test_web_push_is_encrypted_for_the_subscription_and_previews_can_be_hidden(
     sub_id = sub.endpoint.rsplit("/", 1)[1]
 
     def delivered() -> list[Any]:
-        return [d.payload for d in rig.webpush.server.deliveries if d.subscription_id == sub_id]
+        return [
+            d.payload for d in services.webpush.server.deliveries if d.subscription_id == sub_id
+        ]
 
     send(pushing, couple, {"type": "TEXT", "content": "secret plans"})
     wait_until(lambda: len(delivered()) == 1, PROMISE, "the Web Push")
@@ -233,7 +175,7 @@ def test_web_push_is_encrypted_for_the_subscription_and_previews_can_be_hidden(
 
 
 def test_a_notice_reaches_both_members(
-    pushing: ServerProcess, rig: Rig, couple_pool: Iterator[Couple]
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
 ) -> None:
     couple = next(couple_pool)
     a, b = fcm_token(), fcm_token()
@@ -246,18 +188,20 @@ def test_a_notice_reaches_both_members(
             f"/admin/v1/couples/{couple['couple']}/messages", json={"content": "100일 축하해요"}
         )
     assert response.is_success, response.text
-    wait_until(lambda: len(fcm_to(rig, a)) == len(fcm_to(rig, b)) == 1, PROMISE, "both pushes")
-    assert fcm_to(rig, a)[0]["data"]["type"] == "NOTICE"
-    assert fcm_to(rig, a)[0]["data"]["senderName"] == "이음"
+    wait_until(
+        lambda: len(fcm_to(services, a)) == len(fcm_to(services, b)) == 1, PROMISE, "both pushes"
+    )
+    assert fcm_to(services, a)[0]["data"]["type"] == "NOTICE"
+    assert fcm_to(services, a)[0]["data"]["senderName"] == "이음"
 
 
 def test_a_dead_token_removes_the_device(
-    pushing: ServerProcess, rig: Rig, couple_pool: Iterator[Couple]
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
 ) -> None:
     couple = next(couple_pool)
     token = apns_token()
     register(pushing, couple["tb"], "b-old-iphone", {"platform": "apns", "token": token})
-    rig.apns.call(lambda s: s.fail(410, {"reason": "Unregistered"}))
+    services.apns.call(lambda s: s.fail(410, {"reason": "Unregistered"}))
     send(pushing, couple, {"type": "TEXT", "content": "hello?"})
 
     def gone() -> bool:
@@ -269,13 +213,13 @@ def test_a_dead_token_removes_the_device(
 
 
 def test_a_429_is_waited_out_and_the_push_sent_once(
-    pushing: ServerProcess, rig: Rig, couple_pool: Iterator[Couple]
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
 ) -> None:
     couple = next(couple_pool)
     token = fcm_token()
     register(pushing, couple["tb"], "b-phone", {"platform": "fcm", "token": token})
-    before = rig.fcm.server.requests
-    rig.fcm.call(
+    before = services.fcm.server.requests
+    services.fcm.call(
         lambda s: s.fail(
             429,
             {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}},
@@ -283,31 +227,34 @@ def test_a_429_is_waited_out_and_the_push_sent_once(
         )
     )
     send(pushing, couple, {"type": "TEXT", "content": "rate limited"})
-    wait_until(lambda: len(fcm_to(rig, token)) == 1, 15, "the push after the 429")
-    assert rig.fcm.server.requests - before == 2  # refused once, then accepted
-    assert len(fcm_to(rig, token)) == 1
+    wait_until(lambda: len(fcm_to(services, token)) == 1, 15, "the push after the 429")
+    assert services.fcm.server.requests - before == 2  # refused once, then accepted
+    assert len(fcm_to(services, token)) == 1
 
 
 def test_a_push_owed_when_the_server_is_killed_is_sent_once_after_it_restarts(
-    cli: Cli, rig: Rig, couple_pool: Iterator[Couple], tmp_path_factory: pytest.TempPathFactory
+    cli: Cli,
+    services: Services,
+    couple_pool: Iterator[Couple],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     couple = next(couple_pool)
     token = fcm_token()
     log: Path = tmp_path_factory.mktemp("log") / "killed.log"
-    rig.fcm.call(lambda s: s.fail(503, times=10_000))  # down: every push is retried
-    server = ServerProcess(cli, log, extra_env=rig.env).start()
+    services.fcm.call(lambda s: s.fail(503, times=10_000))  # down: every push is retried
+    server = ServerProcess(cli, log, extra_env=services.env).start()
     try:
         register(server, couple["tb"], "b-phone", {"platform": "fcm", "token": token})
         send(server, couple, {"type": "TEXT", "content": "owed"})
-        tried = rig.fcm.server.requests
-        wait_until(lambda: rig.fcm.server.requests > tried, 10, "a first (refused) try")
+        tried = services.fcm.server.requests
+        wait_until(lambda: services.fcm.server.requests > tried, 10, "a first (refused) try")
     finally:
         server.stop(signal.SIGKILL)
-        rig.fcm.call(lambda s: s._plan.clear())  # the service is back
-    again = ServerProcess(cli, log, extra_env=rig.env).start()
+        services.fcm.call(lambda s: s._plan.clear())  # the service is back
+    again = ServerProcess(cli, log, extra_env=services.env).start()
     try:
-        wait_until(lambda: len(fcm_to(rig, token)) == 1, 30, "the owed push after the restart")
-        assert fcm_to(rig, token)[0]["data"]["preview"] == "owed"
+        wait_until(lambda: len(fcm_to(services, token)) == 1, 30, "the owed push after the restart")
+        assert fcm_to(services, token)[0]["data"]["preview"] == "owed"
     finally:
         again.stop()
-    assert len(fcm_to(rig, token)) == 1
+    assert len(fcm_to(services, token)) == 1

@@ -48,6 +48,7 @@ class ReceivedMessage:
     project_id: str
     message: dict[str, Any]
     access_token: str
+    received_at: float = 0.0  # time.time() when it was accepted
 
 
 def _oauth_error(error: str, description: str) -> JSONResponse:
@@ -133,6 +134,6 @@ class FcmServer(TlsServer):
         data = message.get("data", {})
         if not all(isinstance(v, str) for v in data.values()):
             return JSONResponse(fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT"), 400)
-        self.messages.append(ReceivedMessage(project, message, token))
+        self.messages.append(ReceivedMessage(project, message, token, time.time()))
         name = f"projects/{project}/messages/{int(time.time() * 1000)}"
         return JSONResponse({"name": name})
