@@ -88,8 +88,8 @@ def _put_txn(conn: Connection, device: Device, now: datetime) -> tuple[Device, b
         )
         .returning(devices.c.user_id, devices.c.device_id)
     ).all()
-    for row in displaced:
-        _forget_deliveries(conn, row.user_id, row.device_id)
+    for gone in displaced:
+        _forget_deliveries(conn, gone.user_id, gone.device_id)
     values = {
         "platform": device.platform,
         "token": device.token,
