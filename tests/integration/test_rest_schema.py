@@ -7,7 +7,9 @@ an IMAGE must name a file uploaded here) and those of the changes of a sent mess
 emoji; only the sender's TEXT message can be edited) are not expressible in JSON Schema; a
 schema-valid request that breaks them gets the documented 400 SEND_FAILED (or 403/404). And a
 message deleted for the caller is not gone: the stateful phase's use-after-free check is off
-for the message routes.
+for the message routes. And a push device registration has rules beyond its schema (below).
+
+The server has Web Push configured (a VAPID key made here), so the key's route answers 200.
 
 Bounded: a few dozen examples per operation, so each backend's run takes seconds.
 """
@@ -21,12 +23,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
 
 from tests.support.server import ServerProcess
 
 Couple = dict[str, str]
 
 MAX_EXAMPLES = 30
+
+VAPID_PEM = (
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    .decode()
+)
+
+pytestmark = pytest.mark.server_env(
+    {"IEUM_VAPID_PRIVATE_KEY": VAPID_PEM, "IEUM_VAPID_SUBJECT": "mailto:ops@ieum.test"}
+)
 
 # 413: an upload declared over the size limit breaks the documented `maximum` (negative data)
 # and is answered 413 as the contract says; schemathesis's default list lacks it.
@@ -64,6 +82,14 @@ checks.positive_data_acceptance.enabled = false
 include-path-regex = "^/chat/rooms/[{{]roomId[}}]/messages/[{{]messageId[}}]"
 checks.positive_data_acceptance.enabled = false
 checks.use_after_free.enabled = false
+
+# A registration's token is at most 4096 bytes of UTF-8 (the schema can count characters
+# only), p256dh must be a point of the curve, and a Web Push endpoint must resolve to public
+# addresses: schema-valid registrations that break these get the documented 400.
+[[operations]]
+include-path = "/chat/devices/{{deviceId}}"
+include-method = "PUT"
+checks.positive_data_acceptance.enabled = false
 """
 
 
@@ -100,6 +126,6 @@ def test_schemathesis_finds_nothing(
     )
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-8000:]
-    assert "Tested: 13" in report, report[-3000:]
+    assert "Tested: 19" in report, report[-3000:]
     assert " passed" in report, report[-3000:]
     assert "❌" not in report, report[-8000:]

@@ -18,7 +18,8 @@ __all__ = ["DESCRIPTION", "install_openapi"]
 DESCRIPTION = """\
 REST beside the STOMP socket (`/ws/chat`): room info, history, sending while the socket is
 down, read marks and presigned image uploads. Sending and read marks share the socket's
-validation, tempId idempotency, seq order and broadcast.
+validation, tempId idempotency, seq order and broadcast. Push: the caller's devices (FCM,
+APNs, Web Push), the push preview setting, and the VAPID key browsers subscribe with.
 
 Authenticate with `Authorization: Bearer <jwt>`. Every error is JSON
 `{"type":"ERROR","code":...,"message":...,"detail"?}`: `message` is for users (Korean),

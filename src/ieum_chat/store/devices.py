@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.schema import devices, users, utcnow
+from ieum_chat.store.schema import deliveries, devices, users, utcnow
 
 __all__ = ["DEVICE_ID_MAX", "LOCALE_MAX", "Device", "DevicesStore", "token_key"]
 
@@ -77,13 +77,19 @@ def device_from_row(row: AnyRow) -> Device:
 
 def _put_txn(conn: Connection, device: Device, now: datetime) -> tuple[Device, bool]:
     key = token_key(device.token)
-    # The token now belongs to this (user, device) alone.
-    conn.execute(
-        delete(devices).where(
+    # The token now belongs to this (user, device) alone: the devices that had it go, and so
+    # do the pushes owed to them (they carry the token: the previous owner's notifications
+    # would reach the new one).
+    displaced = conn.execute(
+        delete(devices)
+        .where(
             devices.c.token_key == key,
             ~and_(devices.c.user_id == device.user_id, devices.c.device_id == device.device_id),
         )
-    )
+        .returning(devices.c.user_id, devices.c.device_id)
+    ).all()
+    for gone in displaced:
+        _forget_deliveries(conn, gone.user_id, gone.device_id)
     values = {
         "platform": device.platform,
         "token": device.token,
@@ -122,11 +128,23 @@ def _list_txn(conn: Connection, user_ids: Collection[uuid.UUID]) -> list[Device]
     return [device_from_row(row) for row in rows]
 
 
+def _forget_deliveries(conn: Connection, user_id: uuid.UUID, device_id: str) -> None:
+    """Drop the pushes still owed to a device that is gone."""
+    conn.execute(
+        delete(deliveries).where(
+            deliveries.c.user_id == user_id, deliveries.c.device_id == device_id
+        )
+    )
+
+
 def _delete_txn(conn: Connection, user_id: uuid.UUID, device_id: str, token: str | None) -> bool:
     condition = and_(devices.c.user_id == user_id, devices.c.device_id == device_id)
     if token is not None:
         condition = and_(condition, devices.c.token_key == token_key(token))
-    return bool(conn.execute(delete(devices).where(condition)).rowcount)
+    if not conn.execute(delete(devices).where(condition)).rowcount:
+        return False
+    _forget_deliveries(conn, user_id, device_id)
+    return True
 
 
 def _set_preview_txn(conn: Connection, user_id: uuid.UUID, on: bool) -> bool:
@@ -147,8 +165,8 @@ def _previews_txn(conn: Connection, user_ids: Collection[uuid.UUID]) -> dict[uui
 
 class DevicesStore(SQLBaseStore):
     async def put_device(self, device: Device) -> tuple[Device, bool]:
-        """Register or update ``device`` (its token leaves any other device); the device as
-        stored, and whether it is new."""
+        """Register or update ``device`` (its token leaves any other device, with the pushes
+        owed to that one); the device as stored, and whether it is new."""
         return await self.db_pool.write_txn("put_device", _put_txn, device, utcnow())
 
     async def devices_of(self, user_ids: Collection[uuid.UUID]) -> list[Device]:
@@ -160,8 +178,9 @@ class DevicesStore(SQLBaseStore):
     async def delete_device(
         self, user_id: uuid.UUID, device_id: str, *, token: str | None = None
     ) -> bool:
-        """Remove one device of ``user_id``; with ``token``, only while it still has that
-        token (a provider said the token is dead: a newer registration stays)."""
+        """Remove one device of ``user_id`` and the pushes still owed to it (in the same
+        transaction); with ``token``, only while it still has that token (a provider said the
+        token is dead: a newer registration stays). False when there was no such device."""
         return await self.db_pool.write_txn("delete_device", _delete_txn, user_id, device_id, token)
 
     async def set_push_preview(self, user_id: uuid.UUID, on: bool) -> bool:
