@@ -18,11 +18,17 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-__all__ = ["load_private_key", "public_key_b64url"]
+__all__ = ["b64url", "b64url_decode", "load_private_key", "public_key_b64url", "public_point"]
 
 
-def _b64url_decode(value: str) -> bytes:
+def b64url_decode(value: str) -> bytes:
+    """base64url with or without its padding."""
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def b64url(raw: bytes) -> str:
+    """base64url without padding, as Web Push writes keys."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def load_private_key(value: str) -> ec.EllipticCurvePrivateKey:
@@ -38,7 +44,7 @@ def load_private_key(value: str) -> ec.EllipticCurvePrivateKey:
             raise ValueError("IEUM_VAPID_PRIVATE_KEY: not an EC P-256 key")
         return key
     try:
-        raw = _b64url_decode(value)
+        raw = b64url_decode(value)
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
@@ -49,9 +55,12 @@ def load_private_key(value: str) -> ec.EllipticCurvePrivateKey:
         raise ValueError("IEUM_VAPID_PRIVATE_KEY: not a valid P-256 private key") from exc
 
 
+def public_point(key: ec.EllipticCurvePrivateKey) -> str:
+    """base64url (no padding) of the key's uncompressed public point, 65 bytes starting 0x04
+    (RFC 8292 §3.2): the ``applicationServerKey``, and VAPID's ``k``."""
+    return b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+
+
 def public_key_b64url(private_key: str) -> str:
-    """The ``applicationServerKey`` of ``private_key``: base64url (no padding) of the
-    uncompressed public point, 65 bytes starting 0x04 (RFC 8292 §3.2)."""
-    public = load_private_key(private_key).public_key()
-    point = public.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    return base64.urlsafe_b64encode(point).rstrip(b"=").decode("ascii")
+    """The ``applicationServerKey`` of the key in ``private_key``."""
+    return public_point(load_private_key(private_key))

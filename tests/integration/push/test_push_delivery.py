@@ -258,3 +258,27 @@ def test_a_push_owed_when_the_server_is_killed_is_sent_once_after_it_restarts(
     finally:
         again.stop()
     assert len(fcm_to(services, token)) == 1
+
+
+def test_a_hanging_provider_delays_neither_the_chat_nor_the_other_providers(
+    pushing: ServerProcess, services: Services, couple_pool: Iterator[Couple]
+) -> None:
+    couple = next(couple_pool)
+    phone, iphone = fcm_token(), apns_token()
+    register(pushing, couple["tb"], "b-android", {"platform": "fcm", "token": phone})
+    register(pushing, couple["tb"], "b-iphone", {"platform": "apns", "token": iphone})
+    services.apns.call(lambda s: s.hang(times=50))  # APNs takes requests and never answers
+    hung = services.apns.server.hung
+    for i in range(3):
+        send(pushing, couple, {"type": "TEXT", "content": f"while APNs hangs {i}"})  # answered
+    wait_until(lambda: len(fcm_to(services, phone)) == 3, PROMISE, "FCM's pushes")
+    assert services.apns.server.hung > hung  # APNs was being tried all along
+    services.apns.call(lambda s: s._plan.clear())
+
+    # once APNs answers again, what it owes arrives (each once: the hung tries timed out)
+    def to_iphone() -> list[str]:
+        return [
+            p.payload["preview"] for p in services.apns.server.pushes if p.device_token == iphone
+        ]
+
+    wait_until(lambda: len(set(to_iphone())) == 3, 30, "the iPhone's pushes after the hang")

@@ -8,7 +8,6 @@ The endpoint came from a client, so it is checked before every push and at conne
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -18,14 +17,10 @@ from typing import Any
 
 import http_ece
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-)
 from py_vapid import Vapid02, VapidException
 
 from ieum_chat.config import Settings
+from ieum_chat.push.vapid import b64url, b64url_decode, load_private_key, public_point
 
 from ._endpoint import (
     EndpointRefused,
@@ -41,7 +36,6 @@ __all__ = [
     "WebPushProvider",
     "check_endpoint",
     "check_endpoint_async",
-    "load_vapid_key",
     "topic_for",
     "webpush_payload",
 ]
@@ -51,41 +45,10 @@ MAX_PLAINTEXT = RECORD_SIZE - 86 - 17  # header (salt, rs, idlen, 65-byte key id
 VAPID_LIFETIME = 12 * 3600  # seconds; RFC 8292 §2: at most 24 hours
 
 
-def _b64url_decode(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def load_vapid_key(value: str) -> ec.EllipticCurvePrivateKey:
-    """The VAPID key from PEM or from base64url of the raw 32-byte private scalar."""
-    value = value.strip()
-    if value.startswith("-----BEGIN"):
-        try:
-            key = load_pem_private_key(value.encode(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise ValueError("IEUM_VAPID_PRIVATE_KEY: unreadable PEM private key") from exc
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-            raise ValueError("IEUM_VAPID_PRIVATE_KEY: not an EC P-256 key")
-        return key
-    try:
-        raw = _b64url_decode(value)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError("IEUM_VAPID_PRIVATE_KEY: neither PEM nor base64url of 32 raw bytes")
-    try:
-        return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-    except ValueError as exc:
-        raise ValueError("IEUM_VAPID_PRIVATE_KEY: not a valid P-256 private key") from exc
-
-
 def topic_for(collapse_key: str) -> str:
     """The Topic header (RFC 8030 §5.4): at most 32 base64url characters. A digest, so any
     collapse key fits and the push service never sees the couple's id."""
-    return _b64url(hashlib.sha256(collapse_key.encode()).digest())[:32]
+    return b64url(hashlib.sha256(collapse_key.encode()).digest())[:32]
 
 
 def webpush_payload(note: Notification) -> dict[str, Any]:
@@ -110,8 +73,8 @@ def _origin(endpoint: str) -> str:
 
 def _encrypt(plaintext: bytes, subscription: WebPushSubscription) -> bytes:
     """RFC 8291: ECDH with a fresh key against the browser's, keyed with its auth secret."""
-    receiver = _b64url_decode(subscription.p256dh)
-    auth = _b64url_decode(subscription.auth)
+    receiver = b64url_decode(subscription.p256dh)
+    auth = b64url_decode(subscription.auth)
     if len(receiver) != 65 or receiver[0] != 4 or len(auth) != 16:
         raise ValueError("subscription keys are not a P-256 point and a 16-byte secret")
     sender = ec.generate_private_key(ec.SECP256R1())
@@ -135,7 +98,7 @@ class WebPushProvider(Provider):
         subject = settings.vapid_subject
         if not subject.startswith(("mailto:", "https://")):
             raise ValueError("IEUM_VAPID_SUBJECT must be a mailto: or an https: URL")
-        self._vapid = Vapid02(private_key=load_vapid_key(settings.vapid_private_key))
+        self._vapid = Vapid02(private_key=load_private_key(settings.vapid_private_key))
         self._subject = subject
         try:
             self._vapid_headers("https://push.example.com")
@@ -147,8 +110,7 @@ class WebPushProvider(Provider):
 
     def public_key_b64url(self) -> str:
         """The applicationServerKey a browser subscribes with: the uncompressed point."""
-        point = self._vapid.public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-        return _b64url(point)
+        return public_point(self._vapid.private_key)
 
     async def close(self) -> None:
         await self._client.aclose()
