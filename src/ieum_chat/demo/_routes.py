@@ -1,4 +1,5 @@
-"""The demo page's routes: ``/demo`` (the page), ``/demo/{app.js,app.css}`` (package data) and
+"""The demo page's routes: ``/demo`` (the page), ``/demo/{app.js,app.css,push.js,sw.js}``
+(package data; ``sw.js`` is the service worker, with the scope ``/demo``) and
 ``/demo/vendor/{name}`` (the npm bundles, from disk)."""
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _PAGE_FILES: Final = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "push.js": "text/javascript; charset=utf-8",
+    "sw.js": "text/javascript; charset=utf-8",
 }
 
 # The page's URL carries the member's token: it must never leave in a Referer, nor be
@@ -38,6 +41,9 @@ _PAGE_HEADERS: Final = {
     ),
 }
 _ASSET_HEADERS: Final = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+# The service worker lives at /demo/sw.js, so its scope could only be /demo/ (which the page,
+# /demo, is outside of); this header lets it take /demo itself.
+_WORKER_HEADERS: Final = {**_ASSET_HEADERS, "Service-Worker-Allowed": "/demo"}
 
 _MISSING: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -106,7 +112,8 @@ def install_demo(app: Starlette, settings: DemoSettings | None = None) -> None:
         asset = assets.get(request.path_params["name"])
         if asset is None:
             return PlainTextResponse("not found", status_code=404)
-        return asset.respond(request, _ASSET_HEADERS)
+        name = request.path_params["name"]
+        return asset.respond(request, _WORKER_HEADERS if name == "sw.js" else _ASSET_HEADERS)
 
     async def vendor(request: Request) -> Response:
         relative = VENDOR_FILES.get(request.path_params["name"])

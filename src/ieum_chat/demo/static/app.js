@@ -24,7 +24,13 @@
  * not read)], li.msg[data-seq,data-id,data-state,data-temp-id,data-unsent,data-edited],
  * .unread (the "1" of a message the partner has not read), .quote[data-reply-to],
  * .reactions .chip[data-emoji,data-count,aria-pressed], #menu-layer, #context-bar[data-mode],
- * #presence[data-online], #typing[hidden], #transport[data-transport].
+ * #presence[data-online], #typing[hidden], #transport[data-transport],
+ * body[data-push] (how push registration went: see push.js), body[data-notified] (notifications
+ * this page showed for the partner's messages while it was hidden).
+ *
+ * Notifications (push.js): the page says which device it is (x-device-id on CONNECT, a stable
+ * id per browser), registers for Web Push when the browser and the server can, and shows a
+ * notification itself for a partner's message that arrives while the tab is hidden.
  */
 (function () {
   "use strict";
@@ -71,6 +77,14 @@
       save: "수정",
       closeBar: "닫기",
       copied: "복사했어요",
+      newMessage: "새 메시지",
+      push: {
+        registered: "알림 켜짐",
+        denied: "알림 꺼짐",
+        unsupported: "알림 미지원",
+        "no-key": "푸시 미설정",
+        failed: "푸시 사용 불가",
+      },
       actionFailed: {
         edit: "수정하지 못했어요",
         unsend: "보내기를 취소하지 못했어요",
@@ -119,6 +133,14 @@
       save: "Save",
       closeBar: "Close",
       copied: "Copied",
+      newMessage: "New message",
+      push: {
+        registered: "Notifications on",
+        denied: "Notifications off",
+        unsupported: "No notifications here",
+        "no-key": "Push not set up",
+        failed: "Push unavailable",
+      },
       actionFailed: {
         edit: "Could not edit",
         unsend: "Could not unsend",
@@ -177,6 +199,7 @@
     barClose: $("context-close"),
     menuLayer: $("menu-layer"),
     menu: $("menu"),
+    push: $("push-status"),
   };
 
   const state = {
@@ -215,6 +238,8 @@
     toastTimer: null,
     stuck: true, // the reader is at the bottom: new content keeps them there
     autoTop: -1, // where scrollToBottom() last put the list
+    pushPreview: true, // my setting: notifications show the sender and the text
+    notified: 0, // notifications shown for the partner's messages while hidden
   };
 
   // -- helpers -------------------------------------------------------------------------------
@@ -993,6 +1018,7 @@
     if (!ev || typeof ev !== "object") return;
     if (typeof ev.seq === "number") {
       if (ev.seq <= state.lastSeq) return; // had it already
+      if (isPartnerMessage(ev)) notifyIfHidden(ev);
       if (ev.seq !== state.lastSeq + 1) {
         state.gaps += 1;
         ui.body.dataset.gaps = String(state.gaps);
@@ -1112,7 +1138,7 @@
   function connect() {
     const client = new StompJs.Client({
       webSocketFactory: openSocket,
-      connectHeaders: { Authorization: `Bearer ${token}` },
+      connectHeaders: { Authorization: `Bearer ${token}`, ...deviceHeader() },
       reconnectDelay: 500,
       maxReconnectDelay: 4000,
       reconnectTimeMode: StompJs.ReconnectionTimeMode.EXPONENTIAL,
@@ -1138,6 +1164,69 @@
       online: room.partner.online,
     };
     renderPartner();
+  }
+
+  // -- notifications ---------------------------------------------------------------------------
+
+  const pushReady = typeof IeumPush === "object";
+
+  // Which device this session is: the server pushes nothing to a device that is connected.
+  function deviceHeader() {
+    return pushReady ? { "x-device-id": IeumPush.deviceId() } : {};
+  }
+
+  function isPartnerMessage(ev) {
+    return (
+      !Object.hasOwn(CHANGES, ev.type) &&
+      ev.type !== "SYSTEM" &&
+      typeof ev.id === "string" &&
+      ev.senderId === state.partner.id &&
+      !ev.unsent
+    );
+  }
+
+  // The partner's message while this tab is hidden: a notification like the server's push
+  // (the same tag: one per couple, the newest replacing the older).
+  function notifyIfHidden(m) {
+    if (!pushReady || document.visibilityState !== "hidden") return;
+    const preview = state.pushPreview;
+    let body = T.newMessage;
+    if (preview) body = m.type === "TEXT" ? firstChars(m.content, PREVIEW_LENGTH) : quoteText(quoteOf(m));
+    const note = {
+      title: preview ? m.senderName || state.partner.name : "이음",
+      body,
+      tag: state.roomId,
+      data: { coupleId: state.roomId, seq: m.seq, messageId: m.id, url: location.href },
+    };
+    IeumPush.notify(note).then(
+      (shown) => {
+        if (!shown) return;
+        state.notified += 1;
+        ui.body.dataset.notified = String(state.notified);
+      },
+      () => {},
+    );
+  }
+
+  function reportPush(kind, detail) {
+    ui.body.dataset.push = kind;
+    const word = T.push[kind] || T.push.failed;
+    ui.push.textContent = `· ${word}`;
+    ui.push.title = detail || "";
+  }
+
+  async function setupPush() {
+    if (!pushReady) return;
+    try {
+      state.pushPreview = (await api("GET", "/chat/settings")).pushPreview !== false;
+    } catch (_) {
+      // the default: previews on
+    }
+    await IeumPush.setup({
+      api,
+      fetchKey: async () => (await api("GET", "/chat/push/vapid-key")).publicKey,
+      report: reportPush,
+    });
   }
 
   // -- the message menu and the bar above the composer ---------------------------------------
@@ -1414,6 +1503,7 @@
       }
     }
     connect();
+    setupPush().catch((err) => reportPush("failed", err.message));
   }
 
   start();
