@@ -106,7 +106,8 @@ class WebPushProvider(Provider):
             raise ValueError(f"IEUM_VAPID_SUBJECT refused: {exc}") from None
         self._allow_private = settings.push_allow_private
         self._timeout = settings.push_timeout
-        self._client = make_client(settings)
+        # HTTP/2 where the service offers it (ALPN): one connection carries every request
+        self._client = make_client(settings, http2=True)
 
     def public_key_b64url(self) -> str:
         """The applicationServerKey a browser subscribes with: the uncompressed point."""

@@ -1,0 +1,162 @@
+"""What an outbox would cost the send path, next to the cursor the delivery engine uses.
+
+The engine derives pushes and webhooks from the committed streams (a cursor per couple), so
+the append transaction is exactly what it is without push. The alternative, an outbox, writes
+one row per message in the same transaction as the batch. This probe measures both on
+PostgreSQL, alternating in one run: the real append path (``ieum_append_messages_v4``, the
+batches the chat's writers commit), and the same call followed, in its transaction, by one
+outbox row per stored message (``INSERT ... SELECT FROM unnest``).
+
+    python -m bench.outbox_cost                   # 50 couples, batches of 32, 4 x 8 s
+    python -m bench.outbox_cost --batch 8 --rounds 6
+
+Everything runs on 127.0.0.1 against a fresh database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from ieum_chat.store.appends import _APPEND_CALL
+from ieum_chat.store.records import NEW_MESSAGE_FIELDS, NewMessage
+from ieum_chat.store.schema import utcnow
+
+__all__ = ["main"]
+
+ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+_OUTBOX = """
+CREATE TABLE bench_outbox (
+    id bigserial PRIMARY KEY, couple_id uuid NOT NULL, seq bigint NOT NULL,
+    payload text, created_at timestamp NOT NULL
+)"""
+_OUTBOX_INSERT = (
+    "INSERT INTO bench_outbox (couple_id, seq, created_at) "
+    "SELECT c, s, now() FROM unnest($1::uuid[], $2::bigint[]) AS t(c, s)"
+)
+
+
+def _cli(url: str, *args: str) -> str:
+    env = {"IEUM_DATABASE_URL": url, "IEUM_JWT_SECRET": "bench-" + uuid.uuid4().hex}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ieum_chat.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return proc.stdout
+
+
+def _batch(couples: list[dict[str, str]], size: int, offset: int) -> list[NewMessage]:
+    out = []
+    for i in range(size):
+        couple = couples[(offset + i) % len(couples)]
+        out.append(
+            NewMessage(
+                id=uuid.uuid4(),
+                couple_id=uuid.UUID(couple["couple"]),
+                sender_id=uuid.UUID(couple["a"]),
+                type="TEXT",
+                content="x" * 32,
+                image_url=None,
+                temp_id=uuid.uuid4().hex[:16],
+                created_at=utcnow(),
+            )
+        )
+    return out
+
+
+async def _writer(
+    pool: Any, couples: list[dict[str, str]], *, size: int, outbox: bool, until: float, lane: int
+) -> int:
+    stored = 0
+    offset = lane * 7919
+    while time.monotonic() < until:
+        batch = _batch(couples, size, offset)
+        offset += size
+        columns = [[getattr(m, name) for m in batch] for name in NEW_MESSAGE_FIELDS]
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_APPEND_CALL, *columns)
+            if outbox:
+                await conn.execute(
+                    _OUTBOX_INSERT, [r["couple_id"] for r in rows], [r["seq"] for r in rows]
+                )
+        stored += len(rows)
+    return stored
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    name = f"ieum_outbox_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://root@127.0.0.1:5432/{name}"
+    try:
+        _cli(url, "migrate")
+        couples = json.loads(_cli(url, "seed", "--couples", str(args.couples)))
+        pool = await asyncpg.create_pool(url, min_size=args.writers, max_size=args.writers)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute(_OUTBOX)
+            rates: dict[str, list[float]] = {"cursor": [], "outbox": []}
+            for _ in range(args.rounds):
+                for kind in ("cursor", "outbox"):
+                    start = time.monotonic()
+                    until = start + args.seconds
+                    counts = await asyncio.gather(
+                        *(
+                            _writer(
+                                pool,
+                                couples,
+                                size=args.batch,
+                                outbox=kind == "outbox",
+                                until=until,
+                                lane=lane,
+                            )
+                            for lane in range(args.writers)
+                        )
+                    )
+                    rates[kind].append(sum(counts) / (time.monotonic() - start))
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    cursor = statistics.median(rates["cursor"])
+    outbox = statistics.median(rates["outbox"])
+    return {
+        "batch": args.batch,
+        "writers": args.writers,
+        "rounds": args.rounds,
+        "cursor_msgs_per_s": [round(r) for r in rates["cursor"]],
+        "outbox_msgs_per_s": [round(r) for r in rates["outbox"]],
+        "median_ratio_outbox_vs_cursor": round(outbox / cursor, 3),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.outbox_cost", description=__doc__)
+    parser.add_argument("--couples", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args(argv)
+    print(json.dumps(asyncio.run(_run(args)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
