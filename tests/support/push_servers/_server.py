@@ -101,6 +101,8 @@ class TlsServer:
         config.keyfile = self._tls.key_file
         config.alpn_protocols = ["h2", "http/1.1"]
         config.graceful_timeout = 1.0
+        # as the real services: idle connections live for minutes, not hypercorn's 5 s
+        config.keep_alive_timeout = 300
         config.accesslog = None
         config.errorlog = None
         config.loglevel = "WARNING"
