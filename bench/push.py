@@ -1,14 +1,15 @@
 """What push costs the chat: messages/s with pushes on (every partner offline: one device
 per member on a local FCM service, no session says it is that device) next to pushes off,
-in one run on one machine, and the lag from a message's acceptance to the provider's accept
-at half of the push-on peak.
+in one run on one machine; how many pushes/s the server sustains; and the lag from a
+message's acceptance to the provider's accept, at half the push-on peak and at half the
+sustained push rate.
 
     python -m bench.push                         # PostgreSQL, 50 couples, 15 s per run
     python -m bench.push --sqlite --couples 20
 
-The local FCM service (the tests' one: OAuth2 token endpoint and messages:send over TLS) runs
-in this process; the chat server, the load generators and the database run beside it on the
-same cores, so the push-on figure pays for the provider too. Everything runs on 127.0.0.1.
+The local FCM service (the tests' one: OAuth2 token endpoint and messages:send over TLS and
+HTTP/2) runs in a process of its own (``bench._push_service``); it, the chat server, the load
+generators and the database share this machine's cores. Everything runs on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from tests.support.push_servers import FcmServer, make_tls, write_service_account
-from tests.support.push_servers.threaded import Threaded
 
 from ieum_chat.store import Database
 
@@ -39,21 +40,60 @@ from ._targets import Couple, Target
 __all__ = ["main"]
 
 
-def _register(server: IeumServer, couples: list[Couple]) -> dict[str, str]:
-    """One FCM device per member; token -> user id."""
-    tokens: dict[str, str] = {}
+class PushService:
+    """The local FCM service's process, and what it accepted (message id -> when)."""
+
+    def __init__(self, root: Path, proc: subprocess.Popen[bytes], info: dict[str, str]) -> None:
+        self.root = root
+        self.proc = proc
+        self.info = info
+
+    def received(self) -> list[tuple[str, float]]:
+        path = self.root / "received.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        rows = [json.loads(line) for line in lines if line.endswith("]")]
+        return [(str(mid), float(at)) for mid, at in rows]
+
+    def env(self) -> dict[str, str]:
+        return {
+            "IEUM_FCM_CREDENTIALS": self.info["credentials"],
+            "IEUM_FCM_ENDPOINT": self.info["url"],
+            "IEUM_PUSH_CA_FILE": self.info["ca"],
+            "IEUM_LOG_LEVEL": "WARNING",
+        }
+
+
+@contextmanager
+def push_service(root: Path) -> Iterator[PushService]:
+    root.mkdir()
+    log = (root / "service.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._push_service", str(root)], stdout=log, stderr=log
+    )
+    log.close()
+    try:
+        deadline = time.monotonic() + 30
+        while not (root / "service.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the local FCM service did not start: see {root}")
+            time.sleep(0.1)
+        yield PushService(root, proc, json.loads((root / "service.json").read_text()))
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _register(server: IeumServer, couples: list[Couple]) -> None:
+    """One FCM device per member."""
     with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
         for couple in couples:
-            for user, jwt in ((couple.a, couple.ta), (couple.b, couple.tb)):
-                token = f"bench-{uuid.uuid4().hex}"
+            for jwt in (couple.ta, couple.tb):
                 response = http.put(
                     "/chat/devices/phone",
-                    json={"platform": "fcm", "token": token},
+                    json={"platform": "fcm", "token": f"bench-{uuid.uuid4().hex}"},
                     headers={"Authorization": f"Bearer {jwt}"},
                 )
                 response.raise_for_status()
-                tokens[token] = user
-    return tokens
 
 
 def _spec(server: IeumServer, args: argparse.Namespace, label: str, rate: float = 0.0) -> LoadSpec:
@@ -69,6 +109,37 @@ def _spec(server: IeumServer, args: argparse.Namespace, label: str, rate: float 
         label=label,
         progress=not args.quiet,
     )
+
+
+def _backlog(port: int) -> float:
+    """The server's pushes owed and not yet accepted (its gauge, read every 5 s)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith('ieum_delivery_backlog{channel="fcm"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _drain(service: PushService, port: int, limit: float = 900.0) -> float:
+    """Wait until the server owes no push and none arrived for 6 s (the gauge's period);
+    seconds until the last push arrived."""
+    start = time.monotonic()
+    count, since = len(service.received()), time.monotonic()
+    while time.monotonic() - start < limit:
+        time.sleep(0.5)
+        now = len(service.received())
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since > 6 and _backlog(port) == 0:
+            break
+    return round(since - start, 1)
+
+
+def _sustained(got: list[tuple[str, float]]) -> float:
+    """Pushes/s the provider took while a backlog kept the server busy."""
+    if len(got) < 2:
+        return 0.0
+    return round(len(got) / (got[-1][1] - got[0][1]), 1)
 
 
 async def _lags(database_url: str, received: dict[str, float]) -> list[float]:
@@ -87,35 +158,9 @@ async def _lags(database_url: str, received: dict[str, float]) -> list[float]:
     ]
 
 
-def _backlog(port: int) -> float:
-    """The server's pushes owed and not yet accepted (its gauge, read every 5 s)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    for line in text.splitlines():
-        if line.startswith('ieum_delivery_backlog{channel="fcm"}'):
-            return float(line.split()[-1])
-    return 0.0
-
-
-def _drain(fcm: FcmServer, port: int, limit: float = 600.0) -> float:
-    """Wait until the server owes no push and the provider got nothing new for 6 s (the
-    gauge's period); seconds until the last push arrived."""
-    start = time.monotonic()
-    count, since = len(fcm.messages), time.monotonic()
-    while time.monotonic() - start < limit:
-        time.sleep(0.5)
-        if len(fcm.messages) != count:
-            count, since = len(fcm.messages), time.monotonic()
-        elif time.monotonic() - since > 6 and _backlog(port) == 0:
-            break
-    return round(since - start, 1)
-
-
-def _sustained(fcm: FcmServer, start: int) -> float:
-    """Pushes/s the provider took from ``start`` on (while a backlog kept it busy)."""
-    got = fcm.messages[start:]
-    if len(got) < 2:
-        return 0.0
-    return round(len(got) / (got[-1].received_at - got[0].received_at), 1)
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _lag_summary(lags: list[float]) -> dict[str, float]:
@@ -126,11 +171,6 @@ def _lag_summary(lags: list[float]) -> dict[str, float]:
         "p99": round(_percentile(lags, 0.99) * 1000, 1),
         "max": round(max(lags) * 1000, 1),
     }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,48 +187,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: dict[str, Any] = {"backend": backend, "couples": args.couples}
     with tempfile.TemporaryDirectory(prefix="ieum-push-bench-") as tmp:
         root = Path(tmp)
-        tls = make_tls(root)
         (root / "off").mkdir()
         with IeumServer(backend, root / "off", args.couples) as server:
             off = run_load(_spec(server, args, "push off"))
         out["off_msgs_per_s"] = off["throughput"]["msgs_per_s"]
-        with Threaded(FcmServer(tls)) as fcm:
-            account = write_service_account(root, fcm.server.token_uri)
-            fcm.call(lambda s: s.trust(account))
-            env = {
-                "IEUM_FCM_CREDENTIALS": account.path,
-                "IEUM_FCM_ENDPOINT": fcm.server.url,
-                "IEUM_PUSH_CA_FILE": tls.ca_file,
-                "IEUM_LOG_LEVEL": "WARNING",
-            }
-            (root / "on").mkdir()
-            with IeumServer(backend, root / "on", args.couples, extra_env=env) as server:
-                _register(server, server.couples)
-                on = run_load(_spec(server, args, "push on"))
-                out["on_msgs_per_s"] = on["throughput"]["msgs_per_s"]
-                # the closed loop outruns the pushes: their backlog drains after it
-                out["drain_s"] = _drain(fcm.server, server.port)
-                out["pushes_per_s_sustained"] = _sustained(fcm.server, 0)
-                # half of the push-on peak (pushes may not keep up), then half of what the
-                # pushes sustained (their own latency); each after the backlog drained
-                for name, rate in (
-                    ("half_peak", out["on_msgs_per_s"] / 2),
-                    ("half_push_rate", out["pushes_per_s_sustained"] / 2),
-                ):
-                    done = len(fcm.server.messages)
-                    run = run_load(_spec(server, args, f"push on, {rate:.0f} msgs/s", rate=rate))
-                    _drain(fcm.server, server.port)
-                    received = {
-                        m.message["data"]["messageId"]: m.received_at
-                        for m in fcm.server.messages[done:]
-                    }
-                    lags = asyncio.run(_lags(server.env["IEUM_DATABASE_URL"], received))
-                    out[name] = {
-                        "rate": round(rate, 1),
-                        "msgs_per_s": run["throughput"]["msgs_per_s"],
-                        "pushes": len(lags),
-                        "lag_ms": _lag_summary(lags),
-                    }
+        (root / "on").mkdir()
+        with (
+            push_service(root / "fcm") as service,
+            IeumServer(backend, root / "on", args.couples, extra_env=service.env()) as server,
+        ):
+            _register(server, server.couples)
+            on = run_load(_spec(server, args, "push on"))
+            out["on_msgs_per_s"] = on["throughput"]["msgs_per_s"]
+            # the closed loop may outrun the pushes: their backlog drains after it
+            out["drain_s"] = _drain(service, server.port)
+            out["pushes_per_s_sustained"] = _sustained(service.received())
+            # half the push-on peak (the pushes may not keep up), then half of what the pushes
+            # sustained (their own latency); each once the backlog has drained
+            for name, rate in (
+                ("half_peak", out["on_msgs_per_s"] / 2),
+                ("half_push_rate", out["pushes_per_s_sustained"] / 2),
+            ):
+                done = len(service.received())
+                run = run_load(_spec(server, args, f"push on, {rate:.0f} msgs/s", rate=rate))
+                _drain(service, server.port)
+                received = dict(service.received()[done:])
+                lags = asyncio.run(_lags(server.env["IEUM_DATABASE_URL"], received))
+                out[name] = {
+                    "rate": round(rate, 1),
+                    "msgs_per_s": run["throughput"]["msgs_per_s"],
+                    "pushes": len(lags),
+                    "lag_ms": _lag_summary(lags),
+                }
     out["ratio_on_vs_off"] = round(out["on_msgs_per_s"] / out["off_msgs_per_s"], 3)
     print(json.dumps(out, indent=2))
     if args.json:
