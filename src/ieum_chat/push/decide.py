@@ -42,31 +42,23 @@ def _recipients(message: Message, members: tuple[uuid.UUID, uuid.UUID]) -> tuple
 
 
 async def owed_pushes(
-    db: Database, watch: DeviceWatch, owed: OwedStream, platforms: Collection[str]
+    watch: DeviceWatch, owed: OwedStream, platforms: Collection[str]
 ) -> list[NewDelivery]:
-    couple = owed.couple
-    if couple is None or not couple.active:
-        return []  # an ended couple's last messages are not announced
+    couple, context = owed.couple, owed.push
+    if couple is None or not couple.active or context is None or not context.devices:
+        return []  # no message to announce, nobody to tell, or an ended couple
     sent = [i for i in owed.items if isinstance(i, Message) and not i.unsent]
-    if not sent:
-        return []
-    devices = await db.devices_of(couple.members)
-    if not devices:
-        return []
-    targeted = {d.user_id for d in devices}
-    previews = await db.push_previews(targeted)
-    names = {u.id: u.name for u in (await db.get_users({m.sender_id for m in sent})).values()}
-    names[SYSTEM_USER_ID] = SYSTEM_USER_NAME
-    unread = {user: await db.unread_count(couple.id, user) for user in targeted}
+    names = {**context.names, SYSTEM_USER_ID: SYSTEM_USER_NAME}
     watching: dict[tuple[uuid.UUID, str], bool] = {}
     rows: list[NewDelivery] = []
     for index, message in enumerate(sent):
         for user in _recipients(message, couple.members):
-            if user not in targeted:
+            devices = [d for d in context.devices if d.user_id == user]
+            if not devices:
                 continue
             # the badge as it was when this message came: later ones of the slice not counted
             later = sum(1 for m in sent[index + 1 :] if user in _recipients(m, couple.members))
-            for device in (d for d in devices if d.user_id == user):
+            for device in devices:
                 if device.platform not in platforms:
                     metrics.PUSHES_SKIPPED.labels("no_provider").inc()
                     continue
@@ -80,8 +72,8 @@ async def owed_pushes(
                     message,
                     names.get(message.sender_id, ""),
                     locale=device.locale,
-                    show_preview=previews.get(user, True),
-                    unread=max(1, unread.get(user, 0) - later),
+                    show_preview=context.previews.get(user, True),
+                    unread=max(1, context.unread.get(user, 0) - later),
                 )
                 payload = {
                     "note": render.notification_to_json(note),

@@ -27,7 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.couples import COUPLE_COLUMNS, couple_from_row
-from ieum_chat.store.messages import MESSAGE_COLUMNS
+from ieum_chat.store.devices import Device, devices_txn, previews_txn
+from ieum_chat.store.messages import MESSAGE_COLUMNS, unread_count_txn
 from ieum_chat.store.pool import SQLBaseStore
 from ieum_chat.store.records import Couple, Event, Message, message_from_row
 from ieum_chat.store.schema import (
@@ -49,6 +50,7 @@ __all__ = [
     "NewDelivery",
     "OwedStream",
     "OwedUser",
+    "PushContext",
 ]
 
 _d = deliveries
@@ -88,6 +90,17 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class PushContext:
+    """What deciding a slice's pushes needs, read with it: the members' devices, whether
+    each shows previews, the senders' names, and each member's unread count."""
+
+    devices: list[Device]
+    previews: dict[uuid.UUID, bool]
+    names: dict[uuid.UUID, str]
+    unread: dict[uuid.UUID, int]
+
+
+@dataclass(frozen=True, slots=True)
 class OwedStream:
     """A couple's stream past a consumer's cursor: ``items`` up to ``last_seq`` (at most the
     limit asked for; ``head_seq`` is the stream's last), the couple as it is now (None:
@@ -98,6 +111,7 @@ class OwedStream:
     last_seq: int
     items: list[Message | Event]
     head_seq: int = 0
+    push: PushContext | None = None  # with ``for_push``, when the slice has messages
 
     @property
     def complete(self) -> bool:
@@ -157,8 +171,32 @@ def _read_cursor(conn: Connection, consumer: str, stream_id: uuid.UUID) -> Curso
     return None if row is None else Cursor(int(row.seq), bool(row.closed))
 
 
+def _push_context(conn: Connection, couple: Couple, sent: list[Message]) -> PushContext:
+    found = devices_txn(conn, couple.members)
+    targeted = {d.user_id for d in found}
+    if not found:
+        return PushContext([], {}, {}, {})
+    senders = {m.sender_id for m in sent}
+    names = {
+        row.id: row.name
+        for row in conn.execute(select(users.c.id, users.c.name).where(users.c.id.in_(senders)))
+    }
+    return PushContext(
+        found,
+        previews_txn(conn, targeted),
+        names,
+        {user: unread_count_txn(conn, couple.id, user) for user in targeted},
+    )
+
+
 def _owed_txn(
-    conn: Connection, consumer: str, couple_id: uuid.UUID, since: datetime, limit: int
+    conn: Connection,
+    consumer: str,
+    couple_id: uuid.UUID,
+    since: datetime,
+    limit: int,
+    *,
+    for_push: bool = False,
 ) -> OwedStream:
     row = conn.execute(
         select(*COUPLE_COLUMNS, couples.c.last_seq).where(couples.c.id == couple_id)
@@ -209,7 +247,11 @@ def _owed_txn(
         last_seq = upto
     else:
         last_seq = cursor.seq
-    return OwedStream(cursor, couple, last_seq, items, head)
+    push = None
+    sent = [i for i in items if isinstance(i, Message) and not i.unsent]
+    if for_push and sent and couple.active:
+        push = _push_context(conn, couple, sent)
+    return OwedStream(cursor, couple, last_seq, items, head, push)
 
 
 def _owed_user_txn(
@@ -363,11 +405,20 @@ class DeliveriesStore(SQLBaseStore):
         return await self.db_pool.write_txn("consumer_since", _since_txn, name, utcnow())
 
     async def owed(
-        self, consumer: str, couple_id: uuid.UUID, since: datetime, *, limit: int = 200
+        self,
+        consumer: str,
+        couple_id: uuid.UUID,
+        since: datetime,
+        *,
+        limit: int = 200,
+        for_push: bool = False,
     ) -> OwedStream:
         """The couple's stream past ``consumer``'s cursor (created if missing), at most
-        ``limit`` seqs of it."""
-        return await self.db_pool.write_txn("owed", _owed_txn, consumer, couple_id, since, limit)
+        ``limit`` seqs of it; ``for_push``: with what deciding its pushes needs, read in the
+        same transaction."""
+        return await self.db_pool.write_txn(
+            "owed", _owed_txn, consumer, couple_id, since, limit, for_push=for_push
+        )
 
     async def owed_user(self, consumer: str, user_id: uuid.UUID, since: datetime) -> OwedUser:
         return await self.db_pool.write_txn("owed_user", _owed_user_txn, consumer, user_id, since)

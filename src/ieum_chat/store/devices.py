@@ -21,7 +21,15 @@ from sqlalchemy.engine import Connection
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.schema import deliveries, devices, users, utcnow
 
-__all__ = ["DEVICE_ID_MAX", "LOCALE_MAX", "Device", "DevicesStore", "token_key"]
+__all__ = [
+    "DEVICE_ID_MAX",
+    "LOCALE_MAX",
+    "Device",
+    "DevicesStore",
+    "devices_txn",
+    "previews_txn",
+    "token_key",
+]
 
 DEVICE_ID_MAX = 100  # devices.device_id is VARCHAR(100)
 LOCALE_MAX = 35  # devices.locale is VARCHAR(35) (a BCP 47 tag)
@@ -119,7 +127,7 @@ def _put_txn(conn: Connection, device: Device, now: datetime) -> tuple[Device, b
     return device_from_row(row), bool(inserted)
 
 
-def _list_txn(conn: Connection, user_ids: Collection[uuid.UUID]) -> list[Device]:
+def devices_txn(conn: Connection, user_ids: Collection[uuid.UUID]) -> list[Device]:
     rows = conn.execute(
         select(*_COLUMNS)
         .where(devices.c.user_id.in_(list(user_ids)))
@@ -156,7 +164,7 @@ def _set_preview_txn(conn: Connection, user_id: uuid.UUID, on: bool) -> bool:
     return bool(changed)
 
 
-def _previews_txn(conn: Connection, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, bool]:
+def previews_txn(conn: Connection, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, bool]:
     rows = conn.execute(
         select(users.c.id, users.c.push_preview).where(users.c.id.in_(list(user_ids)))
     )
@@ -173,7 +181,7 @@ class DevicesStore(SQLBaseStore):
         """The devices of these users, each user's oldest first."""
         if not user_ids:
             return []
-        return await self.db_pool.read_txn("devices_of", _list_txn, user_ids)
+        return await self.db_pool.read_txn("devices_of", devices_txn, user_ids)
 
     async def delete_device(
         self, user_id: uuid.UUID, device_id: str, *, token: str | None = None
@@ -190,4 +198,4 @@ class DevicesStore(SQLBaseStore):
     async def push_previews(self, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, bool]:
         if not user_ids:
             return {}
-        return await self.db_pool.read_txn("push_previews", _previews_txn, user_ids)
+        return await self.db_pool.read_txn("push_previews", previews_txn, user_ids)

@@ -47,6 +47,7 @@ __all__ = [
     "chunks",
     "dedup_query",
     "page_query",
+    "unread_count_txn",
     "unread_from_partner",
 ]
 
@@ -126,7 +127,7 @@ def _select_messages_txn(conn: Connection, query: Select[Any]) -> list[Message]:
     return [message_from_row(row) for row in conn.execute(query)]
 
 
-def _unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
+def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
     # Unsent messages and those the reader hid are not waiting to be read.
     query = (
         select(func.count())
@@ -215,4 +216,4 @@ class MessagesStore(SQLBaseStore):
     async def unread_count(self, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
         """How many of the partner's messages ``reader_id`` has not read (0 for non-members),
         not counting unsent ones or those the reader hid."""
-        return await self.db_pool.read_txn("unread_count", _unread_count_txn, couple_id, reader_id)
+        return await self.db_pool.read_txn("unread_count", unread_count_txn, couple_id, reader_id)
