@@ -16,9 +16,10 @@ Three kinds of task, on every node:
   after a failed webhook the whole channel waits (the receiver is down for everyone).
 
 A slow or hanging provider holds only its own sender's slots: every request is bounded by
-``IEUM_PUSH_TIMEOUT``, and nothing here runs on the chat's send path. A node killed between
-a provider's acceptance and the row's deletion sends that push again once its lease ends:
-at least once, with the couple as collapse key so the phone shows it once.
+``IEUM_PUSH_TIMEOUT``, and nothing here runs on the chat's send path. The requests run on an
+event loop of their own (``push.ioloop``), where the chat's traffic does not slow them down.
+A node killed between a provider's acceptance and the row's deletion sends that push again
+once its lease ends: at least once, with the couple as collapse key so the phone shows it once.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ieum_chat.errors import StoreError
 from ieum_chat.observability import metrics
 from ieum_chat.push import render
 from ieum_chat.push.decide import WEBHOOK, owed_pushes, owed_webhooks
+from ieum_chat.push.ioloop import IoLoop
 from ieum_chat.push.providers.base import Outcome, Provider, Result, Target, WebPushSubscription
 from ieum_chat.push.watch import DeviceWatch
 from ieum_chat.push.webhooks import WebhookSender
@@ -86,6 +88,7 @@ class DeliveryEngine:
         self._paused_until = 0.0  # loop time before which no webhook is tried (receiver down)
         self._webhook_failures = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._io = IoLoop()  # the requests' own loop (push.ioloop)
 
     @property
     def enabled(self) -> bool:
@@ -97,8 +100,9 @@ class DeliveryEngine:
         for consumer in self.consumers:
             self._since[consumer] = await self.db.consumer_since(consumer)
         await self.watch.start()
+        self._io.start()
         for provider in self.providers.values():
-            await provider.start()
+            await self._io.run(provider.start())
         loops = [self._materialize_loop(), self._sweep_loop(), self._finish_loop()]
         loops += [self._send_loop(channel) for channel in self._channels]
         self._tasks = [asyncio.create_task(loop, name="deliveries") for loop in loops]
@@ -109,10 +113,12 @@ class DeliveryEngine:
         await stop_tasks(self._tasks, 2.0, "delivery engine")
         self._tasks = []
         await self._finish_now()
-        for provider in self.providers.values():
-            await provider.close()
-        if self.webhook is not None:
-            await self.webhook.close()
+        if self.enabled:
+            for provider in self.providers.values():
+                await self._io.run(provider.close())
+            if self.webhook is not None:
+                await self._io.run(self.webhook.close())
+            self._io.stop()
         if self.enabled:
             await self.watch.close()
 
@@ -163,12 +169,16 @@ class DeliveryEngine:
     async def _consume(self, consumer: str, couple_id: uuid.UUID) -> None:
         while True:
             owed = await self.db.owed(
-                consumer, couple_id, self._since[consumer], limit=STREAM_SLICE
+                consumer,
+                couple_id,
+                self._since[consumer],
+                limit=STREAM_SLICE,
+                for_push=consumer == PUSH,
             )
             if owed.couple is None:
                 return
             if consumer == PUSH:
-                rows = await owed_pushes(self.db, self.watch, owed, self.providers.keys())
+                rows = await owed_pushes(self.watch, owed, self.providers.keys())
                 closed = owed.cursor.closed
             else:
                 rows, closed = await owed_webhooks(self.db, owed, self.settings.zone)
@@ -271,7 +281,7 @@ class DeliveryEngine:
                 target_json["token"], target_json["p256dh"], target_json["auth"]
             )
         target = Target(channel, target_json["token"], subscription)
-        result = await self._bounded(self.providers[channel].send(target, note))
+        result = await self._bounded(self._io.run(self.providers[channel].send(target, note)))
         metrics.PUSHES.labels(channel, _RESULT[result.outcome], result.reason).inc()
         if result.outcome is Outcome.SENT:
             metrics.PUSH_LAG.labels(channel).observe(max(0.0, age))
@@ -296,7 +306,7 @@ class DeliveryEngine:
 
     async def _deliver_webhook(self, delivery: Delivery) -> None:
         assert self.webhook is not None
-        result = await self._bounded(self.webhook.send(delivery.payload.encode()))
+        result = await self._bounded(self._io.run(self.webhook.send(delivery.payload.encode())))
         metrics.WEBHOOKS.labels(_RESULT[result.outcome], result.reason).inc()
         if result.outcome is Outcome.SENT:
             self._webhook_failures = 0
