@@ -163,3 +163,21 @@ def run_script(
     assert code == 0, driver.report(last, code, folder)
     assert last.get("event") == "result", driver.report(last, code, folder)
     return last
+
+
+def run_couple_script(
+    script: str, server: ServerProcess, couple: dict[str, str], *, timeout: float, **extra: Any
+) -> tuple[dict[str, Any], Path]:
+    """Run ``script`` for the couple's two members on ``server`` (their tokens, the room, a
+    folder for its screenshots, the browser; ``extra`` on top): its result and the folder."""
+    folder = artifacts(script.removesuffix(".mjs"))
+    config = {
+        "baseUrl": server.http_url,
+        "tokenA": couple["ta"],
+        "tokenB": couple["tb"],
+        "roomId": couple["couple"],
+        "artifacts": str(folder),
+        "chromium": chromium(),
+        **extra,
+    }
+    return run_script(script, config, folder, timeout=timeout), folder

@@ -20,11 +20,9 @@ import pytest
 from tests.e2e._demo_browser import (
     WEB_MODULES,
     Couple,
-    artifacts,
-    chromium,
     history_seqs,
     node_ready,
-    run_script,
+    run_couple_script,
 )
 from tests.support.server import ServerProcess
 
@@ -56,20 +54,7 @@ def _by_id(page: Page) -> dict[str, dict[str, Any]]:
 
 
 def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
-    folder = artifacts("demo_lifecycle")
-    result = run_script(
-        "demo_lifecycle.mjs",
-        {
-            "baseUrl": server.http_url,
-            "tokenA": couple["ta"],
-            "tokenB": couple["tb"],
-            "roomId": couple["couple"],
-            "artifacts": str(folder),
-            "chromium": chromium(),
-        },
-        folder,
-        timeout=RUN_TIMEOUT,
-    )
+    result, folder = run_couple_script("demo_lifecycle.mjs", server, couple, timeout=RUN_TIMEOUT)
     print(f"\ndemo page, message lifecycle: screenshots in {folder}")
     return result
 

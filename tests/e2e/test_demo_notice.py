@@ -16,10 +16,8 @@ import pytest
 from tests.e2e._demo_browser import (
     WEB_MODULES,
     Couple,
-    artifacts,
-    chromium,
     node_ready,
-    run_script,
+    run_couple_script,
 )
 from tests.support.server import ServerProcess
 
@@ -36,21 +34,9 @@ pytestmark = [
 
 
 def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
-    folder = artifacts("demo_notice")
-    return run_script(
-        "demo_notice.mjs",
-        {
-            "baseUrl": server.http_url,
-            "tokenA": couple["ta"],
-            "tokenB": couple["tb"],
-            "roomId": couple["couple"],
-            "adminKey": ADMIN_KEY,
-            "artifacts": str(folder),
-            "chromium": chromium(),
-        },
-        folder,
-        timeout=RUN_TIMEOUT,
-    )
+    return run_couple_script(
+        "demo_notice.mjs", server, couple, timeout=RUN_TIMEOUT, adminKey=ADMIN_KEY
+    )[0]
 
 
 @pytest.mark.external

@@ -26,10 +26,8 @@ from ieum_chat.push.vapid import public_key_b64url
 from tests.e2e._demo_browser import (
     WEB_MODULES,
     Couple,
-    artifacts,
-    chromium,
     node_ready,
-    run_script,
+    run_couple_script,
 )
 from tests.support.server import ServerProcess
 
@@ -56,20 +54,7 @@ pytestmark = [
 
 
 def _run(server: ServerProcess, couple: Couple) -> dict[str, Any]:
-    folder = artifacts("demo_push")
-    return run_script(
-        "demo_push.mjs",
-        {
-            "baseUrl": server.http_url,
-            "tokenA": couple["ta"],
-            "tokenB": couple["tb"],
-            "roomId": couple["couple"],
-            "artifacts": str(folder),
-            "chromium": chromium(),
-        },
-        folder,
-        timeout=RUN_TIMEOUT,
-    )
+    return run_couple_script("demo_push.mjs", server, couple, timeout=RUN_TIMEOUT)[0]
 
 
 def _devices(server: ServerProcess, token: str) -> list[dict[str, Any]]:
