@@ -38,13 +38,7 @@ async def test_the_push_carries_aps_and_the_data_beside_it(
             "sound": "default",
             "thread-id": "c-42",
         },
-        "type": "MESSAGE",
-        "coupleId": "c-42",
-        "seq": 17,
-        "messageId": "m-9",
-        "senderName": "Minji",
-        "preview": "See you at seven?",
-        "unreadCount": 3,
+        **note().data,  # the contract's keys at the top level, typed as given
     }
     headers = push.headers
     assert headers["apns-topic"] == apns_key.topic

@@ -39,15 +39,7 @@ async def test_the_browser_decrypts_the_payload(
         "body": "See you at seven?",
         "badge": 3,
         "tag": "c-42",
-        "data": {
-            "type": "MESSAGE",
-            "coupleId": "c-42",
-            "seq": 17,
-            "messageId": "m-9",
-            "senderName": "Minji",
-            "preview": "See you at seven?",
-            "unreadCount": 3,
-        },
+        "data": note().data,
     }
     assert delivery.headers["ttl"] == "3600"
     assert delivery.headers["urgency"] == "high"

@@ -20,7 +20,6 @@ from typing import Any
 __all__ = [
     "EndpointRefused",
     "EndpointUnresolved",
-    "check_endpoint",
     "check_endpoint_async",
     "peer_guard",
 ]
@@ -87,25 +86,10 @@ def _literal(host: str) -> str | None:
         return None
 
 
-def check_endpoint(url: str, *, allow_private: bool) -> None:
-    """Raise ValueError (:class:`EndpointRefused`) when the server must not POST to ``url``.
-    Resolves the host with the system resolver: blocking, for code outside the event loop."""
-    host, port = _split(url)
-    if allow_private:
-        return
-    literal = _literal(host)
-    if literal is not None:
-        _check_addresses(url, [literal])
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise EndpointUnresolved(f"push endpoint {url!r}: cannot resolve {host}: {exc}") from None
-    _check_addresses(url, [str(info[4][0]) for info in infos])
-
-
 async def check_endpoint_async(url: str, *, allow_private: bool) -> None:
-    """:func:`check_endpoint` resolving through the event loop, for async callers."""
+    """Raise ValueError (:class:`EndpointRefused`) when the server must not POST to ``url``:
+    not https, or (unless ``allow_private``) a host resolving to an address that is not
+    public; the resolver runs through the event loop."""
     host, port = _split(url)
     if allow_private:
         return

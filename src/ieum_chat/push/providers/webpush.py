@@ -25,7 +25,6 @@ from ieum_chat.push.vapid import b64url, b64url_decode, load_private_key, public
 from ._endpoint import (
     EndpointRefused,
     EndpointUnresolved,
-    check_endpoint,
     check_endpoint_async,
     peer_guard,
 )
@@ -34,7 +33,6 @@ from .base import Notification, Outcome, Provider, Result, Target, WebPushSubscr
 
 __all__ = [
     "WebPushProvider",
-    "check_endpoint",
     "check_endpoint_async",
     "topic_for",
     "webpush_payload",
