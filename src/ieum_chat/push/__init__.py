@@ -16,14 +16,7 @@ __all__ = ["DeliveryEngine", "DeviceWatch", "create_delivery"]
 def create_delivery(db: Database, settings: Settings) -> DeliveryEngine:
     """The engine for the providers and the webhook these settings configure (ValueError:
     half-configured); ``enabled`` is False when there are none."""
-    webhook = None
-    if settings.webhook_url:
-        webhook = WebhookSender(
-            settings.webhook_url,
-            settings.webhook_secret,
-            timeout=settings.push_timeout,
-            verify=settings.push_ca_file or True,
-        )
+    webhook = WebhookSender(settings) if settings.webhook_url else None
     watch = DeviceWatch.create(
         settings.redis_url, prefix=settings.redis_prefix, ttl=settings.presence_ttl
     )
