@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -17,7 +18,6 @@ import orjson
 from ieum_chat.observability import metrics
 from ieum_chat.push import render
 from ieum_chat.push.watch import DeviceWatch
-from ieum_chat.store import Database
 from ieum_chat.store.deliveries import NewDelivery, OwedStream
 from ieum_chat.store.devices import Device
 from ieum_chat.store.records import NOTICE, SYSTEM_USER_ID, SYSTEM_USER_NAME, Message
@@ -93,44 +93,29 @@ async def owed_pushes(
     return rows
 
 
-async def owed_webhooks(
-    db: Database, owed: OwedStream, zone: ZoneInfo
-) -> tuple[list[NewDelivery], bool]:
+def owed_webhooks(owed: OwedStream, zone: ZoneInfo) -> tuple[list[NewDelivery], bool]:
     """The webhooks of the slice, and whether the stream is closed after them (its end,
     ``couple.dissolved``, among them)."""
     couple = owed.couple
     if couple is None:
         return [], owed.cursor.closed
-    queue = str(couple.id)
-    sent = [i for i in owed.items if isinstance(i, Message)]
-    senders = await db.get_users({m.sender_id for m in sent}) if sent else {}
-    replied = [m.reply_to_id for m in sent if m.reply_to_id is not None]
-    quoted = await db.messages_by_id(replied) if replied else {}
+    context = owed.webhook
+    senders = context.senders if context else {}
+    quoted = context.quoted if context else {}
     rows: list[NewDelivery] = []
+
+    def owe(body: bytes, at: datetime, seq: int | None = None) -> None:
+        rows.append(NewDelivery(WEBHOOK, body.decode(), at, str(couple.id), couple.id, seq=seq))
+
     for item in owed.items:
         body = render.stream_event(item, zone, senders, quoted, as_of=owed.head_seq)
         if body is not None:
-            rows.append(
-                NewDelivery(
-                    channel=WEBHOOK,
-                    payload=body.decode(),
-                    created_at=item.created_at,
-                    queue=queue,
-                    couple_id=couple.id,
-                    seq=item.seq,
-                )
-            )
+            owe(body, item.created_at, item.seq)
     closed = owed.cursor.closed
     if couple.dissolved_at is not None and owed.complete and not closed:
-        body = render.couple_dissolved(couple.id, couple.members, couple.dissolved_at, zone)
-        rows.append(
-            NewDelivery(
-                channel=WEBHOOK,
-                payload=body.decode(),
-                created_at=couple.dissolved_at,
-                queue=queue,
-                couple_id=couple.id,
-            )
+        owe(
+            render.couple_dissolved(couple.id, couple.members, couple.dissolved_at, zone),
+            couple.dissolved_at,
         )
         closed = True
     return rows, closed

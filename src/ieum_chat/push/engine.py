@@ -174,6 +174,7 @@ class DeliveryEngine:
                 self._since[consumer],
                 limit=STREAM_SLICE,
                 for_push=consumer == PUSH,
+                for_webhook=consumer == WEBHOOK,
             )
             if owed.couple is None:
                 return
@@ -181,7 +182,7 @@ class DeliveryEngine:
                 rows = await owed_pushes(self.watch, owed, self.providers.keys())
                 closed = owed.cursor.closed
             else:
-                rows, closed = await owed_webhooks(self.db, owed, self.settings.zone)
+                rows, closed = owed_webhooks(owed, self.settings.zone)
             new = Cursor(owed.last_seq, closed)
             if new == owed.cursor:
                 return

@@ -30,7 +30,7 @@ from ieum_chat.store.couples import COUPLE_COLUMNS, couple_from_row
 from ieum_chat.store.devices import Device, devices_txn, previews_txn
 from ieum_chat.store.messages import MESSAGE_COLUMNS, unread_count_txn
 from ieum_chat.store.pool import SQLBaseStore
-from ieum_chat.store.records import Couple, Event, Message, message_from_row
+from ieum_chat.store.records import Couple, Event, Message, User, message_from_row
 from ieum_chat.store.schema import (
     couples,
     deliveries,
@@ -41,7 +41,8 @@ from ieum_chat.store.schema import (
     users,
     utcnow,
 )
-from ieum_chat.store.stream import EVENT_COLUMNS, event_from_row
+from ieum_chat.store.stream import EVENT_COLUMNS, event_from_row, messages_by_id_txn
+from ieum_chat.store.users import select_users_txn
 
 __all__ = [
     "Cursor",
@@ -51,6 +52,7 @@ __all__ = [
     "OwedStream",
     "OwedUser",
     "PushContext",
+    "WebhookContext",
 ]
 
 _d = deliveries
@@ -101,6 +103,15 @@ class PushContext:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookContext:
+    """What a slice's webhooks show beside its rows, read with it: the messages' senders and
+    the messages they answer."""
+
+    senders: dict[uuid.UUID, User]
+    quoted: dict[uuid.UUID, Message]
+
+
+@dataclass(frozen=True, slots=True)
 class OwedStream:
     """A couple's stream past a consumer's cursor: ``items`` up to ``last_seq`` (at most the
     limit asked for; ``head_seq`` is the stream's last), the couple as it is now (None:
@@ -112,6 +123,7 @@ class OwedStream:
     items: list[Message | Event]
     head_seq: int = 0
     push: PushContext | None = None  # with ``for_push``, when the slice has messages
+    webhook: WebhookContext | None = None  # with ``for_webhook``, when it has messages
 
     @property
     def complete(self) -> bool:
@@ -197,6 +209,7 @@ def _owed_txn(
     limit: int,
     *,
     for_push: bool = False,
+    for_webhook: bool = False,
 ) -> OwedStream:
     row = conn.execute(
         select(*COUPLE_COLUMNS, couples.c.last_seq).where(couples.c.id == couple_id)
@@ -247,11 +260,18 @@ def _owed_txn(
         last_seq = upto
     else:
         last_seq = cursor.seq
-    push = None
+    push = webhook = None
     sent = [i for i in items if isinstance(i, Message) and not i.unsent]
     if for_push and sent and couple.active:
         push = _push_context(conn, couple, sent)
-    return OwedStream(cursor, couple, last_seq, items, head, push)
+    written = [i for i in items if isinstance(i, Message)]
+    if for_webhook and written:
+        replied = [m.reply_to_id for m in written if m.reply_to_id is not None]
+        webhook = WebhookContext(
+            select_users_txn(conn, {m.sender_id for m in written}),
+            {m.id: m for m in messages_by_id_txn(conn, replied)} if replied else {},
+        )
+    return OwedStream(cursor, couple, last_seq, items, head, push, webhook)
 
 
 def _owed_user_txn(
@@ -412,12 +432,20 @@ class DeliveriesStore(SQLBaseStore):
         *,
         limit: int = 200,
         for_push: bool = False,
+        for_webhook: bool = False,
     ) -> OwedStream:
         """The couple's stream past ``consumer``'s cursor (created if missing), at most
-        ``limit`` seqs of it; ``for_push``: with what deciding its pushes needs, read in the
-        same transaction."""
+        ``limit`` seqs of it; ``for_push``/``for_webhook``: with what deciding its pushes, or
+        writing its webhooks, needs, read in the same transaction."""
         return await self.db_pool.write_txn(
-            "owed", _owed_txn, consumer, couple_id, since, limit, for_push=for_push
+            "owed",
+            _owed_txn,
+            consumer,
+            couple_id,
+            since,
+            limit,
+            for_push=for_push,
+            for_webhook=for_webhook,
         )
 
     async def owed_user(self, consumer: str, user_id: uuid.UUID, since: datetime) -> OwedUser:

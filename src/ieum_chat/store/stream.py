@@ -25,6 +25,7 @@ __all__ = [
     "StreamStore",
     "event_from_row",
     "hide_from_row",
+    "messages_by_id_txn",
 ]
 
 # One entry of a member's stream: a message as it is now, an event, or (for a message the
@@ -126,7 +127,7 @@ def _stream_position_txn(conn: Connection, couple_id: uuid.UUID) -> int:
     return int(conn.execute(query).scalar_one_or_none() or 0)
 
 
-def _messages_by_id_txn(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Message]:
+def messages_by_id_txn(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Message]:
     found: list[Message] = []
     for chunk in chunks(list(ids)):
         query = select(*MESSAGE_COLUMNS).where(messages.c.id.in_(chunk))
@@ -171,5 +172,5 @@ class StreamStore(SQLBaseStore):
         """The stored messages with these ids (any couple; the caller checks)."""
         if not ids:
             return {}
-        found = await self.db_pool.read_txn("messages_by_id", _messages_by_id_txn, ids)
+        found = await self.db_pool.read_txn("messages_by_id", messages_by_id_txn, ids)
         return {m.id: m for m in found}

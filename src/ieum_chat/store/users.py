@@ -20,6 +20,7 @@ __all__ = [
     "UsersStore",
     "check_user_name",
     "insert_users_txn",
+    "select_users_txn",
     "user_from_row",
 ]
 
@@ -63,7 +64,7 @@ def insert_users_txn(conn: Connection, new_users: Sequence[User], created_at: da
     )
 
 
-def _select_users_txn(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+def select_users_txn(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
     wanted = list(dict.fromkeys(ids))
     found: dict[uuid.UUID, User] = {}
     for start in range(0, len(wanted), _CHUNK):
@@ -121,11 +122,11 @@ class UsersStore(SQLBaseStore):
         await self.db_pool.write_txn("ensure_system_user", _insert_new_txn, system, utcnow())
 
     async def get_user(self, user_id: uuid.UUID) -> User | None:
-        found = await self.db_pool.read_txn("get_user", _select_users_txn, [user_id])
+        found = await self.db_pool.read_txn("get_user", select_users_txn, [user_id])
         return found.get(user_id)
 
     async def get_users(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, User]:
         """The users among ``ids`` that exist, by id (unknown ids are simply absent)."""
         if not ids:
             return {}
-        return await self.db_pool.read_txn("get_users", _select_users_txn, ids)
+        return await self.db_pool.read_txn("get_users", select_users_txn, ids)

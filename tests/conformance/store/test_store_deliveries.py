@@ -107,6 +107,18 @@ async def test_owed_reads_the_stream_past_the_cursor_and_advance_moves_it_once(
     assert (again.cursor, again.items) == (Cursor(3), [])
     # another consumer has a cursor of its own
     assert (await db.owed("webhook", couple.id, since)).cursor == Cursor(0)
+    # what deciding pushes and writing webhooks needs comes with the slice
+    await db.put_device(Device(b.id, "phone", "fcm", "tok-ctx"))
+    pushed = (await db.owed("push2", couple.id, since, for_push=True)).push
+    assert pushed is not None
+    assert [d.device_id for d in pushed.devices] == ["phone"]
+    assert pushed.unread == {b.id: 1}  # a's "one" waits for b
+    assert pushed.previews == {b.id: True}
+    assert set(pushed.names) == {a.id, b.id}
+    hooked = (await db.owed("hook2", couple.id, since, for_webhook=True)).webhook
+    assert hooked is not None
+    assert set(hooked.senders) == {a.id, b.id}
+    assert hooked.quoted == {}
     # limit: at most that many seqs at once
     assert [i.seq for i in (await db.owed("other", couple.id, since, limit=2)).items] == [1, 2]
 
