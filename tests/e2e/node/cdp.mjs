@@ -104,9 +104,17 @@ export class Browser {
   }
 
   async close() {
+    // Listen before killing; a browser gone already (an exit code, or killed by a signal,
+    // which leaves exitCode null) has nothing more to wait for. The wait is bounded by a
+    // timer: a promise nothing can settle would let node end the script with status 13.
+    const proc = this.proc;
+    const exited =
+      proc.exitCode !== null || proc.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((resolve) => proc.once("exit", resolve));
     this.ws.close();
-    this.proc.kill();
-    await new Promise((resolve) => (this.proc.exitCode !== null ? resolve() : this.proc.once("exit", resolve)));
+    proc.kill();
+    await Promise.race([exited, sleep(5000)]);
     rmSync(this.profile, { recursive: true, force: true });
   }
 }
