@@ -10,6 +10,7 @@ with private endpoints allowed) answers the VAPID key with 404 and takes a loopb
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -84,7 +84,8 @@ async def put(http: httpx.AsyncClient, token: str, device_id: str, body: object)
 
 
 def _json(body: object) -> bytes:
-    return orjson.dumps(body)
+    # ASCII with \u escapes, as any JSON encoder may send: a lone surrogate stays expressible
+    return json.dumps(body).encode()
 
 
 @pytest.fixture
@@ -231,6 +232,9 @@ def _bad_bodies() -> list[tuple[str, object]]:
         ("token not a string", {"platform": "fcm", "token": 12345}),
         ("token over 4 KiB", {"platform": "fcm", "token": "x" * 4097}),
         ("token over 4 KiB in UTF-8", {"platform": "fcm", "token": "한" * 1366}),
+        ("token with a NUL", {"platform": "apns", "token": "ab\x00cd"}),
+        ("token not UTF-8 (a lone surrogate)", {"platform": "apns", "token": "ab\udb2ecd"}),
+        ("locale with a NUL", {"platform": "fcm", "token": "t", "locale": "ko\x00"}),
         ("subscription on fcm", {**sub(), "platform": "fcm", "token": "t"}),
         ("locale too long", {"platform": "fcm", "token": "t", "locale": "ko-" + "a" * 33}),
         ("locale not a tag", {"platform": "fcm", "token": "t", "locale": "ko_KR"}),
