@@ -54,8 +54,8 @@ def check_device_id(device_id: str) -> str:
         raise BadRequest("deviceId is blank")
     if len(device_id) > DEVICE_ID_MAX:
         raise BadRequest(f"deviceId is over {DEVICE_ID_MAX} characters")
-    if any(unicodedata.category(char) == "Cc" for char in device_id):
-        raise BadRequest("deviceId contains control characters")
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in device_id):
+        raise BadRequest("deviceId contains control characters or lone surrogates")
     return device_id
 
 
@@ -67,13 +67,21 @@ def _string(body: Mapping[str, Any], name: str, *, required: bool) -> str | None
         return None
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
+    # What no database column holds: a NUL (PostgreSQL's text refuses it), text that is not
+    # UTF-8 (a lone surrogate from a JSON \u escape). Refused here, on every database.
+    if "\x00" in value:
+        raise BadRequest(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name} is not valid Unicode text") from None
     return value
 
 
 def _check_token(value: str, name: str) -> str:
     if not value.strip():
         raise BadRequest(f"{name} is blank")
-    if len(value.encode("utf-8", "surrogatepass")) > TOKEN_MAX_BYTES:
+    if len(value.encode("utf-8")) > TOKEN_MAX_BYTES:
         raise BadRequest(f"{name} is over {TOKEN_MAX_BYTES} bytes")
     return value
 
