@@ -9,10 +9,35 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ieum_chat.uploads.kinds import CONTENT_TYPES, Kind, normalize
+
 __all__ = ["DEV_JWT_SECRET", "Settings"]
 
 # Used only when IEUM_JWT_SECRET is unset; `serve` warns loudly about it.
 DEV_JWT_SECRET = "ieum-chat-dev-secret-change-me-0123456789abcdef"
+
+MiB = 1024 * 1024
+DEFAULT_MAX_BYTES: dict[Kind, int] = {
+    Kind.IMAGE: 10 * MiB,
+    Kind.AUDIO: 20 * MiB,
+    Kind.VIDEO: 100 * MiB,
+    Kind.FILE: 50 * MiB,
+}
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB, "mib": MiB}
+_UNITS |= {"g": 1024 * MiB, "gb": 1024 * MiB, "gib": 1024 * MiB}
+
+
+def _byte_count(text: str) -> int:
+    """``123``, ``10MiB``, ``1.5g``: a positive number of bytes (binary units)."""
+    number = text.strip().lower()
+    unit = number.lstrip("0123456789.")
+    digits = number[: len(number) - len(unit)]
+    if not digits or unit.strip() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size (a number of bytes, or like 10MiB)")
+    count = int(float(digits) * _UNITS[unit.strip()])
+    if count < 1:
+        raise ValueError(f"{text!r} is not a positive size")
+    return count
 
 
 class Settings(BaseSettings):
@@ -67,8 +92,24 @@ class Settings(BaseSettings):
     image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upload_dir: str = "./uploads"
     upload_secret: str | None = None  # HMAC key of local upload URLs; derived from the JWT secret
-    upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    upload_ttl: int = Field(default=900, gt=0)  # seconds a presigned upload URL stays valid
+    # the largest upload of each kind: one size for every kind ("10485760"), or
+    # "image=10MiB,audio=20MiB,video=100MiB,file=50MiB" (kinds left out keep these defaults)
+    upload_max_bytes: Annotated[dict[Kind, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_MAX_BYTES)
+    )
+    # the content types accepted (comma-separated; default every type the server can check)
+    upload_content_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(CONTENT_TYPES)
+    )
+    upload_daily_bytes: int = Field(default=1024**3, gt=0)  # per couple per day (IEUM_TIMEZONE)
+    # seconds a presigned upload URL stays valid; an upload no message names by then is deleted
+    upload_ttl: int = Field(default=3600, gt=0)
+    # media checks and thumbnails run in a child process with these limits (killed past them)
+    media_timeout: float = Field(default=20.0, gt=0)  # seconds of wall time per job
+    media_memory_bytes: int = Field(default=768 * 1024 * 1024, ge=64 * 1024 * 1024)
+    media_max_pixels: int = Field(default=89_478_485, gt=0)  # Pillow's decompression-bomb limit
+    ffmpeg: str = "ffmpeg"  # the ffmpeg and ffprobe programs (from the OS's packages)
+    ffprobe: str = "ffprobe"
     s3_bucket: str | None = None  # set: presigned S3 uploads (pip install 'ieum-chat[s3]')
     s3_region: str | None = None
     s3_endpoint_url: str | None = None  # S3-compatible stores (MinIO, R2, ...)
@@ -127,6 +168,47 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("upload_max_bytes", mode="before")
+    @classmethod
+    def _max_bytes_per_kind(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            return value
+        if "=" not in value:  # one size for every kind
+            size = _byte_count(value)
+            return dict.fromkeys(Kind, size)
+        sizes = dict(DEFAULT_MAX_BYTES)
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, _, size_text = part.partition("=")
+            try:
+                kind = Kind(name.strip().upper())
+            except ValueError:
+                raise ValueError(
+                    f"IEUM_UPLOAD_MAX_BYTES: {name.strip()!r} is not one of image, audio, "
+                    "video, file"
+                ) from None
+            sizes[kind] = _byte_count(size_text)
+        return sizes
+
+    @field_validator("upload_content_types", mode="before")
+    @classmethod
+    def _known_content_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        types = list(dict.fromkeys(normalize(str(v)) for v in value))
+        unknown = [t for t in types if t not in CONTENT_TYPES]
+        if unknown:
+            raise ValueError(
+                f"IEUM_UPLOAD_CONTENT_TYPES: the server cannot check {', '.join(unknown)}; "
+                f"it knows {', '.join(CONTENT_TYPES)}"
+            )
+        if not types:
+            raise ValueError("IEUM_UPLOAD_CONTENT_TYPES must name at least one type")
+        return types
 
     @field_validator("jwt_algorithms")
     @classmethod

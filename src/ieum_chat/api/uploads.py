@@ -31,8 +31,8 @@ from ieum_chat.uploads import (
     LocalUploads,
     UploadBackend,
     content_type_of,
-    sniff_type,
 )
+from ieum_chat.uploads.kinds import SNIFF_BYTES, sniff
 
 __all__ = ["build_uploads_router"]
 
@@ -87,7 +87,7 @@ def build_uploads_router(settings: Settings) -> APIRouter:
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": _upload_request_schema(settings.upload_max_bytes)
+                        "schema": _upload_request_schema(max(settings.upload_max_bytes.values()))
                     }
                 },
             }
@@ -165,8 +165,8 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         data = await read_body(request, size)
         if not data:
             raise BadRequest("the body is empty")
-        if sniff_type(data) != content_type:
-            raise UnsupportedMediaType(f"the file is not a {content_type} image")
+        if not sniff(content_type, data[:SNIFF_BYTES]):
+            raise UnsupportedMediaType(f"the file is not {content_type}")
         await backend.store(key, data)
         return json_response(
             {"imageUrl": backend.image_url(key), "contentType": content_type, "size": len(data)},

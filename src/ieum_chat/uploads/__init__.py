@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
-from ieum_chat.config import DEV_JWT_SECRET, Settings
 from ieum_chat.uploads.base import (
     CONTENT_TYPES,
     READ_CHUNK,
@@ -16,9 +16,11 @@ from ieum_chat.uploads.base import (
     UploadTicket,
     content_type_of,
     parse_key,
-    sniff_type,
 )
 from ieum_chat.uploads.local import LocalUploads, derive_key
+
+if TYPE_CHECKING:  # config reads the kinds' table from this package: imported when called
+    from ieum_chat.config import Settings
 
 __all__ = [
     "CONTENT_TYPES",
@@ -31,7 +33,6 @@ __all__ = [
     "create_upload_backend",
     "parse_key",
     "public_base_url",
-    "sniff_type",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def public_base_url(settings: Settings) -> str:
 
 
 def _signing_key(settings: Settings) -> bytes:
+    from ieum_chat.config import DEV_JWT_SECRET
+
     if settings.upload_secret:
         return derive_key(settings.upload_secret)
     if settings.jwt_secret != DEV_JWT_SECRET:
@@ -63,6 +66,7 @@ def create_upload_backend(settings: Settings) -> UploadBackend:
             settings.s3_bucket,
             max_bytes=settings.upload_max_bytes,
             ttl=settings.upload_ttl,
+            content_types=settings.upload_content_types,
             region=settings.s3_region,
             endpoint_url=settings.s3_endpoint_url,
             public_url=settings.s3_public_url,
@@ -73,4 +77,5 @@ def create_upload_backend(settings: Settings) -> UploadBackend:
         signing_key=_signing_key(settings),
         max_bytes=settings.upload_max_bytes,
         ttl=settings.upload_ttl,
+        content_types=settings.upload_content_types,
     )

@@ -13,34 +13,32 @@ import abc
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
 from ieum_chat.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ieum_chat.uploads.kinds import CONTENT_TYPES as MEDIA_TYPES
+from ieum_chat.uploads.kinds import Kind, normalize
 
 __all__ = [
     "CONTENT_TYPES",
     "DELETE_BATCH",
     "EXTENSIONS",
     "READ_CHUNK",
+    "THUMBNAIL_SUFFIX",
     "StoredFile",
     "UploadBackend",
     "UploadTicket",
     "content_type_of",
     "new_key",
     "parse_key",
-    "sniff_type",
+    "thumbnail_key",
 ]
 
 # Declared content type -> the file extension of the key (and back, when serving).
-CONTENT_TYPES: dict[str, str] = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-}
+CONTENT_TYPES: dict[str, str] = {ctype: m.extension for ctype, m in MEDIA_TYPES.items()}
 EXTENSIONS: dict[str, str] = {ext: ctype for ctype, ext in CONTENT_TYPES.items()}
 
 # The largest chunk a stored file is read in: what a reader holds of a file at once.
@@ -50,8 +48,10 @@ DELETE_BATCH = 1000
 
 _KEY = re.compile(
     r"(?P<couple>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-    r"/(?P<name>[0-9a-f]{32})\.(?P<ext>jpg|png|gif|webp)"
+    r"/(?P<name>[0-9a-f]{32})(?:\.(?P<ext>[0-9a-z]{2,4})|(?P<thumb>\.thumb\.webp))"
 )
+# The suffix of a thumbnail's key: it sits beside its file, under the same name.
+THUMBNAIL_SUFFIX = ".thumb.webp"
 
 
 def new_key(couple_id: uuid.UUID, content_type: str) -> str:
@@ -63,25 +63,21 @@ def parse_key(key: str) -> uuid.UUID | None:
     """The couple of a key this module made, or ``None`` for anything else (``..``, slashes,
     other extensions, upper-case hex: nothing but the exact form we hand out)."""
     match = _KEY.fullmatch(key)
-    return uuid.UUID(match["couple"]) if match else None
+    if match is None or (match["ext"] is not None and match["ext"] not in EXTENSIONS):
+        return None
+    return uuid.UUID(match["couple"])
+
+
+def thumbnail_key(key: str) -> str:
+    """Where the thumbnail of the file of ``key`` is stored."""
+    return key.rsplit(".", 1)[0] + THUMBNAIL_SUFFIX
 
 
 def content_type_of(key: str) -> str:
     """The content type a well-formed key stands for."""
-    return EXTENSIONS[key.rsplit(".", 1)[1]]
-
-
-def sniff_type(data: bytes) -> str | None:
-    """The image type the first bytes announce (the formats' magic numbers), if one we accept."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if key.endswith(THUMBNAIL_SUFFIX):
         return "image/webp"
-    return None
+    return EXTENSIONS[key.rsplit(".", 1)[1]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +152,19 @@ class UploadBackend(abc.ABC):
     fails.
     """
 
-    def __init__(self, *, max_bytes: int, ttl: int) -> None:
-        if max_bytes < 1 or ttl < 1:
-            raise ValueError("uploads need max_bytes >= 1 and ttl >= 1")
-        self.max_bytes = max_bytes
+    def __init__(
+        self,
+        *,
+        max_bytes: Mapping[Kind, int] | int,
+        ttl: int,
+        content_types: Collection[str] | None = None,
+    ) -> None:
+        limits = dict.fromkeys(Kind, max_bytes) if isinstance(max_bytes, int) else dict(max_bytes)
+        if set(limits) != set(Kind) or min(limits.values()) < 1 or ttl < 1:
+            raise ValueError("uploads need max_bytes >= 1 for every kind and ttl >= 1")
+        self.max_bytes: dict[Kind, int] = limits
         self.ttl = ttl
+        self.content_types = frozenset(content_types if content_types is not None else MEDIA_TYPES)
 
     def presign(
         self, couple_id: uuid.UUID, content_type: str, size: int, *, now: float
@@ -170,14 +174,18 @@ class UploadBackend(abc.ABC):
         Raises :class:`UnsupportedMediaType` for a type not in :data:`CONTENT_TYPES`,
         :class:`PayloadTooLarge` above ``max_bytes`` and :class:`BadRequest` below one byte.
         """
-        content_type = content_type.strip().lower()
-        if content_type not in CONTENT_TYPES:
+        content_type = normalize(content_type)
+        if content_type not in self.content_types:
             raise UnsupportedMediaType(
                 f"content type {content_type[:100]!r} is not accepted; "
-                f"use one of {', '.join(CONTENT_TYPES)}"
+                f"use one of {', '.join(sorted(self.content_types))}"
             )
-        if size > self.max_bytes:
-            raise PayloadTooLarge(f"{size} bytes is over the limit of {self.max_bytes} bytes")
+        kind = MEDIA_TYPES[content_type].kind
+        if size > self.max_bytes[kind]:
+            raise PayloadTooLarge(
+                f"{size} bytes is over the limit of {self.max_bytes[kind]} bytes "
+                f"for {kind.value.lower()} uploads"
+            )
         if size < 1:
             raise BadRequest("'size' must be at least 1 byte")
         key = new_key(couple_id, content_type)

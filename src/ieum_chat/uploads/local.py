@@ -18,7 +18,7 @@ import hmac
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from ieum_chat.errors import Conflict, SignatureInvalid, UploadStorageError
 from ieum_chat.uploads.base import READ_CHUNK, StoredFile, UploadBackend, UploadTicket, parse_key
+from ieum_chat.uploads.kinds import Kind
 
 __all__ = ["URL_PREFIX", "LocalUploads", "derive_key"]
 
@@ -50,10 +51,11 @@ class LocalUploads(UploadBackend):
         *,
         base_url: str,
         signing_key: bytes,
-        max_bytes: int,
+        max_bytes: Mapping[Kind, int] | int,
         ttl: int,
+        content_types: Collection[str] | None = None,
     ) -> None:
-        super().__init__(max_bytes=max_bytes, ttl=ttl)
+        super().__init__(max_bytes=max_bytes, ttl=ttl, content_types=content_types)
         if len(signing_key) < 16:
             raise ValueError("the upload signing key needs at least 16 bytes")
         self.root = Path(directory)

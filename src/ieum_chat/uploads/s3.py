@@ -15,7 +15,7 @@ boto3 is the optional dependency ``ieum-chat[s3]``, imported only when this back
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from ieum_chat.uploads.base import (
     UploadTicket,
     parse_key,
 )
+from ieum_chat.uploads.kinds import Kind
 
 __all__ = ["S3Uploads", "default_public_url"]
 
@@ -46,14 +47,15 @@ class S3Uploads(UploadBackend):
         self,
         bucket: str,
         *,
-        max_bytes: int,
+        max_bytes: Mapping[Kind, int] | int,
         ttl: int,
+        content_types: Collection[str] | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         public_url: str | None = None,
         client: Any = None,
     ) -> None:
-        super().__init__(max_bytes=max_bytes, ttl=ttl)
+        super().__init__(max_bytes=max_bytes, ttl=ttl, content_types=content_types)
         if not bucket:
             raise ValueError("an S3 bucket name is required")
         self.bucket = bucket

@@ -9,6 +9,7 @@ import pytest
 
 from ieum_chat.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ieum_chat.uploads import CONTENT_TYPES, UploadBackend, parse_key
+from ieum_chat.uploads.kinds import Kind
 
 NOW = 1_704_967_800.0  # 2024-01-11T10:10:00Z
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -35,10 +36,16 @@ def test_a_ticket_names_a_fresh_key_of_the_couple(
 def test_content_type_is_normalised(uploads: UploadBackend) -> None:
     ticket = uploads.presign(uuid.uuid4(), " Image/PNG ", 10, now=NOW)
     assert ticket.image_url.endswith(".png")
+    # parameters (a recorder's codecs) and other names of a type are the type
+    assert uploads.presign(uuid.uuid4(), "audio/webm;codecs=opus", 10, now=NOW).image_url.endswith(
+        ".weba"
+    )
+    assert uploads.presign(uuid.uuid4(), "audio/x-m4a", 10, now=NOW).image_url.endswith(".m4a")
 
 
 @pytest.mark.parametrize(
-    "content_type", ["image/svg+xml", "text/html", "application/pdf", "", "image/png; x=1"]
+    "content_type",
+    ["image/svg+xml", "text/html", "application/x-msdownload", "", "image/heic", "video/x-flv"],
 )
 def test_other_types_are_refused(uploads: UploadBackend, content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType):
@@ -46,7 +53,7 @@ def test_other_types_are_refused(uploads: UploadBackend, content_type: str) -> N
 
 
 def test_sizes_outside_one_byte_to_the_limit_are_refused(uploads: UploadBackend) -> None:
-    limit = uploads.max_bytes
+    limit = uploads.max_bytes[Kind.IMAGE]
     uploads.presign(uuid.uuid4(), "image/png", limit, now=NOW)
     uploads.presign(uuid.uuid4(), "image/png", 1, now=NOW)
     with pytest.raises(PayloadTooLarge):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from ieum_chat.uploads import LocalUploads
+from ieum_chat.uploads.kinds import Kind
 from tests.unit.api.conftest import PUBLIC_URL, Api
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -104,9 +105,11 @@ async def test_presign_of_a_type_we_refuse_is_415(api: Api, content_type: str) -
 
 
 async def test_presign_over_the_size_limit_is_413(api: Api) -> None:
-    response = await presign(api, "image/png", api.settings.upload_max_bytes + 1)
+    response = await presign(api, "image/png", api.settings.upload_max_bytes[Kind.IMAGE] + 1)
     assert error_code(response, 413) == "PAYLOAD_TOO_LARGE"
-    assert (await presign(api, "image/png", api.settings.upload_max_bytes)).status_code == 200
+    assert (
+        await presign(api, "image/png", api.settings.upload_max_bytes[Kind.IMAGE])
+    ).status_code == 200
 
 
 @pytest.mark.parametrize(
