@@ -14,7 +14,7 @@ The engine chooses (``engines.BaseEngine.appender``), once, when the pool is mad
 - :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
   through SQLAlchemy;
 - :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
-  ``ieum_append_messages_v4`` (migration 0008; 0005 explains its steps) over a raw asyncpg
+  ``ieum_append_messages_v5`` (migration 0010; 0005 explains its steps) over a raw asyncpg
   connection (``asyncpg_pool``).
   The batch travels as one array per column, with each tempId key once (a repeat later in
   the batch is answered here, with its first occurrence's outcome), and comes back as one
@@ -178,9 +178,10 @@ def _append_messages_txn(
     return results
 
 
-_APPEND_CALL = "SELECT * FROM ieum_append_messages_v4($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-# Columns of the function's rows after the message's own (migrations 0007, 0008).
+_APPEND_CALL = "SELECT * FROM ieum_append_messages_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# Columns of the function's rows after the message's own (migrations 0007, 0010).
 _ORD = len(MESSAGE_FIELDS)
+_MEDIA = NEW_MESSAGE_FIELDS.index("media")
 _OUTCOME = _ORD + 1
 
 
@@ -202,6 +203,7 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
 
     # one array per parameter: the function takes NewMessage's fields, in order
     columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
+    columns[_MEDIA] = [m.media.to_json() if m.media is not None else None for m in sent]
     rows = await pool.fetch("append_messages", _APPEND_CALL, *columns)
 
     outcomes: list[Appended | None] = [None] * len(sent)

@@ -44,8 +44,16 @@ from ieum_chat.store.records import (
     message_from_row,
     reactions_json,
 )
-from ieum_chat.store.schema import couples, message_events, message_hides, messages, to_db_time
+from ieum_chat.store.schema import (
+    couples,
+    message_events,
+    message_hides,
+    messages,
+    to_db_time,
+    uploads,
+)
 from ieum_chat.store.stream import EVENT_COLUMNS, HIDE_COLUMNS, event_from_row, hide_from_row
+from ieum_chat.store.uploads import UploadState
 
 __all__ = ["ChangesStore"]
 
@@ -67,6 +75,8 @@ class _Batch:
         self.hides: dict[tuple[uuid.UUID, uuid.UUID], Hide] = {}
         self.new_hides: list[Hide] = []
         self.scrubbed: set[uuid.UUID] = set()
+        # The files of unsent messages, by URL: their uploads are doomed.
+        self.doomed: set[str] = set()
 
     def lock(self, couple_ids: Sequence[uuid.UUID]) -> None:
         for chunk in chunks(sorted(set(couple_ids))):
@@ -137,6 +147,8 @@ class _Batch:
             .values(
                 content=bindparam("b_content"),
                 image_url=bindparam("b_image_url"),
+                media_url=bindparam("b_media_url"),
+                media=bindparam("b_media"),
                 edited_at=bindparam("b_edited_at"),
                 unsent_at=bindparam("b_unsent_at"),
                 reactions=bindparam("b_reactions"),
@@ -146,6 +158,8 @@ class _Batch:
                     "b_id": m.id,
                     "b_content": m.content,
                     "b_image_url": m.image_url,
+                    "b_media_url": m.media_url,
+                    "b_media": m.media.to_json() if m.media is not None else None,
                     "b_edited_at": m.edited_at,
                     "b_unsent_at": m.unsent_at,
                     "b_reactions": reactions_json(m.reactions),
@@ -173,6 +187,12 @@ class _Batch:
                     message_events.c.kind == ChangeKind.EDIT.value,
                 )
                 .values(data=None)
+            )
+        if self.doomed:
+            self.conn.execute(
+                update(uploads)
+                .where(uploads.c.url.in_(sorted(self.doomed)))
+                .values(state=UploadState.DOOMED.value)
             )
         if not self.events:
             return
@@ -240,8 +260,17 @@ def _unsend(batch: _Batch, change: NewChange) -> Changed:
             f"a message can be unsent within {batch.unsend_window:g} seconds of sending",
         )
     unsent = batch.save(
-        found, content=None, image_url=None, reactions=(), unsent_at=change.created_at
+        found,
+        content=None,
+        image_url=None,
+        media_url=None,
+        media=None,
+        reactions=(),
+        unsent_at=change.created_at,
     )
+    if found.media_url is not None:
+        # Its file goes too: the upload cleanup deletes what is doomed.
+        batch.doomed.add(found.media_url)
     if found.edited_at is not None:
         # The text of its earlier edits goes too: a device replaying the stream never sees it.
         batch.scrubbed.add(found.id)

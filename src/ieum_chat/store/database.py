@@ -15,6 +15,7 @@ from ieum_chat.store.maintenance import MaintenanceStore
 from ieum_chat.store.messages import MessagesStore
 from ieum_chat.store.pool import DatabasePool
 from ieum_chat.store.stream import StreamStore
+from ieum_chat.store.uploads import UploadsStore
 from ieum_chat.store.users import UsersStore
 
 __all__ = ["Database"]
@@ -34,6 +35,7 @@ class Database(
     MaintenanceStore,
     DevicesStore,
     DeliveriesStore,
+    UploadsStore,
 ):
     """SQLite or PostgreSQL, chosen by URL.
 

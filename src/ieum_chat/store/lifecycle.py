@@ -2,13 +2,13 @@
 what they leave behind once the retention period has passed.
 
 Ending is immediate and reversible by nobody: a dissolved couple refuses every append
-(append function v4, or the same check in ``appends``) and every change; a deleted user is no
-user of the chat. Erasure waits for the retention period (the operator's promise to its
-users), then removes every row that holds what the members wrote or did: messages (with their
-edits' texts, reactions and read marks), the stream's events, the hides, the couple, and the
-rows of deleted accounts that no couple refers to any more. Uploads are files, not rows: the
-chat layer deletes them before it purges a couple's rows, so a purge that stops half way is
-simply run again.
+(append function v4 and later, or the same check in ``appends``) and every change; a deleted
+user is no user of the chat. Erasure waits for the retention period (the operator's promise to
+its users), then removes every row that holds what the members wrote or did: messages (with
+their edits' texts, reactions and read marks), the stream's events, the hides, the uploads'
+rows, the couple, and the rows of deleted accounts that no couple refers to any more. The
+uploaded files are not rows: the chat layer deletes them before it purges a couple's rows, so
+a purge that stops half way is simply run again.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ieum_chat.store.schema import (
     message_events,
     message_hides,
     messages,
+    uploads,
     users,
     utcnow,
 )
@@ -138,7 +139,7 @@ def _erase_couple_txn(conn: Connection, couple_id: uuid.UUID, cutoff: datetime) 
     ).first()
     if still is None:
         return False
-    for table in (message_hides, message_events, messages, deliveries):
+    for table in (message_hides, message_events, messages, deliveries, uploads):
         conn.execute(delete(table).where(table.c.couple_id == couple_id))
     conn.execute(delete(delivery_cursors).where(delivery_cursors.c.stream_id == couple_id))
     conn.execute(delete(couples).where(couples.c.id == couple_id))

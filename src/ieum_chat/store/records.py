@@ -38,6 +38,7 @@ __all__ = [
     "Couple",
     "Event",
     "Hide",
+    "Media",
     "Message",
     "NewChange",
     "NewMessage",
@@ -104,6 +105,45 @@ class Reaction:
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """What the server learnt of a media message's file when it was uploaded and checked
+    (the ``messages.media`` column's JSON, the wire's names)."""
+
+    thumbnail_url: str | None = None
+    duration_ms: int | None = None
+    file_name: str | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {
+                wire: value
+                for wire, name in _MEDIA_KEYS
+                if (value := getattr(self, name)) is not None
+            }
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Media | None:
+        if not text:
+            return None
+        data = orjson.loads(text)
+        return cls(**{name: data.get(wire) for wire, name in _MEDIA_KEYS})
+
+
+_MEDIA_KEYS = (
+    ("thumbnailUrl", "thumbnail_url"),
+    ("durationMs", "duration_ms"),
+    ("fileName", "file_name"),
+    ("size", "size"),
+    ("width", "width"),
+    ("height", "height"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A stored chat message as it is now (edited, unsent, reacted to). Timestamps are naive
     UTC, as stored in ``TIMESTAMP`` columns. An unsent message keeps no content, image or
@@ -125,6 +165,9 @@ class Message:
     unsent_at: datetime | None = None
     # In the column: a JSON array [{"emoji", "userIds"}], NULL for none (message_from_row).
     reactions: tuple[Reaction, ...] = ()
+    # The file of a media message (IMAGE, AUDIO, VIDEO, FILE) and what is known of it.
+    media_url: str | None = None
+    media: Media | None = None
 
     @property
     def unsent(self) -> bool:
@@ -144,6 +187,8 @@ class NewMessage:
     temp_id: str | None
     created_at: datetime
     reply_to_id: uuid.UUID | None = None
+    media_url: str | None = None
+    media: Media | None = None
 
     def numbered(self, seq: int) -> Message:
         """The message as stored with ``seq``: unread."""
@@ -159,6 +204,7 @@ NEW_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(N
 _WIDTH = len(MESSAGE_FIELDS)
 _IS_READ = MESSAGE_FIELDS.index("is_read")
 _REACTIONS = MESSAGE_FIELDS.index("reactions")
+_MEDIA = MESSAGE_FIELDS.index("media")
 
 
 def message_from_row(row: Sequence[Any]) -> Message:
@@ -167,6 +213,7 @@ def message_from_row(row: Sequence[Any]) -> Message:
     if values[_IS_READ] is None:  # the plan's schema allows NULL there
         values[_IS_READ] = False
     values[_REACTIONS] = reactions_from_json(values[_REACTIONS])
+    values[_MEDIA] = Media.from_json(values[_MEDIA])
     return Message(*values)
 
 
@@ -174,6 +221,7 @@ def message_values(message: Message) -> dict[str, Any]:
     """The column values of ``message``, for an INSERT."""
     values = {name: getattr(message, name) for name in MESSAGE_FIELDS}
     values["reactions"] = reactions_json(message.reactions)
+    values["media"] = message.media.to_json() if message.media is not None else None
     return values
 
 

@@ -17,6 +17,8 @@ system sender of notices (a ``users`` row with the nil UUID), ``maintenance_runs
 append function v4 (which refuses dissolved couples and takes the system sender's notices).
 Revision 0009 adds push and webhooks: ``devices``, ``users.push_preview``, and what the
 delivery engine owes (``delivery_consumers``, ``delivery_cursors``, ``deliveries``).
+Revision 0010 adds media: ``messages.media_url, media``, ``uploads`` and the append function
+v5 (which stores the two columns).
 
 Timestamps are naive UTC datetimes in ``TIMESTAMP`` (without time zone) columns, as in the plan.
 """
@@ -113,6 +115,10 @@ messages = Table(
     Column("edited_at", DateTime),
     Column("unsent_at", DateTime),
     Column("reactions", Text),
+    # The file of a media message (IMAGE too), and what the upload's check learnt of it as
+    # JSON {thumbnailUrl, durationMs, fileName, size, width, height} (revision 0010).
+    Column("media_url", Text),
+    Column("media", Text),
     # Backs history pages and replay (WHERE couple_id = ? AND seq < ? ORDER BY seq).
     UniqueConstraint("couple_id", "seq", name="uq_messages_couple_seq"),
     UniqueConstraint("couple_id", "sender_id", "temp_id", name="uq_messages_couple_sender_temp"),
@@ -232,6 +238,39 @@ deliveries = Table(
     Index("ix_deliveries_couple", "couple_id"),
     Index("ix_deliveries_device", "user_id", "device_id"),
     sqlite_autoincrement=True,
+)
+
+# Each presigned upload (revision 0010), from its ticket: state issued -> ready (checked and
+# published) -> kept (a message names it) or doomed (its message was unsent); deleted with its
+# files when no message names it after expires_at. size: declared, then stored (the quota).
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("couple_id", Uuid, ForeignKey("couples.id"), nullable=False),
+    Column("uploader_id", Uuid, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("file_name", Text),
+    Column("state", String(10), nullable=False),
+    Column("media", Text),
+    Column("thumbnail_key", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_uploads_url", "url", unique=True),
+    Index("ix_uploads_couple_created", "couple_id", "created_at"),
+    Index("ix_uploads_state_expires", "state", "expires_at"),
+)
+
+# A message naming an upload (the cleanup's question); other messages are not indexed.
+Index(
+    "ix_messages_media_url",
+    messages.c.media_url,
+    postgresql_where=messages.c.media_url.isnot(None),
+    sqlite_where=messages.c.media_url.isnot(None),
 )
 
 # The plan's two indexes; idx_messages_unread also serves unread counts and mark-read.

@@ -33,6 +33,7 @@ _TABLES = (  # children first
     "message_events",
     "message_hides",
     "messages",
+    "uploads",
     "couples",
     "users",
     "maintenance_runs",

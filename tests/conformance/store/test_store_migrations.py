@@ -31,7 +31,7 @@ from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0009"
+HEAD = "0010"
 
 
 @asynccontextmanager
@@ -236,12 +236,14 @@ _TABLES_SINCE_0006 = {
     "delivery_consumers",
     "delivery_cursors",
     "deliveries",
+    "uploads",
 }
 _COLUMNS_SINCE_0007 = {
-    "messages": {"reply_to_id", "edited_at", "unsent_at", "reactions"},
+    "messages": {"reply_to_id", "edited_at", "unsent_at", "reactions", "media_url", "media"},
     "users": {"deleted_at", "push_preview"},
     "couples": {"dissolved_at"},
 }
+_INDEXES_SINCE_0010 = {"ix_messages_media_url"}
 
 
 async def _append_functions(url: str) -> int:
@@ -273,11 +275,12 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0003")
     assert await _version(fresh_url) == "0003"
     assert await _append_functions(fresh_url) == 0
-    # what revisions 0006 to 0008 added is gone, the rest as it was
+    # what revisions 0006 to 0010 added is gone, the rest as it was
     below = {k: v for k, v in at_head.items() if k not in _TABLES_SINCE_0006}
     for table, added in _COLUMNS_SINCE_0007.items():
         columns, indexes, uniques = below[table]
-        below[table] = ([c for c in columns if c[0] not in added], indexes, uniques)
+        kept = [i for i in indexes if i[0] not in _INDEXES_SINCE_0010]
+        below[table] = ([c for c in columns if c[0] not in added], kept, uniques)
     async with raw(fresh_url) as conn:
         assert await conn.run_sync(_shape) == below
     db = await Database.connect(fresh_url)
@@ -316,7 +319,8 @@ async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
     """Revision 0005 adds ``ieum_append_messages_v2`` beside 0004's function (which servers
     not yet upgraded keep calling): one whole row per message, Message's fields in order, then
     ord and outcome; revision 0007 adds v3, the same with the columns it added, and 0008 v4,
-    whose rows are v3's. Down to 0004 only the old one is left; up again all four, and a
+    whose rows are v3's, and 0010 v5, with the media columns. Down to 0004 only the old one
+    is left; up again all five, and a
     batch with a message to no couple stores the rest."""
     upgrade_schema(fresh_url)
     functions = await _append_function_results(fresh_url)
@@ -326,6 +330,7 @@ async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
             "ieum_append_messages_v2",
             "ieum_append_messages_v3",
             "ieum_append_messages_v4",
+            "ieum_append_messages_v5",
         }
         v2 = functions["ieum_append_messages_v2"]
         assert v2.startswith("TABLE(id uuid, couple_id uuid, sender_id uuid, seq bigint")
@@ -337,6 +342,9 @@ async def test_append_function_v2_returns_whole_rows(fresh_url: str) -> None:
             "unsent_at timestamp without time zone, reactions text, ord bigint, outcome text)"
         )
         assert functions["ieum_append_messages_v4"] == v3
+        assert functions["ieum_append_messages_v5"] == v3.replace(
+            "reactions text,", "reactions text, media_url text, media text,"
+        )
         assert functions["ieum_append_messages"].startswith("TABLE(ord bigint, seq bigint")
 
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0004")
