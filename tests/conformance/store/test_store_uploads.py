@@ -97,7 +97,8 @@ async def test_an_upload_becomes_ready_once(db: Database, make_couple: CoupleFac
     media = Media(duration_ms=2040, size=33_000)
     ready = await db.finish_upload(upload.id, size=33_000, media=media, thumbnail_key=None)
     assert ready == dataclasses.replace(upload, state=UploadState.READY, size=33_000, media=media)
-    assert ready is not None and ready.published
+    assert ready is not None
+    assert ready.published
     again = await db.finish_upload(
         upload.id, size=1, media=Media(duration_ms=1), thumbnail_key="x"
     )
@@ -121,7 +122,8 @@ async def test_the_sweep_keeps_what_a_message_names_and_hands_back_the_rest(
     swept = await db.sweep_uploads(DAY + timedelta(days=1))
     assert [u.id for u in swept] == [unnamed.id]
     kept = await db.get_upload(named.id)
-    assert kept is not None and kept.state is UploadState.KEPT
+    assert kept is not None
+    assert kept.state is UploadState.KEPT
     assert await db.delete_uploads([u.id for u in swept]) == 1
     assert await db.sweep_uploads(DAY + timedelta(days=1)) == []
     assert await db.get_upload(fresh.id) is not None
