@@ -14,8 +14,10 @@ from ieum_chat.uploads.base import (
     StoredFile,
     UploadBackend,
     UploadTicket,
+    content_disposition,
     content_type_of,
     parse_key,
+    thumbnail_key,
 )
 from ieum_chat.uploads.local import LocalUploads, derive_key
 
@@ -29,10 +31,12 @@ __all__ = [
     "StoredFile",
     "UploadBackend",
     "UploadTicket",
+    "content_disposition",
     "content_type_of",
     "create_upload_backend",
     "parse_key",
     "public_base_url",
+    "thumbnail_key",
 ]
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,10 @@ import secrets
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Literal
+from urllib.parse import quote
 
 from ieum_chat.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ieum_chat.uploads.kinds import CONTENT_TYPES as MEDIA_TYPES
@@ -73,6 +75,15 @@ def thumbnail_key(key: str) -> str:
     return key.rsplit(".", 1)[0] + THUMBNAIL_SUFFIX
 
 
+def content_disposition(file_name: str | None) -> str:
+    """``Content-Disposition`` of a served file: inline, or an attachment named ``file_name``
+    (RFC 6266: an ASCII ``filename`` for old clients, the UTF-8 name in ``filename*``)."""
+    if file_name is None:
+        return "inline"
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\%' else "_" for c in file_name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
 def content_type_of(key: str) -> str:
     """The content type a well-formed key stands for."""
     if key.endswith(THUMBNAIL_SUFFIX):
@@ -91,8 +102,10 @@ class UploadTicket:
     method: Literal["PUT", "POST"]
     upload_url: str
     image_url: str
+    """The URL the file is served from once checked (the message's ``mediaUrl``)."""
     expires_at: float
     """Epoch seconds after which the upload URL is refused."""
+    key: str
     headers: dict[str, str] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
 
@@ -138,10 +151,11 @@ class StoredFile:
 
 
 class UploadBackend(abc.ABC):
-    """Presigned uploads of chat images. Subclasses implement :meth:`image_url`,
-    :meth:`key_of` and :meth:`_presign` (and :meth:`_exists` when they can tell cheaply); the
-    checks of type and size are made here, once, for all of them. They also list, read and
-    delete what is stored for a couple (:meth:`iter_keys`, :meth:`open_file`,
+    """Presigned uploads of chat media. Subclasses implement :meth:`image_url`,
+    :meth:`key_of` and :meth:`_presign`; the checks of type and size are made here, once, for
+    all of them. They fetch what a client uploaded and publish the checked file
+    (:meth:`fetch_upload`, :meth:`publish`), delete files (:meth:`delete_keys`), and list, read
+    and delete what is stored for a couple (:meth:`iter_keys`, :meth:`open_file`,
     :meth:`delete_files`).
 
     Those three touch the storage itself (the disk; S3 over the network) and block the
@@ -191,11 +205,6 @@ class UploadBackend(abc.ABC):
         key = new_key(couple_id, content_type)
         return self._presign(key, content_type, size, expires_at=int(now) + self.ttl)
 
-    def owns(self, url: str, couple_id: uuid.UUID) -> bool:
-        """Whether ``url`` is the image URL of a file uploaded here for ``couple_id``."""
-        key = self.key_of(url)
-        return key is not None and parse_key(key) == couple_id and self._exists(key)
-
     @abc.abstractmethod
     def key_of(self, url: str) -> str | None:
         """The key behind one of our image URLs, or ``None`` if ``url`` is not one."""
@@ -208,10 +217,26 @@ class UploadBackend(abc.ABC):
     def _presign(self, key: str, content_type: str, size: int, *, expires_at: int) -> UploadTicket:
         """The ticket for an already-checked upload."""
 
-    def _exists(self, key: str) -> bool:
-        """Whether the file has been uploaded. Backends that cannot tell without a network
-        round trip (S3) trust the unguessable key and say yes."""
-        return True
+    # -- publishing checked files (blocking: see the class) ---------------------------------
+
+    @abc.abstractmethod
+    def fetch_upload(self, key: str, dest: Path, limit: int) -> bool:
+        """Copy the bytes a client uploaded for ``key`` (not yet checked) into ``dest``, at
+        most ``limit`` of them; False when nothing was uploaded. Backends whose clients
+        upload through the server (the local folder's PUT) have nothing to fetch: False."""
+
+    @abc.abstractmethod
+    def publish(
+        self, key: str, source: Path, content_type: str, *, file_name: str | None = None
+    ) -> bool:
+        """Put the checked file ``source`` at ``key``, where its URL serves it (as an
+        attachment named ``file_name`` when given), and drop what was uploaded unchecked.
+        False when a file is there already: a published file never changes."""
+
+    @abc.abstractmethod
+    def delete_keys(self, keys: Collection[str]) -> int:
+        """Delete these files (and anything uploaded for them and never checked); how many
+        there were. Keys that are not ours are skipped; missing files are no error."""
 
     # -- a couple's stored files (blocking: see the class) ----------------------------------
 

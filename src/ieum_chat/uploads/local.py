@@ -10,12 +10,12 @@ but ``{uuid}/{32 hex}.{ext}``). A couple's files are the folder ``{upload_dir}/{
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import errno
 import hashlib
 import hmac
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Collection, Iterator, Mapping
@@ -86,6 +86,7 @@ class LocalUploads(UploadBackend):
             upload_url=f"{self.image_url(key)}?{query}",
             image_url=self.image_url(key),
             expires_at=float(expires_at),
+            key=key,
             headers={"Content-Type": content_type},
         )
 
@@ -113,25 +114,63 @@ class LocalUploads(UploadBackend):
             return None
         return self.root / key
 
-    def _exists(self, key: str) -> bool:
+    def has_file(self, key: str) -> bool:
         path = self.path_for(key)
         return path is not None and path.is_file()
 
     def check_unused(self, key: str) -> None:
         """Raise :class:`Conflict` when the file of ``key`` is there already (a cheap early
-        answer; :meth:`store` decides)."""
-        if self._exists(key):
+        answer; :meth:`publish` decides)."""
+        if self.has_file(key):
             raise Conflict(_USED)
 
-    async def store(self, key: str, data: bytes) -> None:
-        """Create the file, whole, once: a served image is ``immutable``, so an upload URL
-        never replaces what it uploaded. Raises :class:`Conflict` when the file exists,
-        however many PUTs race for it."""
+    def workdir(self) -> Path:
+        """Where a PUT's body waits for its check: inside the folder, so that publishing it
+        is a link, not a copy."""
+        path = self.root / _INCOMING
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- publishing (blocking: see UploadBackend) ------------------------------------------
+
+    def fetch_upload(self, key: str, dest: Path, limit: int) -> bool:
+        return False  # the PUT brings the bytes to the server itself
+
+    def publish(
+        self, key: str, source: Path, content_type: str, *, file_name: str | None = None
+    ) -> bool:
+        """A link to ``source`` (a copy when it is on another file system): readers see no
+        file or the whole one, and the link fails if a file is there. The download name is
+        the upload's (the route reads it from its row), not the file's."""
         path = self.path_for(key)
         if path is None:
             raise ValueError(f"not an upload key: {key[:100]!r}")
-        if not await asyncio.to_thread(_create_once, path, data):
-            raise Conflict(_USED)
+        with _disk_errors(f"publishing {path}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, path)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                return _create_once(path, source)
+            os.chmod(path, 0o644)
+        return True
+
+    def delete_keys(self, keys: Collection[str]) -> int:
+        deleted = 0
+        with _disk_errors("deleting uploads"):
+            for key in keys:
+                path = self.path_for(key)
+                if path is None:
+                    continue
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                deleted += 1
+        return deleted
 
     # -- a couple's files (blocking: see UploadBackend) ------------------------------------
 
@@ -195,6 +234,7 @@ class LocalUploads(UploadBackend):
 
 
 _USED = "this upload URL has been used; ask for a new one"
+_INCOMING = ".incoming"  # PUT bodies being checked (never a couple's folder: not a UUID)
 _TEMPORARY = (".upload-", ".part")  # the prefix and suffix of _create_once's temporary files
 
 
@@ -216,15 +256,14 @@ def _read(handle: BinaryIO, path: Path) -> Iterator[bytes]:
         yield from iter(partial(handle.read, READ_CHUNK), b"")
 
 
-def _create_once(path: Path, data: bytes) -> bool:
-    """Write ``data`` to a temporary file, then link it to ``path``: readers see no file or
-    the whole one, and the link fails if ``path`` exists (atomic, unlike a check then a
-    rename). False when another upload got there first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _create_once(path: Path, source: Path) -> bool:
+    """Copy ``source`` to a temporary file beside ``path``, then link it to ``path``: readers
+    see no file or the whole one, and the link fails if ``path`` exists (atomic, unlike a
+    check then a rename). False when another upload got there first."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMPORARY[0], suffix=_TEMPORARY[1])
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        with os.fdopen(fd, "wb") as out, source.open("rb") as data:
+            shutil.copyfileobj(data, out, READ_CHUNK)
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, path)

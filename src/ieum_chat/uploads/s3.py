@@ -1,8 +1,11 @@
 """Presigned uploads straight into an S3 (or S3-compatible) bucket, for production.
 
-The server never sees the bytes: it hands out a presigned POST (an HTML form upload) whose
-policy pins the key, the ``Content-Type`` and a ``content-length-range`` of 1 to the declared
-size, so S3 itself refuses a bigger file, another type or another key. Presigning is local
+The client uploads with a presigned POST (an HTML form upload) whose policy pins the key, the
+``Content-Type`` and a ``content-length-range`` of 1 to the declared size, so S3 itself
+refuses a bigger file, another type or another key. That key is under ``staging/``, which is
+never served: once the client says it is done, the server fetches the file, checks it, and
+publishes it (or its EXIF-free copy) at the key its URL names, with the thumbnail beside it
+(grant public reads on the couples' keys only, never on ``staging/``). Presigning is local
 computation with the configured credentials (boto3's usual chain: environment, profile,
 instance role); no request reaches S3 until the client uploads.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ieum_chat.errors import UploadStorageError
@@ -26,13 +30,20 @@ from ieum_chat.uploads.base import (
     StoredFile,
     UploadBackend,
     UploadTicket,
+    content_disposition,
     parse_key,
 )
 from ieum_chat.uploads.kinds import Kind
 
-__all__ = ["S3Uploads", "default_public_url"]
+__all__ = ["STAGING", "S3Uploads", "default_public_url", "staging_key"]
 
 _DEFAULT_REGION = "us-east-1"
+# Where clients upload: the file reaches its key (and its URL) only once checked.
+STAGING = "staging/"
+
+
+def staging_key(key: str) -> str:
+    return f"{STAGING}{key}"
 
 
 def default_public_url(bucket: str, region: str | None, endpoint_url: str | None) -> str:
@@ -77,7 +88,7 @@ class S3Uploads(UploadBackend):
     def _presign(self, key: str, content_type: str, size: int, *, expires_at: int) -> UploadTicket:
         post = self._client.generate_presigned_post(
             Bucket=self.bucket,
-            Key=key,
+            Key=staging_key(key),
             Fields={"Content-Type": content_type},
             Conditions=[
                 {"Content-Type": content_type},
@@ -90,8 +101,66 @@ class S3Uploads(UploadBackend):
             upload_url=str(post["url"]),
             image_url=self.image_url(key),
             expires_at=float(expires_at),
+            key=key,
             fields={str(k): str(v) for k, v in post["fields"].items()},
         )
+
+    # -- publishing (blocking: see UploadBackend) ------------------------------------------
+
+    def fetch_upload(self, key: str, dest: Path, limit: int) -> bool:
+        from botocore.exceptions import ClientError
+
+        staged = staging_key(key)
+        with _s3_errors(f"reading s3://{self.bucket}/{staged}"):
+            try:
+                answer = self._client.get_object(Bucket=self.bucket, Key=staged)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                    return False
+                raise
+            body = answer["Body"]
+            try:
+                written = 0
+                with dest.open("wb") as out:
+                    for chunk in body.iter_chunks(READ_CHUNK):
+                        written += len(chunk)
+                        if written > limit:  # the policy bounds it: never trust one source
+                            raise UploadStorageError(f"{staged} is over {limit} bytes")
+                        out.write(chunk)
+            finally:
+                body.close()
+        return True
+
+    def publish(
+        self, key: str, source: Path, content_type: str, *, file_name: str | None = None
+    ) -> bool:
+        from botocore.exceptions import ClientError
+
+        with _s3_errors(f"publishing s3://{self.bucket}/{key}"), source.open("rb") as data:
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    ContentDisposition=content_disposition(file_name),
+                    CacheControl="public, max-age=31536000, immutable",
+                    # a published file never changes (S3 answers 412 when it exists)
+                    IfNoneMatch="*",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
+                    return False
+                raise
+        self._delete([staging_key(key)])
+        return True
+
+    def delete_keys(self, keys: Collection[str]) -> int:
+        ours = [key for key in keys if parse_key(key) is not None]
+        for start in range(0, len(ours), DELETE_BATCH // 2):
+            batch = ours[start : start + DELETE_BATCH // 2]
+            self._delete(batch + [staging_key(key) for key in batch])
+        return len(ours)
 
     # -- a couple's files (blocking: see UploadBackend) ------------------------------------
 
@@ -133,7 +202,9 @@ class S3Uploads(UploadBackend):
             yield from body.iter_chunks(READ_CHUNK)
 
     def delete_files(self, couple_id: uuid.UUID) -> int:
+        """Also deletes what was uploaded for the couple and never checked."""
         deleted = 0
+        self._delete_prefix(f"{STAGING}{couple_id}/")
         batch: list[str] = []
         for key in self.iter_keys(couple_id):
             batch.append(key)
@@ -143,6 +214,16 @@ class S3Uploads(UploadBackend):
         if batch:
             deleted += self._delete(batch)
         return deleted
+
+    def _delete_prefix(self, prefix: str) -> None:
+        with _s3_errors(f"listing s3://{self.bucket}/{prefix}"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                keys = [str(item["Key"]) for item in page.get("Contents", ())]
+                if keys:
+                    self._delete(keys)
 
     def _delete(self, keys: list[str]) -> int:
         """One DeleteObjects request. S3 answers a key that is not there as deleted, which

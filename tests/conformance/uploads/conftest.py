@@ -10,6 +10,7 @@ What boto3 signs is checked offline in ``test_uploads_s3.py``.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ class Backend:
     name: str
     uploads: UploadBackend
     complete: Callable[[UploadTicket, bytes], None]
-    """Do what the client does with a ticket: upload the file."""
+    """Do what the client does with a ticket (upload the file), then what the server does
+    once it is checked (publish it)."""
     plant: Callable[[str, bytes], None]
     """Put bytes at a raw key of the storage, past every check (what another writer, an
     operator say, could leave there)."""
@@ -82,7 +84,6 @@ class Backend:
 
 def _complete_local(uploads: LocalUploads) -> Callable[[UploadTicket, bytes], None]:
     def complete(ticket: UploadTicket, data: bytes) -> None:
-        import asyncio
         from urllib.parse import parse_qs, urlsplit
 
         key = uploads.key_of(ticket.image_url)
@@ -96,7 +97,10 @@ def _complete_local(uploads: LocalUploads) -> Callable[[UploadTicket, bytes], No
             query["sig"],
             now=ticket.expires_at - 1,
         )
-        asyncio.run(uploads.store(key, data))
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload"
+            path.write_bytes(data)
+            assert uploads.publish(key, path, query["type"])
 
     return complete
 
@@ -110,16 +114,30 @@ def _plant_local(root: Path) -> Callable[[str, bytes], None]:
     return plant
 
 
-def _complete_s3(ticket: UploadTicket, data: bytes) -> None:
+def post_form(ticket: UploadTicket, data: bytes) -> httpx.Response:
     """The presigned POST, as a browser's form upload sends it."""
     assert ticket.method == "POST"
-    response = httpx.post(
+    return httpx.post(
         ticket.upload_url,
         data=ticket.fields,
         files={"file": ("image", data, ticket.fields["Content-Type"])},
         timeout=30,
     )
-    assert response.status_code in {200, 201, 204}, response.text
+
+
+def _complete_s3(uploads: S3Uploads) -> Callable[[UploadTicket, bytes], None]:
+    """The client's POST, then the server's fetch of the staged file and its publication."""
+
+    def complete(ticket: UploadTicket, data: bytes) -> None:
+        response = post_form(ticket, data)
+        assert response.status_code in {200, 201, 204}, response.text
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload"
+            assert uploads.fetch_upload(ticket.key, path, len(data))
+            assert path.read_bytes() == data
+            assert uploads.publish(ticket.key, path, ticket.fields["Content-Type"])
+
+    return complete
 
 
 def _plant_s3(s3: S3Bucket) -> Callable[[str, bytes], None]:
@@ -146,7 +164,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield Backend("local", local, _complete_local(local), _plant_local(root), exists)
         return
     s3: S3Bucket = request.getfixturevalue("s3_bucket")
-    yield Backend("s3", s3.uploads, _complete_s3, _plant_s3(s3), _exists_s3(s3))
+    yield Backend("s3", s3.uploads, _complete_s3(s3.uploads), _plant_s3(s3), _exists_s3(s3))
 
 
 @pytest.fixture

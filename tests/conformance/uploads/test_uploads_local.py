@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +32,12 @@ def signed(uploads: LocalUploads, couple: uuid.UUID | None = None) -> dict[str, 
     parts = urlsplit(ticket.upload_url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     return {"key": parts.path.removeprefix("/uploads/"), **query}
+
+
+def publish(uploads: LocalUploads, key: str, folder: Path) -> None:
+    source = folder / "checked"
+    source.write_bytes(PNG)
+    assert uploads.publish(key, source, "image/png")
 
 
 def verify(uploads: LocalUploads, values: dict[str, str], now: float = NOW) -> None:
@@ -107,16 +112,19 @@ def test_files_land_under_the_directory_and_nowhere_else(tmp_path: Path) -> None
     uploads = local(tmp_path / "up")
     couple = uuid.uuid4()
     key = signed(uploads, couple)["key"]
-    assert not uploads.owns(uploads.image_url(key), couple)  # not uploaded yet
-    asyncio.run(uploads.store(key, PNG))
+    assert not uploads.has_file(key)  # not uploaded yet
+    source = tmp_path / "checked"
+    source.write_bytes(PNG)
+    assert uploads.publish(key, source, "image/png")
+    assert not uploads.publish(key, source, "image/png")  # a published file never changes
     path = uploads.path_for(key)
     assert path is not None
     assert path.read_bytes() == PNG
     assert path.resolve().is_relative_to((tmp_path / "up").resolve())
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
-    assert uploads.owns(uploads.image_url(key), couple)
+    assert uploads.has_file(key)
     with pytest.raises(ValueError, match="not an upload key"):
-        asyncio.run(uploads.store("../escape.png", PNG))
+        uploads.publish("../escape.png", source, "image/png")
 
 
 def test_signing_key_selection(tmp_path: Path) -> None:
@@ -154,7 +162,7 @@ def test_deleting_a_couples_files_removes_crash_leftovers_and_the_folder(tmp_pat
     uploads = local(tmp_path / "up")
     couple = uuid.uuid4()
     key = signed(uploads, couple)["key"]
-    asyncio.run(uploads.store(key, PNG))
+    publish(uploads, key, tmp_path)
     folder = tmp_path / "up" / str(couple)
     (folder / ".upload-abc123.part").write_bytes(PNG[:10])  # an upload cut by a crash
     assert list(uploads.iter_keys(couple)) == [key]
@@ -167,7 +175,7 @@ def test_a_folder_holding_something_else_stays(tmp_path: Path) -> None:
     uploads = local(tmp_path / "up")
     couple = uuid.uuid4()
     key = signed(uploads, couple)["key"]
-    asyncio.run(uploads.store(key, PNG))
+    publish(uploads, key, tmp_path)
     folder = tmp_path / "up" / str(couple)
     (folder / "README").write_text("an operator's note")
     assert uploads.delete_files(couple) == 1

@@ -57,9 +57,11 @@ def test_presigned_post_pins_key_type_and_size() -> None:
     assert ticket.upload_url == f"https://{BUCKET}.s3.{REGION}.amazonaws.com/"
     fields = ticket.fields
     key = fields["key"]
-    assert key.startswith(f"{couple}/")
+    # clients upload to a staging key, never served: the checked file goes to its own
+    assert key == f"staging/{ticket.key}"
+    assert ticket.key.startswith(f"{couple}/")
     assert key.endswith(".webp")
-    assert ticket.image_url == f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{key}"
+    assert ticket.image_url == f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{ticket.key}"
     assert fields["Content-Type"] == "image/webp"
     assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
     key_id, date, region, service, terminal = fields["x-amz-credential"].split("/")
@@ -100,17 +102,19 @@ def test_custom_endpoint_uses_path_style_urls() -> None:
     ticket = uploads.presign(uuid.uuid4(), "image/png", 10, now=0)
     assert ticket.upload_url == f"http://127.0.0.1:9000/{BUCKET}"
     assert ticket.image_url.startswith(f"http://127.0.0.1:9000/{BUCKET}/")
-    assert uploads.key_of(ticket.image_url) == ticket.fields["key"]
+    assert uploads.key_of(ticket.image_url) == ticket.key
+    assert ticket.fields["key"] == f"staging/{ticket.key}"
 
 
 def test_public_url_serves_the_images() -> None:
     uploads = s3(public_url="https://img.ieum.example/")
     couple = uuid.uuid4()
     ticket = uploads.presign(couple, "image/jpeg", 10, now=0)
-    assert ticket.image_url == f"https://img.ieum.example/{ticket.fields['key']}"
-    assert uploads.owns(ticket.image_url, couple)
-    bucket_url = f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{ticket.fields['key']}"
-    assert not uploads.owns(bucket_url, couple)
+    assert ticket.fields["key"] == f"staging/{ticket.key}"
+    assert ticket.image_url == f"https://img.ieum.example/{ticket.key}"
+    assert uploads.key_of(ticket.image_url) == ticket.key
+    bucket_url = f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{ticket.key}"
+    assert uploads.key_of(bucket_url) is None
 
 
 def test_bucket_setting_selects_s3(tmp_path: Path) -> None:
@@ -138,7 +142,8 @@ def test_boto3_is_imported_only_for_s3() -> None:
 
 def test_listing_and_deleting_go_a_page_and_a_batch_at_a_time(s3_bucket: S3Bucket) -> None:
     """1,001 files: two pages of ListObjectsV2, two DeleteObjects (S3 takes 1,000 keys at
-    most), each page requested only once the one before is used up."""
+    most), each page requested only once the one before is used up; deleting lists the
+    staging prefix too."""
     import boto3
 
     from ieum_chat.uploads.s3 import S3Uploads
@@ -170,8 +175,9 @@ def test_listing_and_deleting_go_a_page_and_a_batch_at_a_time(s3_bucket: S3Bucke
     assert requests == [("list", 0), ("list", 0)]
     requests.clear()
     assert uploads.delete_files(couple) == 1001
-    assert requests == [("list", 0), ("delete", 1000), ("list", 0), ("delete", 1)]
+    # the staging prefix's listing (empty: nothing uploaded and never checked), then the files
+    assert requests == [("list", 0), ("list", 0), ("delete", 1000), ("list", 0), ("delete", 1)]
     assert s3_bucket.client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     requests.clear()
     assert uploads.delete_files(couple) == 0
-    assert requests == [("list", 0)]
+    assert requests == [("list", 0), ("list", 0)]
