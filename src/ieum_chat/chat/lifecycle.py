@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ieum_chat.aio import stop_tasks
+from ieum_chat.chat.jobs import PeriodicJob, node_name
 from ieum_chat.config import Settings
-from ieum_chat.errors import BadRequest, Conflict, NotFound, StoreError
+from ieum_chat.errors import BadRequest, Conflict, NotFound
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
 from ieum_chat.store.couples import PairingRefusal, PairingRefused
@@ -44,7 +43,6 @@ EndHook = Callable[[Collection[uuid.UUID], Collection[uuid.UUID]], None]
 
 PURGE_JOB = "purge"
 SCHEDULE_CHECK = 300.0  # seconds between a node's looks at whether the purge is due
-STOP_TIMEOUT = 1.0
 
 
 @dataclass(slots=True)
@@ -88,8 +86,14 @@ class Lifecycle:
         self._uploads = uploads
         self._settings = settings
         self._changed = changed  # wakes this node's directory reader after a change
-        self._node = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self._task: asyncio.Task[None] | None = None
+        self._job = PeriodicJob(
+            db,
+            PURGE_JOB,
+            self.purge,
+            every=settings.purge_interval,
+            check=SCHEDULE_CHECK,
+            node=node_name(),
+        )
         self._end_hooks: list[EndHook] = []
 
     def on_end(self, hook: EndHook) -> None:
@@ -202,23 +206,7 @@ class Lifecycle:
 
     async def start(self) -> None:
         """Run the purge every ``IEUM_PURGE_INTERVAL`` seconds, one node at a time."""
-        if self._settings.purge_interval > 0:
-            self._task = asyncio.create_task(self._schedule(), name="chat-purge")
+        self._job.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            await stop_tasks([self._task], STOP_TIMEOUT, "purge schedule")
-            self._task = None
-
-    async def _schedule(self) -> None:
-        every = timedelta(seconds=self._settings.purge_interval)
-        check = min(SCHEDULE_CHECK, self._settings.purge_interval)
-        while True:
-            try:
-                if await self._db.claim_run(PURGE_JOB, self._node, utcnow(), every):
-                    await self.purge()
-            except StoreError as exc:
-                log.warning("purge not run: %s", exc)
-            except Exception:
-                log.exception("purge failed")
-            await asyncio.sleep(check)
+        await self._job.close()
