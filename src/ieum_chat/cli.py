@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ieum_chat import __version__
 from ieum_chat.auth import issue_token
 from ieum_chat.chat.lifecycle import Lifecycle
+from ieum_chat.chat.media import MediaService
 from ieum_chat.config import Settings
 from ieum_chat.store import Database, upgrade_schema
 from ieum_chat.uploads import create_upload_backend
@@ -118,13 +119,18 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 def cmd_purge(args: argparse.Namespace) -> None:
     """Erase what couples dissolved, and accounts deleted, longer ago than the retention
-    period left behind (rows and uploads); prints one line per couple and account."""
+    period left behind (rows and uploads); prints one line per couple and account. Then (not
+    dry) the uploads no message named in time and those of unsent messages go too."""
     settings = _settings(args)
     _prepare_schema(settings)
 
     async def purge(db: Database) -> list[str]:
-        lifecycle = Lifecycle(db, create_upload_backend(settings), settings)
-        return (await lifecycle.purge(dry_run=args.dry_run)).lines()
+        uploads = create_upload_backend(settings)
+        lines = (await Lifecycle(db, uploads, settings).purge(dry_run=args.dry_run)).lines()
+        if not args.dry_run:
+            removed = await MediaService(db, uploads, settings).cleanup()
+            lines.append(f"deleted {removed} uploads no message named, or whose message was unsent")
+        return lines
 
     for line in _with_db(settings, purge):
         print(line)

@@ -47,6 +47,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "PayloadTooLarge",
+    "QuotaExceeded",
     "RateLimited",
     "SendFailed",
     "SendNotStored",
@@ -77,6 +78,8 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     CONFLICT = "CONFLICT"
+    # The couple's uploads of the day (IEUM_UPLOAD_DAILY_BYTES) are used up.
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
     SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
     # STOMP ERROR frames only: the frame's `message` header is the code itself (one token,
@@ -109,6 +112,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "지원하지 않는 파일 형식입니다.",
     ErrorCode.SIGNATURE_INVALID: "업로드 주소가 만료되었거나 올바르지 않습니다.",
     ErrorCode.CONFLICT: "이미 처리된 요청입니다.",
+    ErrorCode.QUOTA_EXCEEDED: "오늘 보낼 수 있는 파일 용량을 모두 사용했습니다.",
     ErrorCode.UNAVAILABLE: "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
     ErrorCode.SERVER_SHUTDOWN: "서버가 재시작 중입니다. 다시 연결해 주세요.",
     ErrorCode.PROTOCOL_ERROR: "잘못된 요청입니다. 다시 연결해 주세요.",
@@ -235,6 +239,16 @@ class SignatureInvalid(ChatError):
 
 class Conflict(ChatError):
     code = ErrorCode.CONFLICT
+
+
+class QuotaExceeded(ChatError):
+    """``retry_after``: seconds until the quota's day ends."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class StoreError(Exception):

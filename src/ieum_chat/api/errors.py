@@ -19,7 +19,14 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ieum_chat.chat import codec
-from ieum_chat.errors import ChatError, ErrorCode, SendNotStored, StoreError, error_payload
+from ieum_chat.errors import (
+    ChatError,
+    ErrorCode,
+    QuotaExceeded,
+    SendNotStored,
+    StoreError,
+    error_payload,
+)
 
 __all__ = [
     "HTTP_STATUS",
@@ -47,6 +54,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.QUOTA_EXCEEDED: 429,
     ErrorCode.UNAVAILABLE: 503,
 }
 
@@ -70,7 +78,8 @@ _WHEN: dict[int, str] = {
     409: "done once already (CONFLICT)",
     413: "body or upload over its size limit (PAYLOAD_TOO_LARGE)",
     415: "content type not accepted (UNSUPPORTED_MEDIA_TYPE)",
-    429: "too many requests (RATE_LIMITED)",
+    429: "too many requests (RATE_LIMITED), or the couple's uploads of the day are used up "
+    "(QUOTA_EXCEEDED, with Retry-After)",
     503: "the database is unavailable (UNAVAILABLE)",
 }
 
@@ -117,7 +126,10 @@ async def _chat_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChatError)
     # The input was fine but the database failed: a retryable server condition.
     status = 503 if isinstance(exc, SendNotStored) else None
-    return error_response(exc.code, detail=exc.detail or None, temp_id=exc.temp_id, status=status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QuotaExceeded) else None
+    return error_response(
+        exc.code, detail=exc.detail or None, temp_id=exc.temp_id, status=status, headers=headers
+    )
 
 
 def _location(loc: Sequence[Any]) -> str:

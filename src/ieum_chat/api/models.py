@@ -22,7 +22,7 @@ __all__ = [
     "PartnerOut",
     "ReadResult",
     "RoomOut",
-    "UploadDone",
+    "UploadOut",
     "UploadRequest",
     "UploadTicketOut",
     "edit_body_schema",
@@ -65,7 +65,7 @@ class MessageOut(BaseModel):
     senderName: str | None
     senderProfileImage: str | None
     content: str | None
-    type: str = Field(description="TEXT, IMAGE or STICKER")
+    type: str = Field(description="TEXT, IMAGE, AUDIO, VIDEO, FILE, STICKER or NOTICE")
     imageUrl: str | None
     isRead: bool
     readAt: str | None = Field(description=_TIMESTAMP)
@@ -79,6 +79,16 @@ class MessageOut(BaseModel):
         description="the couple stream's position this state reflects: a change event with "
         "a seq at or below it is already in it (skip it when applying the stream)"
     )
+    # Media messages (IMAGE, AUDIO, VIDEO, FILE) only; other types do not have these keys.
+    mediaUrl: str | None = Field(default=None, description="media messages: the file")
+    thumbnailUrl: str | None = Field(
+        default=None, description="IMAGE, VIDEO: a WebP of at most 320 px on its long side"
+    )
+    durationMs: int | None = Field(default=None, description="AUDIO, VIDEO")
+    fileName: str | None = Field(default=None, description="FILE: the name it was shared with")
+    size: int | None = Field(default=None, description="media messages: bytes of the file")
+    width: int | None = Field(default=None, description="IMAGE, VIDEO: as displayed")
+    height: int | None = Field(default=None, description="IMAGE, VIDEO: as displayed")
 
 
 class PartnerOut(BaseModel):
@@ -137,13 +147,24 @@ class UploadRequest(BaseModel):
         description="other types: 415 UNSUPPORTED_MEDIA_TYPE",
     )
     size: Annotated[int, BeforeValidator(_integral)] = Field(
-        ge=1, description="bytes; over the limit: 413 PAYLOAD_TOO_LARGE"
+        ge=1, description="bytes; over the kind's limit: 413 PAYLOAD_TOO_LARGE"
+    )
+    fileName: str | None = Field(
+        default=None,
+        max_length=255,
+        description="FILE: the name it is shared with (its downloads are named so); no '/', "
+        "'\\' or control characters",
     )
 
 
 class UploadTicketOut(BaseModel):
-    """Upload the file as told, then send an IMAGE message with ``imageUrl``."""
+    """Upload the file as told, POST ``completeUrl`` (the local backend's PUT did that
+    already), then send a message of its ``kind`` with ``mediaUrl``."""
 
+    uploadId: str
+    kind: Literal["IMAGE", "AUDIO", "VIDEO", "FILE"] = Field(
+        description="the message type that carries it"
+    )
     method: Literal["PUT", "POST"] = Field(
         description="PUT: the bytes as the body, with `headers`. POST: a multipart form with "
         "every entry of `fields`, then the file as the field `file` (S3)"
@@ -153,35 +174,79 @@ class UploadTicketOut(BaseModel):
     fields: dict[str, str]
     expiresAt: str = Field(description=f"when uploadUrl stops working: {_TIMESTAMP}")
     expiresIn: int = Field(description="seconds from now until expiresAt")
-    imageUrl: str
+    mediaUrl: str = Field(description="where the file is served once checked")
+    imageUrl: str | None = Field(description="images: mediaUrl (the plan's name)")
+    completeUrl: str = Field(description="POST it once uploaded: the server checks the file")
 
 
-class UploadDone(BaseModel):
-    imageUrl: str
+class UploadOut(BaseModel):
+    """A checked, published upload: what a message naming it will carry."""
+
+    uploadId: str
+    kind: Literal["IMAGE", "AUDIO", "VIDEO", "FILE"]
     contentType: str
-    size: int
+    size: int = Field(description="bytes as stored (a photo without its EXIF is smaller)")
+    mediaUrl: str
+    imageUrl: str | None = Field(description="images: mediaUrl")
+    thumbnailUrl: str | None = Field(
+        description="IMAGE, VIDEO: WebP, at most 320 px on its long side; null when it could "
+        "not be made in time"
+    )
+    durationMs: int | None = Field(description="AUDIO, VIDEO")
+    width: int | None
+    height: int | None
+    fileName: str | None
 
 
 def send_body_schema(max_text_length: int) -> dict[str, Any]:
     """The send request. The per-type rules (TEXT needs non-blank content, IMAGE an uploaded
-    imageUrl, STICKER a sticker id of at most 200 characters) are enforced by the server and
-    answered with 400 SEND_FAILED; they are described, not encoded, here."""
+    imageUrl, AUDIO, VIDEO and FILE an uploaded mediaUrl, STICKER a sticker id of at most 200
+    characters) are enforced by the server and answered with 400 SEND_FAILED; they are
+    described, not encoded, here."""
     nullable_string: dict[str, Any] = {"type": ["string", "null"]}
     return {
         "type": "object",
         "required": ["type"],
         "properties": {
-            "type": {"type": "string", "enum": ["TEXT", "IMAGE", "STICKER"]},
+            "type": {
+                "type": "string",
+                "enum": ["TEXT", "IMAGE", "AUDIO", "VIDEO", "FILE", "STICKER"],
+            },
             "content": {
                 **nullable_string,
                 "maxLength": max_text_length,
-                "description": "TEXT: the text (non-blank); IMAGE: an optional caption; "
-                "STICKER: the sticker id (at most 200 characters)",
+                "description": "TEXT: the text (non-blank); IMAGE, AUDIO, VIDEO, FILE: an "
+                "optional caption; STICKER: the sticker id (at most 200 characters)",
             },
             "imageUrl": {
                 **nullable_string,
-                "description": "IMAGE: the imageUrl of POST /chat/rooms/{roomId}/uploads "
-                "(other hosts only where the operator allows them)",
+                "description": "IMAGE: the mediaUrl of an upload (POST "
+                "/chat/rooms/{roomId}/uploads; other hosts only where the operator allows them)",
+            },
+            "mediaUrl": {
+                **nullable_string,
+                "description": "AUDIO, VIDEO, FILE (and IMAGE, for imageUrl): the mediaUrl of "
+                "a completed upload of this room, of the message's kind",
+            },
+            "durationMs": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "AUDIO, VIDEO: optional; must agree with the file's (within "
+                "1 s or 10 %), which the message carries",
+            },
+            "thumbnailUrl": {
+                **nullable_string,
+                "description": "IMAGE, VIDEO: optional; must be the upload's thumbnailUrl",
+            },
+            "fileName": {
+                **nullable_string,
+                "maxLength": 255,
+                "description": "FILE: optional; must be the name the file was uploaded with",
+            },
+            "size": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "FILE: optional; must be the upload's size",
             },
             "tempId": _TEMP_ID,
             "replyTo": {

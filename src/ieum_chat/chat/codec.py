@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ieum_chat.store.records import SYSTEM_USER_ID, ChangeKind, Event, Hide, Message, User
+from ieum_chat.store.records import (
+    SYSTEM_USER_ID,
+    ChangeKind,
+    Event,
+    Hide,
+    Media,
+    Message,
+    User,
+)
 
 __all__ = [
     "PREVIEW_LENGTH",
@@ -36,7 +44,15 @@ __all__ = [
 # Characters of a quoted TEXT message shown in a reply's preview.
 PREVIEW_LENGTH = 100
 # What a reply's preview says for a message without text of its own (the plan's Korean).
-_PREVIEW_BY_TYPE = {"IMAGE": "사진", "STICKER": "이모티콘"}
+_PREVIEW_BY_TYPE = {
+    "IMAGE": "사진",
+    "STICKER": "이모티콘",
+    "AUDIO": "음성 메시지",
+    "VIDEO": "동영상",
+    "FILE": "파일",
+}
+# Messages that carry a file, whose captions preview them (and which carry the media keys).
+_MEDIA = frozenset({"IMAGE", "AUDIO", "VIDEO", "FILE"})
 
 
 def dumps(value: Any) -> bytes:
@@ -61,7 +77,7 @@ def reply_preview(message_id: uuid.UUID, quoted: Message | None) -> dict[str, An
     elif quoted.type == "TEXT":
         preview = (quoted.content or "")[:PREVIEW_LENGTH]
     else:
-        preview = quoted.content if quoted.type == "IMAGE" and quoted.content else None
+        preview = quoted.content if quoted.type in _MEDIA and quoted.content else None
         preview = preview[:PREVIEW_LENGTH] if preview else _PREVIEW_BY_TYPE.get(quoted.type)
     return {
         "messageId": str(message_id),
@@ -77,6 +93,9 @@ def _sender_id(sender_id: uuid.UUID) -> str | None:
     return None if sender_id == SYSTEM_USER_ID else str(sender_id)
 
 
+_NO_MEDIA = Media()
+
+
 def message_dict(
     message: Message,
     sender: User | None,
@@ -89,8 +108,10 @@ def message_dict(
     ``editedAt``, ``unsent``, ``reactions``, ``replyTo`` (``quoted``: the message it answers,
     as it is now). ``asOfSeq``: the stream position this state reflects (``as_of``, when it
     was read from the store for a replay or a history page; else its own seq): a change with
-    a seq at or below it is in it already, and a device applying the stream skips it."""
-    return {
+    a seq at or below it is in it already, and a device applying the stream skips it.
+    A media message (IMAGE, AUDIO, VIDEO, FILE) also has ``mediaUrl`` and what is known of
+    its file (null where it does not apply); other types have none of those keys."""
+    fields = {
         "id": str(message.id),
         "coupleId": str(message.couple_id),
         "seq": message.seq,
@@ -114,6 +135,16 @@ def message_dict(
         ],
         "asOfSeq": max(as_of, message.seq) if as_of is not None else message.seq,
     }
+    if message.type in _MEDIA:
+        media = message.media or _NO_MEDIA
+        fields["mediaUrl"] = message.media_url
+        fields["thumbnailUrl"] = media.thumbnail_url
+        fields["durationMs"] = media.duration_ms
+        fields["fileName"] = media.file_name
+        fields["size"] = media.size
+        fields["width"] = media.width
+        fields["height"] = media.height
+    return fields
 
 
 def message_json(

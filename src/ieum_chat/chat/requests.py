@@ -18,13 +18,16 @@ import orjson
 
 from ieum_chat.errors import ChangeFailed, SendFailed
 from ieum_chat.store.records import ChangeKind
+from ieum_chat.uploads.kinds import file_name_problem
 
 __all__ = [
     "MAX_EMOJI_LENGTH",
     "MAX_READ_IDS",
     "MAX_SEQ",
     "MAX_TEMP_ID_LENGTH",
+    "MEDIA_TYPES",
     "ChangeRequest",
+    "Claims",
     "MessageType",
     "ReadRequest",
     "SendRequest",
@@ -56,8 +59,29 @@ class MessageType(enum.StrEnum):
     TEXT = "TEXT"
     IMAGE = "IMAGE"
     STICKER = "STICKER"
+    AUDIO = "AUDIO"
+    VIDEO = "VIDEO"
+    FILE = "FILE"
     # From the app's backend only (the service API), never from a member.
     NOTICE = "NOTICE"
+
+
+# The types a member may send, and those that carry a file.
+MEMBER_TYPES = ", ".join(t.value for t in MessageType if t is not MessageType.NOTICE)
+MEDIA_TYPES = frozenset({MessageType.IMAGE, MessageType.AUDIO, MessageType.VIDEO, MessageType.FILE})
+MAX_DURATION_MS = 2**31 - 1  # a claim past it is no duration (about 24 days)
+MAX_SIZE = 2**53  # JSON numbers clients agree on
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a client said of a media message's file besides its URL. The server knows
+    these from the upload; a claim must agree with them (``chat.media``)."""
+
+    duration_ms: int | None = None
+    thumbnail_url: str | None = None
+    file_name: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +91,14 @@ class SendRequest:
     image_url: str | None
     temp_id: str | None
     reply_to: uuid.UUID | None = None
+    # The file of a media message (IMAGE: its imageUrl), and what the client said of it.
+    media_url: str | None = None
+    claims: Claims = Claims()
+
+    @property
+    def file_url(self) -> str | None:
+        """The file the message carries (an IMAGE made with only ``image_url`` too)."""
+        return self.media_url if self.media_url is not None else self.image_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,40 +179,86 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
     temp_id = _temp_id(data)
     raw_type = data.get("type")
     if not isinstance(raw_type, str):
-        raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
+        raise SendFailed(f"'type' must be one of {MEMBER_TYPES}", temp_id=temp_id)
     try:
         kind: MessageType | None = MessageType(raw_type)
     except ValueError:
         kind = None
     if kind is None or kind is MessageType.NOTICE:
-        raise SendFailed("'type' must be one of TEXT, IMAGE, STICKER", temp_id=temp_id)
+        raise SendFailed(f"'type' must be one of {MEMBER_TYPES}", temp_id=temp_id)
     content = _optional_str(data, "content", temp_id)
-    image_url = _optional_str(data, "imageUrl", temp_id)
     raw_reply = data.get("replyTo")
     reply_to = None if raw_reply is None else _message_id(raw_reply, "replyTo", temp_id)
     if kind is MessageType.TEXT:
         content = _text(content, max_text_length, temp_id, "TEXT")
-        image_url = None
-    elif kind is MessageType.IMAGE:
-        if image_url is None or not image_url.strip():
-            raise SendFailed("IMAGE needs an 'imageUrl'", temp_id=temp_id)
-        if len(image_url) > MAX_URL_LENGTH or not image_url.startswith(("https://", "http://")):
-            raise SendFailed("'imageUrl' must be an http(s) URL", temp_id=temp_id)
-        if content is not None and len(content) > max_text_length:
-            raise SendFailed(
-                f"'content' is longer than {max_text_length} characters", temp_id=temp_id
-            )
-    else:
+    elif kind is MessageType.STICKER:
         if content is None or not content.strip():
             raise SendFailed("STICKER needs 'content' (the sticker id)", temp_id=temp_id)
         if len(content) > MAX_STICKER_LENGTH:
             raise SendFailed(
                 f"a sticker id has at most {MAX_STICKER_LENGTH} characters", temp_id=temp_id
             )
-        image_url = None
+    else:
+        if content is not None and len(content) > max_text_length:
+            raise SendFailed(
+                f"'content' is longer than {max_text_length} characters", temp_id=temp_id
+            )
+        url = _media_url(data, kind, temp_id)
+        return SendRequest(
+            type=kind,
+            content=content,
+            image_url=url if kind is MessageType.IMAGE else None,
+            temp_id=temp_id,
+            reply_to=reply_to,
+            media_url=url,
+            claims=_claims(data, kind, temp_id),
+        )
     return SendRequest(
-        type=kind, content=content, image_url=image_url, temp_id=temp_id, reply_to=reply_to
+        type=kind, content=content, image_url=None, temp_id=temp_id, reply_to=reply_to
     )
+
+
+def _media_url(data: dict[str, Any], kind: MessageType, temp_id: str | None) -> str:
+    """The file's URL: ``mediaUrl``; an IMAGE's ``imageUrl`` (the plan's name) as well."""
+    name = "mediaUrl"
+    url = _optional_str(data, "mediaUrl", temp_id)
+    if kind is MessageType.IMAGE:
+        image_url = _optional_str(data, "imageUrl", temp_id)
+        if image_url is not None and url is not None and image_url != url:
+            raise SendFailed("'imageUrl' and 'mediaUrl' name different files", temp_id=temp_id)
+        if image_url is not None or url is None:
+            name, url = "imageUrl", image_url
+    if url is None or not url.strip():
+        raise SendFailed(f"{kind.value} needs '{name}'", temp_id=temp_id)
+    if len(url) > MAX_URL_LENGTH or not url.startswith(("https://", "http://")):
+        raise SendFailed(f"'{name}' must be an http(s) URL", temp_id=temp_id)
+    return url
+
+
+def _count(data: dict[str, Any], key: str, top: int, temp_id: str | None) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise SendFailed(f"'{key}' must be a whole number from 0 to {top}", temp_id=temp_id)
+    return value
+
+
+def _claims(data: dict[str, Any], kind: MessageType, temp_id: str | None) -> Claims:
+    """What the client said of the file; fields another type does not have are ignored."""
+    claims = Claims()
+    if kind in (MessageType.AUDIO, MessageType.VIDEO):
+        duration = _count(data, "durationMs", MAX_DURATION_MS, temp_id)
+        claims = Claims(duration_ms=duration)
+    if kind in (MessageType.IMAGE, MessageType.VIDEO):
+        thumbnail = _optional_str(data, "thumbnailUrl", temp_id)
+        claims = Claims(claims.duration_ms, thumbnail_url=thumbnail)
+    if kind is MessageType.FILE:
+        name = _optional_str(data, "fileName", temp_id)
+        if name is not None and (problem := file_name_problem(name)) is not None:
+            raise SendFailed(problem, temp_id=temp_id)
+        claims = Claims(file_name=name, size=_count(data, "size", MAX_SIZE, temp_id))
+    return claims
 
 
 def validate_notice(data: dict[str, Any], *, max_text_length: int = 4000) -> SendRequest:

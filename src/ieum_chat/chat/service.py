@@ -23,6 +23,7 @@ from ieum_chat.chat.envelope import pack
 from ieum_chat.chat.history import History
 from ieum_chat.chat.lifecycle import Lifecycle
 from ieum_chat.chat.limits import RateLimiter
+from ieum_chat.chat.media import MediaService
 from ieum_chat.chat.pending import (
     Acknowledge,
     PendingChange,
@@ -30,14 +31,13 @@ from ieum_chat.chat.pending import (
 )
 from ieum_chat.chat.pipeline import WritePipeline
 from ieum_chat.chat.presence import LocalPresence, Presence
-from ieum_chat.chat.requests import ChangeRequest, ReadRequest, SendRequest, image_host_allowed
+from ieum_chat.chat.requests import ChangeRequest, ReadRequest, SendRequest
 from ieum_chat.config import Settings
 from ieum_chat.errors import (
     AccountDeleted,
     AuthError,
     NotFound,
     RateLimited,
-    SendFailed,
     StoreError,
     Unauthorized,
 )
@@ -49,6 +49,7 @@ from ieum_chat.store.records import (
     Applied,
     ChangeKind,
     Couple,
+    Media,
     Message,
     NewChange,
     NewMessage,
@@ -95,6 +96,8 @@ class ChatService:
         self.directory = DirectoryWatcher(db, self._forget)
         # The app backend's operations on users and couples, and the daily purge.
         self.lifecycle = Lifecycle(db, uploads, settings, changed=self.directory.wake)
+        # Upload tickets, checks and publication, what media messages name, the cleanup.
+        self.media = MediaService(db, uploads, settings)
         # The read side: the stream and history as a member sees them, rendered.
         self.history = History(db, self.user, self.zone)
         self._typing: TTLCache[tuple[uuid.UUID, uuid.UUID], tuple[bool, float]] = TTLCache(
@@ -111,6 +114,7 @@ class ChatService:
         await self.pipeline.start()
         await self.directory.start()
         await self.lifecycle.start()
+        await self.media.start()
 
     async def close(self, grace: float = 10.0) -> None:
         """Stop the purge schedule and the directory reader, then finish the queued messages
@@ -118,6 +122,7 @@ class ChatService:
         if not self.pipeline.started:
             return
         await self.lifecycle.close()
+        await self.media.close()
         await self.directory.close()
         await self.pipeline.close(grace)
 
@@ -202,11 +207,13 @@ class ChatService:
         couple = self._couples.get(couple_id)
         if couple is None or not couple.active or request.reply_to is not None:
             return None
+        if request.file_url is not None:  # its upload is looked up
+            return None
         if not couple.has_member(sender.id):
             raise Unauthorized("not a member of this couple", temp_id=request.temp_id)
         if not self.pipeline.has_room(couple_id):
             return None
-        pending = self._pending(sender, couple_id, request, acknowledge)
+        pending = self._pending(sender, couple_id, request, acknowledge=acknowledge)
         self.pipeline.put_nowait(pending)
         return pending.future
 
@@ -235,7 +242,16 @@ class ChatService:
                     f"'replyTo': no message {request.reply_to} in this couple",
                     temp_id=request.temp_id,
                 )
-        pending = self._pending(sender, couple_id, request, acknowledge, quoted)
+        media_url, media = await self.media.attach(couple_id, request)
+        pending = self._pending(
+            sender,
+            couple_id,
+            request,
+            acknowledge=acknowledge,
+            quoted=quoted,
+            media_url=media_url,
+            media=media,
+        )
         await self.pipeline.put(pending)
         return pending.future
 
@@ -310,10 +326,12 @@ class ChatService:
         sender: User,
         couple_id: uuid.UUID,
         request: SendRequest,
+        *,
         acknowledge: Acknowledge | None = None,
         quoted: Message | None = None,
+        media_url: str | None = None,
+        media: Media | None = None,
     ) -> PendingMessage:
-        self._check_image(couple_id, request)
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
         new = NewMessage(
@@ -326,6 +344,8 @@ class ChatService:
             temp_id=request.temp_id,
             created_at=utcnow(),
             reply_to_id=request.reply_to,
+            media_url=media_url,
+            media=media,
         )
         future = asyncio.get_running_loop().create_future()
         return PendingMessage(
@@ -434,19 +454,3 @@ class ChatService:
             if await self.db.get_couple(couple_id) is None:
                 raise NotFound("no such room") from None
             raise
-
-    def _check_image(self, couple_id: uuid.UUID, request: SendRequest) -> None:
-        """An IMAGE must name a file uploaded here for this couple, unless the operator allows
-        its host (``IEUM_IMAGE_HOSTS``)."""
-        url = request.image_url
-        if url is None:
-            return
-        if self.uploads is not None and self.uploads.owns(url, couple_id):
-            return
-        if image_host_allowed(url, self.settings.image_hosts):
-            return
-        raise SendFailed(
-            "'imageUrl' must be an image uploaded through POST /chat/rooms/{roomId}/uploads "
-            "(or on a host the server allows)",
-            temp_id=request.temp_id,
-        )

@@ -28,6 +28,7 @@ __all__ = [
     "ERRORS",
     "HTTP_REQUESTS",
     "LIFECYCLE_EVENTS",
+    "MEDIA_CHECK_SECONDS",
     "MESSAGES_DELIVERED",
     "MESSAGES_RECEIVED",
     "MESSAGES_STORED",
@@ -40,6 +41,7 @@ __all__ = [
     "STOMP_SESSIONS",
     "SUBSCRIPTIONS",
     "TYPING_EVENTS",
+    "UPLOADS",
     "WRITE_BATCH_SIZE",
     "WRITE_QUEUE",
     "Gauge",
@@ -88,6 +90,21 @@ PURGED = Counter(
     "ieum_purged",
     "Rows and files the purge erased, by kind (couples, messages, events, hides, users, uploads)",
     ["kind"],
+    registry=REGISTRY,
+)
+UPLOADS = Counter(
+    "ieum_uploads",
+    "Uploads by kind (image, audio, video, file) and outcome: published (checked and in "
+    "place), refused (not what its type says), quota (the couple's day was used up), "
+    "unnamed (deleted: no message named it in time), unsent (deleted with its message)",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+MEDIA_CHECK_SECONDS = Histogram(
+    "ieum_media_check_seconds",
+    "Seconds from an upload's bytes to its publication: the check, EXIF removal, thumbnail",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
 ADMIN_CALLS = Counter(

@@ -133,30 +133,19 @@ def _finish_txn(
 
 
 def _sweep_txn(conn: Connection, before: datetime, limit: int) -> list[Upload]:
-    named = exists().where(messages.c.media_url == uploads.c.url)
-    # A message names it: kept for good (the message's unsend dooms it later).
-    conn.execute(
-        update(uploads)
-        .where(
+    due = or_(
+        uploads.c.state == UploadState.DOOMED.value,
+        and_(
             uploads.c.state.in_((UploadState.ISSUED.value, UploadState.READY.value)),
             uploads.c.expires_at < before,
-            named,
-        )
-        .values(state=UploadState.KEPT.value)
+        ),
     )
+    # A message names it (another one than an unsent message, for a doomed one): kept for
+    # good, until an unsend dooms it.
+    named = exists().where(messages.c.media_url == uploads.c.url)
+    conn.execute(update(uploads).where(due, named).values(state=UploadState.KEPT.value))
     rows = conn.execute(
-        select(*_COLUMNS)
-        .where(
-            or_(
-                uploads.c.state == UploadState.DOOMED.value,
-                and_(
-                    uploads.c.state.in_((UploadState.ISSUED.value, UploadState.READY.value)),
-                    uploads.c.expires_at < before,
-                ),
-            )
-        )
-        .order_by(uploads.c.expires_at)
-        .limit(limit)
+        select(*_COLUMNS).where(due).order_by(uploads.c.expires_at).limit(limit)
     ).all()
     return [_upload(row) for row in rows]
 

@@ -18,10 +18,13 @@ __all__ = [
     "SNIFF_BYTES",
     "Kind",
     "MediaType",
+    "file_name_problem",
     "kind_of",
     "normalize",
     "sniff",
 ]
+
+MAX_FILE_NAME = 255  # what file systems take
 
 
 class Kind(enum.StrEnum):
@@ -169,3 +172,23 @@ def sniff(content_type: str, head: bytes) -> bool:
     one) starts the way files of ``content_type`` (a table type) do. The signatures are the
     formats' magic numbers; passing here only means the bytes are worth decoding."""
     return bool(head) and _RULES[_SIGNATURES[content_type]](head)
+
+
+def file_name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a shared file's name (shown, and offered as the name
+    of the download), or ``None``. Any script and punctuation is fine; path separators,
+    control characters (NUL included), ``.`` and ``..`` and blank names are not: a name
+    must never be taken for a path."""
+    if not name.strip():
+        return "'fileName' must not be blank"
+    if len(name) > MAX_FILE_NAME:
+        return f"'fileName' has at most {MAX_FILE_NAME} characters"
+    if any(c in "/\\" for c in name):
+        return "'fileName' must not contain '/' or '\\'"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+        return "'fileName' must not contain control characters (NUL included)"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        return "'fileName' must be valid Unicode text"
+    if name.strip() in (".", ".."):
+        return "'fileName' must not be '.' or '..'"
+    return None

@@ -99,9 +99,7 @@ async def test_an_upload_becomes_ready_once(db: Database, make_couple: CoupleFac
     assert ready == dataclasses.replace(upload, state=UploadState.READY, size=33_000, media=media)
     assert ready is not None
     assert ready.published
-    again = await db.finish_upload(
-        upload.id, size=1, media=Media(duration_ms=1), thumbnail_key="x"
-    )
+    again = await db.finish_upload(upload.id, size=1, media=Media(duration_ms=1), thumbnail_key="x")
     assert again == ready
     assert await db.finish_upload("0" * 32, size=1, media=media, thumbnail_key=None) is None
 
@@ -158,9 +156,7 @@ async def test_unsending_a_media_message_dooms_its_upload(
     assert (doomed.id, doomed.state) == (upload.id, UploadState.DOOMED)
 
 
-async def test_purging_a_couple_takes_its_uploads(
-    db: Database, make_couple: CoupleFactory
-) -> None:
+async def test_purging_a_couple_takes_its_uploads(db: Database, make_couple: CoupleFactory) -> None:
     couple, a, _ = await make_couple()
     upload = ticket(couple, a, 10)
     await db.issue_upload(upload, since=DAY, daily_bytes=10**9)

@@ -8,6 +8,7 @@ import pytest
 
 from ieum_chat.api.errors import HTTP_STATUS
 from ieum_chat.errors import ErrorCode
+from ieum_chat.uploads.kinds import CONTENT_TYPES
 from tests.unit.api.conftest import Api
 
 OPERATIONS: dict[tuple[str, str], set[str]] = {
@@ -15,9 +16,26 @@ OPERATIONS: dict[tuple[str, str], set[str]] = {
     ("get", "/chat/rooms/{roomId}/messages"): {"200", "400", "401", "403", "404"},
     ("post", "/chat/rooms/{roomId}/messages"): {"201", "400", "401", "403", "404", "413", "429"},
     ("post", "/chat/rooms/{roomId}/read"): {"200", "400", "401", "403", "404", "413", "429"},
-    ("post", "/chat/rooms/{roomId}/uploads"): {"200", "400", "401", "403", "404", "413", "415"},
-    ("put", "/uploads/{coupleId}/{name}"): {"201", "400", "403", "404", "413", "415"},
-    ("get", "/uploads/{coupleId}/{name}"): {"200", "404"},
+    ("post", "/chat/rooms/{roomId}/uploads"): {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "413",
+        "415",
+        "429",
+    },
+    ("post", "/chat/rooms/{roomId}/uploads/{uploadId}/complete"): {
+        "200",
+        "401",
+        "403",
+        "404",
+        "409",
+        "415",
+    },
+    ("put", "/uploads/{coupleId}/{name}"): {"201", "400", "403", "404", "409", "413", "415"},
+    ("get", "/uploads/{coupleId}/{name}"): {"200", "206", "404", "416"},
     ("get", "/chat/export"): {"200", "401", "404", "429"},
     ("get", "/chat/devices"): {"200", "401"},
     ("put", "/chat/devices/{deviceId}"): {"200", "201", "400", "401", "413"},
@@ -45,7 +63,7 @@ async def test_every_operation_documents_its_answers(schema: dict[str, Any]) -> 
         documented = set(operation["responses"])
         assert statuses <= documented, (method, path, statuses - documented)
         assert "422" not in documented, (method, path)
-        for status in documented - {"200", "201", "204"}:
+        for status in documented - {"200", "201", "204", "206"}:
             content = operation["responses"][status]["content"]["application/json"]
             assert content["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -57,13 +75,10 @@ async def test_bodies_and_security_are_documented(schema: dict[str, Any]) -> Non
         assert body["type"] == "object"
     upload = paths["/chat/rooms/{roomId}/uploads"]["post"]["requestBody"]
     size = upload["content"]["application/json"]["schema"]["properties"]["size"]
-    assert size["maximum"] == 10 * 1024 * 1024
-    assert set(paths["/uploads/{coupleId}/{name}"]["put"]["requestBody"]["content"]) == {
-        "image/jpeg",
-        "image/png",
-        "image/gif",
-        "image/webp",
-    }
+    assert size["maximum"] == 100 * 1024 * 1024  # the largest kind's limit: video
+    assert set(paths["/uploads/{coupleId}/{name}"]["put"]["requestBody"]["content"]) == set(
+        CONTENT_TYPES
+    )
     for method, path in OPERATIONS:
         secured = "security" in paths[path][method]
         expected = path.startswith("/chat/") and (method, path) not in UNSECURED

@@ -285,7 +285,7 @@ async def test_send_is_broadcast_to_the_couple(api: Api) -> None:
         ({"type": "TEXT", "content": "x" * 4001, "tempId": "t-long"}, "longer than"),
         ({"type": "IMAGE", "tempId": "t-img"}, "imageUrl"),
         ({"type": "IMAGE", "imageUrl": "ftp://x/y.png", "tempId": "t-ftp"}, "http(s)"),
-        ({"type": "VIDEO", "content": "x", "tempId": "t-type"}, "'type'"),
+        ({"type": "GIF", "content": "x", "tempId": "t-type"}, "'type'"),
         ({"type": "TEXT", "content": 5, "tempId": "t-int"}, "'content' must be a string"),
         ({"type": "STICKER", "content": "s" * 201, "tempId": "t-st"}, "sticker"),
     ],

@@ -1,10 +1,13 @@
-"""Presigned uploads with the local backend, in-process: presign, the signed PUT, serving,
-and IMAGE messages that must name an uploaded file."""
+"""Presigned uploads with the local backend, in-process: presign, the signed PUT (and the
+check it runs), serving, and IMAGE messages that must name an uploaded file."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -13,12 +16,21 @@ import pytest
 
 from ieum_chat.uploads import LocalUploads
 from ieum_chat.uploads.kinds import Kind
+from tests.support import media
 from tests.unit.api.conftest import PUBLIC_URL, Api
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x01" * 500
-GIF = b"GIF89a" + b"\x02" * 100
-WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x03" * 100
+
+def made(make: Callable[[Path], Path]) -> bytes:
+    """The bytes of a file ``make`` writes (real images: the PUT decodes them)."""
+    with tempfile.TemporaryDirectory() as folder:
+        return make(Path(folder) / "file").read_bytes()
+
+
+# Without EXIF: stored as sent, byte for byte.
+PNG = made(media.png)
+JPEG = made(lambda path: media.jpeg(path, gps=False, orientation=None))
+GIF = made(media.gif)
+WEBP = made(media.webp)
 
 
 async def presign(api: Api, content_type: str, size: int, **extra: Any) -> httpx.Response:
@@ -73,11 +85,12 @@ async def test_upload_round_trip(api: Api, content_type: str, data: bytes) -> No
     assert 0 < t["expiresIn"] <= api.settings.upload_ttl
     done = await put(api, t["uploadUrl"], data, content_type)
     assert done.status_code == 201, done.text
-    assert done.json() == {
-        "imageUrl": t["imageUrl"],
-        "contentType": content_type,
-        "size": len(data),
-    }
+    result = done.json()
+    assert result["uploadId"] == t["uploadId"]
+    assert (result["kind"], result["contentType"]) == ("IMAGE", content_type)
+    assert result["imageUrl"] == result["mediaUrl"] == t["imageUrl"]
+    assert result["size"] == len(data)
+    assert result["thumbnailUrl"].endswith(".thumb.webp")
     served = await api.client.get(t["imageUrl"])
     assert served.status_code == 200
     assert served.content == data
@@ -196,6 +209,7 @@ async def test_upload_with_another_content_type_is_415(api: Api) -> None:
 
 
 async def test_upload_whose_bytes_are_not_the_declared_type_is_415(api: Api) -> None:
+    """Refused on the first bytes, before anything is decoded."""
     html = b"<html><script>alert(1)</script></html>"
     t = await ticket(api, "image/png", len(html))
     response = await put(api, t["uploadUrl"], html, "image/png")
@@ -262,9 +276,16 @@ async def test_image_of_a_foreign_or_unknown_file_is_refused(api: Api, url: str)
 
 
 async def test_image_uploaded_for_another_couple_is_refused(api: Api) -> None:
-    t = backend(api).presign(api.other.id, "image/png", len(PNG), now=time.time())
-    assert (await put(api, t.upload_url, PNG, "image/png")).status_code == 201
-    response = await api.send(type="IMAGE", imageUrl=t.image_url)
+    member = await api.db.get_user(api.other.user1_id)
+    assert member is not None
+    asked = await api.client.post(
+        api.room("/uploads", api.other),
+        json={"contentType": "image/png", "size": len(PNG)},
+        headers=api.auth(member),
+    )
+    t = asked.json()
+    assert (await put(api, t["uploadUrl"], PNG, "image/png")).status_code == 201
+    response = await api.send(type="IMAGE", imageUrl=t["imageUrl"])
     assert error_code(response, 400) == "SEND_FAILED"
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ import pytest
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.envelope import channel_for, pack, unpack
-from ieum_chat.store.records import MESSAGE_FIELDS, ChangeKind, Event, Message, User
+from ieum_chat.store.records import MESSAGE_FIELDS, ChangeKind, Event, Media, Message, User
 
 UTC = ZoneInfo("UTC")
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -65,7 +66,8 @@ def test_message_carries_every_field_of_the_plan_plus_seq() -> None:
 
 def test_the_codec_renders_every_field_of_message() -> None:
     """message_dict is Message's one JSON converter: a field added to the dataclass and not
-    put on the wire (under its camelCase name) fails here, as one the dataclass lacks does."""
+    put on the wire (under its camelCase name) fails here, as one the dataclass lacks does.
+    ``media`` is put on the wire as its fields (a media message's; other types carry none)."""
 
     def camel(name: str) -> str:
         head, *rest = name.split("_")
@@ -73,22 +75,38 @@ def test_the_codec_renders_every_field_of_message() -> None:
 
     # on the wire as what they mean: the message answered (a preview), whether it is unsent
     renamed = {"reply_to_id": "replyTo", "unsent_at": "unsent"}
-    data = codec.message_dict(message(), None, UTC)
-    assert set(data) == {renamed.get(name, camel(name)) for name in MESSAGE_FIELDS} | {
-        "senderName",
-        "senderProfileImage",
-        "asOfSeq",
-    }
-    assert data["asOfSeq"] == data["seq"]  # live: its own seq
+    media = {camel(f.name) for f in dataclasses.fields(Media)}
+    fields = {renamed.get(name, camel(name)) for name in MESSAGE_FIELDS} - {"media"}
+    extra = {"senderName", "senderProfileImage", "asOfSeq"}
+    audio = codec.message_dict(message(type="AUDIO", media_url="https://x/a.m4a"), None, UTC)
+    assert set(audio) == fields | media | extra
+    text = codec.message_dict(message(), None, UTC)
+    assert set(text) == fields - {"mediaUrl"} | extra
+    assert text["asOfSeq"] == text["seq"]  # live: its own seq
     assert codec.message_dict(message(), None, UTC, as_of=9)["asOfSeq"] == 9
+
+
+def test_a_media_message_carries_what_is_known_of_its_file() -> None:
+    known = Media(thumbnail_url="https://x/v.thumb.webp", duration_ms=3000, size=9, width=4)
+    video = codec.message_dict(
+        message(type="VIDEO", media_url="https://x/v.mp4", media=known), None, UTC
+    )
+    assert {k: video[k] for k in ("mediaUrl", "thumbnailUrl", "durationMs", "fileName")} == {
+        "mediaUrl": "https://x/v.mp4",
+        "thumbnailUrl": "https://x/v.thumb.webp",
+        "durationMs": 3000,
+        "fileName": None,
+    }
+    assert (video["size"], video["width"], video["height"]) == (9, 4, None)
 
 
 def test_the_rest_schema_of_a_message_has_the_wire_fields() -> None:
     """REST's OpenAPI model lists the message's fields for the documentation: it names
-    exactly what the codec puts on the wire."""
+    exactly what the codec puts on the wire (of a media message: all of them)."""
     from ieum_chat.api.models import MessageOut
 
-    assert set(MessageOut.model_fields) == set(codec.message_dict(message(), None, UTC))
+    wire = codec.message_dict(message(type="FILE", media_url="https://x/f.pdf"), None, UTC)
+    assert set(MessageOut.model_fields) == set(wire)
 
 
 def test_read_receipt_and_system_payloads() -> None:

@@ -13,6 +13,8 @@ from ieum_chat.chat.requests import (
 )
 from ieum_chat.errors import ErrorCode, SendFailed
 
+TYPES = "'type' must be one of TEXT, IMAGE, STICKER, AUDIO, VIDEO, FILE"
+
 
 def body(**fields: object) -> bytes:
     return orjson.dumps(fields)
@@ -50,7 +52,7 @@ def test_text_of_exactly_4000_characters_is_accepted() -> None:
             "'content' is longer than 4000 characters",
             "t",
         ),
-        (body(type="IMAGE", tempId="t"), "IMAGE needs an 'imageUrl'", "t"),
+        (body(type="IMAGE", tempId="t"), "IMAGE needs 'imageUrl'", "t"),
         (
             body(type="IMAGE", imageUrl="ftp://x/y", tempId="t"),
             "'imageUrl' must be an http(s) URL",
@@ -58,11 +60,15 @@ def test_text_of_exactly_4000_characters_is_accepted() -> None:
         ),
         (body(type="STICKER", tempId="t"), "STICKER needs 'content' (the sticker id)", "t"),
         (
-            body(type="VIDEO", content="x", tempId="t"),
-            "'type' must be one of TEXT, IMAGE, STICKER",
+            body(type="GIF", content="x", tempId="t"),
+            TYPES,
             "t",
         ),
-        (body(content="x", tempId="t"), "'type' must be one of TEXT, IMAGE, STICKER", "t"),
+        (
+            body(content="x", tempId="t"),
+            TYPES,
+            "t",
+        ),
         (body(type="TEXT", content=5, tempId="t"), "'content' must be a string", "t"),
         (body(type="TEXT", content="x", tempId=5), "'tempId' must be a string", None),
         (
@@ -72,7 +78,7 @@ def test_text_of_exactly_4000_characters_is_accepted() -> None:
         ),
         (
             body(type=["TEXT"], content="x", tempId="t"),
-            "'type' must be one of TEXT, IMAGE, STICKER",
+            TYPES,
             "t",
         ),
     ],
