@@ -291,11 +291,11 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         if path is None or not path.is_file():
             raise NotFound("no such file")
         content_type = content_type_of(key)
-        headers = dict(_FILE_HEADERS)
+        shared_as = None
         if MEDIA_TYPES[content_type].kind is Kind.FILE:  # never shown inline: downloaded
             upload = await chat.db.upload_by_url(backend.image_url(key))
-            shared_as = upload.file_name if upload is not None else None
-            headers["Content-Disposition"] = content_disposition(shared_as or name)
+            shared_as = (upload.file_name if upload is not None else None) or name
+        headers = {**_FILE_HEADERS, "Content-Disposition": content_disposition(shared_as)}
         if content_type.startswith("text/"):
             content_type += "; charset=utf-8"
         return FileResponse(path, media_type=content_type, headers=headers)

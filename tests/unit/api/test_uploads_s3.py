@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.support import media
 from tests.unit.api.conftest import Api
 
 REGION = "ap-northeast-2"
+Reader = Callable[[str], dict[str, Any] | None]
 
 
 @pytest.fixture
@@ -28,6 +31,27 @@ def bucket(s3_server: str, fake_aws: None) -> str:
     client = boto3.session.Session().client("s3", region_name=REGION, endpoint_url=s3_server)
     client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     return name
+
+
+@pytest.fixture
+def objects(bucket: str, s3_server: str) -> Callable[[str], dict[str, Any] | None]:
+    """Read an object of the bucket by its URL, as an authorised reader (the bucket is
+    private: a CDN's reader, say); ``None`` when there is none."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.session.Session().client("s3", region_name=REGION, endpoint_url=s3_server)
+
+    def read(url: str) -> dict[str, Any] | None:
+        key = url.split(f"/{bucket}/", 1)[1]
+        try:
+            answer: dict[str, Any] = client.get_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return None
+        answer["data"] = answer["Body"].read()
+        return answer
+
+    return read
 
 
 @pytest.fixture
@@ -55,7 +79,9 @@ async def ticket(api: Api, content_type: str, size: int, **extra: Any) -> dict[s
     return answer
 
 
-async def test_a_photo_is_checked_and_published_on_completion(api: Api, tmp_path: Path) -> None:
+async def test_a_photo_is_checked_and_published_on_completion(
+    api: Api, tmp_path: Path, objects: Reader
+) -> None:
     photo = media.jpeg(tmp_path / "p.jpg", size=(800, 600), gps=True)
     data = await asyncio.to_thread(photo.read_bytes)
     t = await ticket(api, "image/jpeg", len(data))
@@ -64,22 +90,27 @@ async def test_a_photo_is_checked_and_published_on_completion(api: Api, tmp_path
     assert (early.status_code, early.json()["code"]) == (409, "CONFLICT")
     await post_form(t, data, "image/jpeg")
 
-    async with httpx.AsyncClient() as reader:
-        assert (await reader.get(t["mediaUrl"])).status_code == 404  # not before the check
-        done = await api.client.post(t["completeUrl"], headers=api.auth())
-        assert done.status_code == 200, done.text
-        result = done.json()
-        assert (result["mediaUrl"], result["width"], result["height"]) == (t["mediaUrl"], 800, 600)
-        again = await api.client.post(t["completeUrl"], headers=api.auth())
-        assert again.json() == result  # idempotent
+    assert objects(t["mediaUrl"]) is None  # not before the check
+    done = await api.client.post(t["completeUrl"], headers=api.auth())
+    assert done.status_code == 200, done.text
+    result = done.json()
+    # held upright (EXIF orientation 6): the stored photo is turned
+    assert (result["mediaUrl"], result["width"], result["height"]) == (t["mediaUrl"], 600, 800)
+    again = await api.client.post(t["completeUrl"], headers=api.auth())
+    assert again.json() == result  # idempotent
 
-        served = await reader.get(result["mediaUrl"])
-        assert served.status_code == 200
-        assert served.headers["content-type"] == "image/jpeg"
-        assert Image.open(io.BytesIO(served.content)).getexif() == {}
-        thumb = await reader.get(result["thumbnailUrl"])
-        assert thumb.headers["content-type"] == "image/webp"
-        assert max(Image.open(io.BytesIO(thumb.content)).size) == 320
+    served = objects(result["mediaUrl"])
+    assert served is not None
+    assert (served["ContentType"], served["ContentDisposition"]) == ("image/jpeg", "inline")
+    assert Image.open(io.BytesIO(served["data"])).getexif() == {}
+    thumb = objects(result["thumbnailUrl"])
+    assert thumb is not None
+    assert thumb["ContentType"] == "image/webp"
+    assert max(Image.open(io.BytesIO(thumb["data"])).size) == 320
+    assert (
+        objects(t["mediaUrl"].replace(f"/{t['fields']['key'][8:]}", "/" + t["fields"]["key"]))
+        is None
+    )
 
     sent = await api.send(type="IMAGE", imageUrl=result["mediaUrl"], tempId="s3")
     assert sent.status_code == 201, sent.text
@@ -87,7 +118,7 @@ async def test_a_photo_is_checked_and_published_on_completion(api: Api, tmp_path
 
 
 async def test_a_file_is_published_as_an_attachment_under_its_name(
-    api: Api, tmp_path: Path
+    api: Api, tmp_path: Path, objects: Reader
 ) -> None:
     name = '사진 모음 "여름".zip'
     data = await asyncio.to_thread(media.zip_archive(tmp_path / "a.zip").read_bytes)
@@ -95,20 +126,21 @@ async def test_a_file_is_published_as_an_attachment_under_its_name(
     await post_form(t, data, "application/zip")
     done = await api.client.post(t["completeUrl"], headers=api.auth())
     assert done.status_code == 200, done.text
-    async with httpx.AsyncClient() as reader:
-        served = await reader.get(t["mediaUrl"])
-    disposition = served.headers["content-disposition"]
+    served = objects(t["mediaUrl"])
+    assert served is not None
+    disposition = served["ContentDisposition"]
     assert disposition.startswith("attachment; ")
-    assert "filename*=UTF-8''" in disposition
+    assert urllib.parse.unquote(disposition.split("filename*=UTF-8''", 1)[1]) == name
 
 
-async def test_a_staged_file_that_is_not_what_it_says_is_refused(api: Api, tmp_path: Path) -> None:
+async def test_a_staged_file_that_is_not_what_it_says_is_refused(
+    api: Api, tmp_path: Path, objects: Reader
+) -> None:
     data = await asyncio.to_thread(media.html_as_png(tmp_path / "x.png").read_bytes)
     t = await ticket(api, "image/png", len(data))
     await post_form(t, data, "image/png")
     refused = await api.client.post(t["completeUrl"], headers=api.auth())
     assert (refused.status_code, refused.json()["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
-    async with httpx.AsyncClient() as reader:
-        assert (await reader.get(t["mediaUrl"])).status_code == 404
+    assert objects(t["mediaUrl"]) is None
     sent = await api.send(type="IMAGE", imageUrl=t["mediaUrl"])
     assert sent.json()["code"] == "SEND_FAILED"
