@@ -93,9 +93,12 @@ def _complaint(out: _Output, program: str, path: str) -> str:
         except ValueError:
             name = f"signal {-out.returncode}"
         return f"{Path(program).name} was killed by {name}"
-    lines = [_PREFIX.sub("", line).strip() for line in out.stderr.splitlines()]
-    last = next((line for line in reversed(lines) if line), "no reason given")
-    return last.replace(f"file:{path}", "file").replace(path, "file")[:200]
+    said = []
+    for raw in out.stderr.splitlines():
+        line = _PREFIX.sub("", raw).replace(f"file:{path}: ", "").strip()
+        if line and line not in said:
+            said.append(line.replace(path, "the file"))
+    return "; ".join(said[-3:])[:300] or "no reason given"
 
 
 def _seconds(value: object) -> float | None:
@@ -210,8 +213,13 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
                 return {"ok": False, "reason": f"the file is {found['found']}, not {content_type}"}
             why = _complaint(out, request["ffprobe"], path)
             return {"ok": False, "reason": f"the file is not a valid {content_type}: {why}"}
-        probe = json.loads(out.stdout)
-        return _verdict(request, probe if isinstance(probe, dict) else {})
+        try:
+            probe = json.loads(out.stdout)
+        except ValueError:
+            probe = None
+        if not isinstance(probe, dict):
+            return {"ok": False, "reason": f"the file is not a valid {content_type}: no report"}
+        return _verdict(request, probe)
     except _ToolMissing as exc:
         return {"ok": False, "tool": True, "reason": str(exc)}
 
@@ -238,6 +246,8 @@ def thumbnail(request: dict[str, Any]) -> dict[str, Any]:
     ``thumbnail_px`` without enlarging it, as WebP."""
     from PIL import Image
 
+    from ieum_chat.uploads._images import THUMBNAIL_QUALITY, write
+
     try:
         out = _frame(request, request["at"])
         if out.returncode == 0 and not out.stdout and request["at"] > 0:
@@ -248,5 +258,5 @@ def thumbnail(request: dict[str, Any]) -> dict[str, Any]:
         why = _complaint(out, request["ffmpeg"], request["source"])
         return {"ok": False, "reason": f"ffmpeg made no frame: {why}"}
     with Image.open(io.BytesIO(out.stdout), formats=["PNG"]) as frame:
-        frame.save(request["out"], "WEBP", quality=80)
+        write(frame, request["out"], "WEBP", quality=THUMBNAIL_QUALITY)
         return {"ok": True, "width": frame.width, "height": frame.height}

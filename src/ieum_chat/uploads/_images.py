@@ -8,6 +8,7 @@ read, before a pixel is decoded. Only the declared format's decoder is tried.
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageFile, ImageSequence, JpegImagePlugin, UnidentifiedImageError
 
-__all__ = ["FORMATS", "check", "thumbnail"]
+__all__ = ["FORMATS", "check", "thumbnail", "write"]
 
 # Declared type -> (Pillow's decoder, the formats it may report). A JPEG with a Multi-Picture
 # index (many phones' photos: a depth map, an HDR gain map) opens as MPO.
@@ -80,6 +81,16 @@ def _open(path: str, content_type: str, max_pixels: int) -> Iterator[Image.Image
             raise _Refused(f"the file is not a valid {content_type}") from None
 
 
+def write(im: Image.Image, out: str, fmt: str, **options: Any) -> None:
+    """Encode in memory, then write with Python's file object. Pillow's encoders write to a
+    file descriptor themselves and do not notice a short write: a file cut by the size limit
+    (or a full disk) would be kept as if whole. Python retries the rest and fails loudly."""
+    buffer = io.BytesIO()
+    im.save(buffer, fmt, **options)
+    with open(out, "wb") as fh:
+        fh.write(buffer.getbuffer())
+
+
 def _frames(im: Image.Image) -> int:
     # MPO's other pictures are views of the photo (depth, gain map), not frames to play
     return 1 if im.format == "MPO" else getattr(im, "n_frames", 1)
@@ -125,7 +136,9 @@ def _save_options(im: Image.Image, source: str) -> dict[str, Any]:
     return options
 
 
-def _rewrite(im: Image.Image, source: str, out: str, orientation: int) -> None:
+def _rewrite(
+    im: Image.Image, source: str, out: str, orientation: int, durations: list[int]
+) -> None:
     """A copy with the orientation applied and no metadata but the colour profile, in the
     same format (an MPO as a plain JPEG: the primary picture only)."""
     options = _save_options(im, source)
@@ -137,21 +150,18 @@ def _rewrite(im: Image.Image, source: str, out: str, orientation: int) -> None:
         im.seek(0)
         copy = im.transpose(method) if method is not None else im.copy()
         copy.info = {k: v for k, v in im.info.items() if k in _KEPT_INFO}
-        copy.save(out, fmt, **options)
+        write(copy, out, fmt, **options)
         return
-    durations = []
-    for frame in ImageSequence.Iterator(im):
-        durations.append(frame.info.get("duration", 0))
     options.update(save_all=True, duration=durations, loop=im.info.get("loop", 0))
     if fmt == "PNG":  # Pillow hands out whole composed frames: each replaces the last
         options.update(disposal=0, blend=0)
     im.seek(0)
     if method is None:  # the encoder seeks through the frames itself, one in memory at a time
-        im.save(out, fmt, **options)
+        write(im, out, fmt, **options)
         return
     turned = [frame.transpose(method) for frame in ImageSequence.Iterator(im)]
     turned[0].info = {k: v for k, v in im.info.items() if k in _KEPT_INFO}
-    turned[0].save(out, fmt, append_images=turned[1:], **options)
+    write(turned[0], out, fmt, append_images=turned[1:], **options)
 
 
 def check(request: dict[str, Any]) -> dict[str, Any]:
@@ -160,10 +170,11 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
     source, content_type = request["source"], request["content_type"]
     try:
         with _open(source, content_type, request["max_pixels"]) as im:
-            frames = _frames(im)
-            for index in range(frames):
+            durations = []  # a frame's duration is known once it is decoded (WebP)
+            for index in range(_frames(im)):
                 im.seek(index)
                 im.load()
+                durations.append(im.info.get("duration", 0))
             im.seek(0)
             orientation = _orientation(im)
             width, height = im.size
@@ -171,11 +182,15 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
                 width, height = height, width
             rewritten = im.format != "GIF" and (_has_metadata(im) or im.format == "MPO")
             if rewritten:
-                _rewrite(im, source, request["out"], orientation)
+                _rewrite(im, source, request["out"], orientation, durations)
     except _Refused as exc:
         return {"ok": False, "reason": str(exc)}
     except MemoryError:
         raise
+    except OSError as exc:
+        if exc.errno is not None:  # the system's (a full disk), not a decoder's: a failure
+            raise
+        return {"ok": False, "reason": f"the file is not a valid {content_type}: {exc}"}
     except Exception as exc:  # any decoder error: the bytes are not a whole image of the type
         return {"ok": False, "reason": f"the file is not a valid {content_type}: {exc}"}
     return {"ok": True, "width": width, "height": height, "rewritten": rewritten}
@@ -206,5 +221,5 @@ def thumbnail(request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "reason": str(exc)}
     if (method := _TRANSPOSE.get(orientation)) is not None:
         thumb = thumb.transpose(method)
-    thumb.save(request["out"], "WEBP", quality=THUMBNAIL_QUALITY, icc_profile=icc or None)
+    write(thumb, request["out"], "WEBP", quality=THUMBNAIL_QUALITY, icc_profile=icc or None)
     return {"ok": True, "width": thumb.width, "height": thumb.height}

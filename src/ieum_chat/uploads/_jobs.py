@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -26,12 +27,16 @@ import ieum_chat
 
 __all__ = ["STDERR_MAX", "STDOUT_MAX", "WORKER", "JobFailed", "child_env", "run_job"]
 
+log = logging.getLogger(__name__)
+
 WORKER = "ieum_chat.uploads._worker"
 # An answer is a few hundred bytes; anything near this is a child gone wrong.
 STDOUT_MAX = 64 * 1024
 # What the logs get of a child's complaints.
 STDERR_MAX = 16 * 1024
 _READ_CHUNK = 64 * 1024
+# How long the members of a killed group may take to die before we give up waiting.
+_GROUP_GRACE = 2.0
 
 # Signals the kernel sends for the limits the child set on itself (RLIMIT_CPU, RLIMIT_FSIZE).
 _LIMIT_SIGNALS: dict[int, str] = {
@@ -79,9 +84,35 @@ async def _drain(stream: asyncio.StreamReader, pipe: _Pipe, limit: int) -> None:
         pipe.data += chunk[: max(room, 0)]
 
 
-def _kill_group(pid: int) -> None:
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies waiting for init do not)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:  # ended while we looked
+            continue
+        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+async def _kill_group(pgid: int) -> None:
+    """SIGKILL to the group, then wait (briefly) until its members are dead: a signal is
+    delivered when the process next runs, and ffmpeg is not ours to wait for."""
     with contextlib.suppress(ProcessLookupError):  # every member is gone already
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pgid, signal.SIGKILL)
+    if not sys.platform.startswith("linux"):  # no /proc to look in
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _GROUP_GRACE
+    while await asyncio.to_thread(_group_alive, pgid):
+        if loop.time() > deadline:
+            log.warning("processes of media job group %d still run after SIGKILL", pgid)
+            return
+        await asyncio.sleep(0.01)
 
 
 def _failure(returncode: int) -> str:
@@ -106,6 +137,7 @@ async def run_job(request: dict[str, Any], *, seconds: float, cwd: Path) -> dict
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-P",  # the working directory holds uploads: never a place to import from
+        "-B",  # nor to write bytecode to, from a process whose file sizes are limited
         "-m",
         WORKER,
         json.dumps(request),
@@ -133,8 +165,8 @@ async def run_job(request: dict[str, Any], *, seconds: float, cwd: Path) -> dict
     finally:
         if not answered:
             # a crashed child may leave ffmpeg behind; a timed-out or cancelled one is alive
-            _kill_group(proc.pid)
-            await asyncio.shield(proc.wait())
+            await _kill_group(proc.pid)  # the signal goes before its first await
+            await proc.wait()
     if out.overflow:
         raise JobFailed("wrote too much output", _text(err))
     if proc.returncode:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import sys
 from typing import Any
 
@@ -29,6 +30,9 @@ def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Python ignores SIGXFSZ (a write past the limit would raise EFBIG, which a decoder's
+    # error handling could take for a broken file); the kernel's default ends the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
 
 def _run(request: dict[str, Any]) -> dict[str, Any]:
