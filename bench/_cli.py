@@ -6,7 +6,8 @@
     python -m bench compare --backends sqlite,postgresql,rabbitmq --couples 50 --duration 15
     python -m bench compare --backends postgresql --mix 0,0.1   # 10% of the SENDs reactions
 
-Other probes in this folder: ``python -m bench.one_couple``, ``bench.history``, ``bench.multinode``.
+Other probes in this folder: ``python -m bench.one_couple``, ``bench.history``, ``bench.multinode``,
+``bench.thumbnails`` (the cost of inspecting a photo and a video upload).
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ STDOUT_MAX = 64 * 1024
 # What the logs get of a child's complaints.
 STDERR_MAX = 16 * 1024
 _READ_CHUNK = 64 * 1024
+# Where ``import ieum_chat`` finds the package (``src`` in a checkout, site-packages else).
+_PACKAGE_ROOT = str(Path(ieum_chat.__file__).resolve().parents[1])
 # How long the members of a killed group may take to die before we give up waiting.
 _GROUP_GRACE = 2.0
 
@@ -65,11 +67,10 @@ class _Pipe:
 def child_env() -> dict[str, str]:
     """The child's whole environment: a ``PATH`` to find ffmpeg, a ``PYTHONPATH`` that reaches
     this package however it was installed, and nothing of the server's secrets."""
-    root = str(Path(ieum_chat.__file__).resolve().parents[1])
     inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {
         "PATH": os.environ.get("PATH", os.defpath),
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys([root, *inherited])),
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys([_PACKAGE_ROOT, *inherited])),
         # glibc reserves 64 MiB of address space per malloc arena, up to 8 per core; under
         # RLIMIT_AS that reservation, not the memory used, would decide when a decoder fails.
         "MALLOC_ARENA_MAX": "2",

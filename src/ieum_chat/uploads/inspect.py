@@ -42,6 +42,7 @@ _CPU_GRACE = 5
 # The largest file a job writes is a copy of the upload (a re-encoded JPEG can outgrow the
 # original) or a thumbnail.
 _FILE_FLOOR = 32 * 2**20
+_LOGGED = 2000  # characters of a child's stderr in a log line
 # The FILE types that are ZIP archives (Office Open XML, HWPX): their directory is checked.
 _ZIP_EXTENSIONS = frozenset({"zip", "docx", "xlsx", "pptx", "hwpx"})
 
@@ -77,6 +78,12 @@ class MediaRejected(UnsupportedMediaType):
 class MediaToolError(RuntimeError):
     """ffprobe (or ffmpeg) could not be started: the server's installation is at fault, not
     the upload, so this is no :class:`MediaRejected`."""
+
+
+def _tail(stderr: str) -> str:
+    """What a log line gets of a child's stderr: its end, where Python and ffmpeg say why."""
+    text = stderr.strip()
+    return text if len(text) <= _LOGGED else "[...]" + text[-_LOGGED:]
 
 
 def _head(path: Path) -> tuple[bytes, int]:
@@ -180,7 +187,7 @@ class Inspector:
         try:
             answer = await self._run(base, base.check_job, what, request)
         except JobFailed as exc:
-            log.warning("%s of %s %s: %s", what, base.source, exc.reason, exc.stderr.strip())
+            log.warning("%s of %s %s: %s", what, base.source, exc.reason, _tail(exc.stderr))
             answer = {"ok": False, "reason": f"the {what} {exc.reason}"}
         if answer.get("tool"):
             log.error("%s of %s: %s", what, base.source, answer.get("reason"))
@@ -197,7 +204,7 @@ class Inspector:
         try:
             answer = await self._run(base, base.thumbnail_job, "thumbnail", request)
         except JobFailed as exc:
-            answer = {"ok": False, "reason": f"the job {exc.reason}", "stderr": exc.stderr}
+            answer = {"ok": False, "reason": f"the job {exc.reason}", "stderr": _tail(exc.stderr)}
         if answer.get("ok"):
             return out
         await asyncio.to_thread(out.unlink, missing_ok=True)
