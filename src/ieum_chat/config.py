@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ieum_chat.uploads.kinds import CONTENT_TYPES, Kind, normalize
+from ieum_chat.media_types import CONTENT_TYPES, Kind, normalize
 
 __all__ = ["DEV_JWT_SECRET", "Settings"]
 

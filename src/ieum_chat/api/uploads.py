@@ -27,6 +27,7 @@ from ieum_chat.api.deps import Caller, Chat, Room, json_response, read_body
 from ieum_chat.api.errors import responses, summarize_errors
 from ieum_chat.api.models import UploadOut, UploadRequest, UploadTicketOut
 from ieum_chat.chat import codec
+from ieum_chat.chat.media import USED
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import (
@@ -36,6 +37,8 @@ from ieum_chat.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from ieum_chat.media_types import CONTENT_TYPES as MEDIA_TYPES
+from ieum_chat.media_types import SNIFF_BYTES, Kind, normalize, sniff
 from ieum_chat.store.uploads import Upload
 from ieum_chat.uploads import (
     CONTENT_TYPES,
@@ -45,8 +48,6 @@ from ieum_chat.uploads import (
     content_type_of,
     public_base_url,
 )
-from ieum_chat.uploads.kinds import CONTENT_TYPES as MEDIA_TYPES
-from ieum_chat.uploads.kinds import SNIFF_BYTES, Kind, normalize, sniff
 
 __all__ = ["build_uploads_router"]
 
@@ -255,7 +256,7 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         backend.verify(key, content_type, size, expires, sig, now=time.time())
         upload = await chat.media.upload_of(None, name.split(".", 1)[0])
         if upload.key != key or upload.published:
-            raise Conflict(_USED)
+            raise Conflict(USED)
         backend.check_unused(key)
         sent_type = normalize(request.headers.get("content-type", ""))
         if sent_type != content_type:
@@ -301,6 +302,3 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         return FileResponse(path, media_type=content_type, headers=headers)
 
     return router
-
-
-_USED = "this upload URL has been used; ask for a new one"

@@ -17,8 +17,8 @@ import emoji as emoji_data
 import orjson
 
 from ieum_chat.errors import ChangeFailed, SendFailed
+from ieum_chat.media_types import file_name_problem
 from ieum_chat.store.records import ChangeKind
-from ieum_chat.uploads.kinds import file_name_problem
 
 __all__ = [
     "MAX_EMOJI_LENGTH",

@@ -1,32 +1,37 @@
-"""Presigned image uploads: a local folder the server serves itself (the embedded default) or an
-S3-compatible bucket (``IEUM_S3_BUCKET``), behind one ABC that also lists, reads and deletes a
-couple's stored files."""
+"""Presigned media uploads: a local folder the server serves itself (the embedded default) or
+an S3-compatible bucket (``IEUM_S3_BUCKET``), behind one ABC that also publishes checked
+files and lists, reads and deletes a couple's stored files; and the checks of uploaded media
+(``inspect``), which run in child processes.
+
+The names below are imported on first use: a media job's child process imports this package
+on its way to its own module and needs none of them (nor the settings they bring along).
+"""
 
 from __future__ import annotations
 
-import logging
-import secrets
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ieum_chat.uploads.base import (
-    CONTENT_TYPES,
-    READ_CHUNK,
-    StoredFile,
-    UploadBackend,
-    UploadTicket,
-    content_disposition,
-    content_type_of,
-    parse_key,
-    thumbnail_key,
-)
-from ieum_chat.uploads.local import LocalUploads, derive_key
-
-if TYPE_CHECKING:  # config reads the kinds' table from this package: imported when called
-    from ieum_chat.config import Settings
+if TYPE_CHECKING:
+    from ieum_chat.uploads.base import (
+        CONTENT_TYPES,
+        READ_CHUNK,
+        THUMBNAIL_SUFFIX,
+        StoredFile,
+        UploadBackend,
+        UploadTicket,
+        content_disposition,
+        content_type_of,
+        parse_key,
+        thumbnail_key,
+    )
+    from ieum_chat.uploads.factory import create_upload_backend, public_base_url
+    from ieum_chat.uploads.local import LocalUploads
 
 __all__ = [
     "CONTENT_TYPES",
     "READ_CHUNK",
+    "THUMBNAIL_SUFFIX",
     "LocalUploads",
     "StoredFile",
     "UploadBackend",
@@ -39,47 +44,14 @@ __all__ = [
     "thumbnail_key",
 ]
 
-log = logging.getLogger(__name__)
+_HOMES = {name: "base" for name in __all__}
+_HOMES.update(LocalUploads="local", create_upload_backend="factory", public_base_url="factory")
 
 
-def public_base_url(settings: Settings) -> str:
-    """The server's URL as clients reach it (``IEUM_PUBLIC_URL``, else ``http://HOST:PORT``)."""
-    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-
-
-def _signing_key(settings: Settings) -> bytes:
-    from ieum_chat.config import DEV_JWT_SECRET
-
-    if settings.upload_secret:
-        return derive_key(settings.upload_secret)
-    if settings.jwt_secret != DEV_JWT_SECRET:
-        return derive_key(settings.jwt_secret)
-    # No secret of the operator's to derive from (development, or tokens verified with a
-    # public key): a key of this process only. URLs do not survive a restart, nor reach
-    # another node; set IEUM_UPLOAD_SECRET for that.
-    log.warning("IEUM_UPLOAD_SECRET is not set: upload URLs are signed with a per-process key")
-    return secrets.token_bytes(32)
-
-
-def create_upload_backend(settings: Settings) -> UploadBackend:
-    """S3 when ``IEUM_S3_BUCKET`` is set (boto3 imported only then), else the local folder."""
-    if settings.s3_bucket:
-        from ieum_chat.uploads.s3 import S3Uploads
-
-        return S3Uploads(
-            settings.s3_bucket,
-            max_bytes=settings.upload_max_bytes,
-            ttl=settings.upload_ttl,
-            content_types=settings.upload_content_types,
-            region=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url,
-            public_url=settings.s3_public_url,
-        )
-    return LocalUploads(
-        settings.upload_dir,
-        base_url=public_base_url(settings),
-        signing_key=_signing_key(settings),
-        max_bytes=settings.upload_max_bytes,
-        ttl=settings.upload_ttl,
-        content_types=settings.upload_content_types,
-    )
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

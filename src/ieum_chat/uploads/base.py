@@ -21,8 +21,8 @@ from typing import Literal
 from urllib.parse import quote
 
 from ieum_chat.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from ieum_chat.uploads.kinds import CONTENT_TYPES as MEDIA_TYPES
-from ieum_chat.uploads.kinds import Kind, normalize
+from ieum_chat.media_types import CONTENT_TYPES as MEDIA_TYPES
+from ieum_chat.media_types import Kind, normalize
 
 __all__ = [
     "CONTENT_TYPES",

@@ -3,7 +3,7 @@ copy of a photo without its EXIF (a phone's photo says where it was taken), and 
 
 An inspection runs in steps, cheapest first:
 
-1. the head of the file against the type's magic numbers (``kinds.sniff``), in a thread;
+1. the head of the file against the type's magic numbers (``media_types.sniff``), in a thread;
 2. the CHECK, required: images decoded whole by Pillow, audio and video read by ffprobe, in a
    child process with a wall-clock deadline and its own memory, CPU-time and file-size
    limits. Whatever stops it (a refusal, a crash, the deadline, the memory limit) refuses
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ieum_chat.errors import UnsupportedMediaType
+from ieum_chat.media_types import CONTENT_TYPES, SNIFF_BYTES, Kind, sniff
 from ieum_chat.uploads._jobs import JobFailed, run_job
-from ieum_chat.uploads.kinds import CONTENT_TYPES, SNIFF_BYTES, Kind, sniff
 
 __all__ = ["Inspection", "Inspector", "MediaLimits", "MediaRejected", "MediaToolError"]
 
@@ -60,7 +60,7 @@ class MediaLimits:
 
 @dataclass(frozen=True, slots=True)
 class Inspection:
-    content_type: str  # the table type (kinds.CONTENT_TYPES key)
+    content_type: str  # the table type (media_types.CONTENT_TYPES key)
     kind: Kind
     file: Path  # the upload itself, or a rewritten copy in workdir (EXIF removed)
     size: int  # bytes of `file`
@@ -128,7 +128,7 @@ class Inspector:
         self._slots = asyncio.Semaphore(limits.concurrency)
 
     async def inspect(self, source: Path, content_type: str, workdir: Path) -> Inspection:
-        """Check ``source``, declared as ``content_type`` (a key of ``kinds.CONTENT_TYPES``);
+        """Check ``source``, declared as ``content_type`` (a key of ``media_types.CONTENT_TYPES``);
         files it writes (a copy without EXIF, the thumbnail) go to ``workdir``, named after
         the source. Raises :class:`MediaRejected` with the reason when the file is refused."""
         media = CONTENT_TYPES.get(content_type)

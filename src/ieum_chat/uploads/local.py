@@ -26,8 +26,8 @@ from typing import BinaryIO
 from urllib.parse import urlencode
 
 from ieum_chat.errors import Conflict, SignatureInvalid, UploadStorageError
+from ieum_chat.media_types import Kind
 from ieum_chat.uploads.base import READ_CHUNK, StoredFile, UploadBackend, UploadTicket, parse_key
-from ieum_chat.uploads.kinds import Kind
 
 __all__ = ["URL_PREFIX", "LocalUploads", "derive_key"]
 

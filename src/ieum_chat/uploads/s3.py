@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ieum_chat.errors import UploadStorageError
+from ieum_chat.media_types import Kind
 from ieum_chat.uploads.base import (
     DELETE_BATCH,
     READ_CHUNK,
@@ -33,7 +34,6 @@ from ieum_chat.uploads.base import (
     content_disposition,
     parse_key,
 )
-from ieum_chat.uploads.kinds import Kind
 
 __all__ = ["STAGING", "S3Uploads", "default_public_url", "staging_key"]
 

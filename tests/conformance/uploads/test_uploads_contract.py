@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from ieum_chat.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ieum_chat.media_types import Kind
 from ieum_chat.uploads import CONTENT_TYPES, UploadBackend, parse_key
-from ieum_chat.uploads.kinds import Kind
 
 NOW = 1_704_967_800.0  # 2024-01-11T10:10:00Z
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

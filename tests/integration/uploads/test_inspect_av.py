@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ieum_chat.media_types import Kind
 from ieum_chat.uploads.inspect import (
     Inspection,
     Inspector,
@@ -18,7 +19,6 @@ from ieum_chat.uploads.inspect import (
     MediaRejected,
     MediaToolError,
 )
-from ieum_chat.uploads.kinds import Kind
 from tests.integration.uploads.conftest import files_in
 from tests.support import media
 

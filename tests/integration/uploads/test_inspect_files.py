@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ieum_chat.media_types import SNIFF_BYTES, Kind
 from ieum_chat.uploads.inspect import Inspector, MediaRejected
-from ieum_chat.uploads.kinds import SNIFF_BYTES, Kind
 from tests.support import media
 
 _DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
+from ieum_chat.media_types import Kind
 from ieum_chat.uploads.inspect import Inspection, Inspector, MediaLimits, MediaRejected
-from ieum_chat.uploads.kinds import Kind
 from tests.integration.uploads.conftest import files_in
 from tests.support import media
 

@@ -8,7 +8,7 @@ import pytest
 
 from ieum_chat.api.errors import HTTP_STATUS
 from ieum_chat.errors import ErrorCode
-from ieum_chat.uploads.kinds import CONTENT_TYPES
+from ieum_chat.media_types import CONTENT_TYPES
 from tests.unit.api.conftest import Api
 
 OPERATIONS: dict[tuple[str, str], set[str]] = {

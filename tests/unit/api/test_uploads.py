@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from ieum_chat.media_types import Kind
 from ieum_chat.uploads import LocalUploads
-from ieum_chat.uploads.kinds import Kind
 from tests.support import media
 from tests.unit.api.conftest import PUBLIC_URL, Api
 

@@ -2,7 +2,9 @@
 accepts with the file extension of their keys, and what each type's first bytes look like.
 
 No I/O here: the tables and :func:`sniff`, which the upload routes run on the head of a body
-before the slower, out-of-process checks (``uploads.inspect``) decode the whole of it.
+before the slower, out-of-process checks (``uploads.inspect``) decode the whole of it. The
+settings read them too (the limits per kind, the accepted types), so they sit beside them,
+outside every layer.
 """
 
 from __future__ import annotations

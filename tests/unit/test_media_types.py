@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ieum_chat.uploads.kinds import (
+from ieum_chat.media_types import (
     ALIASES,
     CONTENT_TYPES,
     EXTENSIONS,
