@@ -28,9 +28,10 @@ from ieum_chat.config import Settings
 from ieum_chat.store import upgrade_schema
 from tests.support.fixtures import SERVER_ENV
 from tests.support.server import TEST_SECRET, Cli, ServerProcess
+from tests.support.uploads import png_bytes
 
 Couple = dict[str, str]
-PNG = b"\x89PNG\r\n\x1a\n"
+PNG = png_bytes()
 
 BIG_MESSAGES = 100_000
 BIG_FILES = 10

@@ -24,10 +24,11 @@ from ieum_chat.store import normalize_url
 from ieum_chat.store.schema import metadata
 from tests.support.fixtures import FAKE_KEY_ID, FAKE_SECRET, SERVER_ENV
 from tests.support.server import Cli, ServerProcess
+from tests.support.uploads import png_bytes
 
 KEY = "p" * 32
-# A PNG's signature and a header chunk: what the upload route checks (magic bytes).
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)
+# A real PNG (the upload is decoded); the marker after its end is kept with it.
+PNG = png_bytes()
 Couple = dict[str, str]
 
 pytestmark = pytest.mark.server_env({"IEUM_ADMIN_API_KEYS": KEY})
@@ -158,7 +159,7 @@ async def test_the_cli_purge_erases_every_trace_and_nothing_else(
 
     done = now.run("purge").stdout
     assert f"erased couple {gone['couple']}" in done
-    assert "1 uploads" in done
+    assert "2 files" in done  # the image and its thumbnail
     for needle in (secret, marker, gone["couple"]):
         assert await traces(database_url, uploads_dir, needle) == [], needle
     # The members' accounts were not deleted: they stay (and may pair again).
@@ -240,6 +241,6 @@ async def test_the_purge_erases_a_couples_files_in_s3(
     await asyncio.sleep(1.1)  # the upload URLs handed out before the dissolution expired
     done = purge.run("purge").stdout
     assert f"erased couple {gone['couple']}" in done
-    assert "3 uploads" in done
+    assert "3 files" in done
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert sorted(o["Key"] for o in listed) == sorted(keys["kept"] + keys["foreign"])

@@ -16,9 +16,10 @@ import jwt
 
 from tests.support.server import TEST_SECRET, ServerProcess
 from tests.support.stomp_client import StompTestClient
+from tests.support.uploads import png_bytes
 
 Couple = dict[str, str]
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+PNG = png_bytes((64, 64))
 
 
 def auth(token: str) -> dict[str, str]:

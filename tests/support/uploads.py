@@ -4,12 +4,14 @@ that talk to a real server."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image
 
-__all__ = ["auth", "send", "ticket", "upload", "uploaded"]
+__all__ = ["auth", "png_bytes", "send", "ticket", "upload", "uploaded"]
 
 Couple = dict[str, str]
 
@@ -53,3 +55,10 @@ async def send(http: httpx.AsyncClient, couple: Couple, body: dict[str, Any]) ->
     return await http.post(
         f"/chat/rooms/{couple['couple']}/messages", json=body, headers=auth(couple["ta"])
     )
+
+
+def png_bytes(size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    """A small real PNG (uploads are decoded), without EXIF: stored as sent, byte for byte."""
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()

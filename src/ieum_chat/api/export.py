@@ -48,7 +48,7 @@ from ieum_chat.api.errors import responses
 from ieum_chat.chat import codec
 from ieum_chat.chat.history import History
 from ieum_chat.errors import NotFound, RateLimited
-from ieum_chat.uploads import StoredFile, UploadBackend
+from ieum_chat.uploads import THUMBNAIL_SUFFIX, StoredFile, UploadBackend
 
 __all__ = ["EXPORT_PAGE", "MAX_EXPORTS", "ExportSlots", "build_export_router", "export_archive"]
 
@@ -194,6 +194,8 @@ async def export_archive(
         if uploads is not None:
             held.keys = uploads.iter_keys(couple_id)
             while (key := await run(_next_key, held.keys)) is not None:
+                if key.endswith(THUMBNAIL_SUFFIX):  # made by the server from an upload
+                    continue
                 held.file = await run(uploads.open_file, key)
                 if held.file is None:  # deleted since it was listed
                     continue

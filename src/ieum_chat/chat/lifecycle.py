@@ -65,10 +65,10 @@ class PurgeReport:
             for c in self.plan.couples
         ]
         out += [f"{verb} user {u}" for u in self.plan.users]
-        uploads = "" if self.dry_run else f", {self.uploads} uploads"
+        files = "" if self.dry_run else f", {self.uploads} files (uploads and their thumbnails)"
         out.append(
             f"{verb} {len(self.plan.couples)} couples and {len(self.plan.users)} accounts "
-            f"ended before {self.cutoff.isoformat()}Z{uploads}"
+            f"ended before {self.cutoff.isoformat()}Z{files}"
         )
         return out
 

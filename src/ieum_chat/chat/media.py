@@ -36,6 +36,7 @@ from ieum_chat.errors import (
     SendFailed,
     UnsupportedMediaType,
 )
+from ieum_chat.media_types import CONTENT_TYPES, Kind, file_name_problem, normalize
 from ieum_chat.observability import metrics
 from ieum_chat.store import Database
 from ieum_chat.store.records import Media
@@ -43,13 +44,13 @@ from ieum_chat.store.schema import utcnow
 from ieum_chat.store.uploads import Upload, UploadState
 from ieum_chat.uploads import LocalUploads, UploadBackend, UploadTicket, thumbnail_key
 from ieum_chat.uploads.inspect import Inspection, Inspector, MediaLimits
-from ieum_chat.uploads.kinds import CONTENT_TYPES, Kind, file_name_problem, normalize
 
-__all__ = ["CLEANUP_JOB", "MediaService", "Ticket"]
+__all__ = ["CLEANUP_JOB", "USED", "MediaService", "Ticket"]
 
 log = logging.getLogger(__name__)
 
 CLEANUP_JOB = "upload-cleanup"
+USED = "this upload URL has been used; ask for a new one"
 SEND_MARGIN = timedelta(seconds=60)  # at most; a quarter of IEUM_UPLOAD_TTL when shorter
 SWEEP_BATCH = 500
 # A claimed duration this close to the file's is the same (recorders round differently).
@@ -192,7 +193,13 @@ class MediaService:
             fetched = await asyncio.to_thread(backend.fetch_upload, upload.key, path, upload.size)
             if not fetched:
                 raise Conflict("nothing was uploaded for this ticket yet")
-            return await self.publish(upload, path, Path(folder))
+            try:
+                return await self.publish(upload, path, Path(folder))
+            except Conflict:  # a concurrent completion published the same staged file
+                done = await self._db.get_upload(upload_id)
+                if done is None or not done.published:
+                    raise Conflict("this upload is being checked; ask again in a moment") from None
+                return done
 
     async def publish(self, upload: Upload, source: Path, folder: Path) -> Upload:
         """Check ``source`` (the uploaded bytes, in ``folder``) and publish what passes."""
@@ -212,11 +219,8 @@ class MediaService:
         placed = await asyncio.to_thread(
             backend.publish, upload.key, checked.file, upload.content_type, file_name=name
         )
-        if not placed:  # another request published it first: its row tells what it was
-            done = await self._db.get_upload(upload.id)
-            if done is not None and done.published:
-                return done
-            raise Conflict("this upload is being checked; ask again in a moment")
+        if not placed:  # another request published it first: these bytes are not kept
+            raise Conflict(USED)
         media = self._media(upload, checked, thumb)
         done = await self._db.finish_upload(
             upload.id, size=checked.size, media=media, thumbnail_key=thumb

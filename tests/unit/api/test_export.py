@@ -17,9 +17,10 @@ import pytest
 from ieum_chat.api.export import EXPORT_PAGE, ExportSlots
 from ieum_chat.errors import RateLimited
 from ieum_chat.store import User
+from tests.support.uploads import png_bytes
 from tests.unit.api.conftest import Api, seed
 
-PNG = b"\x89PNG\r\n\x1a\n"
+PNG = png_bytes()
 
 
 async def upload(api: Api, data: bytes) -> str:

@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from ieum_chat.store import Couple
+from tests.support.uploads import png_bytes
 from tests.unit.api.conftest import Api
 
 REGION = "ap-northeast-2"
-PNG = b"\x89PNG\r\n\x1a\n"
+PNG = png_bytes()
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def settings_overrides(bucket: str, s3_server: str) -> dict[str, Any]:
 
 async def upload(api: Api, data: bytes, couple: Couple | None = None) -> str:
     """Upload ``data`` as a member of ``couple`` (the api's by default) does with an S3
-    ticket: the presigned POST form."""
+    ticket: the presigned POST form, then ``completeUrl``."""
     member = await api.db.get_user(couple.user1_id) if couple is not None else api.a
     assert member is not None
     response = await api.client.post(
@@ -53,7 +54,9 @@ async def upload(api: Api, data: bytes, couple: Couple | None = None) -> str:
             files={"file": ("image", data, "image/png")},
         )
     assert posted.status_code in {200, 201, 204}, posted.text
-    name: str = ticket["fields"]["key"].rsplit("/", 1)[1]
+    done = await api.client.post(ticket["completeUrl"], headers=api.auth(member))
+    assert done.status_code == 200, done.text
+    name: str = ticket["mediaUrl"].rsplit("/", 1)[1]
     return name
 
 
