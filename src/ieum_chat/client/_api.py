@@ -97,7 +97,7 @@ class ChatApi:
         if not body:
             raise ValueError("an upload needs at least one byte")
         ticket = await self.presign(room_id, content_type, len(body), file_name)
-        await self._send_bytes(ticket, body, file_name)
+        await self.transfer(ticket, body, file_name)
         return await self.complete(ticket)
 
     async def presign(
@@ -120,7 +120,10 @@ class ChatApi:
         response = await self._api("POST", ticket.complete_url)
         return parse_result(_json(response), response.status_code)
 
-    async def _send_bytes(self, ticket: UploadTicket, body: bytes, file_name: str | None) -> None:
+    async def transfer(
+        self, ticket: UploadTicket, body: bytes, file_name: str | None = None
+    ) -> None:
+        """Step two alone: the bytes where ``ticket`` says, without the member's token."""
         if ticket.method == "PUT":
             response = await self._http.put(ticket.upload_url, content=body, headers=ticket.headers)
         else:
