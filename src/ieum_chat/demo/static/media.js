@@ -176,10 +176,11 @@
     return typeof url === "string" && /^(https?:|blob:)/i.test(url) ? url : null;
   }
 
-  // 3250 -> "0:03"; 61000 -> "1:01"; a clip under a second is not "0:00".
+  // 3250 -> "0:03", 61000 -> "1:01": whole seconds, as the players count them (their own
+  // clock beside it agrees); a clip under a second is not "0:00".
   function formatDuration(ms) {
     if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) return "";
-    const total = Math.max(ms > 0 ? 1 : 0, Math.round(ms / 1000));
+    const total = Math.max(ms > 0 ? 1 : 0, Math.floor(ms / 1000));
     return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
   }
 
@@ -254,7 +255,7 @@
     const src = localUrl || safeUrl(m.mediaUrl);
     if (src) audio.src = src;
     const row = node("div", "media-row");
-    row.append(node("span", "media-icon", "🎤"), durationLabel(audio, m.durationMs));
+    row.append(durationLabel(audio, m.durationMs));
     bubble.append(audio, row);
   }
 
@@ -268,7 +269,7 @@
     const src = localUrl || safeUrl(m.mediaUrl);
     if (src) video.src = src;
     const row = node("div", "media-row");
-    row.append(node("span", "media-icon", "🎬"), durationLabel(video, m.durationMs));
+    row.append(durationLabel(video, m.durationMs));
     bubble.append(video, row);
   }
 
@@ -283,7 +284,10 @@
     }
     const info = node("span", "file-info");
     info.append(node("span", "file-name", m.fileName || texts.file), node("span", "file-size", humanSize(m.size)));
-    chip.append(node("span", "file-icon", "📄"), info);
+    // The extension on a sheet of paper (drawn in CSS: no emoji font needed).
+    const name = m.fileName || "";
+    const ext = name.includes(".") ? name.split(".").pop().slice(0, 4).toUpperCase() : "";
+    chip.append(node("span", "file-icon", ext), info);
     bubble.append(chip);
   }
 
