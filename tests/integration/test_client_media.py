@@ -1,18 +1,15 @@
 """The client SDK's media against a real server: ChatApi.upload (ticket, PUT, completion) of a
 photo, a voice note, a video and a document; the messages that carry them, as the partner
-receives them; and what the server refuses, as the SDK's exceptions."""
+receives them; what the server refuses, as the SDK's exceptions; and an upload through
+object storage (moto's S3 server: the form POST, then the completion)."""
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from ieum_chat.client import (
     ChatApi,
@@ -23,9 +20,10 @@ from ieum_chat.client import (
     UploadError,
     UploadTooLarge,
 )
-from tests.e2e._demo_browser import require
 from tests.integration.test_client import Couple, member, next_of, running
-from tests.support.server import ServerProcess
+from tests.support import media
+from tests.support.fixtures import FAKE_KEY_ID, FAKE_SECRET, SERVER_ENV
+from tests.support.server import Cli, ServerProcess
 
 FILE_LIMIT = 64 * 1024  # this module's limit for documents
 DAILY_BYTES = 2 * 1024 * 1024  # the couple's bytes of the day
@@ -36,32 +34,23 @@ pytestmark = pytest.mark.server_env(
 )
 
 
-def _jpeg(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (250, 120, 80)).save(out, "JPEG", quality=80)
-    return out.getvalue()
-
-
-def _ffmpeg(tmp_path: Path, name: str, *args: str) -> bytes:
-    """A file ffmpeg makes from its test sources (two seconds)."""
-    ffmpeg = shutil.which("ffmpeg")
-    require(ffmpeg is not None, "ffmpeg is needed to make the test's media: apt-get install ffmpeg")
-    assert ffmpeg is not None
-    out = tmp_path / name
-    subprocess.run([ffmpeg, "-v", "error", "-y", *args, str(out)], check=True, timeout=60)
-    return out.read_bytes()
+def _jpeg(tmp_path: Path, width: int, height: int) -> bytes:
+    return media.jpeg(
+        tmp_path / "photo.jpg", (width, height), gps=False, orientation=None
+    ).read_bytes()
 
 
 def _voice_note(tmp_path: Path) -> bytes:
-    sine = f"sine=frequency=330:duration={SECONDS}"
-    return _ffmpeg(tmp_path, "note.m4a", "-f", "lavfi", "-i", sine, "-c:a", "aac", "-b:a", "64k")
+    """Two seconds as a browser records them: WebM without a duration in its header."""
+    return media.recorder_webm(tmp_path / "note.weba", SECONDS, with_video=False).read_bytes()
+
+
+def _song(tmp_path: Path) -> bytes:
+    return media.audio(tmp_path / "song.m4a", SECONDS).read_bytes()
 
 
 def _video(tmp_path: Path) -> bytes:
-    card = f"testsrc=duration={SECONDS}:size=320x240:rate=15"
-    return _ffmpeg(
-        tmp_path, "clip.webm", "-f", "lavfi", "-i", card, "-c:v", "libvpx", "-b:v", "200k"
-    )
+    return media.video(tmp_path / "clip.webm", SECONDS, "webm").read_bytes()
 
 
 @pytest.fixture
@@ -74,8 +63,8 @@ async def test_a_photo_voice_note_video_and_document_reach_the_partner(
     server: ServerProcess, couple: Couple, api: ChatApi, tmp_path: Path
 ) -> None:
     room = uuid.UUID(couple["couple"])
-    photo = await api.upload(room, _jpeg(1280, 960), "image/jpeg")
-    note = await api.upload(room, _voice_note(tmp_path), "audio/mp4")
+    photo = await api.upload(room, _jpeg(tmp_path, 1280, 960), "image/jpeg")
+    note = await api.upload(room, _voice_note(tmp_path), "audio/webm")
     clip = await api.upload(room, _video(tmp_path), "video/webm")
     document = tmp_path / "여행 일정표.pdf"
     document.write_bytes(b"%PDF-1.4\n% ieum\n" + b"0" * 2000 + b"\n%%EOF\n")
@@ -90,7 +79,7 @@ async def test_a_photo_voice_note_video_and_document_reach_the_partner(
         photo.media_url,
     )
     assert photo.thumbnail_url is not None
-    assert (note.kind, note.content_type, note.image_url) == ("AUDIO", "audio/mp4", None)
+    assert (note.kind, note.content_type, note.image_url) == ("AUDIO", "audio/webm", None)
     assert note.duration_ms is not None
     assert abs(note.duration_ms - SECONDS * 1000) <= 200
     assert (clip.kind, clip.width, clip.height) == ("VIDEO", 320, 240)
@@ -137,7 +126,7 @@ async def test_a_photo_voice_note_video_and_document_reach_the_partner(
 async def test_a_detail_that_disagrees_with_the_upload_is_refused(
     server: ServerProcess, couple: Couple, api: ChatApi, tmp_path: Path
 ) -> None:
-    note = await api.upload(couple["couple"], _voice_note(tmp_path), "audio/mp4")
+    note = await api.upload(couple["couple"], _song(tmp_path), "audio/mp4")
     assert note.duration_ms is not None
     a = member(server, couple, "a")
     async with running(a):
@@ -165,14 +154,16 @@ async def test_refusals_are_the_sdks_exceptions_with_the_servers_codes(
     assert (too_large.value.status, too_large.value.code) == (413, "PAYLOAD_TOO_LARGE")
     # Within the limit of its kind, over what is left of the couple's day.
     with pytest.raises(QuotaExceeded) as quota:
-        await api.upload(room, _jpeg(8, 8) + bytes(DAILY_BYTES), "image/jpeg")
+        await api.upload(room, b"\xff\xd8\xff" + bytes(DAILY_BYTES), "image/jpeg")
     assert (quota.value.status, quota.value.code) == (429, "QUOTA_EXCEEDED")
     assert quota.value.retry_after is not None
     assert quota.value.retry_after > 0
 
 
-async def test_the_three_steps_alone_and_a_completion_twice(couple: Couple, api: ChatApi) -> None:
-    photo = _jpeg(64, 48)
+async def test_the_three_steps_alone_and_a_completion_twice(
+    couple: Couple, api: ChatApi, tmp_path: Path
+) -> None:
+    photo = _jpeg(tmp_path, 64, 48)
     ticket = await api.presign(couple["couple"], "image/jpeg", len(photo))
     assert (ticket.kind, ticket.method, ticket.image_url) == ("IMAGE", "PUT", ticket.media_url)
     with pytest.raises(UploadError) as early:
@@ -186,3 +177,52 @@ async def test_the_three_steps_alone_and_a_completion_twice(couple: Couple, api:
         ticket.media_url,
         len(photo),
     )
+
+
+async def test_an_upload_through_object_storage(
+    cli: Cli, couple: Couple, s3_server: str, fake_aws: None, tmp_path: Path
+) -> None:
+    import boto3
+
+    bucket = f"ieum-client-{uuid.uuid4().hex[:12]}"
+    boto3.session.Session().client(
+        "s3", region_name="us-east-1", endpoint_url=s3_server
+    ).create_bucket(Bucket=bucket)
+    env = {
+        **SERVER_ENV,
+        "IEUM_S3_BUCKET": bucket,
+        "IEUM_S3_ENDPOINT_URL": s3_server,
+        "IEUM_S3_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": FAKE_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    server = ServerProcess(cli, tmp_path / "server.log", extra_env=env).start()
+    try:
+        async with ChatApi(server.http_url, lambda: couple["ta"]) as api:
+            ticket = await api.presign(couple["couple"], "audio/mp4", 10)
+            assert (ticket.method, ticket.headers) == ("POST", {})
+            assert ticket.upload_url.startswith(s3_server)
+            note = await api.upload(couple["couple"], _song(tmp_path), "audio/mp4")
+            document = await api.upload(
+                couple["couple"], b"%PDF-1.4\n%%EOF\n", "application/pdf", "계약서.pdf"
+            )
+            with pytest.raises(UnsupportedMedia) as refused:  # checked on completion
+                await api.upload(couple["couple"], b"ID3 but no sound", "audio/mpeg")
+        assert refused.value.code == "UNSUPPORTED_MEDIA_TYPE"
+        assert (note.kind, note.content_type) == ("AUDIO", "audio/mp4")
+        assert note.duration_ms is not None
+        assert abs(note.duration_ms - SECONDS * 1000) <= 200
+        assert (document.kind, document.file_name) == ("FILE", "계약서.pdf")
+        assert note.media_url.startswith(f"{s3_server}/{bucket}/{couple['couple']}/")
+        a, b = member(server, couple, "a"), member(server, couple, "b")
+        async with running(a, b):
+            await a.send_upload(note)
+            got = await next_of(b, ChatMessage)
+        assert (got.type, got.media_url, got.duration_ms) == (
+            "AUDIO",
+            note.media_url,
+            note.duration_ms,
+        )
+    finally:
+        server.stop()
