@@ -12,13 +12,25 @@ the couple's stream after the last seq it delivered, re-sends unacknowledged mes
 changes (edit, unsend, delete for me, reactions) with the same tempId, and delivers every
 entry of the stream (messages and their changes) once, in seq order; a RoomView applies them
 into the messages as the history shows them. It imports nothing of the server but the
-sans-IO STOMP core. ``Admin`` drives the service API (``/admin/v1``) for back-office scripts.
+sans-IO STOMP core. ``ChatApi`` uploads media over REST (``send_upload`` then sends the
+message of the file's kind: IMAGE, AUDIO, VIDEO or FILE); ``Admin`` drives the service API
+(``/admin/v1``) for back-office scripts.
 """
 
 from ._admin import Admin, AdminError
+from ._api import ChatApi
 from ._backoff import Backoff
 from ._client import ChatClient, EventStream, TokenProvider
-from ._errors import ChatClientError, ClientClosed, ConnectionLost, SendError
+from ._errors import (
+    ChatClientError,
+    ClientClosed,
+    ConnectionLost,
+    QuotaExceeded,
+    SendError,
+    UnsupportedMedia,
+    UploadError,
+    UploadTooLarge,
+)
 from ._events import (
     ChatMessage,
     Connected,
@@ -40,6 +52,7 @@ from ._events import (
     parse_event,
     parse_timestamp,
 )
+from ._media import UploadResult, UploadTicket
 from ._stats import ClientStats
 from ._view import RoomView
 
@@ -47,6 +60,7 @@ __all__ = [
     "Admin",
     "AdminError",
     "Backoff",
+    "ChatApi",
     "ChatClient",
     "ChatClientError",
     "ChatMessage",
@@ -62,6 +76,7 @@ __all__ = [
     "MessageDeleted",
     "MessageEdited",
     "MessageUnsent",
+    "QuotaExceeded",
     "Reaction",
     "ReactionChanged",
     "ReadReceipt",
@@ -72,6 +87,11 @@ __all__ = [
     "Sequenced",
     "SystemEvent",
     "TokenProvider",
+    "UnsupportedMedia",
+    "UploadError",
+    "UploadResult",
+    "UploadTicket",
+    "UploadTooLarge",
     "event_seq",
     "parse_event",
     "parse_timestamp",

@@ -3,7 +3,14 @@
     ChatClientError            base class of everything the SDK raises on purpose
     ├── SendError              the server refused a message (its wire code, detail, tempId)
     ├── ClientClosed           the client was closed before the operation completed
-    └── ConnectionLost         the connection dropped before the server answered
+    ├── ConnectionLost         the connection dropped before the server answered
+    ├── UploadError            an upload was refused (HTTP status, the server's code, detail)
+    │   ├── UploadTooLarge     413 PAYLOAD_TOO_LARGE: over the limit of the file's kind
+    │   ├── UnsupportedMedia   415 UNSUPPORTED_MEDIA_TYPE: a type not accepted, or bytes
+    │   │                      that are not what the type says
+    │   └── QuotaExceeded      429 QUOTA_EXCEEDED: the couple's bytes of the day (or
+    │                          RATE_LIMITED); retry_after
+    └── AdminError             the service API refused a call (``_admin``)
 
 Transport failures (refused sockets, dropped connections, heart-beat timeouts, STOMP ERROR
 frames) never reach the application as exceptions: the client reconnects and reports them as
@@ -19,7 +26,12 @@ __all__ = [
     "ChatClientError",
     "ClientClosed",
     "ConnectionLost",
+    "QuotaExceeded",
     "SendError",
+    "UnsupportedMedia",
+    "UploadError",
+    "UploadTooLarge",
+    "upload_error",
 ]
 
 # The `detail` the server puts in SEND_FAILED when the database, not the message, failed
@@ -63,3 +75,54 @@ class ClientClosed(ChatClientError):
 
 class ConnectionLost(ChatClientError):
     """The connection dropped while waiting for the server's answer."""
+
+
+class UploadError(ChatClientError):
+    """A step of an upload (the ticket, the bytes, the completion) was refused: ``status``
+    (HTTP), ``code`` (the server's: ``BAD_REQUEST``, ``CONFLICT``, ...; object storage's for
+    the S3 form, e.g. ``AccessDenied``; ``UNEXPECTED`` for an answer that is not one),
+    ``detail`` (why)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}" if detail else f"{status} {code}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class UploadTooLarge(UploadError):
+    """413: the file is over the limit of its kind (or larger than declared)."""
+
+
+class UnsupportedMedia(UploadError):
+    """415: the server does not accept this content type, or the bytes are not of it (the
+    server keeps nothing)."""
+
+
+class QuotaExceeded(UploadError):
+    """429: the couple has uploaded its bytes of the day (``QUOTA_EXCEEDED``), or asked too
+    fast (``RATE_LIMITED``); ``retry_after`` (seconds, from Retry-After) says when to try
+    again, None when the server did not say."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(status, code, detail)
+        self.retry_after = retry_after
+
+
+# Object storage refuses an oversized form POST with 400 EntityTooLarge, not 413.
+_TOO_LARGE_CODES: Final = frozenset({"PAYLOAD_TOO_LARGE", "EntityTooLarge"})
+
+
+def upload_error(
+    status: int, code: str, detail: str, *, retry_after: float | None = None
+) -> UploadError:
+    """The exception of one refused step, by status (or object storage's code)."""
+    if status == 413 or code in _TOO_LARGE_CODES:
+        return UploadTooLarge(status, code, detail)
+    if status == 415:
+        return UnsupportedMedia(status, code, detail)
+    if status == 429:
+        return QuotaExceeded(status, code, detail, retry_after=retry_after)
+    return UploadError(status, code, detail)

@@ -51,7 +51,7 @@ Reaction = tuple[str, tuple[uuid.UUID, ...]]
 @dataclass(frozen=True, slots=True)
 class ReplyPreview:
     """What a reply shows of the message it answers, as that message is now: its text (or
-    a word for an image or a sticker), none once it was unsent."""
+    a word for media or a sticker), none once it was unsent."""
 
     message_id: uuid.UUID
     sender_id: uuid.UUID | None
@@ -63,8 +63,9 @@ class ReplyPreview:
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     """A stored chat message of the couple, delivered in `seq` order exactly once, as it is
-    when sent (live) or now (replayed): edited, unsent (a tombstone without content, image or
-    reactions), its reactions, the preview of the message it answers."""
+    when sent (live) or now (replayed): edited, unsent (a tombstone without content, media or
+    reactions), its reactions, the preview of the message it answers. The media fields are
+    None where they do not apply (and for every message of a server without media)."""
 
     id: uuid.UUID
     couple_id: uuid.UUID
@@ -75,7 +76,7 @@ class ChatMessage:
     sender_profile_image: str | None
     content: str | None
     type: str
-    """TEXT, IMAGE, STICKER or NOTICE."""
+    """TEXT, IMAGE, AUDIO, VIDEO, FILE, STICKER or NOTICE."""
     image_url: str | None
     is_read: bool
     read_at: datetime | None
@@ -90,6 +91,19 @@ class ChatMessage:
     """The stream position this state reflects (a replayed or history message read after
     changes made to it): a change with a seq at or below it is in it already. None: its
     own seq (live, or an older server)."""
+    media_url: str | None = None
+    """IMAGE, AUDIO, VIDEO, FILE: the uploaded file (an image's equals ``image_url``)."""
+    thumbnail_url: str | None = None
+    """IMAGE, VIDEO: a WebP of at most 320 px on the long side, when one could be made."""
+    duration_ms: int | None = None
+    """AUDIO, VIDEO."""
+    file_name: str | None = None
+    """FILE: the name it was uploaded with."""
+    size: int | None = None
+    """Bytes of the file."""
+    width: int | None = None
+    """IMAGE, VIDEO: pixels."""
+    height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +302,11 @@ def _int(value: object, key: str) -> int:
     return value
 
 
+def _opt_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    return None if value is None else _int(value, key)
+
+
 def _time(data: dict[str, Any], key: str, tz: tzinfo | None) -> datetime:
     try:
         return parse_timestamp(_str(data, key), tz)
@@ -349,7 +368,14 @@ def _chat_message(data: dict[str, Any], tz: tzinfo | None) -> ChatMessage:
         edited_at=_opt_time(data, "editedAt", tz),
         unsent=_bool(data, "unsent"),
         reactions=_reactions(data.get("reactions")),
-        as_of_seq=(_int(data["asOfSeq"], "asOfSeq") if data.get("asOfSeq") is not None else None),
+        as_of_seq=_opt_int(data, "asOfSeq"),
+        media_url=_opt_str(data, "mediaUrl"),
+        thumbnail_url=_opt_str(data, "thumbnailUrl"),
+        duration_ms=_opt_int(data, "durationMs"),
+        file_name=_opt_str(data, "fileName"),
+        size=_opt_int(data, "size"),
+        width=_opt_int(data, "width"),
+        height=_opt_int(data, "height"),
     )
 
 

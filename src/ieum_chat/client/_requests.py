@@ -10,6 +10,7 @@ Content is left to the server to judge, which answers with the reason.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +22,7 @@ __all__ = [
     "check_temp_id",
     "delete_request",
     "edit_request",
+    "media_fields",
     "react_request",
     "send_request",
     "unsend_request",
@@ -54,16 +56,48 @@ def send_request(
     image_url: str | None,
     temp_id: str,
     reply_to: uuid.UUID | str | None = None,
+    *,
+    media: Mapping[str, object] | None = None,
 ) -> AppRequest:
-    payload: dict[str, object] = {
-        "type": type,
-        "content": content,
-        "imageUrl": image_url,
-        "tempId": temp_id,
-    }
+    """``media``: the wire keys of an AUDIO, VIDEO or FILE message (:func:`media_fields`),
+    which take the place of ``imageUrl``."""
+    payload: dict[str, object] = {"type": type, "content": content}
+    if media is None:
+        payload["imageUrl"] = image_url
+    else:
+        payload.update(media)
+    payload["tempId"] = temp_id
     if reply_to is not None:  # absent rather than null: a server before replies is not asked
         payload["replyTo"] = _message_id(reply_to)
     return AppRequest("", orjson.dumps(payload))
+
+
+def media_fields(
+    media_url: str,
+    *,
+    duration_ms: int | None = None,
+    thumbnail_url: str | None = None,
+    file_name: str | None = None,
+    size: int | None = None,
+) -> dict[str, object]:
+    """``mediaUrl`` and the details given. A detail left out is absent, not null: the server
+    fills it in from the upload, and refuses a send whose detail disagrees with it."""
+    if not media_url:
+        raise ValueError("media_url must be the mediaUrl of an upload")
+    fields: dict[str, object] = {"mediaUrl": media_url}
+    for key, value in (("durationMs", duration_ms), ("size", size)):
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be a non-negative integer")
+        fields[key] = value
+    if thumbnail_url is not None:
+        fields["thumbnailUrl"] = thumbnail_url
+    if file_name is not None:
+        if not file_name:
+            raise ValueError("file_name must not be empty")
+        fields["fileName"] = file_name
+    return fields
 
 
 def edit_request(message_id: uuid.UUID | str, content: str, temp_id: str) -> AppRequest:

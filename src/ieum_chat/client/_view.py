@@ -168,10 +168,22 @@ class RoomView:
         self._update_replies(event.message_id, preview=preview)
 
     def _unsent(self, event: MessageUnsent) -> None:
+        # A tombstone keeps no trace of what was said: no text, no file, not even its name.
         self._update(
             event.message_id,
             lambda m: dataclasses.replace(
-                m, content=None, image_url=None, reactions=(), unsent=True
+                m,
+                content=None,
+                image_url=None,
+                media_url=None,
+                thumbnail_url=None,
+                duration_ms=None,
+                file_name=None,
+                size=None,
+                width=None,
+                height=None,
+                reactions=(),
+                unsent=True,
             ),
         )
         self._update_replies(event.message_id, preview=None, unsent=True)

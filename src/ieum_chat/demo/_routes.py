@@ -1,4 +1,4 @@
-"""The demo page's routes: ``/demo`` (the page), ``/demo/{app.js,app.css,push.js,sw.js}``
+"""The demo page's routes: ``/demo`` (the page), ``/demo/{app.js,app.css,push.js,media.js,sw.js}``
 (package data; ``sw.js`` is the service worker, with the scope ``/demo``) and
 ``/demo/vendor/{name}`` (the npm bundles, from disk)."""
 
@@ -24,19 +24,22 @@ _PAGE_FILES: Final = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "push.js": "text/javascript; charset=utf-8",
+    "media.js": "text/javascript; charset=utf-8",
     "sw.js": "text/javascript; charset=utf-8",
 }
 
 # The page's URL carries the member's token: it must never leave in a Referer, nor be
-# cached by a shared cache. Scripts and styles come from this server only; images and
-# uploads may live on object storage (S3 presigned POST, a CDN).
+# cached by a shared cache. Scripts and styles come from this server only; images, sound,
+# video and uploads may live on object storage (S3 presigned POST, a CDN), and a file being
+# uploaded is shown from a blob: URL.
 _PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
-        "img-src 'self' data: blob: http: https:; connect-src 'self' ws: wss: http: https:; "
+        "img-src 'self' data: blob: http: https:; media-src 'self' blob: http: https:; "
+        "connect-src 'self' ws: wss: http: https:; "
         "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
 }

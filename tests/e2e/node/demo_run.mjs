@@ -35,12 +35,14 @@ export class Run {
     if (line.done) throw new Error(`no answer to ${event}`);
   }
 
-  async launch(executablePath) {
+  // `extraArgs`: more Chromium switches (a fake microphone, autoplay without a gesture).
+  async launch(executablePath, extraArgs = []) {
     this.browser = await chromium.launch({
       executablePath,
       args: [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        ...extraArgs,
       ],
     });
     return this.browser;

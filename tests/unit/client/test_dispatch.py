@@ -5,6 +5,7 @@ errors mapped to sends and changes, changes written through the outbox."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
@@ -24,6 +25,7 @@ from ieum_chat.client import (
     RoomView,
     SendError,
     SystemEvent,
+    UploadResult,
 )
 from ieum_chat.client._link import ServerError
 from ieum_chat.stomp import Frame
@@ -454,3 +456,91 @@ async def test_a_temp_id_pending_for_another_request_is_refused() -> None:
     for task in (pending, again):
         with pytest.raises(ClientClosed):
             await task
+
+
+# -- media messages: sent as send_image is, through the outbox ------------------------------
+
+MEDIA_URL = "http://chat.example/uploads/c/n.weba"
+
+
+async def test_media_messages_are_written_once_each_and_again_after_a_reconnect() -> None:
+    c = client()
+    upload = UploadResult(
+        upload_id="u-1",
+        kind="VIDEO",
+        content_type="video/mp4",
+        size=9_000,
+        media_url="http://chat.example/uploads/c/v.mp4",
+        image_url=None,
+        thumbnail_url="http://chat.example/uploads/c/v.webp",
+        duration_ms=4_000,
+        width=320,
+        height=240,
+        file_name=None,
+    )
+    calls = [
+        asyncio.create_task(c.send_audio(MEDIA_URL, duration_ms=3_200, temp_id="a1")),
+        asyncio.create_task(c.send_video(MEDIA_URL, caption="봐봐", temp_id="v1")),
+        asyncio.create_task(c.send_file(MEDIA_URL, file_name="일정.pdf", size=10, temp_id="f1")),
+        asyncio.create_task(c.send_upload(upload, "영상", temp_id="u1")),
+    ]
+    await asyncio.sleep(0)
+    first, second = Recorder(), Recorder()
+    await c._flush(first, 1, 0.0)  # type: ignore[arg-type]
+    await c._flush(second, 2, 0.0)  # type: ignore[arg-type]  # the RECEIPTs were lost
+    assert {f.get("destination") for f in first.frames} == {f"/app/chat/{COUPLE}"}
+    bodies = [orjson.loads(f.body) for f in first.frames]
+    assert bodies == [orjson.loads(f.body) for f in second.frames]
+    assert bodies == [
+        {"type": "AUDIO", "content": None, "mediaUrl": MEDIA_URL, "durationMs": 3_200}
+        | {"tempId": "a1"},
+        {"type": "VIDEO", "content": "봐봐", "mediaUrl": MEDIA_URL, "tempId": "v1"},
+        {"type": "FILE", "content": None, "mediaUrl": MEDIA_URL, "fileName": "일정.pdf"}
+        | {"size": 10, "tempId": "f1"},
+        # What the server knows of the upload it fills in itself.
+        {"type": "VIDEO", "content": "영상", "mediaUrl": upload.media_url, "tempId": "u1"},
+    ]
+    for frame in second.frames:
+        c._on_frame(Frame("RECEIPT", (("receipt-id", frame.get("receipt") or ""),)))
+    receipts = await asyncio.gather(*calls)
+    assert [(r.temp_id, r.attempts) for r in receipts] == [
+        ("a1", 2),
+        ("v1", 2),
+        ("f1", 2),
+        ("u1", 2),
+    ]
+
+
+async def test_an_image_upload_is_sent_as_an_image() -> None:
+    c = client()
+    url = "http://chat.example/uploads/c/a.jpg"
+    image = UploadResult("u-2", "IMAGE", "image/jpeg", 10, url, url, None, None, 4, 3, None)
+    call = asyncio.create_task(c.send_upload(image, temp_id="i1"))
+    await asyncio.sleep(0)
+    link = Recorder()
+    await c._flush(link, 1, 0.0)  # type: ignore[arg-type]
+    assert orjson.loads(link.frames[0].body) == {
+        "type": "IMAGE",
+        "content": None,
+        "imageUrl": url,
+        "tempId": "i1",
+    }
+    c._on_frame(Frame("RECEIPT", (("receipt-id", link.frames[0].get("receipt") or ""),)))
+    assert (await call).temp_id == "i1"
+    with pytest.raises(ValueError, match="kind 'SCROLL'"):
+        await c.send_upload(dataclasses.replace(image, kind="SCROLL"))
+
+
+async def test_a_refused_voice_note_raises_send_error_with_the_servers_reason() -> None:
+    c = client()
+    call = asyncio.create_task(c.send_audio(MEDIA_URL, duration_ms=60_000, temp_id="a1"))
+    await asyncio.sleep(0)
+    await c._flush(Recorder(), 1, 0.0)  # type: ignore[arg-type]
+    c._on_frame(error("SEND_FAILED", "a1", "durationMs 60000 is not the upload's 3200"))
+    with pytest.raises(SendError, match="durationMs") as info:
+        await call
+    assert (info.value.code, info.value.temp_id, info.value.transient) == (
+        "SEND_FAILED",
+        "a1",
+        False,
+    )

@@ -91,6 +91,87 @@ def test_read_message_and_image() -> None:
     assert event.temp_id is None
 
 
+MEDIA: dict[str, Any] = {
+    "mediaUrl": None,
+    "thumbnailUrl": None,
+    "durationMs": None,
+    "fileName": None,
+    "size": None,
+    "width": None,
+    "height": None,
+}
+
+
+def media_of(event: ChatMessage) -> dict[str, object]:
+    """The media fields that are set."""
+    fields = ("media_url", "thumbnail_url", "duration_ms", "file_name", "size", "width", "height")
+    return {name: getattr(event, name) for name in fields if getattr(event, name) is not None}
+
+
+UPLOADS = "http://chat.example/uploads/c"
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"),
+    [
+        (
+            {"type": "IMAGE", "imageUrl": f"{UPLOADS}/a.jpg", "mediaUrl": f"{UPLOADS}/a.jpg"}
+            | {"thumbnailUrl": f"{UPLOADS}/a.webp", "size": 120_000}
+            | {"width": 1600, "height": 1200},
+            {"media_url": f"{UPLOADS}/a.jpg", "thumbnail_url": f"{UPLOADS}/a.webp"}
+            | {"size": 120_000, "width": 1600, "height": 1200},
+        ),
+        (
+            {"type": "AUDIO", "mediaUrl": f"{UPLOADS}/n.weba", "durationMs": 3250, "size": 5120},
+            {"media_url": f"{UPLOADS}/n.weba", "duration_ms": 3250, "size": 5120},
+        ),
+        (
+            {"type": "VIDEO", "mediaUrl": f"{UPLOADS}/v.mp4", "thumbnailUrl": f"{UPLOADS}/v.webp"}
+            | {"durationMs": 61_000, "size": 9_000_000, "width": 1280, "height": 720},
+            {"media_url": f"{UPLOADS}/v.mp4", "thumbnail_url": f"{UPLOADS}/v.webp"}
+            | {"duration_ms": 61_000, "size": 9_000_000, "width": 1280, "height": 720},
+        ),
+        (
+            {"type": "FILE", "mediaUrl": f"{UPLOADS}/f.pdf", "fileName": "여행 일정표.pdf"}
+            | {"size": 48_213},
+            {"media_url": f"{UPLOADS}/f.pdf", "file_name": "여행 일정표.pdf", "size": 48_213},
+        ),
+    ],
+    ids=["image", "audio", "video", "file"],
+)
+def test_media_messages_carry_their_file(wire: dict[str, Any], expected: dict[str, Any]) -> None:
+    event = parse_event(body({**MESSAGE, "content": None, **MEDIA, **wire}))
+    assert isinstance(event, ChatMessage)
+    assert event.type == wire["type"]
+    assert media_of(event) == expected
+
+
+def test_messages_without_media_keys_have_none() -> None:
+    event = parse_event(body(MESSAGE))
+    assert isinstance(event, ChatMessage)
+    assert media_of(event) == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mediaUrl", 5),
+        ("thumbnailUrl", ["x"]),
+        ("durationMs", "3200"),
+        ("durationMs", 3.5),
+        ("fileName", 1),
+        ("size", True),
+        ("width", "1600"),
+        ("height", {}),
+    ],
+)
+def test_broken_media_fields_keep_the_messages_seq(field: str, value: object) -> None:
+    data = {**MESSAGE, **MEDIA, "type": "AUDIO", "mediaUrl": "https://cdn.example/n.m4a"}
+    with pytest.raises(MalformedEvent, match=field) as caught:
+        parse_event(body({**data, field: value}))
+    assert caught.value.seq == MESSAGE["seq"]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

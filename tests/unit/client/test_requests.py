@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ from ieum_chat.client._requests import (
     check_temp_id,
     delete_request,
     edit_request,
+    media_fields,
     react_request,
     send_request,
     unsend_request,
@@ -41,6 +43,66 @@ def test_a_message_names_what_it_answers_only_when_it_answers() -> None:
     }
     reply = send_request("TEXT", "hi", None, "t2", reply_to=str(MESSAGE))
     assert orjson.loads(reply.body)["replyTo"] == str(MESSAGE)
+
+
+def test_an_image_keeps_its_body() -> None:
+    image = send_request("IMAGE", "보세요", "https://cdn.example/a.jpg", "t1")
+    assert orjson.loads(image.body) == {
+        "type": "IMAGE",
+        "content": "보세요",
+        "imageUrl": "https://cdn.example/a.jpg",
+        "tempId": "t1",
+    }
+
+
+def test_media_messages_name_their_file_and_only_the_details_given() -> None:
+    url = "http://chat.example/uploads/c/n.weba"
+    audio = send_request("AUDIO", None, None, "t1", media=media_fields(url))
+    assert audio.suffix == ""
+    assert orjson.loads(audio.body) == {
+        "type": "AUDIO",
+        "content": None,
+        "mediaUrl": url,
+        "tempId": "t1",
+    }
+    video = send_request(
+        "VIDEO",
+        "봐봐",
+        None,
+        "t2",
+        reply_to=MESSAGE,
+        media=media_fields(url, duration_ms=61_000, thumbnail_url="http://chat.example/t.webp"),
+    )
+    assert orjson.loads(video.body) == {
+        "type": "VIDEO",
+        "content": "봐봐",
+        "mediaUrl": url,
+        "durationMs": 61_000,
+        "thumbnailUrl": "http://chat.example/t.webp",
+        "tempId": "t2",
+        "replyTo": str(MESSAGE),
+    }
+    file = send_request(
+        "FILE", None, None, "t3", media=media_fields(url, file_name="일정.pdf", size=48_213)
+    )
+    body = orjson.loads(file.body)
+    assert (body["fileName"], body["size"]) == ("일정.pdf", 48_213)
+    assert "imageUrl" not in body
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"media_url": ""}, "media_url"),
+        ({"media_url": "u", "duration_ms": -1}, "durationMs"),
+        ({"media_url": "u", "duration_ms": 1.5}, "durationMs"),
+        ({"media_url": "u", "size": True}, "size"),
+        ({"media_url": "u", "file_name": ""}, "file_name"),
+    ],
+)
+def test_media_details_are_checked(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        media_fields(**kwargs)
 
 
 def test_changes() -> None:

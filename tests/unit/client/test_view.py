@@ -129,6 +129,18 @@ def test_unsend_leaves_a_tombstone_without_reactions() -> None:
     )
 
 
+def test_unsend_of_a_voice_note_forgets_its_file() -> None:
+    note = dataclasses.replace(
+        message(1, type="AUDIO"),
+        media_url="http://chat.example/uploads/c/n.weba",
+        duration_ms=3200,
+        size=5120,
+    )
+    held = view_of(note, unsent(2, note)).get(note.id)
+    assert held is not None
+    assert (held.media_url, held.duration_ms, held.size, held.unsent) == (None, None, None, True)
+
+
 def test_unsend_keeps_the_edit_time_as_the_history_does() -> None:
     m = message(1)
     view = view_of(m, edited(2, m, "x"), unsent(3, m))

@@ -9,6 +9,13 @@
  * WebSocket at /ws/chat, or over sockjs-client when WebSocket is unavailable or blocked,
  * carries live messages, their changes, read receipts, typing and presence.
  *
+ * Media (media.js): the attach button takes a picture, a sound, a video or a document (the
+ * message type follows the file's type: IMAGE, AUDIO, VIDEO, FILE), the microphone button
+ * records a voice note (press to start, press again to send); each is uploaded (ticket, PUT or
+ * form POST, completion), then SENT with the upload's mediaUrl. A refused upload (413 too large,
+ * 415 not a type the server takes, 429 the couple's bytes of the day) fails its bubble with a
+ * line saying why.
+ *
  * A message changes after it is sent: a long press (touch) or a right click (mouse) on a bubble
  * opens its menu: react, reply (the message sent next carries replyTo), edit (my own text),
  * unsend (my own: a tombstone for both) and delete for me (gone from my devices only). Each
@@ -21,7 +28,9 @@
  * and change without a RECEIPT under the same tempId (the server applies it once).
  * State on the DOM, for people and tests alike: body[data-conn,data-seq (the stream position),
  * data-gaps (seqs the stream skipped: none expected),data-unread (the partner's messages I have
- * not read)], li.msg[data-seq,data-id,data-state,data-temp-id,data-unsent,data-edited],
+ * not read)], li.msg[data-seq,data-id,data-state,data-temp-id,data-unsent,data-edited,data-type,
+ * data-upload-error (the refused upload's code)], .bubble.media (img, audio, video, a.file-chip,
+ * .duration), #record[data-recording],
  * .unread (the "1" of a message the partner has not read), .quote[data-reply-to],
  * .reactions .chip[data-emoji,data-count,aria-pressed], #menu-layer, #context-bar[data-mode],
  * #presence[data-online], #typing[hidden], #transport[data-transport],
@@ -44,7 +53,20 @@
       typing: (name) => `${name}님이 입력 중…`,
       placeholder: "메시지를 입력하세요",
       send: "전송",
-      attach: "사진 보내기",
+      attach: "사진·동영상·파일 보내기",
+      record: "음성 메시지 녹음",
+      stopRecording: "녹음 끝내고 보내기",
+      micFailed: "마이크를 사용할 수 없어요",
+      voice: "음성 메시지",
+      video: "동영상",
+      file: "파일",
+      download: "내려받기",
+      uploadFailed: "올리지 못했어요",
+      uploadRefused: {
+        PAYLOAD_TOO_LARGE: "파일이 너무 커요",
+        UNSUPPORTED_MEDIA_TYPE: "보낼 수 없는 형식이에요",
+        QUOTA_EXCEEDED: "오늘 올릴 수 있는 용량을 다 썼어요",
+      },
       sending: "전송 중",
       failed: "전송 실패",
       retry: "다시 보내기",
@@ -100,7 +122,20 @@
       typing: (name) => `${name} is typing…`,
       placeholder: "Type a message",
       send: "Send",
-      attach: "Send a photo",
+      attach: "Send a photo, video or file",
+      record: "Record a voice message",
+      stopRecording: "Stop and send",
+      micFailed: "The microphone is not available",
+      voice: "Voice message",
+      video: "Video",
+      file: "File",
+      download: "Download",
+      uploadFailed: "Could not upload",
+      uploadRefused: {
+        PAYLOAD_TOO_LARGE: "The file is too large",
+        UNSUPPORTED_MEDIA_TYPE: "This kind of file cannot be sent",
+        QUOTA_EXCEEDED: "Today's upload allowance is used up",
+      },
       sending: "Sending",
       failed: "Not sent",
       retry: "Retry",
@@ -163,7 +198,10 @@
   const LONG_PRESS_SLOP_PX = 10; // a finger that moves further is scrolling, not pressing
   // The server's reply preview: the first 100 characters of a text, or a word for the others.
   const PREVIEW_LENGTH = 100;
-  const SERVER_PREVIEW = { IMAGE: "사진", STICKER: "이모티콘" };
+  const SERVER_PREVIEW = { IMAGE: "사진", AUDIO: "음성 메시지", VIDEO: "동영상", FILE: "파일", STICKER: "이모티콘" };
+  // The word a quote shows for each, in the page's language.
+  const PREVIEW_WORD = { IMAGE: "photo", AUDIO: "voice", VIDEO: "video", FILE: "file", STICKER: "sticker" };
+  const MEDIA_FIELDS = ["mediaUrl", "thumbnailUrl", "durationMs", "fileName", "size", "width", "height"];
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || "";
@@ -191,6 +229,7 @@
     composer: $("composer"),
     attach: $("attach"),
     file: $("file"),
+    record: $("record"),
     input: $("input"),
     send: $("send"),
     bar: $("context-bar"),
@@ -216,7 +255,7 @@
     bySeq: new Map(), // seq -> {el, m}
     byId: new Map(), // message id -> the same entries
     deleted: new Set(), // ids of messages I deleted for me: never shown again
-    outbox: new Map(), // tempId -> {body, el, status, acked, attempt, timer, file, reply}
+    outbox: new Map(), // tempId -> {body, el, status, acked, attempt, timer, file, reply, localUrl}
     actions: new Map(), // tempId -> {kind, body, attempt}: changes without a RECEIPT yet
     menuFor: null, // the entry whose menu is open
     bar: null, // {mode: "reply"|"edit", entry, draft}: the bar above the composer
@@ -240,6 +279,7 @@
     autoTop: -1, // where scrollToBottom() last put the list
     pushPreview: true, // my setting: notifications show the sender and the text
     notified: 0, // notifications shown for the partner's messages while hidden
+    recording: null, // the voice note being recorded (media.js)
   };
 
   // -- helpers -------------------------------------------------------------------------------
@@ -330,7 +370,8 @@
     $("fatal-title").textContent = title;
     $("fatal-text").textContent = text;
     $("fatal").hidden = false;
-    for (const id of ["input", "send", "attach"]) $(id).disabled = true;
+    for (const id of ["input", "send", "attach", "record"]) $(id).disabled = true;
+    if (state.recording) state.recording.cancel();
     showBanner(title, true);
     if (state.client) state.client.deactivate();
   }
@@ -409,7 +450,7 @@
   // The server's preview of a message, for the reply quote of a message not sent yet.
   function previewOf(m) {
     if (m.type === "TEXT") return firstChars(m.content, PREVIEW_LENGTH);
-    if (m.type === "IMAGE" && m.content) return firstChars(m.content, PREVIEW_LENGTH);
+    if (IeumMedia.isMedia(m.type) && m.content) return firstChars(m.content, PREVIEW_LENGTH);
     return SERVER_PREVIEW[m.type] || "";
   }
 
@@ -419,8 +460,9 @@
 
   function quoteText(reply) {
     if (reply.unsent) return T.unsent;
-    if (reply.type === "IMAGE" && reply.preview === SERVER_PREVIEW.IMAGE) return T.photo;
     if (reply.type === "STICKER") return T.sticker;
+    const word = PREVIEW_WORD[reply.type];
+    if (word && reply.preview === SERVER_PREVIEW[reply.type]) return T[word];
     return reply.preview || "";
   }
 
@@ -429,7 +471,7 @@
   }
 
   // li.msg: [.sender] [.quote] .row(.bubble, .meta(.unread, .state, .edited, time)) [.reactions]
-  function renderBubble(m, localImage) {
+  function renderBubble(m, localUrl) {
     // A notice of the service (senderId null) is neither member's: set apart, centred.
     const side = m.type === "NOTICE" ? "notice" : isMine(m) ? "mine" : "theirs";
     const li = el("li", `msg ${side}`);
@@ -449,13 +491,14 @@
     meta.append(unread, status, edited, time);
     row.append(bubble, meta);
     li.append(row);
-    paintBody(li, m, localImage);
+    paintBody(li, m, localUrl);
     paintChanges(li, m);
     return li;
   }
 
-  // What the bubble holds: the text, the picture, or the tombstone of an unsent message.
-  function paintBody(li, m, localImage) {
+  // What the bubble holds: the text, the media, or the tombstone of an unsent message.
+  // localUrl: the file of a message still being uploaded.
+  function paintBody(li, m, localUrl) {
     const bubble = li.querySelector(".bubble");
     bubble.className = "bubble";
     bubble.replaceChildren();
@@ -466,19 +509,8 @@
       return;
     }
     delete li.dataset.unsent;
-    const image = localImage || safeImageUrl(m.imageUrl);
-    if (m.type === "IMAGE") {
-      bubble.classList.add("image");
-      const img = el("img");
-      img.alt = m.content || "image";
-      img.decoding = "async";
-      if (image) img.src = image;
-      img.addEventListener("error", () => {
-        img.hidden = true;
-        if (!bubble.querySelector(".broken")) bubble.prepend(el("div", "caption broken", T.imageBroken));
-      });
-      bubble.append(img);
-      if (m.content) bubble.append(el("div", "caption", m.content));
+    if (IeumMedia.isMedia(m.type)) {
+      IeumMedia.render(bubble, m, T, localUrl);
     } else if (m.type === "STICKER") {
       bubble.textContent = `[${m.content}]`;
     } else {
@@ -629,13 +661,10 @@
       clearTimeout(pending.timer);
       li = pending.el;
       li.remove();
-      if (m.unsent || m.editedAt) {
-        paintBody(li, m); // changed already (from another of my devices) before it came back
-      } else {
-        const { img } = parts(li);
-        const url = safeImageUrl(m.imageUrl);
-        if (img && url && img.src !== url) img.src = url;
-      }
+      // Media: the stored file (its thumbnail, its link) takes the local one's place. A change
+      // made already (from another of my devices) before it came back shows too.
+      if (m.unsent || m.editedAt || IeumMedia.isMedia(m.type)) paintBody(li, m);
+      if (pending.localUrl) URL.revokeObjectURL(pending.localUrl);
       parts(li).time.textContent = clock(m.createdAt);
       paintChanges(li, m);
     } else {
@@ -702,6 +731,7 @@
     const entry = state.byId.get(ev.messageId);
     if (!entry) return;
     Object.assign(entry.m, { unsent: true, content: null, imageUrl: null, reactions: [] });
+    for (const key of MEDIA_FIELDS) entry.m[key] = null;
     paintBody(entry.el, entry.m);
     paintChanges(entry.el, entry.m);
     setUnreadMark(entry);
@@ -856,8 +886,10 @@
     }
   }
 
-  function enqueue(body, li, file, reply) {
-    const item = { body, el: li, status: "sending", acked: false, attempt: 0, timer: null, file, reply };
+  // `file`: a media message's file (a File or a recorded Blob), until it is uploaded;
+  // `localUrl`: the object URL its bubble shows meanwhile.
+  function enqueue(body, li, file, reply, localUrl) {
+    const item = { body, el: li, status: "sending", acked: false, attempt: 0, timer: null, file, reply, localUrl };
     state.outbox.set(body.tempId, item);
     setStatus(li, "sending");
     ui.list.append(li); // below every stored message until the server gives it a seq
@@ -899,7 +931,7 @@
 
   function flushOutbox() {
     for (const item of state.outbox.values()) {
-      if (item.status === "sending" && !item.acked && item.body.imageUrl !== null) transmit(item);
+      if (item.status === "sending" && !item.acked && !item.file) transmit(item); // uploaded
     }
   }
 
@@ -909,7 +941,8 @@
     item.status = "sending";
     item.acked = false;
     setStatus(item.el, "sending");
-    if (item.body.type === "IMAGE" && !item.body.imageUrl) upload(item);
+    showUploadError(item.el, null);
+    if (item.file) upload(item);
     else transmit(item);
   }
 
@@ -922,12 +955,22 @@
     transmit(enqueue(body, li, null, reply));
   }
 
-  function sendImage(file, replyTo) {
-    const body = { type: "IMAGE", imageUrl: null, tempId: newTempId() };
+  // A chosen file or a recorded voice note: its bubble at once (the local file in it), then the
+  // upload, then the SEND. `extra`: what the page knows better than the file (a recording's
+  // duration).
+  function sendMedia(file, replyTo, extra) {
+    const type = IeumMedia.kindOf(file);
+    const body = { type, tempId: newTempId() };
+    if (type === "IMAGE") body.imageUrl = null;
+    else body.mediaUrl = null;
+    Object.assign(body, extra || {});
     const reply = replyTo ? quoteOf(replyTo.m) : null;
     if (reply) body.replyTo = reply.messageId;
-    const li = renderBubble({ ...body, senderId: state.me, replyTo: reply }, URL.createObjectURL(file));
-    upload(enqueue(body, li, file, reply));
+    const localUrl = URL.createObjectURL(file);
+    const shown = { ...body, senderId: state.me, replyTo: reply, size: file.size };
+    if (type === "FILE") shown.fileName = file.name;
+    const li = renderBubble(shown, localUrl);
+    upload(enqueue(body, li, file, reply, localUrl));
   }
 
   // A change of a sent message (edit, unsend, delete, react), like a message: SENT with a
@@ -957,31 +1000,81 @@
     change("react", { messageId: entry.m.id, emoji, op: mine ? "remove" : "add" });
   }
 
-  // The presigned upload: ask for a ticket, put the file where it says, then send the IMAGE.
+  // The presigned upload (media.js), then the SEND: an IMAGE names its imageUrl, the others
+  // their mediaUrl (the server adds what it learnt of the file).
   async function upload(item) {
     const file = item.file;
+    const contentType = IeumMedia.contentTypeOf(file);
+    const fileName = item.body.type === "FILE" ? file.name : null;
     try {
-      const ticket = await api("POST", `/chat/rooms/${state.roomId}/uploads`, {
-        contentType: file.type,
-        size: file.size,
-      });
-      let res;
-      if (ticket.method === "PUT") {
-        res = await fetch(ticket.uploadUrl, { method: "PUT", headers: ticket.headers || {}, body: file });
-      } else {
-        const form = new FormData();
-        for (const [key, value] of Object.entries(ticket.fields || {})) form.append(key, value);
-        form.append("file", file);
-        res = await fetch(ticket.uploadUrl, { method: "POST", body: form });
-      }
-      if (!res.ok) throw new HttpError(res.status, await res.json().catch(() => null));
-      item.body.imageUrl = ticket.imageUrl;
+      const result = await IeumMedia.upload(api, state.roomId, file, { contentType, fileName });
+      if (item.body.type === "IMAGE") item.body.imageUrl = result.imageUrl || result.mediaUrl;
+      else item.body.mediaUrl = result.mediaUrl;
       item.file = null;
       transmit(item);
     } catch (err) {
       failMessage(item);
-      toast(`${T.failed}: ${err.message}`);
+      showUploadError(item.el, err);
+      toast(uploadErrorText(err));
     }
+  }
+
+  function uploadErrorText(err) {
+    const headline = T.uploadRefused[err.code] || T.uploadFailed;
+    return err.message && err.message !== headline ? `${headline}: ${err.message}` : headline;
+  }
+
+  // The line under a bubble whose upload was refused (null: none).
+  function showUploadError(li, err) {
+    let line = li.querySelector(".upload-error");
+    if (!err) {
+      delete li.dataset.uploadError;
+      if (line) line.remove();
+      return;
+    }
+    li.dataset.uploadError = err.code || String(err.status || "network");
+    if (!line) {
+      line = el("div", "upload-error");
+      line.setAttribute("role", "alert");
+      li.append(line);
+    }
+    line.textContent = uploadErrorText(err);
+  }
+
+  // The microphone button: the first press records, the second sends the voice note.
+  async function toggleRecording() {
+    if (state.recording) {
+      const recording = state.recording;
+      state.recording = null;
+      showRecording(false);
+      const reply = state.bar && state.bar.mode === "reply" ? state.bar.entry : null;
+      if (reply) closeBar();
+      try {
+        const voice = await recording.stop();
+        if (voice.blob.size === 0) return;
+        sendMedia(voice.blob, reply, { durationMs: voice.durationMs });
+      } catch (err) {
+        toast(`${T.micFailed}: ${err.message}`);
+      }
+      return;
+    }
+    try {
+      ui.record.disabled = true;
+      state.recording = await IeumMedia.recordVoice();
+      showRecording(true);
+    } catch (err) {
+      toast(`${T.micFailed}: ${err.message}`);
+    } finally {
+      ui.record.disabled = state.fatal;
+    }
+  }
+
+  function showRecording(on) {
+    ui.record.dataset.recording = String(on);
+    const label = on ? T.stopRecording : T.record;
+    ui.record.title = label;
+    ui.record.setAttribute("aria-label", label);
+    ui.record.setAttribute("aria-pressed", String(on));
   }
 
   // -- typing ----------------------------------------------------------------------------------
@@ -1456,12 +1549,16 @@
     });
     ui.input.addEventListener("blur", typingStopped);
     ui.attach.addEventListener("click", () => ui.file.click());
+    ui.file.accept = IeumMedia.ACCEPT;
     ui.file.addEventListener("change", () => {
       const reply = state.bar && state.bar.mode === "reply" ? state.bar.entry : null;
       if (reply) closeBar();
-      for (const file of ui.file.files) sendImage(file, reply);
+      for (const file of ui.file.files) sendMedia(file, reply);
       ui.file.value = "";
     });
+    ui.record.hidden = !IeumMedia.canRecord();
+    showRecording(false);
+    ui.record.addEventListener("click", toggleRecording);
     ui.older.addEventListener("click", loadOlder);
     ui.scroller.addEventListener("scroll", () => {
       // Our own scrolls do not unstick the reader, even when the event arrives after more
