@@ -126,6 +126,6 @@ def test_schemathesis_finds_nothing(
     )
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-8000:]
-    assert "Tested: 19" in report, report[-3000:]
+    assert "Tested: 20" in report, report[-3000:]
     assert " passed" in report, report[-3000:]
     assert "❌" not in report, report[-8000:]

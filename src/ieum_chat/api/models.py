@@ -13,7 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ieum_chat.chat.requests import MAX_READ_IDS, MAX_SEQ, MAX_TEMP_ID_LENGTH
+from ieum_chat.chat.requests import (
+    MAX_DURATION_MS,
+    MAX_READ_IDS,
+    MAX_SEQ,
+    MAX_SIZE,
+    MAX_TEMP_ID_LENGTH,
+)
 from ieum_chat.uploads import CONTENT_TYPES
 
 __all__ = [
@@ -231,6 +237,7 @@ def send_body_schema(max_text_length: int) -> dict[str, Any]:
             "durationMs": {
                 "type": ["integer", "null"],
                 "minimum": 0,
+                "maximum": MAX_DURATION_MS,
                 "description": "AUDIO, VIDEO: optional; must agree with the file's (within "
                 "1 s or 10 %), which the message carries",
             },
@@ -241,11 +248,13 @@ def send_body_schema(max_text_length: int) -> dict[str, Any]:
             "fileName": {
                 **nullable_string,
                 "maxLength": 255,
-                "description": "FILE: optional; must be the name the file was uploaded with",
+                "description": "FILE: optional; must be the name the file was uploaded with "
+                "(no '/', '\\\\' or control characters, on any type)",
             },
             "size": {
                 "type": ["integer", "null"],
                 "minimum": 0,
+                "maximum": MAX_SIZE,
                 "description": "FILE: optional; must be the upload's size",
             },
             "tempId": _TEMP_ID,

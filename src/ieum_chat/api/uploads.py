@@ -60,8 +60,11 @@ _FILE_HEADERS = {
     "Cache-Control": "public, max-age=31536000, immutable",
 }
 
+_BYTES = {"type": "string", "format": "binary"}
+# A file of each type; text is text (a binary schema there is bytes no text body can be).
 _BINARY: dict[str, Any] = {
-    ctype: {"schema": {"type": "string", "format": "binary"}} for ctype in CONTENT_TYPES
+    ctype: {"schema": {"type": "string"} if ctype.startswith("text/") else _BYTES}
+    for ctype in CONTENT_TYPES
 }
 
 CoupleSegment = Annotated[str, Path(alias="coupleId", description="the room the file is for")]

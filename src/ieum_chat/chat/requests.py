@@ -21,9 +21,11 @@ from ieum_chat.media_types import file_name_problem
 from ieum_chat.store.records import ChangeKind
 
 __all__ = [
+    "MAX_DURATION_MS",
     "MAX_EMOJI_LENGTH",
     "MAX_READ_IDS",
     "MAX_SEQ",
+    "MAX_SIZE",
     "MAX_TEMP_ID_LENGTH",
     "MEDIA_TYPES",
     "ChangeRequest",
@@ -198,32 +200,35 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
             raise SendFailed(
                 f"a sticker id has at most {MAX_STICKER_LENGTH} characters", temp_id=temp_id
             )
-    else:
-        if content is not None and len(content) > max_text_length:
-            raise SendFailed(
-                f"'content' is longer than {max_text_length} characters", temp_id=temp_id
-            )
-        url = _media_url(data, kind, temp_id)
+    elif content is not None and len(content) > max_text_length:
+        raise SendFailed(f"'content' is longer than {max_text_length} characters", temp_id=temp_id)
+    # The file's fields are checked whatever the type (the send schema documents them so)
+    # and kept for the types that carry a file.
+    image_url = _optional_str(data, "imageUrl", temp_id)
+    media_url = _optional_str(data, "mediaUrl", temp_id)
+    claims = _claims(data, kind, temp_id)
+    if kind not in MEDIA_TYPES:
         return SendRequest(
-            type=kind,
-            content=content,
-            image_url=url if kind is MessageType.IMAGE else None,
-            temp_id=temp_id,
-            reply_to=reply_to,
-            media_url=url,
-            claims=_claims(data, kind, temp_id),
+            type=kind, content=content, image_url=None, temp_id=temp_id, reply_to=reply_to
         )
+    url = _media_url(kind, image_url, media_url, temp_id)
     return SendRequest(
-        type=kind, content=content, image_url=None, temp_id=temp_id, reply_to=reply_to
+        type=kind,
+        content=content,
+        image_url=url if kind is MessageType.IMAGE else None,
+        temp_id=temp_id,
+        reply_to=reply_to,
+        media_url=url,
+        claims=claims,
     )
 
 
-def _media_url(data: dict[str, Any], kind: MessageType, temp_id: str | None) -> str:
+def _media_url(
+    kind: MessageType, image_url: str | None, media_url: str | None, temp_id: str | None
+) -> str:
     """The file's URL: ``mediaUrl``; an IMAGE's ``imageUrl`` (the plan's name) as well."""
-    name = "mediaUrl"
-    url = _optional_str(data, "mediaUrl", temp_id)
+    name, url = "mediaUrl", media_url
     if kind is MessageType.IMAGE:
-        image_url = _optional_str(data, "imageUrl", temp_id)
         if image_url is not None and url is not None and image_url != url:
             raise SendFailed("'imageUrl' and 'mediaUrl' name different files", temp_id=temp_id)
         if image_url is not None or url is None:
@@ -245,20 +250,19 @@ def _count(data: dict[str, Any], key: str, top: int, temp_id: str | None) -> int
 
 
 def _claims(data: dict[str, Any], kind: MessageType, temp_id: str | None) -> Claims:
-    """What the client said of the file; fields another type does not have are ignored."""
-    claims = Claims()
-    if kind in (MessageType.AUDIO, MessageType.VIDEO):
-        duration = _count(data, "durationMs", MAX_DURATION_MS, temp_id)
-        claims = Claims(duration_ms=duration)
-    if kind in (MessageType.IMAGE, MessageType.VIDEO):
-        thumbnail = _optional_str(data, "thumbnailUrl", temp_id)
-        claims = Claims(claims.duration_ms, thumbnail_url=thumbnail)
-    if kind is MessageType.FILE:
-        name = _optional_str(data, "fileName", temp_id)
-        if name is not None and (problem := file_name_problem(name)) is not None:
-            raise SendFailed(problem, temp_id=temp_id)
-        claims = Claims(file_name=name, size=_count(data, "size", MAX_SIZE, temp_id))
-    return claims
+    """What the client said of the file, kept for the types that have each field."""
+    duration = _count(data, "durationMs", MAX_DURATION_MS, temp_id)
+    thumbnail = _optional_str(data, "thumbnailUrl", temp_id)
+    name = _optional_str(data, "fileName", temp_id)
+    if name is not None and (problem := file_name_problem(name)) is not None:
+        raise SendFailed(problem, temp_id=temp_id)
+    size = _count(data, "size", MAX_SIZE, temp_id)
+    return Claims(
+        duration_ms=duration if kind in (MessageType.AUDIO, MessageType.VIDEO) else None,
+        thumbnail_url=thumbnail if kind in (MessageType.IMAGE, MessageType.VIDEO) else None,
+        file_name=name if kind is MessageType.FILE else None,
+        size=size if kind is MessageType.FILE else None,
+    )
 
 
 def validate_notice(data: dict[str, Any], *, max_text_length: int = 4000) -> SendRequest:

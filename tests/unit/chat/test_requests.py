@@ -81,6 +81,27 @@ def test_text_of_exactly_4000_characters_is_accepted() -> None:
             TYPES,
             "t",
         ),
+        # what the schema documents of a media field holds whatever the type carrying it
+        (
+            body(type="TEXT", content="x", size=-1, tempId="t"),
+            f"'size' must be a whole number from 0 to {2**53}",
+            "t",
+        ),
+        (
+            body(type="STICKER", content="s", durationMs="2s", tempId="t"),
+            f"'durationMs' must be a whole number from 0 to {2**31 - 1}",
+            "t",
+        ),
+        (
+            body(type="TEXT", content="x", fileName="a" * 256, tempId="t"),
+            "'fileName' has at most 255 characters",
+            "t",
+        ),
+        (
+            body(type="AUDIO", mediaUrl="https://x/a.m4a", thumbnailUrl=7, tempId="t"),
+            "'thumbnailUrl' must be a string",
+            "t",
+        ),
     ],
 )
 def test_bad_send_requests(raw: bytes, detail: str, temp_id: str | None) -> None:
