@@ -199,9 +199,9 @@ async def test_stomp_sends_media_as_rest_does(
     [
         (lambda d: media.html_as_png(d / "x.png"), "image/png", "not image/png"),
         (lambda d: media.zip_archive(d / "x.mp4"), "video/mp4", "not video/mp4"),
-        (lambda d: media.truncated_jpeg(d / "x.jpg"), "image/jpeg", ""),
-        (lambda d: media.bomb_png(d / "x.png"), "image/png", ""),
-        (lambda d: media.audio(d / "x.m4a", 1.0, "m4a"), "video/mp4", ""),
+        (lambda d: media.truncated_jpeg(d / "x.jpg"), "image/jpeg", "truncated"),
+        (lambda d: media.bomb_png(d / "x.png"), "image/png", "decompression bomb"),
+        (lambda d: media.audio(d / "x.m4a", 1.0, "m4a"), "video/mp4", "no video stream"),
     ],
     ids=["html-as-png", "zip-as-video", "truncated-jpeg", "bomb", "audio-as-video"],
 )

@@ -97,7 +97,7 @@ def _limits(settings: Settings) -> str:
     return ", ".join(f"{k.value} {v} bytes" for k, v in settings.upload_max_bytes.items())
 
 
-def upload_json(upload: Upload, backend: UploadBackend) -> dict[str, Any]:
+def upload_json(upload: Upload) -> dict[str, Any]:
     """A checked upload as the PUT and ``completeUrl`` answer it (:class:`UploadOut`)."""
     media = upload.media
     return {
@@ -216,7 +216,7 @@ def build_uploads_router(settings: Settings) -> APIRouter:
     )
     async def complete(chat: Chat, room: Room, upload_id: UploadId) -> Response:
         upload = await chat.media.complete(room.id, upload_id)
-        return json_response(upload_json(upload, _backend(chat)))
+        return json_response(upload_json(upload))
 
     @router.put(
         "/uploads/{coupleId}/{name}",
@@ -274,7 +274,7 @@ def build_uploads_router(settings: Settings) -> APIRouter:
             if not sniff(content_type, head):
                 raise UnsupportedMediaType(f"the file is not {content_type}")
             done = await chat.media.publish(upload, path, FilePath(folder))
-        return json_response(upload_json(done, backend), 201)
+        return json_response(upload_json(done), 201)
 
     @router.get(
         "/uploads/{coupleId}/{name}",

@@ -77,10 +77,15 @@ _COLUMNS = (
 )
 
 
+_NAMES = [column.name for column in _COLUMNS]
+_STATE = _NAMES.index("state")
+_MEDIA = _NAMES.index("media")
+
+
 def _upload(row: AnyRow) -> Upload:
     values = list(row)
-    values[9] = UploadState(values[9])
-    values[12] = Media.from_json(values[12])
+    values[_STATE] = UploadState(values[_STATE])
+    values[_MEDIA] = Media.from_json(values[_MEDIA])
     return Upload(*values)
 
 
