@@ -1,5 +1,6 @@
 """Metrics move by the right amounts, tokens never reach logs or metrics, readiness follows
-the database, and the shipped dashboard names only metrics that exist."""
+the database (and only reports a lost broker as degraded), and the shipped dashboard names
+only metrics that exist."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.support.postgres import (
     require_postgres,
     through_port,
 )
+from tests.support.redis import redis_address, require_redis, unique_prefix
 from tests.support.server import Cli, ServerProcess
 from tests.support.stomp_client import StompTestClient
 from tests.support.tcp_proxy import ProxyFactory
@@ -180,3 +182,42 @@ def test_readyz_follows_the_database(tmp_path: Path, tcp_proxy: ProxyFactory) ->
             server.stop()
     finally:
         drop_database(url)
+
+
+def test_readyz_stays_ready_while_the_broker_is_down(
+    tmp_path: Path, tcp_proxy: ProxyFactory
+) -> None:
+    """A node whose Redis is gone still serves its own sessions: a load balancer that drained
+    it (and, Redis being shared, every other node at once) would turn a fan-out outage into a
+    full one. So /readyz stays 200 and says "degraded", with a gauge to alert on."""
+    require_redis()
+    proxy = tcp_proxy(*redis_address())
+    env = SERVER_ENV | {
+        "IEUM_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
+        "IEUM_REDIS_PREFIX": unique_prefix(),
+    }
+    cli = Cli.for_database(f"sqlite:///{tmp_path / 'chat.db'}")
+    server = ServerProcess(cli, tmp_path / "server.log", extra_env=env).start()
+    try:
+        ready = httpx.get(f"{server.http_url}/readyz", timeout=10)
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        assert scrape(server)["ieum_degraded"] == 0
+        proxy.cut()
+        degraded = httpx.get(f"{server.http_url}/readyz", timeout=10)
+        assert degraded.status_code == 200
+        body = degraded.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["database"] == "ok"
+        assert body["checks"]["broker"].startswith("down")
+        samples = scrape(server)
+        assert samples["ieum_degraded"] == 1
+        assert samples["ieum_broker_up"] == 0
+        proxy.restore()
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{server.http_url}/readyz", timeout=10).json()["status"] != "ok":
+            assert time.monotonic() < deadline, "readyz did not recover"
+            time.sleep(0.3)
+        assert scrape(server)["ieum_degraded"] == 0
+    finally:
+        server.stop()

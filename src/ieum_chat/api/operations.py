@@ -25,8 +25,14 @@ def install_operations(app: FastAPI, chat: Callable[[], ChatService]) -> None:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="The database and the broker are reachable",
-        responses={503: {"description": "a dependency is down"}},
+        summary="The node can serve: its database is reachable",
+        description=(
+            "200 `ok` when the database and the broker answer; 200 `degraded` when only the "
+            "broker is down (the node still serves its own sessions, cross-node delivery "
+            "waits), so that a shared Redis outage does not drain every node at once; 503 "
+            "when the database is down."
+        ),
+        responses={503: {"description": "the database is down, or the node is starting"}},
     )
     async def readyz() -> JSONResponse:
         try:
@@ -37,10 +43,16 @@ def install_operations(app: FastAPI, chat: Callable[[], ChatService]) -> None:
             "database": await _check(service.db.ping, metrics.DATABASE_UP),
             "broker": await _check(service.broker.ping, metrics.BROKER_UP),
         }
-        ready = all(ok == "ok" for ok in checks.values())
+        if checks["database"] != "ok":
+            status = "unavailable"
+        elif checks["broker"] != "ok":
+            status = "degraded"
+        else:
+            status = "ok"
+        metrics.DEGRADED.set(1 if status == "degraded" else 0)
         return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
+            {"status": status, "checks": checks},
+            status_code=503 if status == "unavailable" else 200,
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this node")

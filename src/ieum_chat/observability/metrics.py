@@ -25,6 +25,7 @@ __all__ = [
     "CONNECTIONS",
     "CONTENT_TYPE_LATEST",
     "DATABASE_UP",
+    "DEGRADED",
     "ERRORS",
     "HTTP_REQUESTS",
     "LIFECYCLE_EVENTS",
@@ -214,6 +215,12 @@ DATABASE_UP = Gauge(
     "ieum_database_up", "1 when the last database check succeeded", registry=REGISTRY
 )
 BROKER_UP = Gauge("ieum_broker_up", "1 when the last broker check succeeded", registry=REGISTRY)
+DEGRADED = Gauge(
+    "ieum_degraded",
+    "1 when the last readiness check found the broker down and the database up: the node "
+    "serves its own sessions, cross-node delivery waits",
+    registry=REGISTRY,
+)
 
 
 def render() -> bytes:
