@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     control_rate: float = 10.0
     control_burst: int = 20
 
+    # new sessions this node admits per second (WebSocket handshakes and SockJS sessions
+    # together), in bursts of up to admission_burst: a reconnect storm (a node died, its
+    # clients all come here) is spread out instead of stampeding the database with
+    # authentications and replays; the excess is refused 503 UNAVAILABLE with Retry-After
+    admission_rate: float = Field(default=500.0, gt=0)
+    admission_burst: int = Field(default=1000, ge=1)
+
     shutdown_grace: float = 10.0
 
     log_json: bool = False

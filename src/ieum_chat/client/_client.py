@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +28,7 @@ from datetime import tzinfo
 from typing import Final
 
 import orjson
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from ieum_chat.stomp import Frame
 
@@ -327,6 +328,7 @@ class ChatClient(MessageActions, FrameHandler):
         attempt = 0
         while True:
             self._was_ready = False
+            wait_at_least = 0.0
             try:
                 await self._session()
                 reason = "session ended"
@@ -340,6 +342,11 @@ class ChatClient(MessageActions, FrameHandler):
                 reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
             except HeartbeatTimeout as exc:
                 reason = str(exc)
+            except InvalidStatus as exc:
+                # A refused handshake: 503 from a node admitting no more new sessions this
+                # second (or draining) says how long to stay away.
+                reason = f"handshake refused: HTTP {exc.response.status_code}"
+                wait_at_least = _retry_after(exc.response.headers.get("Retry-After"))
             except (OSError, TimeoutError, WebSocketException) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # a failing token provider, or a bug: keep trying
@@ -349,7 +356,9 @@ class ChatClient(MessageActions, FrameHandler):
                 return
             if self._was_ready:
                 attempt = 0
-            delay = self._backoff.delay(attempt)
+            # Retry-After is a floor; the jittered backoff on top spreads the clients a node
+            # refused together over the following seconds instead of one instant.
+            delay = wait_at_least + self._backoff.delay(attempt)
             attempt += 1
             self.stats.disconnects += 1
             log.info("chat client disconnected (%s); reconnecting in %.2f s", reason, delay)
@@ -541,3 +550,18 @@ class ChatClient(MessageActions, FrameHandler):
             await self._ready.wait()
             if not self._closed and self._link is None:
                 await asyncio.sleep(0)  # a stale wake-up: the session is tearing down
+
+
+_RETRY_AFTER_MAX: Final = 300.0
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds of a ``Retry-After`` header (the delay form; a date or garbage counts as
+    none), capped so that a wrong header cannot park the client for long."""
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+    if math.isnan(seconds):
+        return 0.0
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX)

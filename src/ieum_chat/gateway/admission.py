@@ -3,7 +3,11 @@ raw WebSocket served from the event loop, its ASGI twin, and the request that cr
 SockJS session), in one place so that they cannot drift apart.
 
 In order: a draining server refuses (503 SERVER_SHUTDOWN); an origin outside
-``IEUM_ALLOWED_ORIGINS`` is refused (403 UNAUTHORIZED); a token present in the ``token``
+``IEUM_ALLOWED_ORIGINS`` is refused (403 UNAUTHORIZED); past the node's admission rate
+(``IEUM_ADMISSION_RATE`` new sessions a second, in bursts of ``IEUM_ADMISSION_BURST``) a new
+session is refused before it costs a token check (503 UNAVAILABLE with ``Retry-After``, counted
+in ``ieum_admissions_refused_total``): a reconnect storm is spread over time instead of
+stampeding the database; a token present in the ``token``
 query parameter or an ``Authorization: Bearer`` header is verified before the upgrade and a
 bad one refused (401 AUTH_FAILED, counted in ``ieum_auth_failures_total{where="handshake"}``).
 Without a token the socket opens and the STOMP CONNECT must carry one.
@@ -12,6 +16,7 @@ Without a token the socket opens and the STOMP CONNECT must carry one.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,16 +76,32 @@ class Admission:
 
 
 class Refusal(Exception):
-    """A handshake refused with an HTTP status and the error JSON of :func:`error_payload`."""
+    """A handshake refused with an HTTP status and the error JSON of :func:`error_payload`;
+    ``retry_after``: seconds the client should wait before it tries again."""
 
-    def __init__(self, status: int, payload: dict[str, Any]) -> None:
+    def __init__(
+        self, status: int, payload: dict[str, Any], *, retry_after: int | None = None
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.payload = payload
+        self.retry_after = retry_after
 
     @classmethod
-    def of(cls, status: int, code: ErrorCode, *, detail: str | None = None) -> Refusal:
-        return cls(status, error_payload(code, detail=detail))
+    def of(
+        cls,
+        status: int,
+        code: ErrorCode,
+        *,
+        detail: str | None = None,
+        retry_after: int | None = None,
+    ) -> Refusal:
+        return cls(status, error_payload(code, detail=detail), retry_after=retry_after)
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers of the HTTP response beside the JSON body."""
+        return () if self.retry_after is None else (("Retry-After", str(self.retry_after)),)
 
     @property
     def body(self) -> bytes:
@@ -99,6 +120,15 @@ async def admit(
         raise Refusal.of(503, ErrorCode.SERVER_SHUTDOWN)
     if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
         raise Refusal.of(403, ErrorCode.UNAUTHORIZED, detail="origin not allowed")
+    wait = gateway.admission.take()
+    if wait:
+        metrics.ADMISSIONS_REFUSED.inc()
+        raise Refusal.of(
+            503,
+            ErrorCode.UNAVAILABLE,
+            detail="too many new connections; retry later",
+            retry_after=max(1, math.ceil(wait)),
+        )
     subprotocol, version = select_subprotocol(offered)
     token = handshake_token(query, headers)
     if not token:

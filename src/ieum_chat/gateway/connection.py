@@ -33,6 +33,7 @@ from ieum_chat.aio import stop_tasks_after
 from ieum_chat.auth import Principal
 from ieum_chat.chat import codec
 from ieum_chat.chat.directory import Revocation
+from ieum_chat.chat.limits import TokenBucket
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import ErrorCode, error_body
@@ -77,6 +78,11 @@ class Gateway:
     stall_timeout: float = 20.0
     """Seconds a peer may take no bytes at all while history waits for it: then it is
     closed as a slow consumer (it reconnects and resumes by seq)."""
+    admission: TokenBucket = field(init=False)
+    """New sessions this node admits per second (``IEUM_ADMISSION_RATE``/``_BURST``)."""
+
+    def __post_init__(self) -> None:
+        self.admission = TokenBucket(self.settings.admission_rate, self.settings.admission_burst)
 
     async def drain(self, grace: float) -> int:
         """Graceful shutdown: refuse new connections, let each session finish the SENDs it

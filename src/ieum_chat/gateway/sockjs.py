@@ -55,7 +55,12 @@ class StompSockJSEndpoint:
         try:
             admission = await admit(gateway, request.headers, request.query)
         except Refusal as refusal:
-            raise Rejected(refusal.status, refusal.body, content_type=_JSON) from None
+            raise Rejected(
+                refusal.status,
+                refusal.body,
+                content_type=_JSON,
+                headers=[(k.lower().encode(), v.encode()) for k, v in refusal.headers],
+            ) from None
         session = _StompSession(gateway, info, admission.principal, admission.user)
         return Accept(session.serve, session.admits)
 

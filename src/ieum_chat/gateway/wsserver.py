@@ -274,7 +274,7 @@ class GatewayProtocol(asyncio.Protocol):
         except Refusal as refusal:
             # An access-log line as the HTTP server writes one (the token in it is redacted).
             log.info('%s - "WebSocket %s" %d', remote, request.target, refusal.status)
-            self._respond(refusal.status, codec.dumps(refusal.payload))
+            self._respond(refusal.status, codec.dumps(refusal.payload), refusal.headers)
             return
         except Exception:
             log.exception("WebSocket handshake failed")

@@ -18,6 +18,7 @@ from prometheus_client import (
 
 __all__ = [
     "ADMIN_CALLS",
+    "ADMISSIONS_REFUSED",
     "AUTH_FAILURES",
     "BROKER_DROPPED",
     "BROKER_UP",
@@ -215,6 +216,11 @@ DATABASE_UP = Gauge(
     "ieum_database_up", "1 when the last database check succeeded", registry=REGISTRY
 )
 BROKER_UP = Gauge("ieum_broker_up", "1 when the last broker check succeeded", registry=REGISTRY)
+ADMISSIONS_REFUSED = Counter(
+    "ieum_admissions_refused",
+    "New sessions refused past the node's admission rate (503 with Retry-After)",
+    registry=REGISTRY,
+)
 DEGRADED = Gauge(
     "ieum_degraded",
     "1 when the last readiness check found the broker down and the database up: the node "

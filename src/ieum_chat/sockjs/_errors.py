@@ -10,6 +10,8 @@ SockJSError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "LocalProtocolError",
     "Rejected",
@@ -46,7 +48,8 @@ class SessionClosed(SockJSError):
 
 class Rejected(SockJSError):
     """An endpoint refuses to open a session: the session-creating request (or the WebSocket
-    handshake) is answered with this status, body and content type instead."""
+    handshake) is answered with this status, body, content type and extra headers (such as
+    ``retry-after``; lower-case names) instead."""
 
     def __init__(
         self,
@@ -54,8 +57,10 @@ class Rejected(SockJSError):
         body: bytes = b"",
         *,
         content_type: str = "text/plain; charset=UTF-8",
+        headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         super().__init__(f"rejected with HTTP {status}")
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.headers = tuple(headers)

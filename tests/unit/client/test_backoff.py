@@ -1,4 +1,5 @@
-"""Reconnect delays: capped exponential backoff with full jitter."""
+"""Reconnect delays: capped exponential backoff with full jitter, and the floor a refused
+handshake's Retry-After puts under it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ieum_chat.client import Backoff
+from ieum_chat.client._client import _retry_after
 
 
 def test_ceiling_doubles_up_to_the_cap() -> None:
@@ -53,3 +55,19 @@ def test_invalid_settings(base: float, cap: float) -> None:
 def test_negative_attempt() -> None:
     with pytest.raises(ValueError, match="attempt"):
         Backoff().ceiling(-1)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("3", 3.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("1e9", 300.0),
+        ("nan", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        (None, 0.0),
+    ],
+)
+def test_retry_after_is_a_bounded_floor(header: str | None, seconds: float) -> None:
+    assert _retry_after(header) == seconds

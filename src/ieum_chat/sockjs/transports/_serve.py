@@ -53,7 +53,9 @@ async def serve_receiver(
         await text_error(send, exc.status, exc.message, headers[1:])
         return
     except Rejected as exc:
-        await respond(send, exc.status, headers, exc.body, content_type=exc.content_type)
+        await respond(
+            send, exc.status, [*headers, *exc.headers], exc.body, content_type=exc.content_type
+        )
         return
 
     receiver = _Receiver(spec, callback, headers, channel, send)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from .._channel import Channel, Endpoint, SessionInfo
@@ -45,7 +46,9 @@ async def serve_websocket(
         handler = await endpoint(info)
         channel = registry.create(info, handler, listed=False)
     except Rejected as exc:
-        await deny_websocket(scope, send, exc.status, exc.body, exc.content_type)
+        await deny_websocket(
+            scope, send, exc.status, exc.body, exc.content_type, headers=exc.headers
+        )
         return
     except RemoteProtocolError as exc:
         await deny_websocket(scope, send, exc.status, exc.message.encode())
@@ -155,6 +158,8 @@ async def deny_websocket(
     status: int,
     body: bytes,
     content_type: str = "text/plain; charset=UTF-8",
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
     """Refuse a handshake with an HTTP response where the server allows it (the ASGI
     "websocket.http.response" extension), else with a policy-violation close."""
@@ -166,6 +171,7 @@ async def deny_websocket(
                 "headers": [
                     (b"content-type", content_type.encode()),
                     (b"content-length", str(len(body)).encode()),
+                    *headers,
                 ],
             }
         )
