@@ -8,7 +8,10 @@ default ``postgresql://root@127.0.0.1:5432/test``), created for the session and 
 afterwards. If that server cannot be reached the PostgreSQL half is skipped, unless ``CI`` is
 set: then it fails, so a CI run can never pass with half the suite silently missing.
 
-Each backend is migrated once; every test then starts from empty tables.
+Each backend is migrated once; every test then starts from empty tables. ``fresh_url`` is an
+unmigrated database whatever the backend, so on ``postgresql-partitioned`` the tests of the
+migrations themselves see plain PostgreSQL; ``test_store_partitions`` runs migrations on a
+partitioned database.
 """
 
 from __future__ import annotations
