@@ -22,6 +22,7 @@ from ieum_chat.chat.lifecycle import Lifecycle
 from ieum_chat.chat.media import MediaService
 from ieum_chat.config import Settings
 from ieum_chat.store import Database, upgrade_schema
+from ieum_chat.store.partitions import MAX_PARTITIONS, PartitionRefused, partition_messages
 from ieum_chat.uploads import create_upload_backend
 
 __all__ = ["main"]
@@ -85,8 +86,25 @@ def _prepare_schema(settings: Settings) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    partitions: int | None = args.partitions
+    if partitions is not None:
+        if settings.database_url.startswith("sqlite"):
+            raise CliError("--partitions needs PostgreSQL: SQLite has no table partitioning")
+        if partitions < 2 or partitions > MAX_PARTITIONS:
+            raise CliError(f"--partitions must be between 2 and {MAX_PARTITIONS}")
     upgrade_schema(settings.database_url)
     print("schema is up to date")
+    if partitions is None:
+        return
+    try:
+        done = asyncio.run(partition_messages(settings.database_url, partitions))
+    except PartitionRefused as exc:
+        raise CliError(str(exc)) from None
+    if done.converted:
+        print(f"messages is hash-partitioned by couple_id into {partitions} partitions", end="")
+        print(f" ({done.rows} rows moved)")
+    else:
+        print(f"messages was already hash-partitioned into {partitions} partitions")
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:
@@ -281,9 +299,14 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     with_server(sub.add_parser("serve", help="run the server")).set_defaults(func=cmd_serve)
-    with_db(sub.add_parser("migrate", help="apply schema migrations")).set_defaults(
-        func=cmd_migrate
+    migrate = with_db(sub.add_parser("migrate", help="apply schema migrations"))
+    migrate.add_argument(
+        "--partitions",
+        type=_positive,
+        metavar="N",
+        help="then hash-partition messages by couple_id into N tables (PostgreSQL)",
     )
+    migrate.set_defaults(func=cmd_migrate)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     user_add = with_db(user.add_parser("add", help="create a user; prints its id"))

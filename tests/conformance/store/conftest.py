@@ -1,4 +1,6 @@
-"""One store suite, every backend: each test taking ``db`` runs on SQLite and on PostgreSQL.
+"""One store suite, every backend: each test taking ``db`` runs on SQLite, on PostgreSQL and on
+PostgreSQL with ``messages`` hash-partitioned by couple (``postgresql-partitioned``, 4 partitions:
+``ieum-chat migrate --partitions 4``).
 
 SQLite: a file in a temporary directory. PostgreSQL: a throwaway database
 ``ieum_test_<random>`` on the local server (tests/support/postgres.py: ``IEUM_TEST_PG_URL``,
@@ -6,11 +8,15 @@ default ``postgresql://root@127.0.0.1:5432/test``), created for the session and 
 afterwards. If that server cannot be reached the PostgreSQL half is skipped, unless ``CI`` is
 set: then it fails, so a CI run can never pass with half the suite silently missing.
 
-Each backend is migrated once; every test then starts from empty tables.
+Each backend is migrated once; every test then starts from empty tables. ``fresh_url`` is an
+unmigrated database whatever the backend, so on ``postgresql-partitioned`` the tests of the
+migrations themselves see plain PostgreSQL; ``test_store_partitions`` runs migrations on a
+partitioned database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 import uuid
@@ -24,6 +30,10 @@ import pytest
 from tests.support.postgres import create_database, drop_database, require_postgres
 
 from ieum_chat.store import Couple, Database, NewMessage, User, upgrade_schema
+from ieum_chat.store.partitions import partition_messages
+
+# The partitioned backend's count: more than one, so that couples land in different tables.
+PARTITIONS = 4
 
 _TABLES = (  # children first
     "deliveries",
@@ -48,6 +58,10 @@ class Backend:
     workdir: Path
     created: list[str]
 
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.name == "sqlite" else "postgresql"
+
     def new_url(self) -> str:
         """The URL of a brand-new, empty (unmigrated) database."""
         if self.name == "sqlite":
@@ -63,12 +77,16 @@ class Backend:
 
 @pytest.fixture(
     scope="session",
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql-partitioned", marks=pytest.mark.postgres),
+    ],
 )
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    if request.param == "postgresql":
+    if request.param != "sqlite":
         require_postgres()
     made = Backend(request.param, tmp_path_factory.mktemp(f"store-{request.param}"), [])
     try:
@@ -82,6 +100,8 @@ def migrated_url(backend: Backend) -> str:
     """A database of ``backend`` migrated to head, shared by the session's tests."""
     url = backend.new_url()
     upgrade_schema(url)
+    if backend.name == "postgresql-partitioned":
+        asyncio.run(partition_messages(url, PARTITIONS))
     return url
 
 
@@ -102,7 +122,7 @@ async def _wipe(url: str, dialect: str) -> None:
 @pytest.fixture
 async def db(backend: Backend, migrated_url: str) -> AsyncIterator[Database]:
     """A connected :class:`Database` over empty, migrated tables."""
-    await _wipe(migrated_url, backend.name)
+    await _wipe(migrated_url, backend.dialect)
     database = await Database.connect(migrated_url)
     try:
         yield database

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +35,24 @@ async def explain(url: str, query: Select[Any]) -> str:
         await engine.dispose()
 
 
+async def full_scans_of_rows(url: str, plan: str) -> list[str]:
+    """The plan's sequential scans of tables that hold rows. The planner reads a partition
+    that is empty whole (it costs nothing): only a scan of stored rows is a full scan."""
+    tables = re.findall(r"Seq Scan on (\w+)", plan)
+    if not tables:
+        return []
+    engine = create_async_engine(normalize_url(url))
+    try:
+        async with engine.connect() as conn:
+            return [
+                table
+                for table in tables
+                if await conn.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table})"))
+            ]
+    finally:
+        await engine.dispose()
+
+
 async def test_temp_id_lookup_probes_the_unique_index(
     db: Database,
     migrated_url: str,
@@ -45,8 +64,10 @@ async def test_temp_id_lookup_probes_the_unique_index(
     await db.append_messages(batch)
     keys = [(couple.id, a.id, "t1"), (couple.id, b.id, "t2"), (uuid.uuid4(), a.id, "t3")]
     plan = await explain(migrated_url, dedup_query(engine_for_url(migrated_url), keys))
-    assert "uq_messages_couple_sender_temp" in plan or "sqlite_autoindex_messages" in plan, plan
-    assert "Seq Scan" not in plan, plan
+    # The constraint's index; on a partitioned table, each partition's (named after its columns).
+    names = ("uq_messages_couple_sender_temp", "sqlite_autoindex_messages", "sender_id_temp_id_key")
+    assert any(name in plan for name in names), plan
+    assert await full_scans_of_rows(migrated_url, plan) == [], plan
     assert "SCAN messages" not in plan, plan
 
 

@@ -15,7 +15,7 @@ CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
 
 
 async def test_dialect_and_ping(db: Database, backend: Any) -> None:
-    assert db.dialect == backend.name
+    assert db.dialect == backend.dialect
     await db.ping()
 
 
