@@ -83,7 +83,9 @@ public final class WireCheck {
     private final Map<String, String> env = System.getenv();
     private final List<String> problems = Collections.synchronizedList(new ArrayList<>());
     private final Map<String, Integer> headersSeen = Collections.synchronizedMap(new LinkedHashMap<>());
+    // pingInterval as the guide sets it (shorter): a ping without its pong fails the socket.
     private final OkHttpClient http = new OkHttpClient.Builder()
+            .pingInterval(1, TimeUnit.SECONDS)
             .readTimeout(0, TimeUnit.MILLISECONDS)
             .callTimeout(Link.GUARD_MS, TimeUnit.MILLISECONDS)
             .build();
@@ -341,11 +343,13 @@ public final class WireCheck {
                 + "), no RECEIPT sub-spy, the session stays open");
 
         // Heart-beats: the server's are one LF per WebSocket message; ours are CRLF.
-        a.awaitState("two server heart-beats", l -> l.serverHeartbeats() >= 2 && l.clientHeartbeats() >= 2);
+        // Three server heart-beats: longer than the server waits (twice the agreed 1 s) for ours.
+        a.awaitState("three server heart-beats", l -> l.serverHeartbeats() >= 3 && l.clientHeartbeats() >= 2);
         a.send("SUBSCRIBE", new String[][] {{"id", "hb"}, {"destination", "/user/queue/events"}, {"receipt", "alive"}}, null);
         receipt(a, "alive");
         ok("heart-beat", "server heart-beats arrive as a lone \"\\n\" message (" + a.serverHeartbeats()
-                + " so far); the session stays up on the client's \"\\r\\n\" heart-beats (" + a.clientHeartbeats() + " sent)");
+                + " so far); the session stays up on the client's \"\\r\\n\" heart-beats (" + a.clientHeartbeats()
+                + " sent), and OkHttp's pings every second were answered");
 
         // Process death with a send in flight, the partner writes meanwhile, then resume.
         long lastSeq = 3;
