@@ -215,3 +215,33 @@ async def test_a_replica_of_sqlite_is_refused(tmp_path: Path) -> None:
     proc = cli.run("migrate", check=False)
     assert proc.returncode != 0
     assert "IEUM_DATABASE_REPLICA_URL needs a PostgreSQL primary" in proc.stderr
+
+
+async def test_a_hide_the_replica_has_not_replayed_sends_reads_to_the_primary(
+    replica_server: ServerProcess, cluster: Cluster, http: httpx.AsyncClient, couple: Couple
+) -> None:
+    # A hide takes no seq: the viewer's hide count tells a replica that lacks it.
+    await send_texts(replica_server, couple, ["keep", "hide me", "keep too"])
+    await cluster.wait_replayed()
+    hidden = (await history(http, couple))[1]
+    assert hidden["content"] == "hide me"
+    await cluster.pause_replay()
+    try:
+        response = await http.delete(
+            f"/chat/rooms/{couple['couple']}/messages/{hidden['id']}",
+            headers={"Authorization": f"Bearer {couple['tb']}"},
+        )
+        assert response.status_code == 204, response.text
+        before = await replica_reads(http)
+        page = await history(http, couple)
+        assert [m["content"] for m in page] == ["keep", "keep too"]
+        # First the hide made since the resume point (no seq), then the stream as b sees
+        # it: the hidden message's MESSAGE_DELETED in its place.
+        got = await resume(replica_server, couple, after=0, count=4)
+        assert [m.get("seq") for m in got] == [None, 1, 2, 3, 4]
+        assert [m.get("content") for m in got] == [None, "keep", None, "keep too", "live"]
+        assert [m.get("type") for m in got[:3]] == ["MESSAGE_DELETED", "TEXT", "MESSAGE_DELETED"]
+        assert got[0]["messageId"] == got[2]["messageId"] == hidden["id"]
+        assert added(before, await replica_reads(http)) == {("primary", "lagging"): 2}
+    finally:
+        await cluster.resume_replay()
