@@ -132,11 +132,11 @@ class Reads:
         given) holds; else on the primary. No mark: on the primary."""
         if self.replica is None or mark is None:
             return await self.primary.read_txn(desc, func)
-        reason = await self._try_replica(desc, mark, complete, func)
-        if not isinstance(reason, str):
+        outcome = await self._try_replica(desc, mark, complete, func)
+        if isinstance(outcome, _Answer):
             metrics.REPLICA_READS.labels("replica", "caught_up").inc()
-            return reason.value
-        metrics.REPLICA_READS.labels("primary", reason).inc()
+            return outcome.value
+        metrics.REPLICA_READS.labels("primary", outcome).inc()
         return await self.primary.read_txn(desc, func)
 
     async def _try_replica(

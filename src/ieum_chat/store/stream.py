@@ -185,7 +185,12 @@ class StreamStore(SQLBaseStore):
 
     async def stream_mark(self, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
         """How far the couple's stream is committed, as ``viewer_id`` reads it (on the
-        primary): its position (as :meth:`stream_position`) and the viewer's hide count."""
+        primary): its position (as :meth:`stream_position`) and the viewer's hide count.
+        Without a read replica the count is left out (0): only a replica is judged by it,
+        and the position alone costs what it did before replicas."""
+        if self.reads.replica is None:
+            position = await self.stream_position(couple_id)
+            return StreamMark(couple_id, viewer_id, position, hides=0)
         return await self.db_pool.read_txn("stream_mark", stream_mark_txn, couple_id, viewer_id)
 
     async def hides_since(
