@@ -7,6 +7,8 @@ The server runs on a primary and replica of the tests' own (``tests/support/repl
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,21 @@ async def test_a_replica_that_is_down_sends_reads_to_the_primary(
     finally:
         cluster.start_server(cluster.replica_dir)
         await cluster.wait_streaming()
+        await cluster.wait_replayed()
+        await until_the_replica_serves(http, couple)
+
+
+async def until_the_replica_serves(http: httpx.AsyncClient, couple: Couple) -> None:
+    """Read history until a read is the replica's again (the server skips a replica it
+    could not reach for a while), so the tests after this one find it in use."""
+    deadline = time.monotonic() + 60
+    while True:
+        before = await replica_reads(http)
+        await history(http, couple)
+        if ("replica", "caught_up") in added(before, await replica_reads(http)):
+            return
+        assert time.monotonic() < deadline, "the server never read the restarted replica"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_replica_of_sqlite_is_refused(tmp_path: Path) -> None:
