@@ -82,7 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "IEUM_JWT_SECRET is not set: using the built-in DEVELOPMENT secret. "
                 "Anyone can forge tokens for this server. Set IEUM_JWT_SECRET in production."
             )
-        db = await Database.connect(settings.database_url)
+        db = await Database.connect(
+            settings.database_url, replica_url=settings.database_replica_url
+        )
         broker = create_broker(settings.redis_url, prefix=settings.redis_prefix)
         await broker.start()
         presence = create_presence(

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ieum_chat.media_types import CONTENT_TYPES, Kind, normalize
@@ -40,10 +40,17 @@ def _byte_count(text: str) -> int:
     return count
 
 
+def _scheme(url: str) -> str:
+    return url.strip().partition("://")[0].lower()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IEUM_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///./ieum-chat.db"
+    # a PostgreSQL streaming replica of a PostgreSQL database_url: history and resume reads go
+    # there when it has replayed far enough, else to the primary (README "A read replica")
+    database_replica_url: str | None = None
     redis_url: str | None = None  # redis://, rediss://: several nodes share fan-out and presence
     redis_prefix: str = "ieum:"  # of every Redis key and channel (several deployments, one Redis)
     presence_ttl: float = Field(default=15.0, gt=0)  # seconds a dead node's sessions stay online
@@ -234,6 +241,22 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _replica_of_postgres(self) -> Settings:
+        if self.database_replica_url is None:
+            return self
+        if _scheme(self.database_url).startswith("sqlite"):
+            raise ValueError(
+                "IEUM_DATABASE_REPLICA_URL needs a PostgreSQL primary, but IEUM_DATABASE_URL "
+                "is SQLite (which has no streaming replicas): unset IEUM_DATABASE_REPLICA_URL"
+            )
+        if not _scheme(self.database_replica_url).startswith("postgres"):
+            raise ValueError(
+                "IEUM_DATABASE_REPLICA_URL must name a PostgreSQL streaming replica of the "
+                "primary: postgresql://user@host/dbname"
+            )
+        return self
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -57,10 +57,13 @@ class History:
         (seq, wire JSON): messages as they are now, events, and a MESSAGE_DELETED (with the
         message's seq) for each message the viewer hid."""
         # Read before the page: the messages read after it reflect at least this position
-        # (their asOfSeq), so a device may skip the page's changes at or below it.
-        position = await self.db.stream_position(couple_id)
-        items = await self.db.read_stream(couple_id, viewer_id, after_seq=after_seq, limit=limit)
-        return await self.render_stream(items, as_of=position)
+        # (their asOfSeq), so a device may skip the page's changes at or below it; and the
+        # page may come from the read replica only if it holds all of this (store.routing).
+        mark = await self.db.stream_mark(couple_id, viewer_id)
+        items = await self.db.read_stream(
+            couple_id, viewer_id, after_seq=after_seq, limit=limit, mark=mark
+        )
+        return await self.render_stream(items, as_of=mark.last_seq)
 
     async def page(
         self,
@@ -75,7 +78,8 @@ class History:
         """Up to ``limit`` messages with ``after < seq < before``, newest first unless
         ``ascending``, as ``viewer_id`` sees them now (never one they hid): the history
         route's page, and the export's, rendered the same way."""
-        position = await self.db.stream_position(couple_id)  # before the page: its asOfSeq
+        # Before the page: its asOfSeq, and how far a read replica must have replayed.
+        mark = await self.db.stream_mark(couple_id, viewer_id)
         rows = await self.db.get_messages(
             couple_id,
             after_seq=after,
@@ -83,8 +87,9 @@ class History:
             limit=limit + 1,  # one more tells whether there are more
             ascending=ascending,
             viewer_id=viewer_id,
+            mark=mark,
         )
-        messages = await self.render_messages(rows[:limit], as_of=position)
+        messages = await self.render_messages(rows[:limit], as_of=mark.last_seq)
         return Page(messages, has_more=len(rows) > limit)
 
     async def render_stream(

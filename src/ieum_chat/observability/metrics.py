@@ -38,6 +38,7 @@ __all__ = [
     "PURGED",
     "READ_RECEIPTS",
     "REGISTRY",
+    "REPLICA_READS",
     "SEND_TO_COMMIT",
     "SLOW_CONSUMERS",
     "STOMP_SESSIONS",
@@ -160,6 +161,13 @@ DELIVERY_BACKLOG = Gauge(
     "ieum_delivery_backlog",
     "Deliveries owed and not yet accepted, by channel (fcm, apns, webpush, webhook), all nodes",
     ["channel"],
+    registry=REGISTRY,
+)
+REPLICA_READS = Counter(
+    "ieum_replica_reads",
+    "History and resume reads with a read replica configured, by the database that answered "
+    "(replica, primary) and why (caught_up; lagging, short, unavailable, error)",
+    ["target", "reason"],
     registry=REGISTRY,
 )
 TYPING_EVENTS = Counter("ieum_typing_events", "TYPING events published", registry=REGISTRY)

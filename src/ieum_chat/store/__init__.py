@@ -3,7 +3,8 @@
 One module per aggregate (``users``, ``couples``, ``messages``, whose append path is in
 ``appends``), each a set of named transactions; ``records`` the frozen rows they return;
 ``engines`` holds every SQLite/PostgreSQL difference (the append path included);
-``driver_errors`` is the one place driver exceptions become ``StoreError``; ``schema`` the
+``driver_errors`` is the one place driver exceptions become ``StoreError``; ``routing`` where
+a couple's history and stream reads go (a read replica, or the primary); ``schema`` the
 tables; ``migrations`` the Alembic revisions that create them or upgrade the plan's schema in
 place.
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -37,6 +38,7 @@ from ieum_chat.store.records import (
     Refused,
     message_from_row,
 )
+from ieum_chat.store.routing import StreamMark
 from ieum_chat.store.schema import couples, message_hides, messages, to_db_time
 
 __all__ = [
@@ -186,10 +188,15 @@ class MessagesStore(SQLBaseStore):
         limit: int = 50,
         ascending: bool = False,
         viewer_id: uuid.UUID | None = None,
+        mark: StreamMark | None = None,
     ) -> list[Message]:
         """Up to ``limit`` messages with ``after_seq < seq < before_seq`` (bounds optional),
         newest first unless ``ascending``, as they are now; with ``viewer_id``, without the
-        ones that member hid."""
+        ones that member hid.
+
+        ``mark`` (``StreamStore.stream_mark`` of this couple and viewer, read before): the
+        read may be answered by the read replica, if it holds everything committed at the
+        mark (``routing``)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         query = page_query(
@@ -200,7 +207,10 @@ class MessagesStore(SQLBaseStore):
             ascending=ascending,
             viewer_id=viewer_id,
         )
-        return await self.db_pool.read_txn("get_messages", _select_messages_txn, query)
+        if mark is not None:
+            mark.check(couple_id, viewer_id)
+        read = partial(_select_messages_txn, query=query)
+        return await self.reads.stream("get_messages", mark, None, read)
 
     async def last_message(
         self, couple_id: uuid.UUID, *, viewer_id: uuid.UUID | None = None

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ieum_chat.store.driver_errors import map_driver_errors
 from ieum_chat.store.engines import BaseEngine
+from ieum_chat.store.routing import Reads
 
 if TYPE_CHECKING:
     from ieum_chat.store.appends import Appender
@@ -111,7 +112,9 @@ class DatabasePool:
 
 
 class SQLBaseStore:
-    """Base of the per-aggregate stores; :class:`ieum_chat.store.Database` combines them."""
+    """Base of the per-aggregate stores; :class:`ieum_chat.store.Database` combines them.
+    ``reads``: where the couple reads that may go to a replica go (default: the primary)."""
 
-    def __init__(self, db_pool: DatabasePool) -> None:
+    def __init__(self, db_pool: DatabasePool, reads: Reads | None = None) -> None:
         self.db_pool = db_pool
+        self.reads = reads if reads is not None else Reads(db_pool)

@@ -7,7 +7,8 @@ shapes of events and hides, which ``changes`` writes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import orjson
 from sqlalchemy import and_, select, tuple_
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Connection
 from ieum_chat.store.messages import MESSAGE_COLUMNS, chunks
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import ChangeKind, Event, Hide, Message, message_from_row
+from ieum_chat.store.routing import StreamMark, stream_mark_txn
 from ieum_chat.store.schema import couples, message_events, message_hides, messages
 
 __all__ = [
@@ -101,6 +103,21 @@ def _read_stream_txn(
     return [item for _, item in items[:limit]]
 
 
+def _item_seq(item: StreamItem) -> int:
+    return item.position if isinstance(item, Hide) else item.seq
+
+
+def _reaches(after_seq: int, limit: int, mark: StreamMark) -> Callable[[list[StreamItem]], bool]:
+    """Whether a page of the stream after ``after_seq`` is whole up to ``mark``: full, or
+    reaching its last seq (every seq up to it is a message, an event or a hide)."""
+
+    def check(items: list[StreamItem]) -> bool:
+        last = _item_seq(items[-1]) if items else after_seq
+        return len(items) >= limit or last >= mark.last_seq
+
+    return check
+
+
 def _hides_since_txn(  # noqa: PLR0917 - a transaction function takes its arguments positionally
     conn: Connection,
     couple_id: uuid.UUID,
@@ -137,16 +154,44 @@ def messages_by_id_txn(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Messa
 
 class StreamStore(SQLBaseStore):
     async def read_stream(
-        self, couple_id: uuid.UUID, viewer_id: uuid.UUID, *, after_seq: int, limit: int
+        self,
+        couple_id: uuid.UUID,
+        viewer_id: uuid.UUID,
+        *,
+        after_seq: int,
+        limit: int,
+        mark: StreamMark | None = None,
     ) -> list[StreamItem]:
         """Up to ``limit`` entries of the couple's stream with ``seq > after_seq``, ascending,
         as ``viewer_id`` sees them: messages as they are now, events, and for each message
-        the viewer hid, its :class:`Hide` in its place (the seq is the message's)."""
+        the viewer hid, its :class:`Hide` in its place (the seq is the message's).
+
+        ``mark`` (:meth:`stream_mark` of this couple and viewer, read before): the read may
+        be answered by the read replica, if it holds everything committed at the mark and
+        returns a page that is whole up to it (``routing``)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        return await self.db_pool.read_txn(
-            "read_stream", _read_stream_txn, couple_id, viewer_id, after_seq, limit
+        read = partial(
+            _read_stream_txn,
+            couple_id=couple_id,
+            viewer_id=viewer_id,
+            after_seq=after_seq,
+            limit=limit,
         )
+        if mark is None:
+            return await self.reads.stream("read_stream", None, None, read)
+        mark.check(couple_id, viewer_id)
+        return await self.reads.stream("read_stream", mark, _reaches(after_seq, limit, mark), read)
+
+    async def stream_mark(self, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
+        """How far the couple's stream is committed, as ``viewer_id`` reads it (on the
+        primary): its position (as :meth:`stream_position`) and the viewer's hide count.
+        Without a read replica the count is left out (0): only a replica is judged by it,
+        and the position alone costs what it did before replicas."""
+        if self.reads.replica is None:
+            position = await self.stream_position(couple_id)
+            return StreamMark(couple_id, viewer_id, position, hides=0)
+        return await self.db_pool.read_txn("stream_mark", stream_mark_txn, couple_id, viewer_id)
 
     async def hides_since(
         self,

@@ -1,0 +1,183 @@
+"""Where a couple's stream and history are read: a PostgreSQL streaming replica when it has
+replayed enough, else the primary.
+
+A read that may go to the replica starts with a :class:`StreamMark` read on the primary (one
+primary-key probe of ``couples`` and a count over the viewer's hides in the couple, on
+``ix_message_hides_position``): the couple's ``last_seq`` and the viewer's hide count as
+committed when the read begins. The read itself then runs on the replica in one transaction
+that first reads the same mark there; it goes on only if the replica's ``last_seq`` is at least
+the primary's and it holds at least as many of the viewer's hides. A standby replays the
+primary's transactions whole and in commit order, and each statement of a READ COMMITTED
+transaction sees at least what the one before saw, so such a read reflects every message,
+change and hide the primary had when the read began: it answers what a read of the primary at
+that moment would have, or later. Every change to a message bumps the couple's ``last_seq``
+(its event's seq), so the mark covers edits, unsends, reactions and read marks too; hides,
+the one change without a seq, are what the count is for.
+
+The mark is read on the primary, not taken from what this node heard: a node learns seqs from
+its own commits and the broker's payloads only for couples it listens to, and not those
+committed before it began to listen (the very messages a resuming device asks for) or while
+the broker was down. A watermark of heard seqs would let a lagging replica answer a resume
+with a page that stops short, and the device would miss those messages until the next one
+arrives.
+
+Stream reads also check what came back: the stream is dense (every seq is a message, an
+event, or in place of a message the viewer hid, its hide), so a page shorter than asked whose
+last seq is below the mark is incomplete, and is read again on the primary.
+
+A replica that lags, cannot be reached or fails a statement (a standby cancels queries that
+conflict with recovery) never fails the read: it is answered by the primary, and
+``ieum_replica_reads_total`` counts where each read went and why. After a failure to reach
+the replica, reads skip it for :data:`RETRY_AFTER` seconds, so a replica that is down costs
+one failed connection attempt per period, not one per read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from ieum_chat.errors import StoreError, StoreUnavailable
+from ieum_chat.observability import metrics
+from ieum_chat.store.schema import couples, message_hides
+
+if TYPE_CHECKING:
+    from ieum_chat.store.pool import DatabasePool
+
+__all__ = ["RETRY_AFTER", "Reads", "StreamMark", "stream_mark_txn"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Seconds reads skip a replica that could not be reached.
+RETRY_AFTER: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMark:
+    """How far a couple's stream is committed, as one member reads it."""
+
+    couple_id: uuid.UUID
+    viewer_id: uuid.UUID
+    last_seq: int
+    """The couple's last seq (a message's or a change's); 0 for none, or no such couple."""
+    hides: int
+    """How many messages of the couple the viewer has hidden."""
+
+    def check(self, couple_id: uuid.UUID, viewer_id: uuid.UUID | None) -> None:
+        """ValueError unless this is the mark of ``couple_id`` as ``viewer_id`` reads it."""
+        if self.couple_id != couple_id or self.viewer_id != viewer_id:
+            raise ValueError("the stream mark is another couple's or another viewer's")
+
+    def covered_by(self, other: StreamMark) -> bool:
+        """Whether a database at ``other`` holds everything committed at this mark."""
+        return other.last_seq >= self.last_seq and other.hides >= self.hides
+
+
+def stream_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
+    hides = (
+        select(func.count())
+        .select_from(message_hides)
+        .where(message_hides.c.couple_id == couple_id, message_hides.c.user_id == viewer_id)
+        .scalar_subquery()
+    )
+    last_seq = select(couples.c.last_seq).where(couples.c.id == couple_id).scalar_subquery()
+    row = conn.execute(select(last_seq, hides)).one()
+    return StreamMark(couple_id, viewer_id, int(row[0] or 0), int(row[1]))
+
+
+class _Lagging:
+    """The replica's mark, when it is behind the primary's."""
+
+    __slots__ = ("mark",)
+
+    def __init__(self, mark: StreamMark) -> None:
+        self.mark = mark
+
+
+class _Answer(Generic[T]):
+    """The replica's answer."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+
+class Reads:
+    """The primary, and the replica reads may go to (None: every read goes to the primary)."""
+
+    def __init__(self, primary: DatabasePool, replica: DatabasePool | None = None) -> None:
+        self.primary = primary
+        self.replica = replica
+        self._skip_until = 0.0  # monotonic time before which the replica is not tried
+
+    async def stream(
+        self,
+        desc: str,
+        mark: StreamMark | None,
+        complete: Callable[[T], bool] | None,
+        func: Callable[[Connection], T],
+    ) -> T:
+        """Run ``func(conn)`` (a read of ``mark``'s couple as its viewer sees it) on the
+        replica if it holds everything committed at ``mark`` and ``complete(result)`` (if
+        given) holds; else on the primary. No mark: on the primary."""
+        if self.replica is None or mark is None:
+            return await self.primary.read_txn(desc, func)
+        outcome = await self._try_replica(desc, mark, complete, func)
+        if isinstance(outcome, _Answer):
+            metrics.REPLICA_READS.labels("replica", "caught_up").inc()
+            return outcome.value
+        metrics.REPLICA_READS.labels("primary", outcome).inc()
+        return await self.primary.read_txn(desc, func)
+
+    async def _try_replica(
+        self,
+        desc: str,
+        mark: StreamMark,
+        complete: Callable[[T], bool] | None,
+        func: Callable[[Connection], T],
+    ) -> _Answer[T] | str:
+        """The replica's answer, or why the read goes to the primary."""
+        assert self.replica is not None
+        if time.monotonic() < self._skip_until:
+            return "unavailable"
+
+        def on_replica(conn: Connection) -> _Answer[T] | _Lagging:
+            there = stream_mark_txn(conn, mark.couple_id, mark.viewer_id)
+            if not mark.covered_by(there):
+                return _Lagging(there)
+            return _Answer(func(conn))
+
+        try:
+            answer = await self.replica.read_txn(f"{desc} (replica)", on_replica)
+        except StoreUnavailable as error:
+            if time.monotonic() >= self._skip_until:
+                log.warning(
+                    "read replica unreachable, reading the primary for %gs: %s",
+                    RETRY_AFTER,
+                    error,
+                )
+            self._skip_until = time.monotonic() + RETRY_AFTER
+            return "unavailable"
+        except StoreError as error:
+            log.info("read replica failed %s, reading the primary: %s", desc, error)
+            return "error"
+        if isinstance(answer, _Lagging):
+            log.debug("read replica at %s, behind %s: reading the primary", answer.mark, mark)
+            return "lagging"
+        if complete is not None and not complete(answer.value):
+            return "short"
+        return answer
+
+    async def close(self) -> None:
+        if self.replica is not None:
+            await self.replica.close()
