@@ -13,6 +13,7 @@ Other probes in this folder: ``python -m bench.one_couple``, ``bench.history``, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -151,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=64,
         help="handshakes in progress per process (64)",
+    )
+    idle.add_argument(
+        "--heartbeat-ms",
+        type=int,
+        default=0,
+        help="ask the server for a heart-beat every N ms (0: none); its CPU over the hold is "
+        "reported as hold_cpu_s",
     )
     idle.add_argument("--label", default="", help="name of the run in the table")
 
@@ -292,6 +300,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_idle(args: argparse.Namespace) -> int:
     target, pid = _target(args)
+    if args.heartbeat_ms:
+        target = dataclasses.replace(target, heartbeat_ms=args.heartbeat_ms)
     couples = _couples(args, math.ceil(args.sessions / 2))
     spec = IdleSpec(
         target=target,

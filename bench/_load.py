@@ -317,6 +317,10 @@ def run_idle(spec: IdleSpec) -> dict[str, Any]:
         )
     if before.server_cpu is not None and end.server_cpu is not None:
         server["cpu_s_total"] = round(end.server_cpu - before.server_cpu, 2)
+    if after.server_cpu is not None and end.server_cpu is not None:
+        # The hold alone (after the settle): what sessions cost while nothing happens but
+        # heart-beats (`--heartbeat-ms`).
+        server["hold_cpu_s"] = round(end.server_cpu - after.server_cpu, 3)
     return {
         "mode": "idle",
         "label": spec.label or spec.target.label,

@@ -50,6 +50,8 @@ class Target:
     login: str = "guest"
     passcode: str = "guest"
     vhost: str = "/"
+    heartbeat_ms: int = 0
+    """Server-to-client heart-beats asked on CONNECT (the client sends none)."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -71,8 +73,9 @@ class Target:
         return path
 
     def connect_headers(self) -> tuple[tuple[str, str], ...]:
-        # heart-beat 0,0: an idle bench session must cost the server nothing but its memory.
-        common = (("accept-version", "1.2"), ("heart-beat", "0,0"))
+        # heart-beat 0,0 by default: an idle bench session must cost the server nothing but its
+        # memory; `idle --heartbeat-ms` asks for the server's heart-beats to price them.
+        common = (("accept-version", "1.2"), ("heart-beat", f"0,{self.heartbeat_ms}"))
         if self.kind == RABBITMQ:
             return (
                 *common,

@@ -324,8 +324,13 @@ def _wait(predicate: Any, seconds: float, what: str) -> float:
         time.sleep(0.5)
 
 
-def storm(
-    sessions: int, probes: int, extra_env: dict[str, str], label: str, keep: Path | None = None
+def storm(  # noqa: PLR0917
+    sessions: int,
+    probes: int,
+    extra_env: dict[str, str],
+    label: str,
+    keep: Path | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     couples = sessions // 2
     database = create_database("ieum_storm")
@@ -362,6 +367,25 @@ def storm(
             assert b.proc is not None
             assert a.proc is not None
             sampler = Sampler(database.rsplit("/", 1)[1], b.proc.pid)
+            spy = None
+            if profile is not None:  # node B's stacks through the storm (py-spy, collapsed)
+                spy = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(b.proc.pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "-o",
+                        str(profile),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(1.0)
             with sampler.running():
                 killed = time.time()
                 a.proc.send_signal(signal.SIGKILL)
@@ -372,6 +396,9 @@ def storm(
                     900,
                     "every session to come back",
                 )
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
             connects, seqs = clients.status()
             back = sorted(c[1] - killed for c in connects)
             # The partner gets the probe once (and the sender its echo once): seq 1 each.
@@ -427,8 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=100, help="couples sent one message")
     parser.add_argument("--compare", action="store_true", help="also a storm without the bucket")
     parser.add_argument("--keep", type=Path, help="copy the logs (nodes, nginx) into this folder")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy node B through the storm into this file (raw)"
+    )
     args = parser.parse_args(argv)
-    results = [storm(args.sessions, args.probes, {}, "admission 500/s", args.keep)]
+    results = [storm(args.sessions, args.probes, {}, "admission 500/s", args.keep, args.profile)]
     if args.compare:
         wide = {"IEUM_ADMISSION_RATE": "1000000", "IEUM_ADMISSION_BURST": "1000000"}
         results.append(storm(args.sessions, args.probes, wide, "admission off", args.keep))
