@@ -244,6 +244,12 @@ class Subscriptions:
             return
         # Only now: a message the client sends after this RECEIPT gets a seq above last_seq.
         self.outlet.receipt(receipt)
+        if after is None:
+            # Nothing to replay: the position was read after the hub was listening, so every
+            # entry above it is published to this subscription (and hides are only ever
+            # above it); what arrived meanwhile is released in order, a gap catches up.
+            sub.release()
+            return
         # In a task of its own: the session goes on reading (heart-beats, SENDs) while a long
         # history waits for a slow socket; what arrives live meanwhile is held.
         self.outlet.spawn(self.replay(sub), f"replay-{self.outlet.session_id}")

@@ -88,7 +88,13 @@ async def test_a_replay_that_cannot_read_the_history_is_history_unavailable(w: W
     peer = await w.member()
     w.break_table("messages")
     peer.send(
-        "SUBSCRIBE", {"id": "t", "destination": f"/topic/couple/{w.couple.id}", "receipt": "s"}
+        "SUBSCRIBE",
+        {
+            "id": "t",
+            "destination": f"/topic/couple/{w.couple.id}",
+            "receipt": "s",
+            "x-resume-after-seq": "0",
+        },
     )
     receipt, error = await peer.collect(2)
     assert (receipt.command, receipt.get("receipt-id")) == ("RECEIPT", "s")
