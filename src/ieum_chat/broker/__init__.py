@@ -22,7 +22,7 @@ __all__ = [
     "create_presence",
 ]
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 
 
 def _scheme(url: str) -> str:
@@ -31,7 +31,8 @@ def _scheme(url: str) -> str:
 
 def create_broker(url: str | None, *, prefix: str = "ieum:") -> Broker:
     """``None`` or ``memory://``: the in-process broker; ``redis://``, ``rediss://`` or
-    ``unix://``: Redis Pub/Sub between nodes (channels named ``<prefix><channel>``)."""
+    ``unix://``: Redis Pub/Sub between nodes (channels named ``<prefix><channel>``);
+    ``redis+cluster://host:port[,host:port...]``: sharded Pub/Sub on a Redis Cluster."""
     if url is None or url.startswith("memory:"):
         from ieum_chat.broker.memory import MemoryBroker
 
@@ -41,7 +42,7 @@ def create_broker(url: str | None, *, prefix: str = "ieum:") -> Broker:
 
         return RedisBroker(url, prefix=prefix)
     raise ValueError(
-        f"unsupported broker URL scheme {_scheme(url)!r} (expected memory://, redis://, rediss://)"
+        f"unsupported broker URL scheme {_scheme(url)!r} (expected memory://, redis://, rediss://, redis+cluster://)"
     )
 
 
@@ -54,5 +55,5 @@ def create_presence(url: str | None, *, prefix: str = "ieum:", ttl: float = 15.0
 
         return RedisPresence(url, prefix=prefix, ttl=ttl)
     raise ValueError(
-        f"unsupported presence URL scheme {_scheme(url)!r} (expected memory://, redis://, rediss://)"
+        f"unsupported presence URL scheme {_scheme(url)!r} (expected memory://, redis://, rediss://, redis+cluster://)"
     )

@@ -17,6 +17,13 @@ whose total fell to 0; the node that ran it reports them (USER_DISCONNECTED). A 
 its own liveness key gone (it was swept, or Redis restarted empty) re-asserts its counts from
 memory with the same kind of script, reporting the users that came back. While Redis is
 unreachable, sessions are counted in memory only and the counts are re-asserted on recovery.
+
+On a Redis Cluster (``redis+cluster://``) every key above carries one hash tag,
+``{P presence}``, so they share one slot: each script reads and writes the totals of every
+user together with one node's counts, and Redis runs a script only on keys of one slot. Their
+atomicity is what makes a transition happen once, so presence lives on one shard (a few
+commands per session opened or closed, and a heart-beat per node) while the fan-out spreads
+over every shard.
 """
 
 from __future__ import annotations
@@ -26,10 +33,8 @@ import logging
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ieum_chat.aio import finish_within, stop_tasks
-from ieum_chat.broker._redis import REDIS_ERRORS, make_pool
+from ieum_chat.broker._redis import REDIS_ERRORS, close_client, is_cluster, make_client
 from ieum_chat.broker.presence import Presence, SessionLimitReached
 
 __all__ = ["RedisPresence"]
@@ -150,11 +155,11 @@ class RedisPresence(Presence):
     ) -> None:
         super().__init__()
         self.node = node_id or uuid.uuid4().hex
-        self._prefix = f"{prefix}presence:"
+        # One hash tag for every key on a cluster: the scripts span them (see above).
+        self._prefix = f"{{{prefix}presence}}:" if is_cluster(url) else f"{prefix}presence:"
         self._ttl_ms = max(1, int(ttl * 1000))
         self._interval = ttl / 3
-        self._pool = make_pool(url, max_connections=4, socket_timeout=2.0)
-        self._client: Redis = Redis(connection_pool=self._pool)
+        self._client = make_client(url, max_connections=4, socket_timeout=2.0)
         self._open = self._client.register_script(_OPEN)
         self._close = self._client.register_script(_CLOSE)
         self._heartbeat = self._client.register_script(_HEARTBEAT)
@@ -213,8 +218,7 @@ class RedisPresence(Presence):
         return _decode(down)
 
     async def _disconnect(self) -> None:
-        await self._client.aclose()
-        await self._pool.disconnect()
+        await close_client(self._client)
 
     # -- transitions -----------------------------------------------------------------------
 
