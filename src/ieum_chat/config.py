@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IEUM_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///./ieum-chat.db"
-    redis_url: str | None = None  # redis://, rediss://, redis+cluster://: nodes share fan-out, presence
+    redis_url: str | None = None  # redis://, rediss://, redis+cluster://: shared fan-out, presence
     redis_prefix: str = "ieum:"  # of every Redis key and channel (several deployments, one Redis)
     presence_ttl: float = Field(default=15.0, gt=0)  # seconds a dead node's sessions stay online
 

@@ -135,7 +135,8 @@ class RedisClusterServer:
         ports = [port] if port is not None else list(self.procs)
 
         def ok(client: redis.Redis) -> bool:
-            return b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
+            info = client.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+            return b"cluster_state:ok" in info
 
         for p in ports:
             self._wait(ok, p, "never reported cluster_state:ok", timeout)
@@ -144,8 +145,9 @@ class RedisClusterServer:
         """The port of the master that serves ``key``'s slot now."""
         client = self._client(next(iter(self.procs)))
         try:
-            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))  # type: ignore[no-untyped-call]
+            slots = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+            for start, end, master, *_ in slots:
                 if start <= slot <= end:
                     return int(master[1])
         finally:

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
+_EXPECTED = "expected memory://, redis://, rediss://, redis+cluster://"
 
 
 def _scheme(url: str) -> str:
@@ -41,9 +42,7 @@ def create_broker(url: str | None, *, prefix: str = "ieum:") -> Broker:
         from ieum_chat.broker.redis import RedisBroker
 
         return RedisBroker(url, prefix=prefix)
-    raise ValueError(
-        f"unsupported broker URL scheme {_scheme(url)!r} (expected memory://, redis://, rediss://, redis+cluster://)"
-    )
+    raise ValueError(f"unsupported broker URL scheme {_scheme(url)!r} ({_EXPECTED})")
 
 
 def create_presence(url: str | None, *, prefix: str = "ieum:", ttl: float = 15.0) -> Presence:
@@ -54,6 +53,4 @@ def create_presence(url: str | None, *, prefix: str = "ieum:", ttl: float = 15.0
         from ieum_chat.broker.redis_presence import RedisPresence
 
         return RedisPresence(url, prefix=prefix, ttl=ttl)
-    raise ValueError(
-        f"unsupported presence URL scheme {_scheme(url)!r} (expected memory://, redis://, rediss://, redis+cluster://)"
-    )
+    raise ValueError(f"unsupported presence URL scheme {_scheme(url)!r} ({_EXPECTED})")
