@@ -111,7 +111,24 @@ class RedisClusterServer:
         )
         for port in self.ports:
             self.wait_ok(port)
+        self._wait(self._replicated, self.ports[0], "never saw a replica of every master")
         return self
+
+    @staticmethod
+    def _replicated(client: redis.Redis) -> bool:
+        """Every master has a replica that is in sync (so that a failover can happen)."""
+        slots = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+        if not slots or any(len(entry) < 4 for entry in slots):
+            return False
+        for entry in slots:
+            replica = redis.Redis(host="127.0.0.1", port=int(entry[3][1]), socket_timeout=2)
+            try:
+                info = replica.info("replication")
+            finally:
+                replica.close()
+            if info.get("master_link_status") != "up":
+                return False
+        return True
 
     def _client(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=2)
@@ -153,6 +170,30 @@ class RedisClusterServer:
         finally:
             client.close()
         raise AssertionError(f"no master serves slot of {key!r}")
+
+    def hand_over(self, key: str, timeout: float = 30) -> int:
+        """A manual failover of ``key``'s master (``CLUSTER FAILOVER`` on a replica of it):
+        the replica becomes master, the old master its replica, no process dies. Returns the
+        new master's port once every node agrees the cluster is ok."""
+        client = self._client(next(iter(self.procs)))
+        try:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))  # type: ignore[no-untyped-call]
+            slots = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        replica = next(int(nodes[1][1]) for start, end, *nodes in slots if start <= slot <= end)
+        client = self._client(replica)
+        try:
+            client.execute_command("CLUSTER", "FAILOVER")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        deadline = time.monotonic() + timeout
+        while self.master_of(key) != replica:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"port {replica} did not take over {key!r}")
+            time.sleep(0.1)
+        self.wait_ok(timeout=timeout)
+        return replica
 
     def kill(self, port: int) -> None:
         """SIGKILL one node (no goodbye to the cluster)."""
