@@ -171,6 +171,25 @@ class RedisClusterServer:
             client.close()
         raise AssertionError(f"no master serves slot of {key!r}")
 
+    def masters(self) -> list[int]:
+        client = self._client(next(iter(self.procs)))
+        try:
+            slots = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        return sorted({int(entry[2][1]) for entry in slots})
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Every key under ``prefix`` gone from every master (as after a restart of the
+        cluster without persistence, for this prefix)."""
+        for port in self.masters():
+            client = self._client(port)
+            try:
+                for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+                    client.delete(key)
+            finally:
+                client.close()
+
     def hand_over(self, key: str, timeout: float = 30) -> int:
         """A manual failover of ``key``'s master (``CLUSTER FAILOVER`` on a replica of it):
         the replica becomes master, the old master its replica, no process dies. Returns the

@@ -22,7 +22,8 @@ __all__ = [
     "create_presence",
 ]
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
+CLUSTER_SCHEME = "redis+cluster"
+_REDIS_SCHEMES = ("redis", "rediss", "unix", CLUSTER_SCHEME)
 _EXPECTED = "expected memory://, redis://, rediss://, redis+cluster://"
 
 
@@ -49,6 +50,10 @@ def create_presence(url: str | None, *, prefix: str = "ieum:", ttl: float = 15.0
     """Session counts of this process alone (no URL), or of every node sharing a Redis."""
     if url is None or url.startswith("memory:"):
         return LocalPresence()
+    if _scheme(url) == CLUSTER_SCHEME:
+        from ieum_chat.broker.redis_cluster_presence import ClusterPresence
+
+        return ClusterPresence(url, prefix=prefix, ttl=ttl)
     if _scheme(url) in _REDIS_SCHEMES:
         from ieum_chat.broker.redis_presence import RedisPresence
 
