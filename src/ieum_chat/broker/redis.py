@@ -344,6 +344,10 @@ class RedisBroker(Broker):
         link = self._link_for(key)
         if link is None:
             self._lost = True
+            if self._links:
+                # Up, but no master served this slot when the slot map was read: read it
+                # again (the reconnect subscribes everything and resyncs).
+                self._kill.set()
             return
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirm.setdefault(key, deque()).append(confirmed)
