@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # a PostgreSQL streaming replica of a PostgreSQL database_url: history and resume reads go
     # there when it has replayed far enough, else to the primary (README "A read replica")
     database_replica_url: str | None = None
-    redis_url: str | None = None  # redis://, rediss://: several nodes share fan-out and presence
+    redis_url: str | None = None  # redis://, rediss://, redis+cluster://: shared fan-out, presence
     redis_prefix: str = "ieum:"  # of every Redis key and channel (several deployments, one Redis)
     presence_ttl: float = Field(default=15.0, gt=0)  # seconds a dead node's sessions stay online
 

@@ -21,6 +21,16 @@ Two kinds of connection, as Redis requires (a subscribed connection takes no oth
 Order: one node's payloads reach Redis in publish order and Redis keeps it per connection.
 Two nodes may commit messages of one couple concurrently, so cross-node order is restored by
 the gateway (by seq), not here.
+
+On a Redis Cluster (``redis+cluster://``) the same machinery runs on sharded Pub/Sub: a
+channel is a shard channel (``SSUBSCRIBE``/``SPUBLISH``), so its key slot decides which master
+carries it and fan-out spreads over the shards. The link is then one connection per master,
+each subscribed to the channels of its slots (the control channel is one of them); the slot
+map comes from ``CLUSTER SLOTS``. Publishing goes through the cluster client, which routes by
+slot. Whatever breaks one connection of the link -- a master killed, a failover, Redis
+sending ``sunsubscribe`` because a slot moved, a ``MOVED`` reply -- drops the whole link:
+the reconnect reads the slot map again, subscribes every channel on its new master and
+resyncs, exactly as after a single Redis came back.
 """
 
 from __future__ import annotations
@@ -31,13 +41,22 @@ import logging
 import random
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from ieum_chat.aio import finish_within, stop_tasks
-from ieum_chat.broker._redis import REDIS_ERRORS, make_pool
+from ieum_chat.broker._redis import (
+    CONNECT_TIMEOUT,
+    REDIS_ERRORS,
+    ClusterAddress,
+    close_client,
+    is_cluster,
+    make_client,
+    make_pool,
+)
 from ieum_chat.broker.base import Broker, Handler
 from ieum_chat.errors import BrokerError
 
@@ -54,6 +73,122 @@ STOP_TIMEOUT = 2.0  # seconds for the tasks to end, and for the connections to c
 
 class _LinkLost(ConnectionError):
     """The pub/sub link stopped answering (an OSError, like the socket errors it stands for)."""
+
+
+class _Link:
+    """One subscribed connection (to the Redis, or to one master of a cluster)."""
+
+    def __init__(self, conn: AbstractConnection) -> None:
+        self.conn = conn
+        self.lock = asyncio.Lock()  # one command written at a time
+        self.last_seen = 0.0
+
+
+class _OneRedis:
+    """Pub/Sub on one Redis: one link carries every channel."""
+
+    subscribe = "SUBSCRIBE"
+    unsubscribe = "UNSUBSCRIBE"
+    publish = "PUBLISH"
+    message = b"message"
+    subscribed = b"subscribe"
+    unsubscribed = b"unsubscribe"
+    moves = False  # a single Redis never unsubscribes a client by itself
+
+    def __init__(self, url: str) -> None:
+        self._pool = make_pool(url, max_connections=1, socket_timeout=None)
+
+    async def connections(self) -> dict[str, AbstractConnection]:
+        return {"": self._pool.make_connection()}  # type: ignore[no-untyped-call]
+
+    def route(self, key: str) -> str | None:
+        return ""
+
+    def batches(self, keys: list[str]) -> Iterator[tuple[str, list[str]]]:
+        for start in range(0, len(keys), SUBSCRIBE_CHUNK):
+            yield "", keys[start : start + SUBSCRIBE_CHUNK]
+
+    async def close(self) -> None:
+        await self._pool.disconnect()
+
+
+class _ClusterShards:
+    """Sharded Pub/Sub on a Redis Cluster: one link per master, channels routed by key slot."""
+
+    subscribe = "SSUBSCRIBE"
+    unsubscribe = "SUNSUBSCRIBE"
+    publish = "SPUBLISH"
+    message = b"smessage"
+    subscribed = b"ssubscribe"
+    unsubscribed = b"sunsubscribe"
+    moves = True  # Redis unsubscribes a shard channel whose slot moved to another master
+
+    def __init__(self, url: str) -> None:
+        self._address = ClusterAddress.parse(url)
+        self._known: list[tuple[str, int]] = list(self._address.nodes)
+        self._slots: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        self._masters: dict[str, tuple[str, int]] = {}
+
+    async def connections(self) -> dict[str, AbstractConnection]:
+        """A connection (not yet open) per master of a slot map read just now."""
+        await self._refresh()
+        return {
+            name: self._address.connection(host, port, socket_timeout=None)
+            for name, (host, port) in self._masters.items()
+        }
+
+    async def _refresh(self) -> None:
+        error: Exception | None = None
+        # The masters last seen first, then every other node ever seen, then the URL's.
+        candidates = list(dict.fromkeys([*self._masters.values(), *self._known]))
+        for host, port in candidates:
+            conn = self._address.connection(host, port, socket_timeout=CONNECT_TIMEOUT)
+            try:
+                await conn.connect()  # type: ignore[no-untyped-call]
+                await conn.send_command("CLUSTER", "SLOTS")
+                reply = await conn.read_response()
+            except REDIS_ERRORS as exc:
+                error = exc
+                continue
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.disconnect(nowait=True)
+            self._read_slots(reply, host)
+            return
+        raise ConnectionError(f"no Redis Cluster node answered CLUSTER SLOTS: {error}")
+
+    def _read_slots(self, reply: Any, asked: str) -> None:
+        slots: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        masters: dict[str, tuple[str, int]] = {}
+        known = dict.fromkeys(self._known)
+        for start, end, *nodes in reply:
+            for index, node in enumerate(nodes):
+                host = node[0].decode() if isinstance(node[0], bytes) else str(node[0])
+                address = (host or asked, int(node[1]))
+                known[address] = None
+                if index == 0:
+                    name = f"{address[0]}:{address[1]}"
+                    masters[name] = address
+                    slots[int(start) : int(end) + 1] = [name] * (int(end) + 1 - int(start))
+        self._slots, self._masters, self._known = slots, masters, list(known)
+
+    def route(self, key: str) -> str | None:
+        return self._slots[key_slot(key.encode())]
+
+    def batches(self, keys: list[str]) -> Iterator[tuple[str, list[str]]]:
+        # SSUBSCRIBE takes several channels only when they share a slot.
+        by_slot: dict[int, list[str]] = {}
+        for key in keys:
+            by_slot.setdefault(key_slot(key.encode()), []).append(key)
+        for slot, group in by_slot.items():
+            name = self._slots[slot]
+            if name is None:
+                raise _LinkLost(f"no master serves slot {slot}")
+            for start in range(0, len(group), SUBSCRIBE_CHUNK):
+                yield name, group[start : start + SUBSCRIBE_CHUNK]
+
+    async def close(self) -> None:
+        return None
 
 
 class RedisBroker(Broker):
@@ -74,21 +209,23 @@ class RedisBroker(Broker):
         self._subscribe_timeout = subscribe_timeout
         self._backoff = backoff
         # Checks the URL now: a bad one fails at start, not at the first reconnect.
-        self._link_pool = make_pool(url, max_connections=1, socket_timeout=None)
-        self._pool = make_pool(url, max_connections=4, socket_timeout=2.0)
-        self._client: Redis = Redis(connection_pool=self._pool)
+        self._shards: _OneRedis | _ClusterShards = (
+            _ClusterShards(url) if is_cluster(url) else _OneRedis(url)
+        )
+        self._client = make_client(url, max_connections=4, socket_timeout=2.0)
         self._handlers: dict[str, list[Handler]] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=publish_queue)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._link: AbstractConnection | None = None
-        self._write_lock = asyncio.Lock()
+        self._links: dict[str, _Link] = {}  # empty: the link is down
         self._kill = asyncio.Event()  # set: the current link is dropped and remade
         self._confirm: dict[str, deque[asyncio.Future[None]]] = {}
         self._resubscribing: set[str] = set()
+        # Unsubscriptions this node asked for and Redis has not confirmed yet (a cluster also
+        # unsubscribes by itself: when a channel's slot moves to another master).
+        self._unsubscribing: dict[str, int] = {}
         self._whole = asyncio.Event()  # the link is up and every channel is subscribed
         self._lost = False  # payloads may have been missed since the link was last whole
         self._closed = False
-        self._last_seen = 0.0
         self.dropped = 0  # payloads never handed to Redis (delivered locally only)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -113,9 +250,8 @@ class RedisBroker(Broker):
         await finish_within(self._disconnect(), STOP_TIMEOUT, "Redis broker: disconnecting")
 
     async def _disconnect(self) -> None:
-        await self._client.aclose()
-        await self._pool.disconnect()
-        await self._link_pool.disconnect()
+        await close_client(self._client)
+        await self._shards.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -164,10 +300,11 @@ class RedisBroker(Broker):
                     break
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
+                    command = self._shards.publish
                     if dropped_since_ok:
-                        pipe.publish(self._control, self._tag)
+                        pipe.execute_command(command, self._control, self._tag)
                     for key, data in batch:
-                        pipe.publish(key, data)
+                        pipe.execute_command(command, key, data)
                     await pipe.execute()
             except REDIS_ERRORS as exc:
                 if not dropped_since_ok:
@@ -203,15 +340,19 @@ class RedisBroker(Broker):
                 handlers.append(handler)
             return
         self._handlers[channel] = [handler]
-        link = self._link
+        key = self._prefix + channel
+        link = self._link_for(key)
         if link is None:
             self._lost = True
+            if self._links:
+                # Up, but no master served this slot when the slot map was read: read it
+                # again (the reconnect subscribes everything and resyncs).
+                self._kill.set()
             return
-        key = self._prefix + channel
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirm.setdefault(key, deque()).append(confirmed)
         try:
-            await self._send(link, "SUBSCRIBE", key)
+            await self._send(link, self._shards.subscribe, key)
             await asyncio.wait_for(asyncio.shield(confirmed), self._subscribe_timeout)
         except REDIS_ERRORS as exc:  # TimeoutError is an OSError
             # The link is sick: drop it; the reconnect subscribes everything and resyncs.
@@ -228,20 +369,27 @@ class RedisBroker(Broker):
         if handlers:
             return
         del self._handlers[channel]
-        link = self._link
+        key = self._prefix + channel
+        link = self._link_for(key)
         if link is not None:
+            self._unsubscribing[key] = self._unsubscribing.get(key, 0) + 1
             try:
-                await self._send(link, "UNSUBSCRIBE", self._prefix + channel)
+                await self._send(link, self._shards.unsubscribe, key)
             except REDIS_ERRORS:
                 self._drop_link(link)  # resubscribing after the reconnect forgets it
 
-    async def _send(self, link: AbstractConnection, *args: str) -> None:
-        async with self._write_lock:
-            await link.send_command(*args, check_health=False)
+    def _link_for(self, key: str) -> _Link | None:
+        """The connection that carries ``key`` now; None while the link is down."""
+        name = self._shards.route(key) if self._links else None
+        return None if name is None else self._links.get(name)
 
-    def _drop_link(self, link: AbstractConnection) -> None:
-        """Make the link loop close ``link`` and reconnect (then resync)."""
-        if self._link is link:
+    async def _send(self, link: _Link, *args: str) -> None:
+        async with link.lock:
+            await link.conn.send_command(*args, check_health=False)
+
+    def _drop_link(self, link: _Link) -> None:
+        """Make the link loop close every connection and reconnect (then resync)."""
+        if link in self._links.values():
             self._kill.set()
 
     # -- the link --------------------------------------------------------------------------
@@ -261,9 +409,10 @@ class RedisBroker(Broker):
                 log.exception("Redis pub/sub link failed; reconnecting")
             finally:
                 was_whole = self._whole.is_set()
-                self._link = None
+                self._links = {}
                 self._whole.clear()
                 self._resubscribing.clear()
+                self._unsubscribing.clear()
                 for waiters in self._confirm.values():
                     for future in waiters:
                         if not future.done():
@@ -278,21 +427,24 @@ class RedisBroker(Broker):
             delay = min(delay * 2, self._backoff[1])
 
     async def _run_link(self) -> None:
-        link = self._link_pool.make_connection()  # type: ignore[no-untyped-call]
         self._kill = kill = asyncio.Event()
+        links: dict[str, _Link] = {}
         try:
-            await link.connect()
-            self._link = link
-            self._last_seen = asyncio.get_running_loop().time()
+            for name, conn in (await self._shards.connections()).items():
+                links[name] = link = _Link(conn)
+                await conn.connect()  # type: ignore[no-untyped-call]
+                link.last_seen = asyncio.get_running_loop().time()
+            self._links = links
             keys = [self._control, *(self._prefix + channel for channel in self._handlers)]
             self._resubscribing = set(keys)
-            for start in range(0, len(keys), SUBSCRIBE_CHUNK):
-                await self._send(link, "SUBSCRIBE", *keys[start : start + SUBSCRIBE_CHUNK])
-            tasks = {
-                asyncio.create_task(self._read(link), name="redis-broker-read"),
-                asyncio.create_task(self._keepalive(link), name="redis-broker-ping"),
-                asyncio.create_task(kill.wait(), name="redis-broker-kill"),
+            for name, batch in self._shards.batches(keys):
+                await self._send(links[name], self._shards.subscribe, *batch)
+            tasks: set[asyncio.Task[Any]] = {
+                asyncio.create_task(kill.wait(), name="redis-broker-kill")
             }
+            for link in links.values():
+                tasks.add(asyncio.create_task(self._read(link), name="redis-broker-read"))
+                tasks.add(asyncio.create_task(self._keepalive(link), name="redis-broker-ping"))
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -303,29 +455,47 @@ class RedisBroker(Broker):
                 task.result()  # raise what ended the link
             raise _LinkLost("dropped as unhealthy")
         finally:
-            with contextlib.suppress(Exception):
-                await link.disconnect(nowait=True)
+            for link in links.values():
+                with contextlib.suppress(Exception):
+                    await link.conn.disconnect(nowait=True)
 
-    async def _keepalive(self, link: AbstractConnection) -> None:
+    async def _keepalive(self, link: _Link) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._ping_interval)
-            if loop.time() - self._last_seen > 3 * self._ping_interval:
+            if loop.time() - link.last_seen > 3 * self._ping_interval:
                 raise _LinkLost("no reply to PING")
             await self._send(link, "PING")
 
-    async def _read(self, link: AbstractConnection) -> None:
+    async def _read(self, link: _Link) -> None:
         loop = asyncio.get_running_loop()
+        shards = self._shards
         while True:
-            reply = await link.read_response()
-            self._last_seen = loop.time()
+            # An error reply (a MOVED for a channel whose slot moved) raises: relink.
+            reply = await link.conn.read_response()
+            link.last_seen = loop.time()
             if not isinstance(reply, list) or len(reply) < 2:
                 continue  # +PONG outside subscribed mode
             kind = reply[0]
-            if kind == b"message" and len(reply) == 3:
+            if kind == shards.message and len(reply) == 3:
                 self._on_message(reply[1], reply[2])
-            elif kind == b"subscribe":
+            elif kind == shards.subscribed:
                 self._on_subscribed(reply[1].decode())
+            elif kind == shards.unsubscribed:
+                self._on_unsubscribed(reply[1].decode())
+
+    def _on_unsubscribed(self, key: str) -> None:
+        pending = self._unsubscribing.get(key, 0)
+        if pending:
+            if pending == 1:
+                del self._unsubscribing[key]
+            else:
+                self._unsubscribing[key] = pending - 1
+            return
+        wanted = key == self._control or key[len(self._prefix) :] in self._handlers
+        if wanted and self._shards.moves:
+            # Redis dropped a subscription by itself: its slot moved to another master.
+            raise _LinkLost(f"Redis unsubscribed {key} (its slot moved)")
 
     def _on_subscribed(self, key: str) -> None:
         if key in self._resubscribing:

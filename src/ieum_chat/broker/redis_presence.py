@@ -17,6 +17,10 @@ whose total fell to 0; the node that ran it reports them (USER_DISCONNECTED). A 
 its own liveness key gone (it was swept, or Redis restarted empty) re-asserts its counts from
 memory with the same kind of script, reporting the users that came back. While Redis is
 unreachable, sessions are counted in memory only and the counts are re-asserted on recovery.
+
+On a Redis Cluster the keys are laid out per user instead
+(:mod:`ieum_chat.broker.redis_cluster_presence`); what is shared is here: the lock, the
+heart-beat loop, the in-memory counts, the reports.
 """
 
 from __future__ import annotations
@@ -26,10 +30,8 @@ import logging
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ieum_chat.aio import finish_within, stop_tasks
-from ieum_chat.broker._redis import REDIS_ERRORS, make_pool
+from ieum_chat.broker._redis import REDIS_ERRORS, close_client, make_client
 from ieum_chat.broker.presence import Presence, SessionLimitReached
 
 __all__ = ["RedisPresence"]
@@ -153,8 +155,7 @@ class RedisPresence(Presence):
         self._prefix = f"{prefix}presence:"
         self._ttl_ms = max(1, int(ttl * 1000))
         self._interval = ttl / 3
-        self._pool = make_pool(url, max_connections=4, socket_timeout=2.0)
-        self._client: Redis = Redis(connection_pool=self._pool)
+        self._client = make_client(url, max_connections=4, socket_timeout=2.0)
         self._open = self._client.register_script(_OPEN)
         self._close = self._client.register_script(_CLOSE)
         self._heartbeat = self._client.register_script(_HEARTBEAT)
@@ -206,15 +207,13 @@ class RedisPresence(Presence):
     async def _leave(self) -> list[str]:
         try:
             async with self._lock:
-                down = await self._sweep(keys=self._sweep_keys(self.node), args=[self.node, "1"])
+                return await self._remove_self()
         except REDIS_ERRORS as exc:
             log.warning("presence: leaving failed (%s); the others sweep this node later", exc)
             return []
-        return _decode(down)
 
     async def _disconnect(self) -> None:
-        await self._client.aclose()
-        await self._pool.disconnect()
+        await close_client(self._client)
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -236,10 +235,11 @@ class RedisPresence(Presence):
                 return False
             if not self._registered:
                 return False  # counted in memory; the re-assertion reports it
-            script = self._open if opening else self._close
-            args: list[Any] = [user, limit or 0] if opening else [user]
             try:
-                result = int(await script(keys=self._op_keys(), args=args))
+                if opening:
+                    result = await self._count_in_redis(user, limit or 0)
+                else:
+                    result = await self._uncount_in_redis(user)
                 if result == -3:
                     self._count_close(user_id)
                     raise SessionLimitReached(user_id)
@@ -260,10 +260,9 @@ class RedisPresence(Presence):
 
     async def online(self, user_id: uuid.UUID) -> bool:
         try:
-            total = await self._client.hget(self._totals, str(user_id))
+            return await self._total(str(user_id)) > 0
         except REDIS_ERRORS:
             return user_id in self._local
-        return total is not None and int(total) > 0
 
     # -- heart-beat, re-assertion, sweeping -------------------------------------------------
 
@@ -282,12 +281,7 @@ class RedisPresence(Presence):
         down: list[str] = []
         try:
             async with self._lock:
-                alive = self._registered and bool(
-                    await self._heartbeat(
-                        keys=[self._alive(self.node), self._nodes],
-                        args=[self.node, self._ttl_ms],
-                    )
-                )
+                alive = self._registered and await self._beat()
                 if not alive:
                     up, down = await self._reassert()
             down += await self._sweep_dead()
@@ -325,6 +319,32 @@ class RedisPresence(Presence):
                     log.info("presence: swept node %s; %d users went offline", node, len(gone))
                 down += gone
         return down
+
+    # -- what Redis holds: these differ on a cluster --------------------------------------
+
+    async def _count_in_redis(self, user: str, limit: int) -> int:
+        """-> new total; -1: this node is not registered; -3: ``limit`` reached."""
+        return int(await self._open(keys=self._op_keys(), args=[user, limit]))
+
+    async def _uncount_in_redis(self, user: str) -> int:
+        """-> new total (0: went offline); -1: not registered; -2: nothing counted here."""
+        return int(await self._close(keys=self._op_keys(), args=[user]))
+
+    async def _total(self, user: str) -> int:
+        total = await self._client.hget(self._totals, user)
+        return 0 if total is None else int(total)
+
+    async def _beat(self) -> bool:
+        """Refresh this node's liveness; False when it had expired (or was swept)."""
+        return bool(
+            await self._heartbeat(
+                keys=[self._alive(self.node), self._nodes], args=[self.node, self._ttl_ms]
+            )
+        )
+
+    async def _remove_self(self) -> list[str]:
+        """Remove this node and its counts (leaving); -> users now offline."""
+        return _decode(await self._sweep(keys=self._sweep_keys(self.node), args=[self.node, "1"]))
 
     def _op_keys(self) -> list[str]:
         return [self._counts(self.node), self._totals, self._alive(self.node)]

@@ -1,5 +1,5 @@
 """One broker suite, every backend: each test taking ``cluster`` runs on the in-process
-broker and on Redis.
+broker, on Redis and on a Redis Cluster (sharded Pub/Sub).
 
 A test sees the service as a cluster of nodes: ``await cluster.node(i)`` is node i's broker.
 The in-process broker is one node, so every index gives the same broker; with Redis every
@@ -16,16 +16,20 @@ from dataclasses import dataclass, field
 
 import pytest
 from tests.support.redis import REDIS_URL, require_redis, unique_prefix
+from tests.support.redis_cluster import RedisClusterServer, redis_cluster
 from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker import Broker, create_broker
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", "redis", "redis-cluster"]
+
+__all__ = ["redis_cluster"]  # the fixture, for the cluster backend
 
 
 @dataclass
 class Cluster:
     backend: str
+    redis_url: str | None = None
     prefix: str = field(default_factory=unique_prefix)
     nodes: dict[int, Broker] = field(default_factory=dict)
 
@@ -35,7 +39,7 @@ class Cluster:
         broker = self.nodes.get(index)
         if broker is None:
             broker = create_broker(
-                None if self.backend == "memory" else (url or REDIS_URL), prefix=self.prefix
+                None if self.backend == "memory" else (url or self.redis_url), prefix=self.prefix
             )
             await broker.start()
             self.nodes[index] = broker
@@ -77,9 +81,14 @@ class Collector:
 
 @pytest.fixture(params=BACKENDS)
 async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    url = None
     if request.param == "redis":
         require_redis()
-    c = Cluster(request.param)
+        url = REDIS_URL
+    elif request.param == "redis-cluster":
+        server: RedisClusterServer = request.getfixturevalue("redis_cluster")
+        url = server.url
+    c = Cluster(request.param, url)
     try:
         yield c
     finally:

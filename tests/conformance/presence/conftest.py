@@ -1,5 +1,5 @@
 """One presence suite, every backend: each test taking ``cluster`` runs on the in-process
-counts and on Redis.
+counts, on Redis and on a Redis Cluster.
 
 ``await cluster.node(i)`` is node i's presence. In-process presence is one node, so every
 index gives the same one; with Redis every index is a node of its own, sharing a key prefix
@@ -15,16 +15,20 @@ from dataclasses import dataclass, field
 
 import pytest
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from tests.support.redis_cluster import RedisClusterServer, redis_cluster
 from tests.support.teardown import bounded_teardown
 
 from ieum_chat.broker import Presence, create_presence
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", "redis", "redis-cluster"]
+
+__all__ = ["redis_cluster"]  # the fixture, for the cluster backend
 
 
 @dataclass
 class Cluster:
     backend: str
+    redis_url: str | None = None
     ttl: float = 15.0
     prefix: str = field(default_factory=unique_prefix)
     nodes: dict[int, Presence] = field(default_factory=dict)
@@ -36,7 +40,7 @@ class Cluster:
         presence = self.nodes.get(index)
         if presence is None:
             presence = create_presence(
-                None if self.backend == "memory" else (url or REDIS_URL),
+                None if self.backend == "memory" else (url or self.redis_url),
                 prefix=self.prefix,
                 ttl=self.ttl,
             )
@@ -58,14 +62,19 @@ class Cluster:
             await presence.close()
         self.nodes.clear()
         if self.backend == "redis":
-            delete_prefix(self.prefix)
+            delete_prefix(self.prefix)  # (the cluster's own processes go with the session)
 
 
 @pytest.fixture(params=BACKENDS)
 async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    url = None
     if request.param == "redis":
         require_redis()
-    c = Cluster(request.param)
+        url = REDIS_URL
+    elif request.param == "redis-cluster":
+        server: RedisClusterServer = request.getfixturevalue("redis_cluster")
+        url = server.url
+    c = Cluster(request.param, url)
     try:
         yield c
     finally:
