@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -189,6 +190,7 @@ async def test_sighup_replaces_every_worker_and_loses_no_message(
     receipted: list[str] = []
     sessions: list[Worker] = []
     refused: list[str] = []
+    errors: list[str] = []
 
     async def sender() -> None:
         pending: str | None = None
@@ -215,7 +217,8 @@ async def test_sighup_replaces_every_worker_and_loses_no_message(
                     )
                     frame = await client.next_frame(timeout=10)
                     if frame.command == "ERROR":
-                        break  # SERVER_SHUTDOWN: reconnect
+                        errors.append(frame.get("message") or "")
+                        break  # the worker is being replaced: reconnect
                     assert (frame.command, frame.get("receipt-id")) == ("RECEIPT", pending)
                     receipted.append(pending)
                     pending = None
@@ -252,6 +255,7 @@ async def test_sighup_replaces_every_worker_and_loses_no_message(
     probes = await probing
     assert refused == []
     assert probes > 0
+    assert set(errors) <= {"SERVER_SHUTDOWN"}
     after = await both_workers(server, couple)
     assert {i for i, _ in after} == {0, 1}
     assert not {pid for _, pid in before} & {pid for _, pid in after}  # both replaced
@@ -300,6 +304,56 @@ async def connect_to_guarded(
                 return await connect_to(server, token, lambda w: w[0] == index)
             except AssertionError:
                 await asyncio.sleep(0.2)
+
+
+async def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
+    require_redis()
+    prefix = unique_prefix()
+    cli = Cli.for_database(
+        f"sqlite:///{tmp_path / 'chat.db'}", IEUM_REDIS_URL=REDIS_URL, IEUM_REDIS_PREFIX=prefix
+    )
+    node = ServerProcess(cli, tmp_path / "server.log", extra_env=SERVER_ENV)
+    node.start(["--workers", "2"])
+    try:
+        pair = cli.seed(1)[0]
+        a, (wa, _) = await connect_to(node, pair["ta"])
+        b, _ = await connect_to(node, pair["tb"], lambda w: w[0] != wa)
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGTERM)
+        for client in (a, b):  # one on each worker: both drain as a single server does
+            error = await client.expect("ERROR", timeout=20)
+            assert error.get("message") == "SERVER_SHUTDOWN"
+            assert await client.closed(timeout=10)
+        assert node.proc.wait(timeout=30) == 0
+        log = node.log_text()
+        assert sorted(re.findall(r"worker (\d) \(pid \d+\) stopped", log)) == ["0", "1"]
+    finally:
+        try:
+            node.stop()
+        finally:
+            delete_prefix(prefix)
+
+
+def test_workers_that_cannot_listen_end_the_supervisor(tmp_path: Path) -> None:
+    """A port held by a socket without SO_REUSEPORT: no worker can bind it, and the
+    supervisor exits instead of restarting them for ever."""
+    require_redis()
+    prefix = unique_prefix()
+    cli = Cli.for_database(
+        f"sqlite:///{tmp_path / 'chat.db'}", IEUM_REDIS_URL=REDIS_URL, IEUM_REDIS_PREFIX=prefix
+    )
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        try:
+            proc = cli.run("serve", "--workers", "2", "--port", str(port), check=False)
+        finally:
+            delete_prefix(prefix)
+    assert proc.returncode == 1
+    for index in (0, 1):
+        assert f"worker {index} cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "did not start; stopping" in proc.stderr
 
 
 def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Coroutine
@@ -103,6 +102,7 @@ class Supervisor:
         self.tasks: set[asyncio.Task[None]] = set()  # restarts and the rolling restart
         self.watches: set[asyncio.Task[None]] = set()  # one per live worker: until it exits
         self.stopping = asyncio.Event()
+        self.serving = False  # every worker accepted once: from now on, one that dies is replaced
         self.rolling: asyncio.Task[None] | None = None
         self._context = multiprocessing.get_context("spawn")
 
@@ -124,19 +124,22 @@ class Supervisor:
         return worker
 
     async def _until_ready(self, worker: _Worker) -> bool:
-        """True once the worker accepts; False when it exited or took too long (then it is
-        told to stop)."""
+        """True once the worker accepts; False when it exited first (its pipe closed) or
+        took too long (then it is told to stop)."""
         try:
             async with asyncio.timeout(READY_TIMEOUT):
                 await _readable(worker.ready.fileno())
-            ok = worker.ready.recv_bytes() == READY
-        except (TimeoutError, EOFError, OSError):
-            ok = False
+        except TimeoutError:
+            log.error("worker %d (pid %d) not accepting in time", worker.index, worker.pid)
+            worker.signal(signal.SIGTERM)
+            worker.ready.close()
+            return False
+        try:
+            return worker.ready.recv_bytes() == READY
+        except (EOFError, OSError):
+            return False
         finally:
             worker.ready.close()
-        if not ok:
-            worker.signal(signal.SIGTERM)
-        return ok
 
     async def _watch(self, worker: _Worker) -> None:
         await _readable(worker.process.sentinel)
@@ -145,15 +148,14 @@ class Supervisor:
         _mark_dead(worker.pid, self.metrics_dir)
         worker.exited.set()
         code = worker.process.exitcode
-        if worker.stopping or self.stopping.is_set() or self.slots[worker.index] is not worker:
+        replace = self.serving and not self.stopping.is_set()
+        if worker.stopping or not replace or self.slots[worker.index] is not worker:
             log.info("worker %d (pid %d) stopped (exit %s)", worker.index, worker.pid, code)
             return
         lived = time.monotonic() - worker.started_at
-        self.failures[worker.index] = (
-            0 if lived >= STABLE_AFTER else self.failures[worker.index] + 1
-        )
-        delay = min(MAX_BACKOFF, 0.5 * 2 ** (self.failures[worker.index] - 1))
-        delay = 0.0 if self.failures[worker.index] == 0 else delay
+        failures = 0 if lived >= STABLE_AFTER else self.failures[worker.index] + 1
+        self.failures[worker.index] = failures
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)) if failures else 0.0
         log.warning(
             "worker %d (pid %d) died (exit %s) after %.1f s: starting another in %.1f s",
             worker.index, worker.pid, code, lived, delay,
@@ -236,6 +238,7 @@ class Supervisor:
             self.stopping.set()
             code = 1
         else:
+            self.serving = True
             log.info("%d workers accepting on %s:%d", len(self.slots), *self._where())
         await self.stopping.wait()
         for task in self.tasks:
@@ -263,4 +266,3 @@ def supervise(settings: Settings) -> int:
         return asyncio.run(Supervisor(settings, metrics_dir).run())
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        sys.stdout.flush()

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from multiprocessing.connection import Connection
 
 from ieum_chat.config import Settings
@@ -59,7 +60,11 @@ def worker_main(settings: Settings, index: int, ready: Connection) -> None:
     # A reload is the supervisor's business; the terminal's hangup is not a stop.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parent = os.getppid()
-    sock = listening_socket(settings.host, settings.port)
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        log.error("worker %d cannot listen on %s:%d: %s", index, settings.host, settings.port, exc)
+        sys.exit(1)
 
     def started() -> None:
         stop = asyncio.Event()
@@ -72,7 +77,8 @@ def worker_main(settings: Settings, index: int, ready: Connection) -> None:
             task = asyncio.create_task(coro)
             server.tasks.add(task)
             task.add_done_callback(server.tasks.discard)
-        ready.send_bytes(READY)
+        with contextlib.suppress(OSError):  # a supervisor gone: the watch above stops us
+            ready.send_bytes(READY)
         ready.close()
         log.info("worker %d (pid %d) accepting on %s:%d", index, os.getpid(), *_where(sock))
 
