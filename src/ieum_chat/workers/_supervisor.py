@@ -160,12 +160,13 @@ class Supervisor:
             "worker %d (pid %d) died (exit %s) after %.1f s: starting another in %.1f s",
             worker.index, worker.pid, code, lived, delay,
         )  # fmt: skip
-        self._spawn(self._replace(worker.index, delay))
+        self._spawn(self._replace(worker, delay))
 
-    async def _replace(self, index: int, delay: float) -> None:
+    async def _replace(self, dead: _Worker, delay: float) -> None:
         await asyncio.sleep(delay)
-        if self.stopping.is_set():
-            return
+        index = dead.index
+        if self.stopping.is_set() or self.slots[index] is not dead:
+            return  # stopping, or a rolling restart filled the slot meanwhile
         worker = self.slots[index] = self._start(index)
         if await self._until_ready(worker):
             log.info("worker %d (pid %d) accepting", index, worker.pid)
@@ -204,17 +205,14 @@ class Supervisor:
 
     async def _roll(self) -> None:
         for index in range(len(self.slots)):
-            old = self.slots[index]
-            new = self.slots[index] = self._start(index)
+            # Not in its slot until it accepts: a replacement that fails is not restarted.
+            new = self._start(index)
             if not await self._until_ready(new):
                 log.error("rolling restart: worker %d's replacement did not start; stopped", index)
-                if old is not None and not old.exited.is_set():
-                    self.slots[index] = old
-                else:
-                    self._spawn(self._replace(index, 1.0))
                 return
+            old, self.slots[index] = self.slots[index], new
             self.failures[index] = 0
-            if old is not None:
+            if old is not None and not old.exited.is_set():
                 await self._stop_worker(old)
             log.info("rolling restart: worker %d replaced (pid %d)", index, new.pid)
         log.info("rolling restart done")
