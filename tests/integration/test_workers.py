@@ -113,6 +113,34 @@ async def test_a_chat_across_two_workers(server: ServerProcess, couple: Couple) 
     await b.close()
 
 
+async def test_both_members_sending_at_once_through_two_workers(
+    server: ServerProcess, couple: Couple
+) -> None:
+    """Two worker processes commit messages of one couple into one SQLite file at the same
+    time: seqs are unique and gap-free, and both members get every one once, in order."""
+    a, (wa, _) = await connect_to(server, couple["ta"])
+    b, _ = await connect_to(server, couple["tb"], lambda w: w[0] != wa)
+    topic, dest = f"/topic/couple/{couple['couple']}", f"/app/chat/{couple['couple']}"
+    for client in (a, b):
+        await client.subscribe(topic, {"x-resume-after-seq": "0"})
+
+    async def burst(client: StompTestClient, name: str) -> None:
+        for i in range(100):
+            await client.send("SEND", {"destination": dest}, text(f"{name}{i}"))
+
+    await asyncio.gather(burst(a, "a"), burst(b, "b"))
+    for client in (a, b):
+        got = [await client.expect_message(timeout=10) for _ in range(200)]
+        assert [m["seq"] for m in got] == list(range(1, 201))
+        for name in ("a", "b"):
+            assert [m["content"] for m in got if m["content"][0] == name] == [
+                f"{name}{i}" for i in range(100)
+            ]
+        await client.assert_silent(0.3)
+    await a.close()
+    await b.close()
+
+
 def scrape(server: ServerProcess, name: str) -> float:
     """One sample of ``name`` from /metrics (a new connection: any worker may answer)."""
     with httpx.Client(timeout=5) as http:
