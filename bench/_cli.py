@@ -7,6 +7,7 @@
     python -m bench compare --backends postgresql --mix 0,0.1   # 10% of the SENDs reactions
 
 Other probes in this folder: ``python -m bench.one_couple``, ``bench.history``, ``bench.multinode``,
+``bench.workers`` (1 vs 2 worker processes on one port),
 ``bench.thumbnails`` (the cost of inspecting a photo and a video upload).
 """
 
@@ -90,7 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="STOMP-over-WebSocket load generator for ieum-chat and RabbitMQ Web-STOMP",
-        epilog="Other probes: python -m bench.one_couple, bench.history, bench.multinode",
+        epilog=(
+            "Other probes: python -m bench.one_couple, bench.history, bench.multinode, "
+            "bench.workers"
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -21,6 +21,7 @@ from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.demo import install_demo
 from ieum_chat.gateway import Gateway, Hub
+from ieum_chat.gateway.connection import SERVER_NAME
 from ieum_chat.gateway.sockjs import create_sockjs_app
 from ieum_chat.observability import metrics
 from ieum_chat.observability.http import RequestMetricsMiddleware
@@ -44,6 +45,8 @@ class Runtime:
     # Event-loop time by which a stop must be complete (set when SIGTERM arrives; the
     # lifespan's own shutdown sets it if nobody did).
     stop_deadline: float | None = None
+    # The STOMP CONNECTED frame's ``server`` header (a worker process of several names itself)
+    server_name: str = SERVER_NAME
 
     def require_gateway(self) -> Gateway:
         if self.gateway is None:
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             chat=chat,
             hub=Hub(broker),
             watch=delivery.watch if delivery.enabled else None,
+            server_name=runtime.server_name,
         )
         # After a broker outage every local subscription catches up from the database.
         broker.set_resync_handler(runtime.gateway.resync)

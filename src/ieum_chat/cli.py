@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import resource
-import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -36,7 +34,8 @@ class CliError(Exception):
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("database_url", "redis_url", "host", "port", "timezone", "public_url"):
+    names = ("database_url", "redis_url", "host", "port", "timezone", "public_url", "workers")
+    for name in names:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -183,52 +182,19 @@ def _raise_nofile_limit() -> None:
 
 
 def _serve(settings: Settings) -> None:
-    import uvicorn
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    from ieum_chat.app import create_app
-    from ieum_chat.gateway.handoff import GatewayProtocolFactory
     from ieum_chat.observability.logging import configure_logging
+    from ieum_chat.workers import build_server, refusal, supervise
 
+    if settings.workers > 1 and (why := refusal(settings)) is not None:
+        raise CliError(why)
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
-    _raise_nofile_limit()
-    app = create_app(settings)
-    runtime = app.state.runtime
-    # Every WebSocket is served straight from the event loop on one RFC 6455 core (the STOMP
-    # endpoints directly, SockJS's through the ASGI app); every other request goes on to
-    # uvicorn's httptools protocol and the ASGI app, and a handshake arriving on such a
-    # kept-alive connection comes back to the core. uvicorn's own WebSocket is never used.
-    protocol = GatewayProtocolFactory(lambda: runtime.gateway, HttpToolsProtocol)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http=cast("type[asyncio.Protocol]", protocol),
-        # A handshake on a connection the HTTP protocol already serves comes back to the core.
-        ws=cast("type[asyncio.Protocol]", protocol.upgrade),
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-
-    class Server(uvicorn.Server):
-        """uvicorn, with a graceful drain of the STOMP sessions before its own shutdown."""
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            # The whole stop fits in IEUM_SHUTDOWN_GRACE: the sessions' in-flight SENDs get
-            # most of it, the HTTP connections and the backends' clean-up what is left.
-            runtime.stop_within(settings.shutdown_grace)
-            reserve = min(2.0, settings.shutdown_grace / 4)
-            for server in self.servers:
-                server.close()  # stop accepting first
-            if runtime.gateway is not None:
-                told = await runtime.gateway.drain(max(0.0, runtime.remaining() - reserve))
-                logging.getLogger("ieum_chat").info("shutdown: %d sessions told to reconnect", told)
-            self.config.timeout_graceful_shutdown = max(0.1, runtime.remaining() - reserve / 2)
-            await super().shutdown(sockets)
-
-    Server(config).run()
+    _raise_nofile_limit()  # the workers inherit it
+    if settings.workers == 1:
+        build_server(settings).run()
+        return
+    code = supervise(settings)
+    if code:
+        sys.exit(code)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -296,6 +262,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--timezone", help="zone timestamps are rendered in (env IEUM_TIMEZONE)")
         p.add_argument("--public-url", help="base URL printed by demo (env IEUM_PUBLIC_URL)")
         p.add_argument("--log-json", action="store_true", help="JSON log lines (IEUM_LOG_JSON)")
+        p.add_argument(
+            "--workers",
+            type=_positive,
+            help="processes serving the one port (env IEUM_WORKERS, default 1; more than one "
+            "needs IEUM_REDIS_URL)",
+        )
         return p
 
     with_server(sub.add_parser("serve", help="run the server")).set_defaults(func=cmd_serve)

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
+    # processes serving host:port under a supervisor (SO_REUSEPORT); more than one needs Redis
+    workers: int = Field(default=1, ge=1, le=64)
 
     # STOMP
     max_frame_size: int = 65536

@@ -36,6 +36,7 @@ class StompTestClient:
         # are about presence turn this off.
         self.ignore_presence = True
         self._ids = itertools.count(1)
+        self.connected_frame: Frame | None = None  # the server's CONNECTED, once connected
 
     @classmethod
     async def open(
@@ -81,6 +82,7 @@ class StompTestClient:
         await client.send("CONNECT", headers)
         frame = await client.expect("CONNECTED")
         assert frame.get("version") == "1.2"
+        client.connected_frame = frame
         return client
 
     async def send_raw(self, data: str | bytes) -> None:

@@ -52,11 +52,14 @@ from ieum_chat.stomp import (
 from ieum_chat.store.records import User
 from ieum_chat.store.schema import utcnow
 
-__all__ = ["Gateway", "Receive", "StompConnection"]
+__all__ = ["SERVER_NAME", "Gateway", "Receive", "StompConnection"]
 
 log = logging.getLogger(__name__)
 
 _session_ids = itertools.count(1)
+
+# STOMP 1.2 CONNECTED `server`: name/version, then optional comments.
+SERVER_NAME = "ieum-chat/0.1"
 _DELIVERED = metrics.MESSAGES_DELIVERED
 Receive = Callable[[], Awaitable[bytes | None]]
 # Waiting for a socket to drain: the first look after one loop turn, then backing off.
@@ -75,6 +78,7 @@ class Gateway:
     connections: set[StompConnection] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     accepting: bool = True
+    server_name: str = SERVER_NAME  # the CONNECTED frame's ``server`` header
     stall_timeout: float = 20.0
     """Seconds a peer may take no bytes at all while history waits for it: then it is
     closed as a slow consumer (it reconnects and resumes by seq)."""
@@ -195,6 +199,7 @@ class StompConnection:
             max_frame_size=settings.max_frame_size,
             max_subscriptions=settings.max_subscriptions,
             preferred_version=preferred_version,
+            server_name=gateway.server_name,
         )
         self.user: User | None = None
         self.subscriptions = Subscriptions(self, gateway.chat, gateway.hub, gateway.watch)

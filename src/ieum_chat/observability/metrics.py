@@ -1,5 +1,14 @@
-"""Prometheus metrics of one process. Each node (each ``ieum-chat serve``) serves its own
+"""Prometheus metrics of one node. Each node (each ``ieum-chat serve``) serves its own
 ``/metrics``; Prometheus scrapes every node and sums.
+
+A node of several worker processes (``IEUM_WORKERS``) runs prometheus-client's multiprocess
+mode: the supervisor points ``PROMETHEUS_MULTIPROC_DIR`` at a directory of its own before a
+worker starts, every worker writes its values there, and whichever worker answers
+``/metrics`` reads them all. Counters and histograms add up (a worker that exited still
+counts); each gauge says how its workers' values combine (``multiprocess_mode``: ``livesum``
+for what each worker holds, ``livemostrecent`` for what every worker would read alike). A
+gauge read at scrape time (``set_function``) cannot be read in another process, so there each
+worker writes its value down every :data:`SAMPLE_INTERVAL` seconds (:func:`sample_forever`).
 
 Names are the contract of the dashboards in ``deploy/grafana/``; a test checks every name
 a dashboard uses exists here.
@@ -7,14 +16,19 @@ a dashboard uses exists here.
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
+
+import prometheus_client
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = [
     "ADMIN_CALLS",
@@ -34,11 +48,13 @@ __all__ = [
     "MESSAGES_DELIVERED",
     "MESSAGES_RECEIVED",
     "MESSAGES_STORED",
+    "MULTIPROCESS",
     "OUTBOUND_BACKLOG",
     "PURGED",
     "READ_RECEIPTS",
     "REGISTRY",
     "REPLICA_READS",
+    "SAMPLE_INTERVAL",
     "SEND_TO_COMMIT",
     "SLOW_CONSUMERS",
     "STOMP_SESSIONS",
@@ -49,9 +65,30 @@ __all__ = [
     "WRITE_QUEUE",
     "Gauge",
     "render",
+    "sample",
+    "sample_forever",
 ]
 
+# prometheus-client chooses where values live when it is imported, from this variable.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+SAMPLE_INTERVAL = 1.0  # seconds; how stale another worker's scrape-time gauge may be
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+_sampled: dict[Gauge, Callable[[], float]] = {}
+
+
+class Gauge(prometheus_client.Gauge):
+    """A gauge whose ``set_function`` also works with several worker processes: there the
+    function's value is written down by :func:`sample` instead of read at scrape time."""
+
+    def set_function(self, f: Callable[[], float]) -> None:
+        if MULTIPROCESS:
+            _sampled[self] = f
+            self.set(f())
+        else:
+            super().set_function(f)
+
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -59,11 +96,20 @@ CONNECTIONS = Gauge(
     "ieum_connections_open",
     "Open client connections, by transport",
     ["transport"],
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
-STOMP_SESSIONS = Gauge("ieum_stomp_sessions", "STOMP sessions past CONNECT", registry=REGISTRY)
+STOMP_SESSIONS = Gauge(
+    "ieum_stomp_sessions",
+    "STOMP sessions past CONNECT",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
 SUBSCRIPTIONS = Gauge(
-    "ieum_subscriptions", "Live subscriptions to couple topics", registry=REGISTRY
+    "ieum_subscriptions",
+    "Live subscriptions to couple topics",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
 )
 MESSAGES_RECEIVED = Counter(
     "ieum_messages_received",
@@ -161,6 +207,7 @@ DELIVERY_BACKLOG = Gauge(
     "ieum_delivery_backlog",
     "Deliveries owed and not yet accepted, by channel (fcm, apns, webpush, webhook), all nodes",
     ["channel"],
+    multiprocess_mode="livemostrecent",
     registry=REGISTRY,
 )
 REPLICA_READS = Counter(
@@ -201,10 +248,16 @@ WRITE_BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
     registry=REGISTRY,
 )
-WRITE_QUEUE = Gauge("ieum_write_queue_depth", "Messages waiting for the writer", registry=REGISTRY)
+WRITE_QUEUE = Gauge(
+    "ieum_write_queue_depth",
+    "Messages waiting for the writer",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
 OUTBOUND_BACKLOG = Gauge(
     "ieum_outbound_backlog_bytes",
     "Bytes written to sessions and not yet taken by the peers, all sessions together",
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
 HTTP_REQUESTS = Histogram(
@@ -218,12 +271,21 @@ BROKER_DROPPED = Gauge(
     "ieum_broker_dropped_payloads",
     "Payloads never handed to the broker (Redis down): delivered locally only; remote "
     "subscribers catch up by seq",
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
 DATABASE_UP = Gauge(
-    "ieum_database_up", "1 when the last database check succeeded", registry=REGISTRY
+    "ieum_database_up",
+    "1 when the last database check succeeded",
+    multiprocess_mode="livemostrecent",
+    registry=REGISTRY,
 )
-BROKER_UP = Gauge("ieum_broker_up", "1 when the last broker check succeeded", registry=REGISTRY)
+BROKER_UP = Gauge(
+    "ieum_broker_up",
+    "1 when the last broker check succeeded",
+    multiprocess_mode="livemostrecent",
+    registry=REGISTRY,
+)
 ADMISSIONS_REFUSED = Counter(
     "ieum_admissions_refused",
     "New sessions refused past the node's admission rate (503 with Retry-After)",
@@ -233,9 +295,27 @@ DEGRADED = Gauge(
     "ieum_degraded",
     "1 when the last readiness check found the broker down and the database up: the node "
     "serves its own sessions, cross-node delivery waits",
+    multiprocess_mode="livemostrecent",
     registry=REGISTRY,
 )
 
 
+def sample() -> None:
+    """Write down this worker's scrape-time gauges (multiprocess mode only)."""
+    for gauge, f in list(_sampled.items()):
+        gauge.set(f())
+
+
+async def sample_forever(interval: float = SAMPLE_INTERVAL) -> None:
+    while True:
+        sample()
+        await asyncio.sleep(interval)
+
+
 def render() -> bytes:
-    return generate_latest(REGISTRY)
+    if not MULTIPROCESS:
+        return generate_latest(REGISTRY)
+    sample()  # this worker's own values as of now; the others' as of their last sample
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
