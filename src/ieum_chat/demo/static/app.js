@@ -1552,6 +1552,7 @@
     state.api = new IeumChat.ChatApi({ baseUrl: location.origin, token: tokenProvider, deviceId, fetch: fetchFn });
     try {
       // The room: from the server, or as this browser last saw it when the server is away.
+      let remembered = false;
       const room = await untilUp(async () => {
         try {
           const fresh = await state.api.room();
@@ -1559,11 +1560,13 @@
           return fresh;
         } catch (err) {
           const known = refused(err) ? null : rememberedRoom();
-          if (known) return known;
-          throw err;
+          if (!known) throw err;
+          remembered = true;
+          return known;
         }
       });
       showRoom(room);
+      if (remembered) setPresenceUnknown(); // not known until connected
       // One database per member: two members in one browser keep their outboxes apart.
       const storage = new IeumChat.IndexedDbStorage(`ieum-chat.${state.me}`);
       const sockjs = Boolean(forcedTransport) || typeof WebSocket !== "function";
