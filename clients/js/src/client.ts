@@ -87,6 +87,20 @@ interface Entry {
   confirmAttempts: number;
 }
 
+/** Counters of what a {@link ChatClient} did (diagnostics and tests). */
+export interface ClientStats {
+  /** Connections that reached "connected". */
+  connects: number;
+  /** Stream entries dropped because their seq was delivered already. */
+  duplicatesDropped: number;
+  /** Seq gaps seen (each makes the client replay from its last seq). */
+  gaps: number;
+  /** Outbox writes after the first one of an entry (reconnects, retries). */
+  resent: number;
+  /** Connections that fell back from WebSocket to SockJS. */
+  fallbacks: number;
+}
+
 interface Session {
   generation: number;
   stomp: Client;
@@ -141,6 +155,9 @@ export class ChatClient {
   private readonly resumeEnabled: boolean;
   private readonly handlers = new Map<keyof ChatEvents, Set<Handler<keyof ChatEvents>>>();
   private readonly outbox = new Map<string, Entry>();
+
+  /** Counters of what this client did. */
+  readonly stats: ClientStats = { connects: 0, duplicatesDropped: 0, gaps: 0, resent: 0, fallbacks: 0 };
 
   private _state: ConnectionState = "idle";
   private _transport: TransportKind | null = null;
@@ -513,6 +530,7 @@ export class ChatClient {
     this.attempt = 0;
     if (session.transport === "sockjs" && (this.options.transport ?? "auto") === "auto") this.preferSockjs = true;
     this.everReady = true;
+    this.stats.connects += 1;
     this.setState("connected");
     const settle = this.startSettle;
     this.startSettle = null;
@@ -562,6 +580,7 @@ export class ChatClient {
     if (this.session === session) this.session = null;
     if (this.stopped) return;
     if (how.fallback) {
+      this.stats.fallbacks += 1;
       void this.connect("sockjs");
       return;
     }
@@ -595,8 +614,12 @@ export class ChatClient {
       return;
     }
     const last = this._lastSeq;
-    if (last !== null && seq <= last) return; // delivered already
+    if (last !== null && seq <= last) {
+      this.stats.duplicatesDropped += 1; // delivered already
+      return;
+    }
     if (last !== null && seq > last + 1 && this.resumeEnabled) {
+      this.stats.gaps += 1;
       // Something was missed: replay from the last seq (the server keeps the stream).
       this.subscribeTopic(session, last, false);
       return;
@@ -776,6 +799,7 @@ export class ChatClient {
     entry.writtenOn = session.generation;
     entry.receiptId = receiptId;
     entry.item.attempts += 1;
+    if (entry.item.attempts > 1) this.stats.resent += 1;
     const coupleId = this._coupleId as string;
     const snapshot: PendingSend = { ...entry.item };
     void this.store(() => (this.outbox.get(snapshot.tempId) === entry && !entry.acked ? this.storage.putPending(coupleId, snapshot) : Promise.resolve()));
