@@ -4,8 +4,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 
-import { ChatApi, ChatClient, MemoryStorage, SendError } from "../dist/index.mjs";
-import { ChatServer, makePng, record, streamSeqs, waitFor, within } from "./support.mjs";
+import { randomUUID } from "node:crypto";
+
+import { ChatApi, ChatClient, ChatError, HttpError, MemoryStorage, SendError } from "../dist/index.mjs";
+import { ChatServer, makePng, mintToken, record, streamSeqs, waitFor, within } from "./support.mjs";
 
 let server;
 const clients = [];
@@ -173,5 +175,46 @@ describe("two members", () => {
     const seqs = streamSeqs(seenA);
     assert.equal(new Set(seqs).size, seqs.length);
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+  });
+});
+
+describe("refusals at start", () => {
+  test("start() rejects when the member has no couple (NOT_FOUND), a bad token (AUTH_FAILED) or another couple (UNAUTHORIZED)", async () => {
+    const single = randomUUID();
+    await server.admin("PUT", `/users/${single}`, { name: "혼자" });
+    const lonely = client({ token: () => mintToken(single) });
+    const noCouple = await within(lonely.start().then(() => null, (e) => e), "the start without a couple");
+    assert.ok(noCouple instanceof HttpError, `an HttpError, got ${noCouple}`);
+    assert.equal(noCouple.code, "NOT_FOUND");
+    assert.equal(lonely.state, "closed");
+
+    const { coupleId, a } = await server.couple();
+    const forged = mintToken(a.id, 3600, "not-the-server-secret-0123456789-0123456789");
+    const badToken = client({ token: () => forged }, { coupleId });
+    const authFailed = await within(badToken.start().then(() => null, (e) => e), "the start with a bad token");
+    assert.ok(authFailed instanceof ChatError);
+    assert.equal(authFailed.code, "AUTH_FAILED");
+    assert.equal(badToken.state, "closed");
+
+    const other = await server.couple();
+    const outsider = client(other.a, { coupleId });
+    const unauthorized = await within(outsider.start().then(() => null, (e) => e), "the start on another couple");
+    assert.ok(unauthorized instanceof ChatError);
+    assert.equal(unauthorized.code, "UNAUTHORIZED");
+    assert.equal(outsider.state, "closed");
+  });
+
+  test("a dissolved couple closes the client for good", async () => {
+    const { coupleId, a } = await server.couple();
+    const ca = client(a, { coupleId });
+    const seen = record(ca);
+    await within(ca.start(), "A to connect");
+    await server.admin("POST", `/couples/${coupleId}/dissolve`);
+    await waitFor(() => ca.state === "closed", "A to close");
+    assert.ok(seen.system.some((e) => e.event === "COUPLE_DISSOLVED"));
+    assert.ok(seen.error.some((e) => e.code === "COUPLE_DISSOLVED" && e.fatal));
+    assert.ok(!seen.state.some((s) => s.state === "reconnecting"), "no reconnect");
+    const refused = await ca.sendText("too late").then(() => null, (e) => e);
+    assert.equal(refused.code, "CLIENT_CLOSED");
   });
 });

@@ -161,12 +161,12 @@ export class ChatServer {
 
 const b64url = (data) => Buffer.from(data).toString("base64url");
 
-/** An HS256 JWT for `sub`, valid `ttlSeconds`. */
-export function mintToken(sub, ttlSeconds = 3600) {
+/** An HS256 JWT for `sub`, valid `ttlSeconds` (signed with `secret`: another one forges it). */
+export function mintToken(sub, ttlSeconds = 3600, secret = JWT_SECRET) {
   const now = Math.floor(Date.now() / 1000);
   const header = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
   const payload = b64url(JSON.stringify({ sub, iat: now, exp: now + ttlSeconds }));
-  const signature = createHmac("sha256", JWT_SECRET).update(`${header}.${payload}`).digest("base64url");
+  const signature = createHmac("sha256", secret).update(`${header}.${payload}`).digest("base64url");
   return `${header}.${payload}.${signature}`;
 }
 
