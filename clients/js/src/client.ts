@@ -16,7 +16,7 @@ import SockJS from "sockjs-client";
 
 import { ChatApi, sendBody } from "./api.js";
 import { Backoff } from "./backoff.js";
-import { ChatError, SendError } from "./errors.js";
+import { ChatError, HttpError, SendError } from "./errors.js";
 import { defaultStorage, type ChatStorage } from "./storage.js";
 import type {
   ChatClientOptions,
@@ -87,6 +87,20 @@ interface Entry {
   confirmAttempts: number;
 }
 
+/** Counters of what a {@link ChatClient} did (diagnostics and tests). */
+export interface ClientStats {
+  /** Connections that reached "connected". */
+  connects: number;
+  /** Stream entries dropped because their seq was delivered already. */
+  duplicatesDropped: number;
+  /** Seq gaps seen (each makes the client replay from its last seq). */
+  gaps: number;
+  /** Outbox writes after the first one of an entry (reconnects, retries). */
+  resent: number;
+  /** Connections that fell back from WebSocket to SockJS. */
+  fallbacks: number;
+}
+
 interface Session {
   generation: number;
   stomp: Client;
@@ -94,8 +108,8 @@ interface Session {
   opened: boolean;
   ready: boolean;
   ended: boolean;
-  topicSubs: Set<string>;
-  topic: StompSubscription | null;
+  /** The live subscriptions of the couple's topic (two while a resync replaces one). */
+  topicSubs: Map<string, StompSubscription>;
   connectTimer?: ReturnType<typeof setTimeout>;
   refreshTimer?: ReturnType<typeof setTimeout>;
 }
@@ -142,6 +156,9 @@ export class ChatClient {
   private readonly handlers = new Map<keyof ChatEvents, Set<Handler<keyof ChatEvents>>>();
   private readonly outbox = new Map<string, Entry>();
 
+  /** Counters of what this client did. */
+  readonly stats: ClientStats = { connects: 0, duplicatesDropped: 0, gaps: 0, resent: 0, fallbacks: 0 };
+
   private _state: ConnectionState = "idle";
   private _transport: TransportKind | null = null;
   private _coupleId: string | null;
@@ -168,6 +185,9 @@ export class ChatClient {
   constructor(options: ChatClientOptions) {
     if (!options || typeof options.baseUrl !== "string" || typeof options.token !== "function") {
       throw new TypeError("ChatClient needs { baseUrl, token }");
+    }
+    if (!/^https?:\/\/[^/]/i.test(options.baseUrl)) {
+      throw new TypeError(`baseUrl must be an http(s) URL, not ${JSON.stringify(options.baseUrl)}`);
     }
     this.options = options;
     this.baseUrl = trimBase(options.baseUrl);
@@ -259,11 +279,24 @@ export class ChatClient {
   }
 
   private async boot(): Promise<void> {
-    try {
-      await this.load();
-    } catch (error) {
-      this.fail(error instanceof Error ? error : new Error(String(error)));
-      return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.load();
+        break;
+      } catch (error) {
+        if (this.stopped) return;
+        // The server answered (no couple, a refused token): final. Unreachable: try again.
+        if (error instanceof HttpError && error.status < 500 && error.status !== 429) {
+          this.fail(error);
+          return;
+        }
+        const delay = this.backoff.delay(attempt);
+        this.setState("connecting", delay);
+        await new Promise<void>((resolve) => {
+          this.reconnectTimer = setTimeout(resolve, delay);
+        });
+        if (this.stopped) return;
+      }
     }
     if (!this.stopped) void this.connect();
   }
@@ -394,8 +427,15 @@ export class ChatClient {
     if (claims && typeof claims.sub === "string") this._userId = claims.sub;
 
     const mode = this.options.transport ?? "auto";
-    const transport: TransportKind =
+    let transport: TransportKind =
       forceTransport ?? (mode === "sockjs" || (mode === "auto" && this.preferSockjs) ? "sockjs" : "websocket");
+    if (transport === "websocket" && !this.webSocketCtor()) {
+      if (mode !== "auto") {
+        this.fail(new ChatError("NO_WEBSOCKET", "no WebSocket constructor here: pass options.webSocket"));
+        return;
+      }
+      transport = "sockjs";
+    }
     const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
     if (this.options.deviceId !== undefined) headers["x-device-id"] = this.options.deviceId;
     const [outgoing, incoming] = this.options.heartbeatMs ?? [10_000, 10_000];
@@ -408,8 +448,7 @@ export class ChatClient {
       opened: false,
       ready: false,
       ended: false,
-      topicSubs: new Set(),
-      topic: null,
+      topicSubs: new Map(),
     };
     const stomp = new Client({
       webSocketFactory: () => this.openSocket(session),
@@ -445,12 +484,15 @@ export class ChatClient {
       if (this.options.sockjsTransports) sockOptions.transports = this.options.sockjsTransports;
       socket = new SockJS(`${this.baseUrl}/ws/chat`, undefined, sockOptions) as unknown as WebSocket;
     } else {
-      const Ctor = this.options.webSocket ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
-      if (!Ctor) throw new ChatError("NO_WEBSOCKET", "no WebSocket constructor: pass options.webSocket");
+      const Ctor = this.webSocketCtor() as typeof WebSocket;
       socket = new Ctor(`${toWebSocketUrl(this.baseUrl)}/ws/chat`, ["v12.stomp", "v11.stomp", "v10.stomp"]);
     }
     if (typeof socket.addEventListener === "function") socket.addEventListener("open", mark);
     return socket;
+  }
+
+  private webSocketCtor(): typeof WebSocket | undefined {
+    return this.options.webSocket ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
   }
 
   /** Reconnect with a fresh token shortly before `exp` (a tenth of its life, 1 s to 60 s early). */
@@ -479,32 +521,40 @@ export class ChatClient {
     this.subscribeTopic(session, this._lastSeq, false);
   }
 
-  /** SUBSCRIBE the couple's topic (resuming after `after` when resume is on); ready at its RECEIPT. */
+  /**
+   * SUBSCRIBE the couple's topic (resuming after `after` when resume is on); the first one is
+   * ready at its RECEIPT. The subscriptions it replaces end at once, or with `keepOld` at
+   * that RECEIPT (meanwhile both deliver, and the seq check drops what comes twice).
+   */
   private subscribeTopic(session: Session, after: number | null, keepOld: boolean): void {
     const id = this.nextId("topic");
     const headers: Record<string, string> = { id, receipt: id };
     if (this.resumeEnabled && after !== null) headers["x-resume-after-seq"] = String(after);
-    const previous = session.topic;
-    if (!keepOld && previous) {
-      session.topicSubs.delete(previous.id);
-      previous.unsubscribe();
-    }
-    session.topicSubs.add(id);
+    const dropOthers = () => {
+      for (const [other, sub] of [...session.topicSubs]) {
+        if (other === id) continue;
+        session.topicSubs.delete(other);
+        try {
+          sub.unsubscribe();
+        } catch {
+          // the connection is going away
+        }
+      }
+    };
+    if (!keepOld) dropOthers();
     session.stomp.watchForReceipt(id, () => {
       if (session.ended || session !== this.session) return;
-      if (keepOld && previous && session.topicSubs.has(previous.id)) {
-        session.topicSubs.delete(previous.id);
-        previous.unsubscribe();
-      }
+      if (keepOld && session.topicSubs.has(id)) dropOthers();
       if (!session.ready) this.onReady(session);
     });
-    session.topic = session.stomp.subscribe(
+    const sub = session.stomp.subscribe(
       `/topic/couple/${this._coupleId}`,
       (m) => {
         if (session.topicSubs.has(id)) this.onStreamPayload(session, m);
       },
       headers,
     );
+    session.topicSubs.set(id, sub);
   }
 
   private onReady(session: Session): void {
@@ -513,6 +563,7 @@ export class ChatClient {
     this.attempt = 0;
     if (session.transport === "sockjs" && (this.options.transport ?? "auto") === "auto") this.preferSockjs = true;
     this.everReady = true;
+    this.stats.connects += 1;
     this.setState("connected");
     const settle = this.startSettle;
     this.startSettle = null;
@@ -562,6 +613,7 @@ export class ChatClient {
     if (this.session === session) this.session = null;
     if (this.stopped) return;
     if (how.fallback) {
+      this.stats.fallbacks += 1;
       void this.connect("sockjs");
       return;
     }
@@ -595,8 +647,12 @@ export class ChatClient {
       return;
     }
     const last = this._lastSeq;
-    if (last !== null && seq <= last) return; // delivered already
+    if (last !== null && seq <= last) {
+      this.stats.duplicatesDropped += 1; // delivered already
+      return;
+    }
     if (last !== null && seq > last + 1 && this.resumeEnabled) {
+      this.stats.gaps += 1;
       // Something was missed: replay from the last seq (the server keeps the stream).
       this.subscribeTopic(session, last, false);
       return;
@@ -776,6 +832,7 @@ export class ChatClient {
     entry.writtenOn = session.generation;
     entry.receiptId = receiptId;
     entry.item.attempts += 1;
+    if (entry.item.attempts > 1) this.stats.resent += 1;
     const coupleId = this._coupleId as string;
     const snapshot: PendingSend = { ...entry.item };
     void this.store(() => (this.outbox.get(snapshot.tempId) === entry && !entry.acked ? this.storage.putPending(coupleId, snapshot) : Promise.resolve()));

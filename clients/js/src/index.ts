@@ -11,6 +11,7 @@
  */
 
 export { ChatClient, isTransient } from "./client.js";
+export type { ClientStats } from "./client.js";
 export { ChatApi, sendBody } from "./api.js";
 export type { ChatApiOptions, HistoryQuery } from "./api.js";
 export { ChatError, SendError, HttpError } from "./errors.js";
