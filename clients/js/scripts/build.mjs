@@ -2,7 +2,7 @@
 // the browser IIFE bundle with @stomp/stompjs and sockjs-client inside (global IeumChat),
 // and the type declarations (tsc).
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,4 +40,9 @@ await Promise.all([
 
 const tsc = require.resolve("typescript/bin/tsc");
 execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json"), "--outDir", dist], { stdio: "inherit" });
+// CommonJS consumers resolve "require" to index.d.cts: the same declarations, linked as .cts.
+for (const name of readdirSync(dist).filter((f) => f.endsWith(".d.ts"))) {
+  const text = readFileSync(join(dist, name), "utf8").replace(/(from\s+["']\.\/[^"']+)\.js(["'])/g, "$1.cjs$2");
+  writeFileSync(join(dist, name.replace(/\.d\.ts$/, ".d.cts")), text);
+}
 console.log("built dist/: index.mjs, index.cjs, index.d.ts, ieum-chat.min.js");

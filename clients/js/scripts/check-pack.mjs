@@ -8,7 +8,7 @@ const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 const out = execFileSync(npm, ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8" });
 const [pack] = JSON.parse(out);
 const files = new Set(pack.files.map((f) => f.path));
-const required = ["dist/ieum-chat.min.js", "dist/index.mjs", "dist/index.cjs", "dist/index.d.ts", "package.json", "README.md"];
+const required = ["dist/ieum-chat.min.js", "dist/index.mjs", "dist/index.cjs", "dist/index.d.ts", "dist/index.d.cts", "package.json", "README.md"];
 const missing = required.filter((f) => !files.has(f));
 const stray = [...files].filter((f) => !f.startsWith("dist/") && !["package.json", "README.md"].includes(f));
 if (missing.length || stray.length) {

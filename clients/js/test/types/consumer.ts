@@ -25,7 +25,7 @@ import {
   type SystemEvent,
   type TokenProvider,
   type UploadResult,
-} from "../../dist/index.js";
+} from "@ieum/chat";
 
 const token: TokenProvider = async () => "jwt";
 const storage: ChatStorage = new IndexedDbStorage("ieum-chat");
