@@ -1121,7 +1121,8 @@
     if (ended) showFatal(T[`${ended}Title`], T[ended]);
   }
 
-  // The SockJS transport the connection settled on (xhr-streaming, ...), when it tells.
+  // The SockJS transport the connection settled on (xhr-streaming, ...). The SDK does not
+  // name it: it is read from the socket of the client's STOMP connection, "?" when absent.
   function sockjsTransport() {
     try {
       const socket = state.client.session.stomp.webSocket;
