@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NODE_DIR := tests/e2e/node
 WEB_DIR  := web
+SDK_DIR  := clients/js
 
 .PHONY: setup demo serve test lint unit node web clean
 
@@ -25,15 +26,21 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
 
 node: $(NODE_DIR)/node_modules/.installed
 
-# The demo page's browser libraries (@stomp/stompjs, sockjs-client), from the lock file; the
-# app serves them from web/node_modules at /demo/vendor/.
-$(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package-lock.json
+# The demo page's browser library: the @ieum/chat SDK, built in clients/js (its npm install
+# from the lock file, then dist/ with the browser bundle), then web/'s npm install (a link to
+# the SDK, from the lock file); the app serves the bundle from web/node_modules at /demo/vendor/.
+$(SDK_DIR)/dist/.built: $(SDK_DIR)/package-lock.json $(SDK_DIR)/package.json $(SDK_DIR)/tsconfig.json \
+		$(SDK_DIR)/scripts/build.mjs $(wildcard $(SDK_DIR)/src/*.ts)
 	command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq nodejs npm; } \
 	  || { echo "npm is needed for the demo page: install Node.js >= 18"; exit 1; }
+	cd $(SDK_DIR) && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	touch $@
+
+$(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package-lock.json | $(SDK_DIR)/dist/.built
 	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-web: $(WEB_DIR)/node_modules/.installed
+web: $(SDK_DIR)/dist/.built $(WEB_DIR)/node_modules/.installed
 
 demo: setup web
 	$(BIN)/ieum-chat demo

@@ -65,7 +65,7 @@ def node_ready() -> None:
     )
     require(
         all((WEB_MODULES / rel).is_file() for rel in VENDOR_FILES.values()),
-        "the demo page's npm packages are needed: run `make web` (npm ci in web/)",
+        "the demo page's SDK bundle is needed: run `make web` (builds clients/js, npm ci in web/)",
     )
 
 

@@ -207,18 +207,25 @@ def test_two_members_chat_on_the_demo_page(
 def test_demo_page_and_its_libraries_are_served(server: ServerProcess) -> None:
     require(
         all((WEB_MODULES / rel).is_file() for rel in VENDOR_FILES.values()),
-        "the demo page's npm packages are needed: run `make web` (npm ci in web/)",
+        "the demo page's SDK bundle is needed: run `make web` (builds clients/js, npm ci in web/)",
     )
     with httpx.Client(base_url=server.http_url, timeout=10) as http:
         page = http.get("/demo")
         assert page.status_code == 200
         assert page.headers["referrer-policy"] == "no-referrer"  # the URL holds a token
-        for src in re.findall(r'src="([^"]+)"', page.text):
+        scripts = re.findall(r'src="([^"]+)"', page.text)
+        # The SDK's browser bundle first (the page's scripts use its global), then the page.
+        assert scripts[0] == "/demo/vendor/ieum-chat.min.js"
+        for src in scripts:
             script = http.get(src)
             assert script.status_code == 200, src
             assert script.headers["content-type"].startswith("text/javascript")
+        assert b"IeumChat" in http.get(scripts[0]).content
         assert http.get("/demo/app.css").status_code == 200
-        assert http.get("/demo/vendor/package.json").status_code == 404  # only the bundles
+        assert http.get("/demo/vendor/package.json").status_code == 404  # only the bundle
+        # STOMP and SockJS are inside the SDK's bundle: not served on their own any more.
+        assert http.get("/demo/vendor/stomp.umd.min.js").status_code == 404
+        assert http.get("/demo/vendor/sockjs.min.js").status_code == 404
         assert http.get("/demo/nope.js").status_code == 404
 
 

@@ -1,11 +1,13 @@
-"""The demo chat page at ``/demo``: two people chatting, in any browser, with nothing to build.
+"""The demo chat page at ``/demo``: two people chatting, in any browser.
 
-The page (HTML, CSS and a plain script, shipped as package data) talks to the server like any
-browser client: REST for the room, history, read marks and uploads, and STOMP through
-@stomp/stompjs over a raw WebSocket, or over sockjs-client when WebSocket is blocked. Those two
-libraries come from an npm install with a lock file (``web/`` of the source tree, ``make demo``)
-and are served from its ``node_modules`` at ``/demo/vendor/...``; they are never copied into the
-repository or the package. ``IEUM_DEMO_ASSETS`` names another ``node_modules`` folder.
+The page (HTML, CSS and plain scripts, shipped as package data) renders the chat and handles
+the member's input; the talking is done by the project's own client SDK, @ieum/chat
+(``clients/js``), through its browser bundle: REST for the room, history and uploads, and
+STOMP over a raw WebSocket, or over SockJS when WebSocket is blocked, with resume by seq and an
+outbox kept in IndexedDB. The bundle is built in ``clients/js`` and installed into ``web/`` by
+an npm install with a lock file (``make demo``), and served from its ``node_modules`` at
+``/demo/vendor/...``; it is never copied into the repository or the package.
+``IEUM_DEMO_ASSETS`` names another ``node_modules`` folder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Where the demo page's browser libraries are: a ``node_modules`` folder of an npm install."""
+"""Where the demo page's browser library is: a ``node_modules`` folder of an npm install (of
+``web/``, whose one package is the @ieum/chat SDK built in ``clients/js``)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["VENDOR_FILES", "DemoSettings", "candidate_dirs", "find_vendor_dir"]
 
 # The URL name under /demo/vendor/ -> the file inside node_modules. Only these are served:
-# the page needs the two browser bundles, and nothing else of node_modules is exposed.
+# the page needs the SDK's browser bundle (with @stomp/stompjs and sockjs-client inside), and
+# nothing else of node_modules is exposed.
 VENDOR_FILES: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "stomp.umd.min.js": "@stomp/stompjs/bundles/stomp.umd.min.js",
-        "sockjs.min.js": "sockjs-client/dist/sockjs.min.js",
-    }
+    {"ieum-chat.min.js": "@ieum/chat/dist/ieum-chat.min.js"}
 )
 
 # src/ieum_chat/demo/_assets.py -> the checkout's root, when running from one.
@@ -25,7 +24,7 @@ _SOURCE_TREE: Final = Path(__file__).resolve().parents[3]
 
 
 class DemoSettings(BaseSettings):
-    """``IEUM_DEMO_ASSETS``: the ``node_modules`` folder holding the page's npm packages."""
+    """``IEUM_DEMO_ASSETS``: the ``node_modules`` folder holding the page's npm package."""
 
     model_config = SettingsConfigDict(env_prefix="IEUM_DEMO_", extra="ignore", frozen=True)
 

@@ -1,6 +1,6 @@
 """The demo page's routes: ``/demo`` (the page), ``/demo/{app.js,app.css,push.js,media.js,sw.js}``
 (package data; ``sw.js`` is the service worker, with the scope ``/demo``) and
-``/demo/vendor/{name}`` (the npm bundles, from disk)."""
+``/demo/vendor/{name}`` (the SDK's browser bundle, from disk)."""
 
 from __future__ import annotations
 
@@ -51,15 +51,16 @@ _WORKER_HEADERS: Final = {**_ASSET_HEADERS, "Service-Worker-Allowed": "/demo"}
 _MISSING: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ieum-chat demo: install the browser libraries</title></head>
+<title>ieum-chat demo: install the browser library</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto">
-<h1>The demo page needs its browser libraries</h1>
-<p>The page loads <code>@stomp/stompjs</code> and <code>sockjs-client</code> from an npm install
-(with a lock file). They are not installed yet. In the ieum-chat checkout, run</p>
+<h1>The demo page needs its browser library</h1>
+<p>The page loads the browser bundle of the <code>@ieum/chat</code> SDK (built in
+<code>clients/js</code>) from an npm install of <code>web/</code> (with a lock file). It is not
+installed yet. In the ieum-chat checkout, run</p>
 <pre>make demo</pre>
-<p>(it runs <code>npm ci</code> in <code>web/</code>, then starts the demo), or install them
-alone with</p>
-<pre>npm ci --prefix web</pre>
+<p>(it builds the SDK and runs <code>npm ci</code> in <code>web/</code>, then starts the demo), or
+install it alone with</p>
+<pre>make web</pre>
 <p>and reload this page. To use another install, point <code>IEUM_DEMO_ASSETS</code> at a
 <code>node_modules</code> folder holding <code>{files}</code>.</p>
 <p>Looked in: {dirs}</p>

@@ -39,10 +39,14 @@ async function rest(token, method, path, body) {
   return res.status === 204 ? null : res.json();
 }
 
-// B's WebSockets pass through here: cut() closes them and refuses new ones until restore().
+// B's connections pass through here: cut() closes B's WebSockets and refuses new ones, and
+// SockJS's HTTP transports too (the page falls back to them when WebSockets fail), until
+// restore().
 function socketSwitch(context) {
   const open = new Set();
   let online = true;
+  const sockjs = /\/ws\/chat\//;
+  const refuse = (route) => route.abort("connectionrefused");
   const install = context.routeWebSocket(/\/ws\/chat/, (ws) => {
     if (!online) {
       ws.close();
@@ -56,11 +60,13 @@ function socketSwitch(context) {
     install,
     async cut() {
       online = false;
+      await context.route(sockjs, refuse);
       for (const ws of [...open]) await ws.close();
       open.clear();
     },
-    restore() {
+    async restore() {
       online = true;
+      await context.unroute(sockjs, refuse);
     },
   };
 }
@@ -209,7 +215,7 @@ try {
   });
 
   await run.step("B is back: it resumes, and shows what changed meanwhile", async () => {
-    wire.restore();
+    await wire.restore();
     await connected(b);
     run.outage = false;
     await waitFor(b, (id) => document.querySelector(`#messages li.msg[data-id="${id}"]`).dataset.unsent === "true", ids.unsent);

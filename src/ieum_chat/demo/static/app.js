@@ -4,17 +4,21 @@
  *   transport=xhr-streaming  SockJS with only that transport (any SockJS transport name)
  *   lang=ko|en               the interface language (default: the browser's)
  *
- * REST (Authorization: Bearer) gives the room, the history (newest first, scrolled back by
- * the seq cursor), read marks and presigned uploads; STOMP (@stomp/stompjs) over a raw
- * WebSocket at /ws/chat, or over sockjs-client when WebSocket is unavailable or blocked,
- * carries live messages, their changes, read receipts, typing and presence.
+ * The chat itself is the @ieum/chat SDK's browser bundle (window.IeumChat): its ChatClient
+ * connects (STOMP over a raw WebSocket at /ws/chat, or over SockJS when WebSocket is
+ * unavailable or blocked), reconnects with backoff, resumes the couple's stream after the last
+ * seq seen, delivers each entry once, and keeps the outbox (every message and change, under a
+ * tempId, until its RECEIPT) in IndexedDB, so that what was sent while the server was away
+ * survives a reload and goes out once when it is back. Its ChatApi makes the REST calls: the
+ * room, the history (newest first, scrolled back by the seq cursor), uploads, push devices.
+ * This page renders what they deliver and handles the member's input.
  *
  * Media (media.js): the attach button takes a picture, a sound, a video or a document (the
  * message type follows the file's type: IMAGE, AUDIO, VIDEO, FILE), the microphone button
- * records a voice note (press to start, press again to send); each is uploaded (ticket, PUT or
- * form POST, completion), then SENT with the upload's mediaUrl. A refused upload (413 too large,
- * 415 not a type the server takes, 429 the couple's bytes of the day) fails its bubble with a
- * line saying why.
+ * records a voice note (press to start, press again to send); each is uploaded (ChatApi.upload:
+ * ticket, PUT or form POST, completion), then sent with the upload's mediaUrl. A refused upload
+ * (413 too large, 415 not a type the server takes, 429 the couple's bytes of the day) fails its
+ * bubble with a line saying why.
  *
  * A message changes after it is sent: a long press (touch) or a right click (mouse) on a bubble
  * opens its menu: react, reply (the message sent next carries replyTo), edit (my own text),
@@ -22,10 +26,6 @@
  * change is an event in the couple's stream (MESSAGE_EDITED, MESSAGE_UNSENT, REACTION,
  * READ_RECEIPT), numbered by the same seq as the messages, so message seqs may skip.
  *
- * Nothing is lost across a reconnect: the page keeps the last seq of the stream it has seen
- * (messages and events alike) and SUBSCRIBEs with x-resume-after-seq (the server replays the
- * messages as they are now and the events since, then goes live); it re-sends every message
- * and change without a RECEIPT under the same tempId (the server applies it once).
  * State on the DOM, for people and tests alike: body[data-conn,data-seq (the stream position),
  * data-gaps (seqs the stream skipped: none expected),data-unread (the partner's messages I have
  * not read)], li.msg[data-seq,data-id,data-state,data-temp-id,data-unsent,data-edited,data-type,
@@ -83,7 +83,7 @@
       noRoomTitle: "채팅방이 없어요",
       noRoom: "이 사용자는 아직 커플로 연결되지 않았어요.",
       libsTitle: "브라우저 라이브러리가 없어요",
-      libs: "`make demo`(web/에서 npm ci)로 설치한 뒤 새로고침해 주세요.",
+      libs: "`make demo`(SDK 빌드와 web/에서 npm ci)로 설치한 뒤 새로고침해 주세요.",
       rateLimited: "메시지를 너무 빠르게 보내고 있어요. 잠시 후 다시 시도해 주세요.",
       error: "오류가 발생했어요",
       imageBroken: "사진을 표시할 수 없어요",
@@ -152,7 +152,7 @@
       noRoomTitle: "No chat room",
       noRoom: "This user is not in a couple yet.",
       libsTitle: "Browser libraries missing",
-      libs: "Install them with `make demo` (npm ci in web/), then reload.",
+      libs: "Install them with `make demo` (the SDK's build, npm ci in web/), then reload.",
       rateLimited: "You are sending too fast. Try again in a moment.",
       error: "Something went wrong",
       imageBroken: "Cannot show this picture",
@@ -186,7 +186,6 @@
   };
 
   const PAGE_SIZE = 30;
-  const RECEIPT_TIMEOUT_MS = 15000;
   const TYPING_REFRESH_MS = 2500; // re-announce while typing (the server drops repeats within 1 s)
   const TYPING_IDLE_MS = 3000; // no keystroke for this long: stopped typing
   const PARTNER_TYPING_TTL_MS = 6000; // a lost "typing: false" hides the indicator anyway
@@ -245,8 +244,8 @@
     me: null, // my user id (the token's sub)
     roomId: null,
     partner: { id: null, name: "", profileImage: null, online: false },
-    // The stream position: the highest seq of the couple's stream seen (a message, a change
-    // or the stand-in of a message I deleted); SUBSCRIBE resumes after it.
+    // The stream position shown: the highest seq of the couple's stream delivered (a message,
+    // a change or the stand-in of a message I deleted). The client resumes after it.
     lastSeq: 0,
     gaps: 0, // seqs the stream skipped (the server promises none)
     oldestSeq: null, // the history cursor
@@ -255,18 +254,15 @@
     bySeq: new Map(), // seq -> {el, m}
     byId: new Map(), // message id -> the same entries
     deleted: new Set(), // ids of messages I deleted for me: never shown again
-    outbox: new Map(), // tempId -> {body, el, status, acked, attempt, timer, file, reply, localUrl}
-    actions: new Map(), // tempId -> {kind, body, attempt}: changes without a RECEIPT yet
+    outbox: new Map(), // tempId -> {request, el, status, file, reply, localUrl}: bubbles not stored yet
+    restored: new Map(), // tempId -> kind: changes found in the outbox at load (a reload's)
     menuFor: null, // the entry whose menu is open
     bar: null, // {mode: "reply"|"edit", entry, draft}: the bar above the composer
     unreadQueued: false,
-    client: null,
+    api: null, // IeumChat.ChatApi
+    client: null, // IeumChat.ChatClient
     connected: false,
     everConnected: false,
-    attemptConnected: false,
-    attemptMode: null,
-    mode: "ws", // "ws" (raw STOMP WebSocket) or "sockjs"
-    worked: { ws: false, sockjs: false },
     fatal: false,
     readSent: 0, // highest upToSeq sent on this connection
     readTimer: null,
@@ -318,34 +314,20 @@
     return node;
   }
 
-  // The server's error JSON says what went wrong in Korean (message) and English (detail).
-  class HttpError extends Error {
-    constructor(status, body) {
-      const said = body && (lang === "ko" ? body.message || body.detail : body.detail || body.message);
-      super(said || `HTTP ${status}`);
-      this.status = status;
-      this.code = body && body.code;
+  // What went wrong, as the server said it: Korean (message) or English (detail). An
+  // HttpError carries the server's JSON; a SendError the error payload.
+  function said(err) {
+    const body = err && (err.payload || err.body);
+    if (body && typeof body === "object") {
+      const text = lang === "ko" ? body.message || body.detail : body.detail || body.message;
+      if (text) return text;
     }
+    return (err && (err.detail || err.message)) || T.error;
   }
 
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${token}` };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-    });
-    const text = await res.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch (_) {
-      data = null;
-    }
-    if (!res.ok) throw new HttpError(res.status, data);
-    return data;
+  // A refusal no retry changes (a REST answer of 4xx): as opposed to a server not up yet.
+  function refused(err) {
+    return Boolean(err && typeof err.status === "number" && err.status >= 400 && err.status < 500);
   }
 
   // -- chrome: banner, presence, typing, toast, fatal ----------------------------------------
@@ -373,7 +355,7 @@
     for (const id of ["input", "send", "attach", "record"]) $(id).disabled = true;
     if (state.recording) state.recording.cancel();
     showBanner(title, true);
-    if (state.client) state.client.deactivate();
+    if (state.client) state.client.stop().catch(() => {});
   }
 
   function toast(text) {
@@ -658,7 +640,6 @@
     if (pending) {
       // My own message, back from the server: the pending bubble becomes the stored one.
       state.outbox.delete(m.tempId);
-      clearTimeout(pending.timer);
       li = pending.el;
       li.remove();
       // Media: the stored file (its thumbnail, its link) takes the local one's place. A change
@@ -790,23 +771,15 @@
     if (state.bar && state.bar.entry === entry) closeBar();
   }
 
-  const CHANGES = {
-    MESSAGE_EDITED: onEdited,
-    MESSAGE_UNSENT: onUnsent,
-    REACTION: onReaction,
-    MESSAGE_DELETED: onDeleted,
-    READ_RECEIPT: onReadReceipt,
-  };
-
   function updateOlderButton() {
     ui.older.hidden = !state.hasMore;
     ui.older.textContent = state.loadingOlder ? T.loadingOlder : T.older;
   }
 
-  // The newest page, before the first SUBSCRIBE: its messages are as they are now, so the
+  // The newest page, before the client starts: its messages are as they are now, so the
   // stream resumes after the newest of them (the changes since are replayed, harmlessly again).
   async function loadLatest() {
-    const page = await api("GET", `/chat/rooms/${state.roomId}/messages?limit=${PAGE_SIZE}`);
+    const page = await state.api.historyPage(state.roomId, { limit: PAGE_SIZE });
     for (const m of page.messages.slice().reverse()) addMessage(m);
     setPosition(Math.max(state.lastSeq, ...page.messages.map((m) => m.seq)));
     state.hasMore = page.hasMore;
@@ -822,17 +795,14 @@
     state.loadingOlder = true;
     updateOlderButton();
     try {
-      const page = await api(
-        "GET",
-        `/chat/rooms/${state.roomId}/messages?before=${state.oldestSeq}&limit=${PAGE_SIZE}`,
-      );
+      const page = await state.api.historyPage(state.roomId, { before: state.oldestSeq, limit: PAGE_SIZE });
       const s = ui.scroller;
       const fromBottom = s.scrollHeight - s.scrollTop;
       for (const m of page.messages) addMessage(m);
       s.scrollTop = s.scrollHeight - fromBottom; // keep the reader where they were
       state.hasMore = page.hasMore;
     } catch (err) {
-      toast(`${T.error}: ${err.message}`);
+      toast(`${T.error}: ${said(err)}`);
     } finally {
       state.loadingOlder = false;
       updateOlderButton();
@@ -853,93 +823,65 @@
     state.readTimer = setTimeout(markRead, 120);
   }
 
+  // Best effort over the connection; missed ones are marked on the next connect.
   function markRead() {
-    if (document.visibilityState !== "visible" || !state.roomId) return;
+    if (document.visibilityState !== "visible" || !state.connected) return;
     let upTo = 0;
     for (const [seq, entry] of state.bySeq) {
       if (!isMine(entry.m) && !entry.m.isRead && seq > upTo) upTo = seq;
     }
     if (upTo === 0 || upTo <= state.readSent) return;
     state.readSent = upTo;
-    if (!publish(`/app/chat/${state.roomId}/read`, { upToSeq: upTo })) {
-      state.readSent = 0;
-      api("POST", `/chat/rooms/${state.roomId}/read`, { upToSeq: upTo })
-        .then(onEvent)
-        .catch(() => {}); // tried again on the next (re)connect
-    }
+    state.client.markRead({ upToSeq: upTo });
   }
 
   // -- sending ---------------------------------------------------------------------------------
 
-  function publish(destination, body, headers) {
-    const client = state.client;
-    if (!state.connected || !client || !client.connected) return false;
-    try {
-      client.publish({
-        destination,
-        body: JSON.stringify(body),
-        headers: { "content-type": "application/json", ...(headers || {}) },
-      });
-      return true;
-    } catch (_) {
-      return false; // the socket went away under us: the reconnect takes over
-    }
-  }
-
+  // A bubble waiting for the server: below every stored message until it has a seq.
   // `file`: a media message's file (a File or a recorded Blob), until it is uploaded;
   // `localUrl`: the object URL its bubble shows meanwhile.
-  function enqueue(body, li, file, reply, localUrl) {
-    const item = { body, el: li, status: "sending", acked: false, attempt: 0, timer: null, file, reply, localUrl };
-    state.outbox.set(body.tempId, item);
+  function enqueue(request, li, file, reply, localUrl) {
+    const item = { request, el: li, status: "sending", tempId: null, file, reply, localUrl };
     setStatus(li, "sending");
-    ui.list.append(li); // below every stored message until the server gives it a seq
+    ui.list.append(li);
     scrollToBottom();
     return item;
   }
 
-  // One SEND with a RECEIPT; a RECEIPT means the message is stored. Without one, the message
-  // is sent again (same tempId) on the next connection.
-  function transmit(item) {
-    if (!state.connected || !state.client) return;
-    item.attempt += 1;
-    const receipt = `${item.body.tempId}#${item.attempt}`;
-    try {
-      state.client.watchForReceipt(receipt, () => {
-        item.acked = true;
-        clearTimeout(item.timer);
-        if (state.outbox.get(item.body.tempId) === item) {
-          item.status = "sent";
-          setStatus(item.el, "sent");
-        }
-      });
-    } catch (_) {
-      return;
-    }
-    if (!publish(`/app/chat/${state.roomId}`, item.body, { receipt })) return;
-    clearTimeout(item.timer);
-    item.timer = setTimeout(() => {
-      if (!item.acked && state.connected) failMessage(item);
-    }, RECEIPT_TIMEOUT_MS);
+  function track(item, tempId) {
+    if (item.tempId) state.outbox.delete(item.tempId);
+    item.tempId = tempId;
+    item.el.dataset.tempId = tempId;
+    state.outbox.set(tempId, item);
   }
 
-  function failMessage(item) {
-    clearTimeout(item.timer);
-    if (state.outbox.get(item.body.tempId) !== item) return;
+  // Into the SDK's outbox (stored in IndexedDB before it is written to the socket; re-sent
+  // under the same tempId after each reconnect and reload until the server has it).
+  function transmit(item) {
+    track(item, newTempId());
+    const tempId = item.tempId;
+    state.client.send({ ...item.request, tempId }).then(
+      (m) => {
+        if (m && state.outbox.get(tempId) === item) addMessage(m);
+      },
+      (err) => {
+        if (state.outbox.get(tempId) === item && err.code !== "CLIENT_CLOSED") failMessage(item, err);
+      },
+    );
+  }
+
+  function failMessage(item, err) {
+    if (item.status === "failed") return;
     item.status = "failed";
     setStatus(item.el, "failed");
-  }
-
-  function flushOutbox() {
-    for (const item of state.outbox.values()) {
-      if (item.status === "sending" && !item.acked && !item.file) transmit(item); // uploaded
-    }
+    if (err && err.code === "RATE_LIMITED") toast(T.rateLimited);
+    else if (err) toast(said(err));
   }
 
   function retryMessage(tempId) {
     const item = state.outbox.get(tempId);
     if (!item || item.status !== "failed") return;
     item.status = "sending";
-    item.acked = false;
     setStatus(item.el, "sending");
     showUploadError(item.el, null);
     if (item.file) upload(item);
@@ -948,80 +890,98 @@
 
   // `replyTo`: the entry of the message answered, or null.
   function sendText(text, replyTo) {
-    const body = { type: "TEXT", content: text, tempId: newTempId() };
+    const request = { type: "TEXT", content: text };
     const reply = replyTo ? quoteOf(replyTo.m) : null;
-    if (reply) body.replyTo = reply.messageId;
-    const li = renderBubble({ ...body, senderId: state.me, replyTo: reply });
-    transmit(enqueue(body, li, null, reply));
+    if (reply) request.replyTo = reply.messageId;
+    const li = renderBubble({ ...request, senderId: state.me, replyTo: reply });
+    transmit(enqueue(request, li, null, reply));
   }
 
   // A chosen file or a recorded voice note: its bubble at once (the local file in it), then the
-  // upload, then the SEND. `extra`: what the page knows better than the file (a recording's
+  // upload, then the send. `extra`: what the page knows better than the file (a recording's
   // duration).
   function sendMedia(file, replyTo, extra) {
     const type = IeumMedia.kindOf(file);
-    const body = { type, tempId: newTempId() };
-    if (type === "IMAGE") body.imageUrl = null;
-    else body.mediaUrl = null;
-    Object.assign(body, extra || {});
+    const request = { type, ...(extra || {}) };
     const reply = replyTo ? quoteOf(replyTo.m) : null;
-    if (reply) body.replyTo = reply.messageId;
+    if (reply) request.replyTo = reply.messageId;
     const localUrl = URL.createObjectURL(file);
-    const shown = { ...body, senderId: state.me, replyTo: reply, size: file.size };
+    const shown = { ...request, senderId: state.me, replyTo: reply, size: file.size };
     if (type === "FILE") shown.fileName = file.name;
     const li = renderBubble(shown, localUrl);
-    upload(enqueue(body, li, file, reply, localUrl));
+    const item = enqueue(request, li, file, reply, localUrl);
+    track(item, newTempId()); // the page's name for it until the upload is done
+    upload(item);
   }
 
-  // A change of a sent message (edit, unsend, delete, react), like a message: SENT with a
-  // RECEIPT, sent again under the same tempId on the next connection until one comes (the
-  // server applies it once). Its effect shows when its event comes back in the stream.
-  function change(kind, body) {
-    const item = { kind, body: { ...body, tempId: newTempId() }, attempt: 0 };
-    state.actions.set(item.body.tempId, item);
-    transmitChange(item);
-  }
-
-  function transmitChange(item) {
-    if (!state.connected || !state.client) return; // on the next connection
-    item.attempt += 1;
-    const receipt = `${item.body.tempId}#${item.attempt}`;
-    try {
-      state.client.watchForReceipt(receipt, () => state.actions.delete(item.body.tempId));
-    } catch (_) {
-      return;
+  // Messages of a reload: what the outbox still held, shown as being sent (the client sends
+  // them again when it connects); the changes are only remembered, to say if one fails.
+  function showRestored(pending) {
+    for (const p of pending) {
+      if (p.kind !== "message") {
+        state.restored.set(p.tempId, p.kind);
+        continue;
+      }
+      const body = p.body || {};
+      const quoted = typeof body.replyTo === "string" ? state.byId.get(body.replyTo) : null;
+      const reply = quoted ? quoteOf(quoted.m) : null;
+      const li = renderBubble({ ...body, senderId: state.me, replyTo: reply });
+      const request = { ...body };
+      delete request.tempId;
+      const item = enqueue(request, li, null, reply, null);
+      track(item, p.tempId);
     }
-    publish(`/app/chat/${state.roomId}/${item.kind}`, item.body, { receipt });
+  }
+
+  // A change of a sent message (edit, unsend, delete, react), through the same outbox. Its
+  // effect shows when its event comes back in the stream; a refusal says which kind failed.
+  function change(kind, run) {
+    run().catch((err) => {
+      if (err && err.code !== "CLIENT_CLOSED") actionFailed(kind, err);
+    });
+  }
+
+  function actionFailed(kind, err) {
+    if (err.code === "RATE_LIMITED") toast(T.rateLimited);
+    else toast(`${T.actionFailed[kind]}: ${said(err)}`);
   }
 
   function react(entry, emoji) {
     const reaction = (entry.m.reactions || []).find((r) => r.emoji === emoji);
     const mine = Boolean(reaction && reaction.userIds.includes(state.me));
-    change("react", { messageId: entry.m.id, emoji, op: mine ? "remove" : "add" });
+    change("react", () => state.client.react(entry.m.id, emoji, mine ? "remove" : "add"));
   }
 
-  // The presigned upload (media.js), then the SEND: an IMAGE names its imageUrl, the others
-  // their mediaUrl (the server adds what it learnt of the file).
+  // The presigned upload (ChatApi.upload), then the send: an IMAGE names its imageUrl, the
+  // others their mediaUrl (the server adds what it learnt of the file).
   async function upload(item) {
     const file = item.file;
     const contentType = IeumMedia.contentTypeOf(file);
-    const fileName = item.body.type === "FILE" ? file.name : null;
+    const options = { contentType };
+    if (item.request.type === "FILE" && file.name) options.fileName = file.name;
     try {
-      const result = await IeumMedia.upload(api, state.roomId, file, { contentType, fileName });
-      if (item.body.type === "IMAGE") item.body.imageUrl = result.imageUrl || result.mediaUrl;
-      else item.body.mediaUrl = result.mediaUrl;
+      const result = await state.api.upload(state.roomId, file, options);
+      if (item.request.type === "IMAGE") item.request.imageUrl = result.imageUrl || result.mediaUrl;
+      else item.request.mediaUrl = result.mediaUrl;
       item.file = null;
       transmit(item);
     } catch (err) {
-      failMessage(item);
+      failMessage(item, null);
       showUploadError(item.el, err);
       toast(uploadErrorText(err));
     }
   }
 
+  function uploadCode(err) {
+    if (err.code === "EntityTooLarge") return "PAYLOAD_TOO_LARGE"; // object storage's word
+    if (err.code && err.code !== "UNEXPECTED") return err.code;
+    return String(err.status || "network");
+  }
+
   function uploadErrorText(err) {
-    const headline = T.uploadRefused[err.code] || T.uploadFailed;
-    return err.message && err.message !== headline ? `${headline}: ${err.message}` : headline;
+    const headline = T.uploadRefused[uploadCode(err)] || T.uploadFailed;
+    const text = said(err);
+    return text && text !== headline ? `${headline}: ${text}` : headline;
   }
 
   // The line under a bubble whose upload was refused (null: none).
@@ -1032,7 +992,7 @@
       if (line) line.remove();
       return;
     }
-    li.dataset.uploadError = err.code || String(err.status || "network");
+    li.dataset.uploadError = uploadCode(err);
     if (!line) {
       line = el("div", "upload-error");
       line.setAttribute("role", "alert");
@@ -1080,10 +1040,10 @@
   // -- typing ----------------------------------------------------------------------------------
 
   function sendTyping(typing) {
-    if (publish(`/app/chat/${state.roomId}/typing`, { typing })) {
-      state.typingSent = typing;
-      state.typingAt = Date.now();
-    }
+    if (!state.connected) return;
+    state.client.typing(typing);
+    state.typingSent = typing;
+    state.typingAt = Date.now();
   }
 
   function typingStarted() {
@@ -1097,185 +1057,162 @@
     if (state.typingSent) sendTyping(false);
   }
 
-  // -- events from the server ------------------------------------------------------------------
+  // -- what the client delivers ----------------------------------------------------------------
 
   function setPosition(seq) {
     state.lastSeq = seq;
     ui.body.dataset.seq = String(seq);
   }
 
-  // The couple's topic: the stream in seq order (messages, changes, and in a replay the
-  // stand-in of each message I deleted), each seq once and none skipped, plus typing and
-  // presence without a seq. Every seq moves the position the next SUBSCRIBE resumes after.
-  function onStream(ev) {
-    if (!ev || typeof ev !== "object") return;
-    if (typeof ev.seq === "number") {
-      if (ev.seq <= state.lastSeq) return; // had it already
-      if (isPartnerMessage(ev)) notifyIfHidden(ev);
-      if (ev.seq !== state.lastSeq + 1) {
-        state.gaps += 1;
-        ui.body.dataset.gaps = String(state.gaps);
-      }
-      setPosition(ev.seq);
+  // Every entry of the stream moves the position (the client delivers each seq once, in order).
+  function advance(ev) {
+    const seq = ev && ev.seq;
+    if (typeof seq !== "number" || seq <= state.lastSeq) return;
+    if (seq !== state.lastSeq + 1) {
+      state.gaps += 1;
+      ui.body.dataset.gaps = String(state.gaps);
     }
-    onEvent(ev);
+    setPosition(seq);
   }
 
-  // A payload from the stream, /user/queue/events (my deletes, without a seq) or a REST answer.
-  function onEvent(ev) {
-    if (!ev || typeof ev !== "object") return;
-    const apply = Object.hasOwn(CHANGES, ev.type) ? CHANGES[ev.type] : null;
-    if (apply) return apply(ev);
-    if (ev.type === "SYSTEM") {
-      if (ev.userId !== state.partner.id) return;
-      if (ev.event === "USER_CONNECTED") setOnline(true);
-      else if (ev.event === "USER_DISCONNECTED") setOnline(false);
-      else if (ev.event === "TYPING") setPartnerTyping(Boolean(ev.typing));
+  function onStreamMessage(m) {
+    advance(m);
+    if (isPartnerMessage(m)) notifyIfHidden(m);
+    addMessage(m);
+  }
+
+  // An outbox entry acknowledged: a message is stored (its broadcast shows it, else this).
+  function onSent(ev) {
+    state.restored.delete(ev.tempId);
+    const item = state.outbox.get(ev.tempId);
+    if (!item) return;
+    if (ev.message) addMessage(ev.message);
+    else setStatus(item.el, "sent");
+  }
+
+  // A refusal of an entry the reload brought back (this page's own sends learn it from
+  // their promise).
+  function onFailed(err) {
+    const kind = state.restored.get(err.tempId);
+    if (kind) {
+      state.restored.delete(err.tempId);
+      actionFailed(kind, err);
       return;
     }
-    addMessage(ev);
+    const item = state.outbox.get(err.tempId);
+    if (item) failMessage(item, err);
   }
 
-  // An error on /user/queue/errors: a message with its tempId fails (and offers a retry); a
-  // change with its tempId is dropped, and the toast says which kind did not go through.
+  // Any other error: the session's end for good, or a word in the toast. An ERROR frame that
+  // is not the end (SERVER_SHUTDOWN, a slow consumer) only means a reconnect.
   function onError(payload) {
-    const item = payload.tempId ? state.outbox.get(payload.tempId) : null;
-    if (item) failMessage(item);
-    const action = payload.tempId ? state.actions.get(payload.tempId) : null;
-    if (action) state.actions.delete(payload.tempId);
-    const said = `${payload.message || T.error}${payload.detail ? ` (${payload.detail})` : ""}`;
-    if (payload.code === "RATE_LIMITED") toast(T.rateLimited);
-    else if (action) toast(`${T.actionFailed[action.kind]}: ${said}`);
-    else toast(said);
-  }
-
-  // -- the connection --------------------------------------------------------------------------
-
-  // A raw WebSocket first; when one never gets through (blocked by a proxy, or absent),
-  // SockJS, which falls back to streaming and polling over plain HTTP.
-  function openSocket() {
-    state.attemptConnected = false;
-    const noWebSocket = typeof WebSocket !== "function";
-    const sockjs = Boolean(forcedTransport) || noWebSocket || state.mode === "sockjs";
-    state.attemptMode = sockjs ? "sockjs" : "ws";
-    if (sockjs) {
-      const options = forcedTransport ? { transports: [forcedTransport] } : {};
-      return new SockJS(`${location.origin}/ws/chat`, null, options);
-    }
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return new WebSocket(`${scheme}//${location.host}/ws/chat`, ["v12.stomp", "v11.stomp", "v10.stomp"]);
-  }
-
-  function onConnected() {
-    const client = state.client;
-    state.connected = true;
-    state.everConnected = true;
-    state.attemptConnected = true;
-    state.worked[state.attemptMode] = true;
-    state.readSent = 0;
-    state.typingSent = false;
-    setTransport(
-      state.attemptMode === "ws" ? "websocket" : `sockjs/${client.webSocket.transport || "?"}`,
-    );
-    client.subscribe("/user/queue/errors", (frame) => onError(JSON.parse(frame.body)));
-    // My deletes (made on any of my devices, live or since the resume point): here, not on the
-    // topic. Subscribed first, so that a replay tells of them here too.
-    client.subscribe("/user/queue/events", (frame) => onEvent(JSON.parse(frame.body)));
-    // Resume: the server replays the stream after the last seq seen, then goes live.
-    const receipt = `sub-${Date.now().toString(36)}`;
-    client.watchForReceipt(receipt, () => {
-      // Presence is not replayed: once subscribed (so that no later change can slip
-      // between), ask for it. Read marks are: they come in the stream.
-      refreshRoom().catch(() => {});
-    });
-    client.subscribe(
-      `/topic/couple/${state.roomId}`,
-      (frame) => onStream(JSON.parse(frame.body)),
-      { "x-resume-after-seq": String(state.lastSeq), receipt },
-    );
-    hideBanner();
-    setConn("connected");
-    flushOutbox();
-    for (const item of state.actions.values()) transmitChange(item);
-    markReadSoon();
-  }
-
-  function onSocketClosed() {
-    const wasConnected = state.connected;
-    state.connected = false;
-    if (!state.attemptConnected && !forcedTransport) {
-      // This kind of socket never got through: try the other, unless it worked before.
-      if (state.attemptMode === "ws" && !state.worked.ws) state.mode = "sockjs";
-      else if (state.attemptMode === "sockjs" && !state.worked.sockjs) state.mode = "ws";
-    }
-    for (const item of state.outbox.values()) clearTimeout(item.timer);
-    if (state.fatal) return;
-    if (wasConnected) setPresenceUnknown();
-    setConn(state.everConnected ? "reconnecting" : "connecting");
-    showBanner(state.everConnected ? T.reconnecting : T.connecting);
-  }
-
-  function onStompError(frame) {
-    let code = frame.headers.message || "";
-    try {
-      code = JSON.parse(frame.body).code || code;
-    } catch (_) {
-      // not JSON: the message header says it
-    }
-    if (FATAL_CODES.has(code)) showFatal(T.authTitle, T.auth);
+    const code = payload.code || "";
+    if (FATAL_CODES.has(code)) return showFatal(T.authTitle, T.auth);
     const ended = ENDED_CODES[code];
-    if (ended) showFatal(T[`${ended}Title`], T[ended]);
-    // Anything else (SERVER_SHUTDOWN, a slow consumer, ...): the socket closes, we reconnect.
+    if (ended) return showFatal(T[`${ended}Title`], T[ended]);
+    if (payload.fatal) return;
+    if (code === "RATE_LIMITED") toast(T.rateLimited);
+    else toast(`${payload.message || T.error}${payload.detail ? ` (${payload.detail})` : ""}`);
   }
 
-  function connect() {
-    const client = new StompJs.Client({
-      webSocketFactory: openSocket,
-      connectHeaders: { Authorization: `Bearer ${token}`, ...deviceHeader() },
-      reconnectDelay: 500,
-      maxReconnectDelay: 4000,
-      reconnectTimeMode: StompJs.ReconnectionTimeMode.EXPONENTIAL,
-      connectionTimeout: 8000,
-      heartbeatIncoming: 10000,
-      heartbeatOutgoing: 10000,
-      onConnect: onConnected,
-      onStompError,
-      onWebSocketClose: onSocketClosed,
-      debug: () => {},
+  function onSystem(ev) {
+    advance(ev);
+    const ended = ENDED_CODES[ev.event];
+    if (ended) showFatal(T[`${ended}Title`], T[ended]);
+  }
+
+  // The SockJS transport the connection settled on (xhr-streaming, ...). The SDK does not
+  // name it: it is read from the socket of the client's STOMP connection, "?" when absent.
+  function sockjsTransport() {
+    try {
+      const socket = state.client.session.stomp.webSocket;
+      return (socket && socket.transport) || "?";
+    } catch (_) {
+      return "?";
+    }
+  }
+
+  function onState(ev) {
+    if (state.fatal) return;
+    if (ev.state === "connected") {
+      state.connected = true;
+      state.everConnected = true;
+      state.readSent = 0;
+      state.typingSent = false;
+      setTransport(ev.transport === "sockjs" ? `sockjs/${sockjsTransport()}` : ev.transport);
+      hideBanner();
+      setConn("connected");
+      // Presence is not replayed: now that the stream is subscribed, ask for it.
+      refreshRoom().catch(() => {});
+      markReadSoon();
+    } else if (ev.state === "connecting" || ev.state === "reconnecting") {
+      if (state.connected) setPresenceUnknown();
+      state.connected = false;
+      setConn(state.everConnected ? "reconnecting" : "connecting");
+      showBanner(state.everConnected ? T.reconnecting : T.connecting);
+    }
+  }
+
+  function bindClient(client) {
+    client.on("state", onState);
+    client.on("message", onStreamMessage);
+    client.on("edited", (ev) => (advance(ev), onEdited(ev)));
+    client.on("unsent", (ev) => (advance(ev), onUnsent(ev)));
+    client.on("reaction", (ev) => (advance(ev), onReaction(ev)));
+    client.on("deleted", (ev) => (advance(ev), onDeleted(ev)));
+    client.on("read", (ev) => (advance(ev), onReadReceipt(ev)));
+    client.on("typing", (ev) => {
+      if (ev.userId === state.partner.id) setPartnerTyping(ev.typing);
     });
-    state.client = client;
-    client.activate();
+    client.on("presence", (ev) => {
+      if (ev.userId === state.partner.id) setOnline(ev.online);
+    });
+    client.on("system", onSystem);
+    client.on("sent", onSent);
+    client.on("failed", onFailed);
+    client.on("error", onError);
+  }
+
+  function showRoom(room) {
+    state.roomId = room.id;
+    const p = room.partner || {};
+    state.partner = { id: p.id || null, name: p.name || "", profileImage: p.profileImage || null, online: Boolean(p.online) };
+    renderPartner();
   }
 
   async function refreshRoom() {
-    const room = await api("GET", "/chat/room");
-    state.roomId = room.id;
-    state.partner = {
-      id: room.partner.id,
-      name: room.partner.name,
-      profileImage: room.partner.profileImage,
-      online: room.partner.online,
-    };
-    renderPartner();
+    const room = await state.api.room();
+    rememberRoom(room);
+    showRoom(room);
+  }
+
+  // The room as last seen in this browser: with the server away, a reload still shows the
+  // chat and what is waiting to be sent.
+  const roomKey = () => `ieum-chat.room.${state.me}`;
+
+  function rememberRoom(room) {
+    try {
+      localStorage.setItem(roomKey(), JSON.stringify({ id: room.id, partner: room.partner }));
+    } catch (_) {
+      // not kept: a reload needs the server
+    }
+  }
+
+  function rememberedRoom() {
+    try {
+      const room = JSON.parse(localStorage.getItem(roomKey()) || "null");
+      return room && typeof room.id === "string" ? room : null;
+    } catch (_) {
+      return null;
+    }
   }
 
   // -- notifications ---------------------------------------------------------------------------
 
   const pushReady = typeof IeumPush === "object";
 
-  // Which device this session is: the server pushes nothing to a device that is connected.
-  function deviceHeader() {
-    return pushReady ? { "x-device-id": IeumPush.deviceId() } : {};
-  }
-
-  function isPartnerMessage(ev) {
-    return (
-      !Object.hasOwn(CHANGES, ev.type) &&
-      ev.type !== "SYSTEM" &&
-      typeof ev.id === "string" &&
-      ev.senderId === state.partner.id &&
-      !ev.unsent
-    );
+  function isPartnerMessage(m) {
+    return typeof m.id === "string" && m.senderId === state.partner.id && !m.unsent;
   }
 
   // The partner's message while this tab is hidden: a notification like the server's push
@@ -1311,13 +1248,13 @@
   async function setupPush() {
     if (!pushReady) return;
     try {
-      state.pushPreview = (await api("GET", "/chat/settings")).pushPreview !== false;
+      state.pushPreview = (await state.api.settings()).pushPreview !== false;
     } catch (_) {
       // the default: previews on
     }
     await IeumPush.setup({
-      api,
-      fetchKey: async () => (await api("GET", "/chat/push/vapid-key")).publicKey,
+      fetchKey: () => state.api.vapidKey(),
+      register: (deviceId, body) => state.api.registerDevice(deviceId, body),
       report: reportPush,
     });
   }
@@ -1369,9 +1306,9 @@
       if (m.type === "TEXT" && navigator.clipboard) {
         items.push(["copy", () => navigator.clipboard.writeText(m.content || "").then(() => toast(T.copied), () => {})]);
       }
-      if (mine) items.push(["unsend", () => change("unsend", { messageId: m.id })]);
+      if (mine) items.push(["unsend", () => change("unsend", () => state.client.unsend(m.id))]);
     }
-    items.push(["delete", () => change("delete", { messageId: m.id })]);
+    items.push(["delete", () => change("delete", () => state.client.deleteForMe(m.id))]);
     ui.menu.replaceChildren(
       ...items.map((item) => {
         if (item instanceof Element) return item;
@@ -1518,7 +1455,7 @@
       const bar = state.bar;
       if (bar && bar.mode === "edit") {
         closeBar(); // the draft comes back
-        if (text !== bar.entry.m.content) change("edit", { messageId: bar.entry.m.id, content: text });
+        if (text !== bar.entry.m.content) change("edit", () => state.client.edit(bar.entry.m.id, text));
         ui.input.focus();
         return;
       }
@@ -1577,29 +1514,88 @@
     document.addEventListener("visibilitychange", markReadSoon);
   }
 
+  // Until `load` succeeds: the server may not be up (yet). A refusal (401, 404) is final.
+  async function untilUp(load) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await load();
+      } catch (err) {
+        if (refused(err)) throw err;
+        await sleep(Math.min(500 * 2 ** attempt, 4000));
+      }
+    }
+  }
+
+  function startFailed(err) {
+    if (state.fatal) return;
+    const code = err && err.code;
+    if (code === "NOT_FOUND") return showFatal(T.noRoomTitle, T.noRoom);
+    const ended = ENDED_CODES[code];
+    if (ended) return showFatal(T[`${ended}Title`], T[ended]);
+    if (err && (err.status === 401 || FATAL_CODES.has(code))) return showFatal(T.authTitle, T.auth);
+    showFatal(T.error, said(err));
+  }
+
   async function start() {
     document.documentElement.lang = lang;
     bindComposer();
     bindMessages();
     if (!token) return showFatal(T.noTokenTitle, T.noToken);
-    if (typeof StompJs === "undefined" || typeof SockJS === "undefined") {
-      return showFatal(T.libsTitle, T.libs);
-    }
+    if (typeof IeumChat !== "object") return showFatal(T.libsTitle, T.libs);
     state.me = tokenSubject(token);
     setConn("connecting");
     showBanner(T.connecting);
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        await refreshRoom();
-        await loadLatest();
-        break;
-      } catch (err) {
-        if (err.status === 401) return showFatal(T.authTitle, T.auth);
-        if (err.status === 404 && err.code === "NOT_FOUND") return showFatal(T.noRoomTitle, T.noRoom);
-        await sleep(Math.min(500 * 2 ** attempt, 4000)); // the server is not up (yet)
-      }
+    const deviceId = pushReady ? IeumPush.deviceId() : undefined;
+    const tokenProvider = () => token;
+    // window.fetch called unbound (the SDK keeps it as a method of its own, which browsers
+    // refuse with "Illegal invocation").
+    const fetchFn = (input, init) => fetch(input, init);
+    state.api = new IeumChat.ChatApi({ baseUrl: location.origin, token: tokenProvider, deviceId, fetch: fetchFn });
+    try {
+      // The room: from the server, or as this browser last saw it when the server is away.
+      let remembered = false;
+      const room = await untilUp(async () => {
+        try {
+          const fresh = await state.api.room();
+          rememberRoom(fresh);
+          return fresh;
+        } catch (err) {
+          const known = refused(err) ? null : rememberedRoom();
+          if (!known) throw err;
+          remembered = true;
+          return known;
+        }
+      });
+      showRoom(room);
+      if (remembered) setPresenceUnknown(); // not known until connected
+      // One database per member: two members in one browser keep their outboxes apart.
+      const storage = new IeumChat.IndexedDbStorage(`ieum-chat.${state.me}`);
+      const sockjs = Boolean(forcedTransport) || typeof WebSocket !== "function";
+      const client = new IeumChat.ChatClient({
+        baseUrl: location.origin,
+        token: tokenProvider,
+        coupleId: room.id,
+        deviceId,
+        fetch: fetchFn,
+        storage,
+        transport: sockjs ? "sockjs" : "auto",
+        ...(forcedTransport ? { sockjsTransports: [forcedTransport] } : {}),
+        backoff: { initialMs: 500, maxMs: 4000 },
+      });
+      state.client = client;
+      bindClient(client);
+      // What a previous visit left unsent, before anything else: it goes out once connected.
+      showRestored(await client.pending());
+      await untilUp(loadLatest);
+      // The stream resumes after what the history shows, or after what this browser saw last.
+      const seen = await storage.getLastSeq(room.id);
+      if (seen === null || seen < state.lastSeq) await storage.setLastSeq(room.id, state.lastSeq);
+      else setPosition(seen);
+      if (state.fatal) return;
+      client.start().catch(startFailed);
+    } catch (err) {
+      return startFailed(err);
     }
-    connect();
     setupPush().catch((err) => reportPush("failed", err.message));
   }
 

@@ -3,12 +3,7 @@
  * kindOf(file) / contentTypeOf(file): which message a chosen file becomes (IMAGE, AUDIO, VIDEO
  * or FILE, by its type) and the type it is declared as.
  *
- * upload(api, roomId, blob, {contentType, fileName}): the presigned upload. POST
- * /chat/rooms/{roomId}/uploads gives a ticket; the bytes go where it says (a PUT to this
- * server with its headers, or the S3 form POST: every field, then the file); POST completeUrl
- * has the server check them (and make the thumbnail) and answers the upload result
- * {mediaUrl, imageUrl, thumbnailUrl, durationMs, width, height, fileName, size}. A refusal
- * throws an Error with .status and .code (the server's code, or object storage's).
+ * The upload itself is the SDK's (ChatApi.upload: the ticket, the bytes, the completion).
  *
  * recordVoice(): a voice note from the microphone (MediaRecorder, audio/webm or audio/mp4,
  * whichever the browser records); resolves to a recording with stop() -> {blob, contentType,
@@ -67,46 +62,6 @@
     if (type.startsWith("audio/")) return "AUDIO";
     if (type.startsWith("video/")) return "VIDEO";
     return "FILE";
-  }
-
-  // -- the upload --------------------------------------------------------------------------
-
-  // An error the upload URL answered: the server's JSON, or object storage's XML.
-  async function refusal(res) {
-    const text = await res.text().catch(() => "");
-    let code = null;
-    let said = null;
-    try {
-      const body = JSON.parse(text);
-      code = body.code || null;
-      said = body.message || body.detail || null;
-    } catch (_) {
-      const found = /<Code>([^<]{1,64})<\/Code>/.exec(text);
-      const message = /<Message>([^<]{0,300})<\/Message>/.exec(text);
-      code = found ? found[1] : null;
-      said = message ? message[1] : null;
-    }
-    const err = new Error(said || `HTTP ${res.status}`);
-    err.status = res.status;
-    err.code = code === "EntityTooLarge" ? "PAYLOAD_TOO_LARGE" : code;
-    return err;
-  }
-
-  async function upload(api, roomId, blob, { contentType, fileName }) {
-    const wanted = { contentType, size: blob.size };
-    if (fileName) wanted.fileName = fileName;
-    const ticket = await api("POST", `/chat/rooms/${roomId}/uploads`, wanted);
-    let res;
-    if (ticket.method === "PUT") {
-      res = await fetch(ticket.uploadUrl, { method: "PUT", headers: ticket.headers || {}, body: blob });
-    } else {
-      const form = new FormData();
-      for (const [key, value] of Object.entries(ticket.fields || {})) form.append(key, value);
-      form.append("file", blob, fileName || "upload");
-      res = await fetch(ticket.uploadUrl, { method: "POST", body: form });
-    }
-    if (!res.ok) throw await refusal(res);
-    return api("POST", ticket.completeUrl);
   }
 
   // -- voice notes -------------------------------------------------------------------------
@@ -307,7 +262,6 @@
     ACCEPT,
     kindOf,
     contentTypeOf,
-    upload,
     canRecord,
     recordVoice,
     isMedia,

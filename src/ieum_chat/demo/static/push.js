@@ -7,7 +7,8 @@
  * setup(options): when the browser has service workers, PushManager and Notification, and
  * notifications are allowed (asked on the first tap or key press, never on load), registers
  * /demo/sw.js for /demo, subscribes with the server's VAPID key (GET /chat/push/vapid-key)
- * and registers the subscription (platform webpush, navigator.language). Every failure (no
+ * and registers the subscription (platform webpush, navigator.language) with PUT
+ * /chat/devices/{id}. Every failure (no
  * key on the server, permission refused, no push service reachable) ends as a quiet word in
  * the header and body[data-push]; the chat never depends on it.
  *
@@ -81,9 +82,10 @@
     return Notification.requestPermission();
   }
 
-  // options: {api(method, path, body), fetchKey(), report(state, detail)}
+  // options: {fetchKey() (the key, or null when the server has none), register(deviceId,
+  // body), report(state, detail)}
   async function setup(options) {
-    const { api, fetchKey, report } = options;
+    const { fetchKey, register, report } = options;
     if (!supported()) return report("unsupported");
     try {
       registration = await navigator.serviceWorker.register("/demo/sw.js", { scope: "/demo" });
@@ -96,8 +98,9 @@
     try {
       key = await fetchKey();
     } catch (err) {
-      return report(err.status === 404 ? "no-key" : "key-failed", err.message);
+      return report("key-failed", err.message);
     }
+    if (!key) return report("no-key");
     await navigator.serviceWorker.ready;
     let subscription;
     try {
@@ -118,7 +121,7 @@
       return report("subscribe-failed", `${err.name || "Error"}: ${err.message}`);
     }
     try {
-      await api("PUT", `/chat/devices/${encodeURIComponent(deviceId())}`, {
+      await register(deviceId(), {
         platform: "webpush",
         subscription: subscription.toJSON(),
         locale: navigator.language || null,
