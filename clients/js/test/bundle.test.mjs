@@ -12,10 +12,11 @@ import { ChatServer, packageRoot, waitFor, within } from "./support.mjs";
 
 let server;
 before(async () => {
-  server = await new ChatServer().start();
+  server = new ChatServer();
+  await server.start();
 });
 after(async () => {
-  await server.dispose();
+  await server?.dispose();
 });
 
 function loadBundle() {

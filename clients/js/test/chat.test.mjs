@@ -32,7 +32,7 @@ before(async () => {
 
 after(async () => {
   for (const c of clients) await c.stop();
-  await server.dispose();
+  await server?.dispose();
 });
 
 describe("two members", () => {

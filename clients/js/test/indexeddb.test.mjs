@@ -12,10 +12,11 @@ import { ChatServer, record, waitFor, within } from "./support.mjs";
 
 let server;
 before(async () => {
-  server = await new ChatServer().start();
+  server = new ChatServer();
+  await server.start();
 });
 after(async () => {
-  await server.dispose();
+  await server?.dispose();
 });
 
 test("IndexedDbStorage keeps entries by couple, oldest first, and the last seq", async () => {

@@ -180,31 +180,39 @@ test("rate-limited sends are retried with backoff until each is stored once", as
 test("TOKEN_EXPIRED: the client reconnects at once with a fresh token and resumes", async () => {
   const server = await newServer();
   const { coupleId, a, b } = await server.couple();
+  const partner = new ChatApi({ baseUrl: server.url, token: b.token });
+  await partner.room(); // the server is warm before the short token's clock starts
   let calls = 0;
   const token = () => {
     calls += 1;
-    // The first token expires in 0.8 s, before the client's own refresh (at least 1 s away):
-    // the server ends that session with TOKEN_EXPIRED.
-    return calls === 1 ? mintFloatExp(a.id, 0.8) : mintToken(a.id);
+    // The first token expires in 3 s; this device's clock runs 30 s late, so the client's own
+    // refresh would come long after: the server ends that session with TOKEN_EXPIRED.
+    return calls === 1 ? mintExpiringIn(a.id, 3) : mintToken(a.id);
   };
-  const ca = client(server, { token }, { coupleId, storage: new MemoryStorage(), backoff: { initialMs: 5000, maxMs: 10000 } });
-  const seenA = record(ca);
-  const partner = new ChatApi({ baseUrl: server.url, token: b.token });
-  await within(ca.start(), "A to connect");
-  await waitFor(() => seenA.error.some((e) => e.code === "TOKEN_EXPIRED"), "the server's TOKEN_EXPIRED");
-  await partner.send(coupleId, { type: "TEXT", content: "across the expiry", tempId: "x-1" });
-  await waitFor(() => ca.stats.connects === 2, "A to reconnect with a fresh token");
-  // at once, not after the (long) backoff
-  const expired = seenA.state.findIndex((s) => s.state === "reconnecting");
-  assert.equal(seenA.state[expired].retryInMs, 0);
-  await waitFor(() => seenA.message.some((m) => m.content === "across the expiry"), "A to receive the message");
-  assert.equal(calls, 2);
-  assert.equal(seenA.message.length, 1);
+  const realNow = Date.now;
+  Date.now = () => realNow() - 30_000;
+  try {
+    const ca = client(server, { token }, { coupleId, storage: new MemoryStorage(), backoff: { initialMs: 5000, maxMs: 10000 } });
+    const seenA = record(ca);
+    await within(ca.start(), "A to connect");
+    await waitFor(() => seenA.error.some((e) => e.code === "TOKEN_EXPIRED"), "the server's TOKEN_EXPIRED");
+    await partner.send(coupleId, { type: "TEXT", content: "across the expiry", tempId: "x-1" });
+    await waitFor(() => ca.stats.connects === 2, "A to reconnect with a fresh token");
+    // at once, not after the (long) backoff
+    const expired = seenA.state.findIndex((s) => s.state === "reconnecting");
+    assert.equal(seenA.state[expired].retryInMs, 0);
+    await waitFor(() => seenA.message.some((m) => m.content === "across the expiry"), "A to receive the message");
+    assert.equal(calls, 2);
+    assert.equal(seenA.message.length, 1);
+  } finally {
+    Date.now = realNow;
+  }
 });
 
-function mintFloatExp(sub, seconds) {
+/** A token expiring `seconds` from now by the real clock (whatever Date.now says). */
+function mintExpiringIn(sub, seconds) {
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const now = Date.now() / 1000;
-  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, iat: Math.floor(now), exp: now + seconds })}`;
+  const now = Math.floor(performance.timeOrigin + performance.now()) / 1000;
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, iat: Math.floor(now), exp: Math.floor(now) + seconds })}`;
   return `${body}.${createHmac("sha256", JWT_SECRET).update(body).digest("base64url")}`;
 }

@@ -16,7 +16,8 @@ const refused = [];
 const clients = [];
 
 before(async () => {
-  server = await new ChatServer().start();
+  server = new ChatServer();
+  await server.start();
   proxy = createServer((req, res) => {
     const upstream = httpRequest(
       { host: "127.0.0.1", port: server.port, method: req.method, path: req.url, headers: req.headers },
@@ -38,9 +39,11 @@ before(async () => {
 
 after(async () => {
   for (const c of clients) await c.stop();
-  proxy.closeAllConnections?.();
-  await new Promise((r) => proxy.close(r));
-  await server.dispose();
+  if (proxy) {
+    proxy.closeAllConnections?.();
+    await new Promise((r) => proxy.close(r));
+  }
+  await server?.dispose();
 });
 
 test("the client falls back to SockJS when the WebSocket is refused, and a message round-trips", async () => {
