@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from ieum_chat.client import (
@@ -280,3 +281,32 @@ async def test_live_start_and_slow_reader_catch_up(server: ServerProcess, couple
             assert [m.content for m in got] == [f"live {i}" for i in range(40)]
             assert_exactly_once_in_order(got, first=2)
             assert b.stats.overflows >= 1
+
+
+async def test_a_client_that_knew_no_seq_misses_nothing_across_its_first_drop(
+    server: ServerProcess, couple: Couple
+) -> None:
+    """Started live-only (no seq known), it learns where its stream starts from the
+    SUBSCRIBE's RECEIPT; a message sent while it is away arrives when it is back."""
+    gate = asyncio.Event()
+    gate.set()
+
+    async def token() -> str:
+        await gate.wait()
+        return couple["ta"]
+
+    a = ChatClient(server.ws_url, token, couple_id=couple["couple"], **FAST)
+    async with running(a):
+        gate.clear()  # the next connection waits for its token
+        await a.reconnect()
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            sent = await http.post(
+                f"/chat/rooms/{couple['couple']}/messages",
+                headers={"Authorization": f"Bearer {couple['tb']}"},
+                json={"type": "TEXT", "content": "while you were away", "tempId": "away-1"},
+            )
+        assert sent.status_code == 201, sent.text
+        gate.set()
+        message = await next_of(a, ChatMessage)
+        assert (message.content, message.temp_id) == ("while you were away", "away-1")
+        assert a.last_seq == message.seq

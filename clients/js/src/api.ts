@@ -91,7 +91,9 @@ export class ChatApi {
     if (options.deviceId !== undefined) this.deviceId = options.deviceId;
     const f = options.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
     if (!f) throw new TypeError("no fetch: pass options.fetch");
-    this.fetchFn = f;
+    // Called on its own, never as this object's method: a browser's fetch refuses any
+    // `this` but the global object ("Illegal invocation").
+    this.fetchFn = (input, init) => f(input, init);
   }
 
   /** An absolute URL of a path of this server (absolute URLs are kept). */

@@ -212,6 +212,14 @@ export class ChatClient {
     return this._transport;
   }
 
+  /** On SockJS, the transport sockjs-client settled on ("websocket", "xhr-streaming",
+   * "xhr-polling", ...) once the connection opened; otherwise null. */
+  get sockjsTransport(): string | null {
+    if (this._transport !== "sockjs") return null;
+    const socket = this.session?.stomp?.webSocket as { transport?: unknown } | undefined;
+    return typeof socket?.transport === "string" ? socket.transport : null;
+  }
+
   get coupleId(): string | null {
     return this._coupleId;
   }
@@ -542,8 +550,9 @@ export class ChatClient {
       }
     };
     if (!keepOld) dropOthers();
-    session.stomp.watchForReceipt(id, () => {
+    session.stomp.watchForReceipt(id, (frame) => {
       if (session.ended || session !== this.session) return;
+      this.startAfter(frame.headers["x-last-seq"]);
       if (keepOld && session.topicSubs.has(id)) dropOthers();
       if (!session.ready) this.onReady(session);
     });
@@ -555,6 +564,21 @@ export class ChatClient {
       headers,
     );
     session.topicSubs.set(id, sub);
+  }
+
+  /**
+   * A live-only start (no seq known) learns from the topic's RECEIPT (`x-last-seq`) which seq
+   * its stream starts after, so that the next SUBSCRIBE after a drop resumes from there and
+   * misses nothing sent meanwhile. A known seq is never changed by it.
+   */
+  private startAfter(value: string | undefined): void {
+    if (this._lastSeq !== null || value === undefined || !/^\d{1,15}$/.test(value)) return;
+    const seq = Number(value);
+    this._lastSeq = seq;
+    if (this.resumeEnabled && this._coupleId) {
+      const coupleId = this._coupleId;
+      void this.store(() => this.storage.setLastSeq(coupleId, seq));
+    }
   }
 
   private onReady(session: Session): void {

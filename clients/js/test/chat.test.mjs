@@ -178,6 +178,28 @@ describe("two members", () => {
   });
 });
 
+describe("the platform's fetch", () => {
+  test("is called as browsers require: not as a method of the SDK's objects", async () => {
+    // A browser's window.fetch throws "Illegal invocation" when its `this` is anything but
+    // the global object (or undefined); Node's does not, so the check is made here.
+    const nodeFetch = globalThis.fetch;
+    globalThis.fetch = function (input, init) {
+      if (this !== undefined && this !== globalThis) throw new TypeError("Illegal invocation");
+      return nodeFetch(input, init);
+    };
+    try {
+      const { coupleId, a } = await server.couple();
+      const api = new ChatApi({ baseUrl: server.url, token: a.token });
+      const room = await within(api.room(), "the room");
+      assert.equal(room.id, coupleId);
+      const upload = await within(api.upload(coupleId, makePng(2, 2), { contentType: "image/png" }), "the upload");
+      assert.equal(upload.kind, "IMAGE");
+    } finally {
+      globalThis.fetch = nodeFetch;
+    }
+  });
+});
+
 describe("refusals at start", () => {
   test("start() rejects when the member has no couple (NOT_FOUND), a bad token (AUTH_FAILED) or another couple (UNAUTHORIZED)", async () => {
     const single = randomUUID();

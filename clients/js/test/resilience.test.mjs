@@ -177,6 +177,27 @@ test("rate-limited sends are retried with backoff until each is stored once", as
   assert.deepEqual(await ca.pending(), []);
 });
 
+test("a client that knew no seq misses nothing across its first drop", async () => {
+  // Started live-only (empty storage, no resumeAfterSeq), it learns from its SUBSCRIBE's
+  // RECEIPT where its stream starts; a message sent while it is away arrives when it is back.
+  const server = await newServer();
+  const { coupleId, a, b } = await server.couple();
+  let open;
+  let gate = Promise.resolve();
+  const ca = client(server, { token: async () => (await gate, a.token()) }, { coupleId, storage: new MemoryStorage() });
+  const seenA = record(ca);
+  await within(ca.start(), "A to connect");
+  assert.equal(ca.lastSeq, 0);
+  gate = new Promise((resolve) => (open = resolve)); // the next connection waits for its token
+  ca.reconnect();
+  await waitFor(() => ca.state === "reconnecting" || ca.state === "connecting", "A to drop");
+  await new ChatApi({ baseUrl: server.url, token: b.token }).send(coupleId, { type: "TEXT", content: "while you were away", tempId: "away-1" });
+  open();
+  await waitFor(() => seenA.message.some((m) => m.tempId === "away-1"), "A to get what came while it was away");
+  assert.equal(seenA.message.length, 1);
+  assert.equal(ca.lastSeq, seenA.message[0].seq);
+});
+
 test("TOKEN_EXPIRED: the client reconnects at once with a fresh token and resumes", async () => {
   const server = await newServer();
   const { coupleId, a, b } = await server.couple();

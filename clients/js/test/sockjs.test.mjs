@@ -56,7 +56,9 @@ test("the client falls back to SockJS when the WebSocket is refused, and a messa
   await within(Promise.all([ca.start(), cb.start()]), "both clients to connect", 30_000);
 
   assert.equal(ca.transport, "sockjs");
+  assert.match(ca.sockjsTransport ?? "", /^xhr-/);
   assert.equal(cb.transport, "websocket");
+  assert.equal(cb.sockjsTransport, null);
   assert.ok(refused.includes("/ws/chat"), `the proxy refused the WebSocket (${refused.join(", ")})`);
   assert.equal(ca.stats.fallbacks, 1);
   // SockJS tried its own websocket transport too, then went on over xhr

@@ -67,7 +67,10 @@ class FrameHandler:
                 self._on_payload(frame.body)
             # else: a subscription replaced by a resync; its messages come again by seq.
         elif command == "RECEIPT":
-            target = self._receipts.pop(frame.get("receipt-id") or "", None)
+            receipt_id = frame.get("receipt-id") or ""
+            if receipt_id == self._topic_sub:
+                self._start_after(frame.get("x-last-seq"))
+            target = self._receipts.pop(receipt_id, None)
             if isinstance(target, str):
                 self._flow.on_receipt()
                 if self._flow_blocked:
@@ -79,6 +82,12 @@ class FrameHandler:
                 target.set_result(None)
         elif command == "ERROR":
             raise ServerError(error_from_frame(frame))
+
+    def _start_after(self, value: str | None) -> None:
+        """The topic's RECEIPT says which seq the subscription starts after (servers that do
+        not say leave a live-only start as it was)."""
+        if value is not None and value.isdigit() and len(value) <= 19:
+            self._seq.start_after(int(value))
 
     def _on_payload(self, body: bytes) -> None:
         """A payload of the couple topic or of this user's event queue: with a seq, the next

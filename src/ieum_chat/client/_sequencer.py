@@ -6,7 +6,8 @@ but the stream, as one member sees it, has no gap (a message that member deleted
 themselves is replayed as its MESSAGE_DELETED, at its seq). The client remembers the last seq
 it handed to the application and accepts only the next one: a lower seq is a duplicate
 (dropped), a higher one means something was missed (the client resubscribes from the last
-seq, and the server replays the rest).
+seq, and the server replays the rest). A client started live-only learns the seq its stream
+starts after from the RECEIPT of its SUBSCRIBE (``x-last-seq``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ class Sequencer:
         """The seq of the last entry delivered; None before the first one of a live-only
         start (nothing known yet: the first entry seen sets it)."""
         return self._last
+
+    def start_after(self, seq: int) -> None:
+        """Where a live-only start begins, as the server said (the RECEIPT of the topic
+        SUBSCRIBE): from then on the stream is checked from there, so the next subscription
+        resumes after it. Nothing changes once a seq is known."""
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        if self._last is None:
+            self._last = seq
 
     def check(self, seq: int) -> Verdict:
         last = self._last

@@ -382,10 +382,11 @@ class StompConnection:
         _DELIVERED.inc()
         self.push(frame)
 
-    def receipt(self, receipt_id: str | None) -> None:
-        """The RECEIPT for ``receipt_id``; nothing when the frame asked for none."""
+    def receipt(self, receipt_id: str | None, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """The RECEIPT for ``receipt_id`` (with ``extra`` headers); nothing when the frame
+        asked for none."""
         if receipt_id:
-            self.push(self.session.receipt(receipt_id))
+            self.push(self.session.receipt(receipt_id, extra))
 
     def push(self, frame: bytes) -> None:
         if self._closing:

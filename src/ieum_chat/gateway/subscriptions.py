@@ -66,7 +66,7 @@ class Outlet(Protocol):
 
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None: ...
 
-    def receipt(self, receipt_id: str | None) -> None: ...
+    def receipt(self, receipt_id: str | None, extra: tuple[tuple[str, str], ...] = ()) -> None: ...
 
     def overflow(self) -> None:
         """Close the session as a slow consumer."""
@@ -243,7 +243,9 @@ class Subscriptions:
             )
             return
         # Only now: a message the client sends after this RECEIPT gets a seq above last_seq.
-        self.outlet.receipt(receipt)
+        # x-last-seq: where this subscription starts, so that a client that knew no seq yet
+        # resumes from here after a drop instead of missing what came meanwhile.
+        self.outlet.receipt(receipt, (("x-last-seq", str(sub.last_seq)),))
         if after is None:
             # Nothing to replay: the position was read after the hub was listening, so every
             # entry above it is published to this subscription (and hides are only ever

@@ -82,5 +82,8 @@ def message_frame(
     return b"".join((head.encode(), body, _NUL))
 
 
-def receipt_frame(receipt_id: str, version: str) -> bytes:
-    return b"".join((_RECEIPT_ID, value_escaper(version)(receipt_id).encode(), _HEAD_END, _NUL))
+def receipt_frame(receipt_id: str, version: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A RECEIPT; ``extra``: more headers after ``receipt-id`` (what the receipt tells)."""
+    escape = value_escaper(version)
+    more = "".join(f"\n{NAME_ESCAPERS[version](k)}:{escape(v)}" for k, v in extra)
+    return b"".join((_RECEIPT_ID, (escape(receipt_id) + more).encode(), _HEAD_END, _NUL))

@@ -392,11 +392,12 @@ class StompSession:
             extra_headers=extra,
         )
 
-    def receipt(self, receipt_id: str) -> bytes:
-        """A RECEIPT frame; also valid after DISCONNECT, which is what it confirms."""
+    def receipt(self, receipt_id: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+        """A RECEIPT frame, with ``extra`` headers; also valid after DISCONNECT, which is what
+        it confirms."""
         if not self._accepted:
             raise LocalProtocolError("receipt() before the session was accepted")
-        return receipt_frame(receipt_id, self._wire_version)
+        return receipt_frame(receipt_id, self._wire_version, extra)
 
     def error(
         self,

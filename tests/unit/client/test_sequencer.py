@@ -71,3 +71,16 @@ def test_any_mix_of_duplicates_reorderings_and_losses_is_delivered_once_in_order
     stream.append(n)
     out, _ = deliver(stream, 0)
     assert out == list(range(1, n + 1))
+
+
+def test_a_live_only_start_takes_the_position_the_server_names() -> None:
+    seq = Sequencer()
+    seq.start_after(41)
+    assert seq.last_seq == 41
+    assert seq.check(41) is Verdict.DUPLICATE
+    assert seq.check(43) is Verdict.GAP
+    seq.advance(42)
+    seq.start_after(7)  # a seq is known: the server's word changes nothing
+    assert seq.last_seq == 42
+    with pytest.raises(ValueError, match=">= 0"):
+        Sequencer().start_after(-1)

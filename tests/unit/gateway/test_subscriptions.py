@@ -51,6 +51,22 @@ async def test_resume_replays_then_goes_live_without_gap_or_duplicate(w: World) 
     assert seqs(await peer.frames()) == [8, 9]
 
 
+async def test_the_receipt_names_the_seq_the_subscription_starts_after(w: World) -> None:
+    """A client that knows no seq yet learns where its stream starts from the RECEIPT, so
+    that its next SUBSCRIBE (after a drop) resumes from there and misses nothing."""
+    await store(w, 3)
+    fresh = await w.member(w.b)
+    await subscribe(fresh, w)
+    receipt = (await fresh.frames())[0]
+    assert (receipt.command, receipt.get("receipt-id")) == ("RECEIPT", "sub")
+    assert receipt.get("x-last-seq") == "3"
+    resumed = await w.member(w.b)
+    await subscribe(resumed, w, **{"x-resume-after-seq": "1"})
+    frames = await resumed.frames()
+    assert frames[0].get("x-last-seq") == "1"
+    assert seqs(frames) == [2, 3]
+
+
 async def test_plain_subscribe_starts_after_the_last_message(w: World) -> None:
     await store(w, 3)
     peer = await w.member(w.b)

@@ -1121,15 +1121,9 @@
     if (ended) showFatal(T[`${ended}Title`], T[ended]);
   }
 
-  // The SockJS transport the connection settled on (xhr-streaming, ...). The SDK does not
-  // name it: it is read from the socket of the client's STOMP connection, "?" when absent.
+  // The SockJS transport the connection settled on (xhr-streaming, ...), "?" until known.
   function sockjsTransport() {
-    try {
-      const socket = state.client.session.stomp.webSocket;
-      return (socket && socket.transport) || "?";
-    } catch (_) {
-      return "?";
-    }
+    return (state.client && state.client.sockjsTransport) || "?";
   }
 
   function onState(ev) {
@@ -1547,10 +1541,7 @@
     showBanner(T.connecting);
     const deviceId = pushReady ? IeumPush.deviceId() : undefined;
     const tokenProvider = () => token;
-    // window.fetch called unbound (the SDK keeps it as a method of its own, which browsers
-    // refuse with "Illegal invocation").
-    const fetchFn = (input, init) => fetch(input, init);
-    state.api = new IeumChat.ChatApi({ baseUrl: location.origin, token: tokenProvider, deviceId, fetch: fetchFn });
+    state.api = new IeumChat.ChatApi({ baseUrl: location.origin, token: tokenProvider, deviceId });
     try {
       // The room: from the server, or as this browser last saw it when the server is away.
       let remembered = false;
@@ -1576,7 +1567,6 @@
         token: tokenProvider,
         coupleId: room.id,
         deviceId,
-        fetch: fetchFn,
         storage,
         transport: sockjs ? "sockjs" : "auto",
         ...(forcedTransport ? { sockjsTransports: [forcedTransport] } : {}),
