@@ -6,7 +6,7 @@ NODE_DIR := tests/e2e/node
 WEB_DIR  := web
 SDK_DIR  := clients/js
 
-.PHONY: setup demo serve test lint unit node web clean
+.PHONY: setup demo serve test lint unit node web js clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ieum-chat needs Python >= 3.11"'
@@ -54,8 +54,13 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup node web lint
+# The TypeScript SDK's own tests (Node's test runner, against servers of this checkout's venv)
+# and the check that its npm package holds the bundle and the types.
+js: setup web
+	cd $(SDK_DIR) && npm test && npm run check-pack
+
+test: setup node web lint js
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules $(WEB_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(WEB_DIR)/node_modules $(SDK_DIR)/node_modules $(SDK_DIR)/dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
