@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # authentications and replays; the excess is refused 503 UNAVAILABLE with Retry-After
     admission_rate: float = Field(default=500.0, gt=0)
     admission_burst: int = Field(default=1000, ge=1)
+    # ... and none while this many CONNECTs and SUBSCRIBEs are being handled: the node is
+    # behind (its database is), and a new session would wait past its client's patience
+    admission_backlog: int = Field(default=256, ge=1)
 
     shutdown_grace: float = 10.0
 

@@ -7,8 +7,11 @@ Refused by: ``gateway.admission.admit``, which every shell calls before it verif
 each node admits ``IEUM_ADMISSION_RATE`` new sessions per second in bursts of
 ``IEUM_ADMISSION_BURST`` (one token bucket per node, WebSocket handshakes and SockJS sessions
 together) and refuses the excess with 503 UNAVAILABLE and ``Retry-After``, counted in
-``ieum_admissions_refused_total``. The Python SDK waits at least that long, plus its own
-jittered backoff, so the refused clients come back spread out.
+``ieum_admissions_refused_total``; and it refuses any new session while
+``IEUM_ADMISSION_BACKLOG`` CONNECTs and SUBSCRIBEs are being handled, so that a node whose
+database is slow lets in no more than it can set up before its clients give up (each give-up
+would be a retry: twice the work, then more). The Python SDK waits at least Retry-After, plus
+its own jittered backoff, so the refused clients come back spread out.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from websockets.exceptions import InvalidStatus
 
 from ieum_chat.client import ChatClient, Connected, Disconnected
 from ieum_chat.errors import ErrorCode
+from ieum_chat.gateway.admission import Refusal, admit
 from tests.support.server import ServerProcess
 from tests.support.stomp_client import StompTestClient
+from tests.unit.api.conftest import Api
 
 BURST = 3
 pytestmark = [
@@ -91,3 +96,22 @@ async def test_new_sessions_past_the_burst_are_refused_with_retry_after(
     finally:
         for client in admitted:
             await client.close()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"admission_backlog": 2}
+
+
+async def test_no_new_session_while_the_node_is_behind_on_set_ups(api: Api) -> None:
+    gateway = api.gateway
+    token = {"authorization": f"Bearer {api.token(api.a)}"}
+    assert (await admit(gateway, token, "")).user == api.a
+    gateway.setups = 2  # two CONNECTs or SUBSCRIBEs waiting on the database
+    with pytest.raises(Refusal) as refused:
+        await admit(gateway, token, "")
+    assert (refused.value.status, refused.value.retry_after) == (503, 1)
+    assert refused.value.payload["code"] == ErrorCode.UNAVAILABLE.value
+    assert ("Retry-After", "1") in refused.value.headers
+    gateway.setups = 1
+    assert (await admit(gateway, token, "")).user == api.a

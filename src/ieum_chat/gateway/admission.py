@@ -6,8 +6,10 @@ In order: a draining server refuses (503 SERVER_SHUTDOWN); an origin outside
 ``IEUM_ALLOWED_ORIGINS`` is refused (403 UNAUTHORIZED); past the node's admission rate
 (``IEUM_ADMISSION_RATE`` new sessions a second, in bursts of ``IEUM_ADMISSION_BURST``) a new
 session is refused before it costs a token check (503 UNAVAILABLE with ``Retry-After``, counted
-in ``ieum_admissions_refused_total``): a reconnect storm is spread over time instead of
-stampeding the database; a token present in the ``token``
+in ``ieum_admissions_refused_total``), and so is one arriving while
+``IEUM_ADMISSION_BACKLOG`` CONNECTs and SUBSCRIBEs are being handled: a reconnect storm is
+spread over time instead of stampeding the database, and never queues longer than clients
+wait; a token present in the ``token``
 query parameter or an ``Authorization: Bearer`` header is verified before the upgrade and a
 bad one refused (401 AUTH_FAILED, counted in ``ieum_auth_failures_total{where="handshake"}``).
 Without a token the socket opens and the STOMP CONNECT must carry one.
@@ -39,6 +41,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_TOO_MANY = "too many new connections; retry later"
+_BEHIND_RETRY_AFTER = 1  # seconds: the backlog of a node that is behind drains in about that
 
 # Highest first: the server picks the best version the client offers.
 _SUBPROTOCOLS = (("v12.stomp", "1.2"), ("v11.stomp", "1.1"), ("v10.stomp", "1.0"))
@@ -120,13 +125,20 @@ async def admit(
         raise Refusal.of(503, ErrorCode.SERVER_SHUTDOWN)
     if not origin_allowed(headers.get("origin"), gateway.settings.allowed_origins):
         raise Refusal.of(403, ErrorCode.UNAUTHORIZED, detail="origin not allowed")
+    if gateway.setups >= gateway.settings.admission_backlog:
+        # The node is behind on the sessions it already let in: a new one would only wait
+        # behind them (until its client gives up and tries again, twice the work).
+        metrics.ADMISSIONS_REFUSED.inc()
+        raise Refusal.of(
+            503, ErrorCode.UNAVAILABLE, detail=_TOO_MANY, retry_after=_BEHIND_RETRY_AFTER
+        )
     wait = gateway.admission.take()
     if wait:
         metrics.ADMISSIONS_REFUSED.inc()
         raise Refusal.of(
             503,
             ErrorCode.UNAVAILABLE,
-            detail="too many new connections; retry later",
+            detail=_TOO_MANY,
             retry_after=max(1, math.ceil(wait)),
         )
     subprotocol, version = select_subprotocol(offered)

@@ -84,6 +84,8 @@ class Gateway:
     closed as a slow consumer (it reconnects and resumes by seq)."""
     admission: TokenBucket = field(init=False)
     """New sessions this node admits per second (``IEUM_ADMISSION_RATE``/``_BURST``)."""
+    setups: int = 0
+    """CONNECTs and SUBSCRIBEs being handled (the database work of new sessions)."""
 
     def __post_init__(self) -> None:
         self.admission = TokenBucket(self.settings.admission_rate, self.settings.admission_burst)

@@ -114,14 +114,25 @@ class Dispatcher:
             self._conn.receipt(event.receipt)
             return None
         if isinstance(event, Subscribe):
-            return self._guarded(self._on_subscribe(event), event.receipt)
+            return self._setting_up(self._on_subscribe(event), event.receipt)
         if isinstance(event, Unsubscribe):
             return self._guarded(self._on_unsubscribe(event), event.receipt)
         if isinstance(event, ConnectRequested):
-            return self._guarded(self._on_connect(event), _header(event.headers, "receipt"))
+            return self._setting_up(self._on_connect(event), _header(event.headers, "receipt"))
         if isinstance(event, Disconnect):
             return self._on_disconnect(event)
         return None
+
+    async def _setting_up(self, work: Coroutine[Any, Any, None], receipt: str | None) -> None:
+        """A CONNECT or SUBSCRIBE: the database work of setting a session up. The node counts
+        those in progress; past ``IEUM_ADMISSION_BACKLOG`` it admits no new session (see
+        ``admission.admit``), so a storm queues no longer than the clients wait."""
+        gateway = self._conn.gateway
+        gateway.setups += 1
+        try:
+            await self._guarded(work, receipt)
+        finally:
+            gateway.setups -= 1
 
     async def _guarded(self, work: Coroutine[Any, Any, None], receipt: str | None) -> None:
         try:

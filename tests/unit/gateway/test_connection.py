@@ -171,3 +171,25 @@ async def test_rest_and_stomp_share_the_send_entry(w: World) -> None:
     messages = await w.db.get_messages(w.couple.id, ascending=True)
     assert [m.content for m in messages] == ["stomp", "rest"]
     assert stored.seq == 2
+
+
+async def test_set_ups_are_counted_while_handled_and_given_back_whatever_the_outcome(
+    w: World,
+) -> None:
+    """The node's count of CONNECTs and SUBSCRIBEs in progress (what admission reads to
+    refuse new sessions while it is behind) comes back to zero after each, failed or not."""
+    peer = await w.member()
+    assert w.gateway.setups == 0
+    topic = f"/topic/couple/{w.couple.id}"
+    peer.send("SUBSCRIBE", {"id": "t", "destination": topic, "receipt": "s"})
+    assert (await peer.expect("RECEIPT")).get("receipt-id") == "s"
+    assert w.gateway.setups == 0
+    w.break_table("couples")  # a SUBSCRIBE whose membership cannot be read
+    peer.send("SUBSCRIBE", {"id": "u", "destination": topic, "receipt": "u"})
+    await peer.settle()
+    assert w.gateway.setups == 0
+    w.break_table("users")  # a CONNECT that fails on the database
+    refused = Peer(w)
+    refused.send("CONNECT", {"accept-version": "1.2", "Authorization": f"Bearer {w.token(w.b)}"})
+    assert (await refused.expect("ERROR")).get("message") == "SEND_FAILED"
+    assert w.gateway.setups == 0
