@@ -302,12 +302,14 @@ def _post(url: str, token: str, couple: str, text: str) -> None:
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )
-    deadline = time.monotonic() + 30
+    # Patient: in the storm nginx answers 502/504 while it finds no node that accepts in time,
+    # and the node 503 while it is behind; the member's app retries as long as that lasts.
+    deadline = time.monotonic() + 600
     while True:
         try:
             with urllib.request.urlopen(request, timeout=10):
                 return
-        except OSError:  # 502 while nginx still tries the dead node, refused, ...
+        except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -389,12 +391,25 @@ def storm(  # noqa: PLR0917
             with sampler.running():
                 killed = time.time()
                 a.proc.send_signal(signal.SIGKILL)
-                for row in rows[:probes]:
-                    _post(url, row["ta"], row["couple"], "storm probe")
+                probe_rows = rows[:probes]
+
+                def send_probes() -> None:
+                    for row in probe_rows:
+                        _post(url, row["ta"], row["couple"], "storm probe")
+
+                poster = threading.Thread(target=send_probes, daemon=True)
+                poster.start()
                 _wait(
                     lambda: all(len(c) >= 2 for c in clients.status()[0]),
                     900,
                     "every session to come back",
+                )
+                poster.join(600)
+                probe_members = {f"{r['couple']}:{m}" for r in probe_rows for m in "ab"}
+                _wait(
+                    lambda: probe_members <= set(clients.status()[1]),
+                    120,
+                    "the probes to arrive",
                 )
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
