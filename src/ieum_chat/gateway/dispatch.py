@@ -175,6 +175,8 @@ class Dispatcher:
             metrics.AUTH_FAILURES.labels("connect").inc()
             conn.fail(exc.code, exc.detail or None, receipt=receipt)
             return
+        if conn.closing:
+            return  # ended while the user was looked up
         self._handshake = None
         # Counted (or refused past the per-user limit, across every node) before CONNECTED
         # goes out; a teardown meanwhile gives the place back (closed() reads _announced).
@@ -186,6 +188,10 @@ class Dispatcher:
             conn.user, self._announced = None, False
             conn.log.info("session %s: refused: %s", conn.session_id, exc.detail)
             conn.fail(exc.code, exc.detail or None, receipt=receipt)
+            return
+        if conn.closing:
+            # Its deadline (or the peer) ended the session while the database answered:
+            # nothing goes out; the teardown gives the counted session back.
             return
         session = conn.session
         conn.push(

@@ -4,14 +4,16 @@ and teardown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from ieum_chat.chat.requests import MessageType, SendRequest
+from ieum_chat.store import User
 from tests.unit.gateway.harness import Peer, World, body
 
 
-async def closed(peer: Peer, timeout: float = 5.0) -> None:
+async def closed_peer(peer: Peer, timeout: float = 5.0) -> None:
     await asyncio.wait_for(peer.transport.closed.wait(), timeout)
 
 
@@ -37,14 +39,14 @@ async def test_a_frame_over_the_limit_is_frame_too_large(w: World) -> None:
 @pytest.mark.parametrize("world_settings", [{"connect_timeout": 0.05}])
 async def test_no_connect_in_time(w: World) -> None:
     peer = Peer(w)
-    await closed(peer)
+    await closed_peer(peer)
     assert (await peer.expect("ERROR")).get("message") == "CONNECT_TIMEOUT"
 
 
 async def test_token_expiry_ends_the_session(w: World) -> None:
     peer = Peer(w)
     await peer.connect(w.token(w.a, ttl=1))
-    await closed(peer, timeout=5)
+    await closed_peer(peer, timeout=5)
     assert (await peer.expect("ERROR")).get("message") == "TOKEN_EXPIRED"
 
 
@@ -193,3 +195,37 @@ async def test_set_ups_are_counted_while_handled_and_given_back_whatever_the_out
     refused.send("CONNECT", {"accept-version": "1.2", "Authorization": f"Bearer {w.token(w.b)}"})
     assert (await refused.expect("ERROR")).get("message") == "SEND_FAILED"
     assert w.gateway.setups == 0
+
+
+@pytest.mark.parametrize("world_settings", [{"connect_timeout": 0.2}])
+async def test_a_connect_outlived_by_its_deadline_ends_quietly(
+    w: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CONNECT still waiting on the database when the CONNECT deadline closes the session
+    (a node behind in a storm): no CONNECTED after the ERROR, no traceback, nobody counted."""
+    opened = w.chat.session_opened
+    counted: list[int] = []
+
+    async def slow(user: User) -> None:
+        await asyncio.sleep(0.5)
+        await opened(user)
+        counted.append(1)
+
+    closed = w.chat.session_closed
+
+    async def uncounted(user: User) -> None:
+        await closed(user)
+        counted.append(-1)
+
+    monkeypatch.setattr(w.chat, "session_opened", slow)
+    monkeypatch.setattr(w.chat, "session_closed", uncounted)
+    peer = Peer(w)
+    peer.send("CONNECT", {"accept-version": "1.2", "Authorization": f"Bearer {w.token(w.a)}"})
+    await closed_peer(peer)
+    await asyncio.sleep(0.6)  # the CONNECT's wait on the database is over
+    await peer.conn.teardown()
+    frames = await peer.frames()
+    assert [f.command for f in frames] == ["ERROR"]
+    assert frames[0].get("message") == "CONNECT_TIMEOUT"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum(counted) == 0
