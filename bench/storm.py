@@ -12,8 +12,8 @@ by the resume (``x-resume-after-seq``) or live.
 Reported: seconds from the kill until every session is subscribed again (and percentiles),
 what node B refused (``ieum_admissions_refused_total``), and PostgreSQL during the storm:
 peak connections of the database and peak CPU of all its processes (sampled from /proc every
-0.25 s), with B's own CPU. ``--compare`` runs a second storm with the admission bucket opened
-wide (IEUM_ADMISSION_RATE=1e6), so the bucket's effect shows in one run.
+0.25 s), with B's own CPU. ``--compare`` runs a second storm with admission opened wide
+(IEUM_ADMISSION_RATE, _BURST and _BACKLOG at 1e6), so its effect shows in one run.
 
     python -m bench.storm --sessions 10000
     python -m bench.storm --sessions 2000 --compare
@@ -467,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__)
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--probes", type=int, default=100, help="couples sent one message")
-    parser.add_argument("--compare", action="store_true", help="also a storm without the bucket")
+    parser.add_argument(
+        "--compare", action="store_true", help="also a storm without admission control"
+    )
     parser.add_argument("--keep", type=Path, help="copy the logs (nodes, nginx) into this folder")
     parser.add_argument(
         "--profile", type=Path, help="py-spy node B through the storm into this file (raw)"
@@ -475,7 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = [storm(args.sessions, args.probes, {}, "admission 500/s", args.keep, args.profile)]
     if args.compare:
-        wide = {"IEUM_ADMISSION_RATE": "1000000", "IEUM_ADMISSION_BURST": "1000000"}
+        wide = {
+            "IEUM_ADMISSION_RATE": "1000000",
+            "IEUM_ADMISSION_BURST": "1000000",
+            "IEUM_ADMISSION_BACKLOG": "1000000",
+        }
         results.append(storm(args.sessions, args.probes, wide, "admission off", args.keep))
     print(
         "| storm | sessions | all back s | p50 s | p90 s | refused | PG peak conns "
