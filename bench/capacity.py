@@ -193,7 +193,7 @@ def plan(m: dict[str, Any], w: Workload, nodes_hint: int | None = None) -> dict[
     )  # sessions a node admits per second, bounded by its CPU
     storm_s = per_node_sessions / ((nodes - 1) * setup_rate)
 
-    rows = w.messages_per_day * w.retention_days
+    rows = w.messages_per_day * w.retention_days  # messages; their events add a share
     limits = {"node CPU": by_cpu, "node memory": by_memory}
     first = max(limits, key=lambda k: limits[k])
     return {
@@ -206,7 +206,7 @@ def plan(m: dict[str, Any], w: Workload, nodes_hint: int | None = None) -> dict[
         "nodes_by_memory": round(by_memory, 2),
         "first_limit": first,
         "sessions_per_node": round(per_node_sessions),
-        "node_cpu_cores": round(node_cpu, 1),
+        "server_cores_all_nodes": round(node_cpu, 1),
         "postgres_commits_per_s": round(commits),
         "postgres_cores": round(pg_cores, 2),
         "redis_publishes_per_s": round(publishes),
@@ -214,7 +214,7 @@ def plan(m: dict[str, Any], w: Workload, nodes_hint: int | None = None) -> dict[
         "network_mbit_s_out": round(bytes_out * 8 / 1e6),
         "storm_s_one_node_lost": round(storm_s, 1),
         "node_setup_rate_per_s": round(setup_rate),
-        "stored_rows": rows,
+        "stored_rows_per_year_of_retention": round(rows),
         "stored_tb": round(rows * w.row_bytes / 1e12, 2),
     }
 
