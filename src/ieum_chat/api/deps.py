@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import ClientDisconnect
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.service import ChatService
@@ -79,19 +81,27 @@ async def current_room(chat: Chat, user: Caller, room_id: RoomId) -> Couple:
 Room = Annotated[Couple, Depends(current_room)]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refused with 413 as soon as it passes ``limit`` bytes
+    (or declares more), and with 400 when the client goes away before it is whole (a phone
+    losing its network): the answer reaches nobody, but nothing half-read is used."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes")
-    chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is over {limit} bytes")
+            yield chunk
+    except ClientDisconnect:
+        raise BadRequest("the client went away before the body was whole") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole request body (see :func:`body_chunks`)."""
+    return b"".join([chunk async for chunk in body_chunks(request, limit)])
 
 
 async def read_object(

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 
-from ieum_chat.api.deps import Caller, Chat, Room, json_response, read_body
+from ieum_chat.api.deps import Caller, Chat, Room, body_chunks, json_response, read_body
 from ieum_chat.api.errors import responses, summarize_errors
 from ieum_chat.api.models import UploadOut, UploadRequest, UploadTicketOut
 from ieum_chat.chat import codec
@@ -34,7 +34,6 @@ from ieum_chat.errors import (
     BadRequest,
     Conflict,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from ieum_chat.media_types import CONTENT_TYPES as MEDIA_TYPES
@@ -117,16 +116,9 @@ def upload_json(upload: Upload) -> dict[str, Any]:
 
 async def _receive(request: Request, path: FilePath, limit: int) -> bytes:
     """Stream the body into ``path`` (413 past ``limit`` bytes); its first bytes back."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is over the declared {limit} bytes")
     head = b""
-    size = 0
     with path.open("wb") as out:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"the body is over the declared {limit} bytes")
+        async for chunk in body_chunks(request, limit):
             if len(head) < SNIFF_BYTES:
                 head += chunk[: SNIFF_BYTES - len(head)]
             await asyncio.to_thread(out.write, chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -372,3 +373,45 @@ async def test_read_by_message_ids(api: Api) -> None:
 async def test_bad_read_body_is_400(api: Api, body: object) -> None:
     response = await api.client.post(api.room("/read"), json=body, headers=api.auth())
     error_of(response, 400, "SEND_FAILED")
+
+
+async def test_a_client_gone_before_its_body_arrived_is_no_server_error(api: Api) -> None:
+    """The client disconnects half way through a send's body (a phone losing its network):
+    a 400 for nobody and nothing stored, not an exception out of the application."""
+    token = api.token(api.a).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": api.room("/messages"),
+        "raw_path": api.room("/messages").encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"authorization", b"Bearer " + token),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"200"),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+        "state": {},
+    }
+    incoming: list[MutableMapping[str, Any]] = [
+        {"type": "http.request", "body": b'{"type":"TEXT","content":"cut sh', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await api.app(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 400
+    assert await api.db.get_messages(api.couple.id) == []
