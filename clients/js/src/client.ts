@@ -172,6 +172,9 @@ export class ChatClient {
   private everReady = false;
   private stopped = false;
   private preferSockjs = false;
+  /** A WebSocket connection has opened before: a later one that cannot open means the server
+   * or the network is down, not that something on the way refuses WebSockets. */
+  private webSocketWorked = false;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private flushTimer?: ReturnType<typeof setTimeout>;
   private pausedUntil = 0;
@@ -586,6 +589,7 @@ export class ChatClient {
     clearTimeout(session.connectTimer);
     this.attempt = 0;
     if (session.transport === "sockjs" && (this.options.transport ?? "auto") === "auto") this.preferSockjs = true;
+    if (session.transport === "websocket") this.webSocketWorked = true;
     this.everReady = true;
     this.stats.connects += 1;
     this.setState("connected");
@@ -618,8 +622,9 @@ export class ChatClient {
   private onSocketClosed(session: Session): void {
     if (session.ended || session !== this.session) return;
     const mode = this.options.transport ?? "auto";
-    if (mode === "auto" && session.transport === "websocket" && !session.opened) {
-      // The WebSocket could not open (a proxy that refuses upgrades): SockJS at once.
+    if (mode === "auto" && session.transport === "websocket" && !session.opened && !this.webSocketWorked) {
+      // The WebSocket could not open, and never has (a proxy that refuses upgrades): SockJS
+      // at once. Once it has worked, a failure to open is the server being away: back off.
       this.sessionEnded(session, { fallback: true });
       return;
     }

@@ -53,6 +53,9 @@ test("resume after the server restarts: what the partner sent meanwhile arrives 
 
   await server.stop("SIGKILL");
   await waitFor(() => ca.state === "reconnecting", "A to notice the server is gone");
+  // At least one attempt fails while the server is down: a WebSocket that cannot open
+  // because nothing listens is no reason to give up WebSocket for SockJS.
+  await waitFor(() => seenA.state.filter((s) => s.state === "reconnecting").length >= 2, "a failed attempt", 30_000);
   await server.start();
   const meanwhile = [];
   for (let i = 1; i <= 5; i++) {
@@ -71,6 +74,8 @@ test("resume after the server restarts: what the partner sent meanwhile arrives 
   assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
   assert.equal(new Set(seqs).size, seqs.length);
   assert.equal(ca.stats.connects, 2);
+  assert.equal(ca.transport, "websocket");
+  assert.equal(ca.stats.fallbacks, 0);
   assert.ok(seenA.state.some((s) => s.state === "reconnecting" && typeof s.retryInMs === "number"));
   await waitFor(async () => (await storage.getLastSeq(coupleId)) === ca.lastSeq, "the last seq to be stored");
 });
