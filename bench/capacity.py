@@ -158,7 +158,7 @@ class Workload:
     row_bytes: int  # a stored message with its indexes (assumed)
 
 
-def plan(m: dict[str, Any], w: Workload, nodes_hint: int | None = None) -> dict[str, Any]:
+def plan(m: dict[str, Any], w: Workload) -> dict[str, Any]:
     sessions = w.couples * 2 * w.devices_per_member * w.online
     msgs_peak = w.messages_per_day / 86_400 * w.peak_factor
     # Every message (and event) goes to each live session of its couple.
@@ -173,8 +173,6 @@ def plan(m: dict[str, Any], w: Workload, nodes_hint: int | None = None) -> dict[
     by_cpu = node_cpu / cores_per_node
     by_memory = sessions * m["kb_per_session"] / (w.node_gb * KB * KB * w.utilisation)
     nodes = max(2, math.ceil(max(by_cpu, by_memory)) + 1)  # one spare for a node lost
-    if nodes_hint:
-        nodes = nodes_hint
 
     commits = msgs_peak * (1 + w.stored_events_per_message)
     pg_s_per_message = m["postgres_us_per_delivery"] * US * m["deliveries_per_message"]

@@ -66,6 +66,16 @@ export function isTransient(code: string, detail?: string | null): boolean {
 
 type Handler<K extends keyof ChatEvents> = (event: ChatEvents[K]) => void;
 
+/** The `type`s of the stream's entries that are not chat messages. */
+type StreamEventType =
+  | "MESSAGE_EDITED"
+  | "MESSAGE_UNSENT"
+  | "REACTION"
+  | "MESSAGE_DELETED"
+  | "READ_RECEIPT"
+  | "SYSTEM"
+  | "ERROR";
+
 interface Waiter {
   resolve: (message: ChatMessage | undefined) => void;
   reject: (error: Error) => void;
@@ -694,31 +704,26 @@ export class ChatClient {
     }
   }
 
+  /** What each stream entry that is not a chat message becomes, by its `type`. */
+  private readonly streamEvents: Record<StreamEventType, (data: Record<string, unknown>) => void> = {
+    MESSAGE_EDITED: (data) => this.emit("edited", data as unknown as MessageEdited),
+    MESSAGE_UNSENT: (data) => this.emit("unsent", data as unknown as MessageUnsent),
+    REACTION: (data) => this.emit("reaction", data as unknown as ReactionChanged),
+    MESSAGE_DELETED: (data) => this.emit("deleted", data as unknown as MessageDeleted),
+    READ_RECEIPT: (data) => this.emit("read", data as unknown as ReadReceipt),
+    SYSTEM: (data) => this.onSystem(data as unknown as SystemEvent),
+    ERROR: (data) => this.emit("error", data as unknown as ErrorPayload),
+  };
+
   private dispatch(data: Record<string, unknown>): void {
-    switch (data.type) {
-      case "MESSAGE_EDITED":
-        this.emit("edited", data as unknown as MessageEdited);
-        return;
-      case "MESSAGE_UNSENT":
-        this.emit("unsent", data as unknown as MessageUnsent);
-        return;
-      case "REACTION":
-        this.emit("reaction", data as unknown as ReactionChanged);
-        return;
-      case "MESSAGE_DELETED":
-        this.emit("deleted", data as unknown as MessageDeleted);
-        return;
-      case "READ_RECEIPT":
-        this.emit("read", data as unknown as ReadReceipt);
-        return;
-      case "SYSTEM":
-        this.onSystem(data as unknown as SystemEvent);
-        return;
-      case "ERROR":
-        this.emit("error", data as unknown as ErrorPayload);
-        return;
+    const type = data.type;
+    if (typeof type !== "string") return; // neither an event nor a message
+    // Own keys only: a `type` such as "constructor" is not an event.
+    if (Object.prototype.hasOwnProperty.call(this.streamEvents, type)) {
+      this.streamEvents[type as StreamEventType](data);
+      return;
     }
-    if (typeof data.id === "string" && typeof data.seq === "number" && typeof data.type === "string") {
+    if (typeof data.id === "string" && typeof data.seq === "number") {
       const message = data as unknown as ChatMessage;
       this.emit("message", message);
       this.onOwnMessage(message);

@@ -10,7 +10,7 @@
 // Usage: node demo_lifecycle.mjs CONFIG_JSON
 //   CONFIG_JSON: {"baseUrl", "tokenA", "tokenB", "roomId", "artifacts", "chromium"}
 // Protocol with the caller: see demo_run.mjs (this driver asks nothing of it).
-import { Run, connected, sendText, settle, snapshot, stored, waitFor } from "./demo_run.mjs";
+import { Run, chatSwitch, connected, sendText, settle, snapshot, stored, waitFor } from "./demo_run.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const { baseUrl, tokenA, tokenB, roomId, artifacts } = config;
@@ -39,37 +39,10 @@ async function rest(token, method, path, body) {
   return res.status === 204 ? null : res.json();
 }
 
-// B's connections pass through here: cut() closes B's WebSockets and refuses new ones, and
+// B's connections pass through a switch: cut() closes B's WebSockets and refuses new ones, and
 // SockJS's HTTP transports too (the page falls back to them when WebSockets fail), until
-// restore().
-function socketSwitch(context) {
-  const open = new Set();
-  let online = true;
-  const sockjs = /\/ws\/chat\//;
-  const refuse = (route) => route.abort("connectionrefused");
-  const install = context.routeWebSocket(/\/ws\/chat/, (ws) => {
-    if (!online) {
-      ws.close();
-      return;
-    }
-    ws.connectToServer();
-    open.add(ws);
-    ws.onClose(() => open.delete(ws));
-  });
-  return {
-    install,
-    async cut() {
-      online = false;
-      await context.route(sockjs, refuse);
-      for (const ws of [...open]) await ws.close();
-      open.clear();
-    },
-    async restore() {
-      online = true;
-      await context.unroute(sockjs, refuse);
-    },
-  };
-}
+// restore(). B's REST calls still go through.
+const sockjsRequests = /\/ws\/chat\//;
 
 // A finger held on the bubble until its menu opens, then lifted (a long press, over CDP).
 async function longPress(page, selector) {
@@ -114,7 +87,7 @@ try {
       get: () => (window.away ? "hidden" : "visible"),
     });
   });
-  const wire = socketSwitch(contextB);
+  const wire = chatSwitch(contextB, sockjsRequests);
   await wire.install;
   const a = run.watch("a", await contextA.newPage());
   const b = run.watch("b", await contextB.newPage());

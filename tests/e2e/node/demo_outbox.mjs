@@ -7,7 +7,7 @@
 // Usage: node demo_outbox.mjs CONFIG_JSON
 //   CONFIG_JSON: {"baseUrl", "tokenA", "tokenB", "roomId", "artifacts", "chromium"}
 // Protocol with the caller: see demo_run.mjs (this driver asks nothing of it).
-import { Run, connected, sendText, snapshot, stored, waitFor } from "./demo_run.mjs";
+import { Run, chatSwitch, connected, sendText, snapshot, stored, waitFor } from "./demo_run.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const { baseUrl, tokenA, tokenB, roomId, artifacts } = config;
@@ -31,34 +31,7 @@ async function history() {
 
 // A's way to the chat server: cut() refuses A's WebSockets (closing the open ones) and every
 // HTTP request under /chat/ and /ws/chat/ (REST, SockJS); /demo and its scripts still load.
-function wire(context) {
-  const open = new Set();
-  let online = true;
-  const chat = (url) => url.pathname.startsWith("/chat/") || url.pathname.startsWith("/ws/chat/");
-  const refuse = (route) => route.abort("connectionrefused");
-  const install = context.routeWebSocket(/\/ws\/chat/, (ws) => {
-    if (!online) {
-      ws.close();
-      return;
-    }
-    ws.connectToServer();
-    open.add(ws);
-    ws.onClose(() => open.delete(ws));
-  });
-  return {
-    install,
-    async cut() {
-      online = false;
-      await context.route(chat, refuse);
-      for (const ws of [...open]) await ws.close();
-      open.clear();
-    },
-    async restore() {
-      online = true;
-      await context.unroute(chat, refuse);
-    },
-  };
-}
+const chatRequests = (url) => url.pathname.startsWith("/chat/") || url.pathname.startsWith("/ws/chat/");
 
 // A's outbox as the page's storage holds it (the SDK's IndexedDbStorage, read in the page).
 const outbox = (page) =>
@@ -81,7 +54,7 @@ try {
   const result = { browser: browser.version() };
   const contextA = await browser.newContext({ viewport: { width: 390, height: 780 }, locale: "ko-KR" });
   const contextB = await browser.newContext({ viewport: { width: 412, height: 780 }, locale: "en-US" });
-  const net = wire(contextA);
+  const net = chatSwitch(contextA, chatRequests);
   await net.install;
   const a = run.watch("a", await contextA.newPage());
   const b = run.watch("b", await contextB.newPage());

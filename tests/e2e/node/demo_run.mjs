@@ -1,6 +1,7 @@
-// What the demo page drivers (demo_page.mjs, demo_lifecycle.mjs) share: the JSON-lines talk
-// with the Python test, steps with screenshots, headless Chromium, and reading the page's
-// state from its DOM (see the header of src/ieum_chat/demo/static/app.js).
+// What the demo page drivers (demo_page.mjs, demo_lifecycle.mjs, ...) share: the JSON-lines
+// talk with the Python test, steps with screenshots, headless Chromium, cutting a browser off
+// the chat server, and reading the page's state from its DOM (see the header of
+// src/ieum_chat/demo/static/app.js).
 //
 // The driver talks to its caller in JSON lines on stdout: an {"event": NAME} line from
 // run.ask(NAME) waits for one line on stdin (the caller did it); the last line is
@@ -96,6 +97,37 @@ export class Run {
     this.emit({ event: "result", ...result, screenshots: this.screenshots });
     process.exit(0);
   }
+}
+
+// A browser context's way to the chat server, through a switch: cut() closes its open
+// WebSockets to /ws/chat and refuses new ones, and refuses the HTTP requests `http` (a
+// Playwright URL matcher) matches, until restore(). Await `install` before opening a page.
+export function chatSwitch(context, http) {
+  const open = new Set();
+  let online = true;
+  const refuse = (route) => route.abort("connectionrefused");
+  const install = context.routeWebSocket(/\/ws\/chat/, (ws) => {
+    if (!online) {
+      ws.close();
+      return;
+    }
+    ws.connectToServer();
+    open.add(ws);
+    ws.onClose(() => open.delete(ws));
+  });
+  return {
+    install,
+    async cut() {
+      online = false;
+      await context.route(http, refuse);
+      for (const ws of [...open]) await ws.close();
+      open.clear();
+    },
+    async restore() {
+      online = true;
+      await context.unroute(http, refuse);
+    },
+  };
 }
 
 export const waitFor = (page, fn, arg) => page.waitForFunction(fn, arg, { timeout: STEP_TIMEOUT });
