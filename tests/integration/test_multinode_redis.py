@@ -5,12 +5,11 @@ reaches Redis through a TCP proxy the test cuts; node 1 reaches it directly."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from tests.support.chat import text
 from tests.support.fixtures import SERVER_ENV
 from tests.support.nginx import Cluster, running_cluster
 from tests.support.redis import redis_address, require_redis
@@ -34,10 +33,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, proxy: TcpProxy) -> Iterat
     workdir = tmp_path_factory.mktemp("redis-faults")
     with running_cluster(workdir, size=2, env=SERVER_ENV, node_env=node_env) as cluster:
         yield cluster
-
-
-def text(content: str) -> dict[str, Any]:
-    return {"type": "TEXT", "content": content, "tempId": uuid.uuid4().hex}
 
 
 async def through(client: StompTestClient, receipt: str, seq: int) -> list[int]:

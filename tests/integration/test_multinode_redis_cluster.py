@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.support.chat import text
 from tests.support.fixtures import SERVER_ENV
 from tests.support.nginx import Cluster, running_cluster
 from tests.support.redis_cluster import RedisClusterServer, running_redis_cluster
@@ -38,10 +38,6 @@ def cluster(
     env = {**SERVER_ENV, "IEUM_REDIS_URL": redis_nodes.url}
     with running_cluster(workdir, size=2, env=env) as cluster:
         yield cluster
-
-
-def text(content: str) -> dict[str, Any]:
-    return {"type": "TEXT", "content": content, "tempId": uuid.uuid4().hex}
 
 
 async def test_members_on_two_nodes_chat_and_see_each_other_online(cluster: Cluster) -> None:
