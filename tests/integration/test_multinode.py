@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.support.chat import both_send_at_once, text
 from tests.support.fixtures import SERVER_ENV
 from tests.support.nginx import Cluster, running_cluster
 from tests.support.stomp_client import StompTestClient
@@ -48,10 +49,6 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110 - polling a file nginx writes
             await asyncio.sleep(0.05)
-
-
-def text(content: str, temp_id: str | None = None) -> dict[str, Any]:
-    return {"type": "TEXT", "content": content, "tempId": temp_id or uuid.uuid4().hex}
 
 
 async def test_members_on_different_nodes_chat_through_nginx(
@@ -103,24 +100,7 @@ async def test_both_members_sending_at_once_from_two_nodes(
     every seq once, in order (the gateway reorders what crosses nodes out of order)."""
     a, node_a = await cluster.connect(couple["ta"])
     b, _ = await cluster.connect(couple["tb"], avoid={node_a})
-    topic = f"/topic/couple/{couple['couple']}"
-    for client in (a, b):
-        await client.subscribe(topic, RESUME_ALL)
-    dest = f"/app/chat/{couple['couple']}"
-
-    async def burst(client: StompTestClient, name: str) -> None:
-        for i in range(100):
-            await client.send("SEND", {"destination": dest}, text(f"{name}{i}"))
-
-    await asyncio.gather(burst(a, "a"), burst(b, "b"))
-    for client in (a, b):
-        got = [await client.expect_message(timeout=10) for _ in range(200)]
-        assert [m["seq"] for m in got] == list(range(1, 201))
-        for name in ("a", "b"):
-            assert [m["content"] for m in got if m["content"][0] == name] == [
-                f"{name}{i}" for i in range(100)
-            ]
-        await client.assert_silent(0.3)
+    await both_send_at_once(a, b, couple["couple"])
     await a.close()
     await b.close()
 

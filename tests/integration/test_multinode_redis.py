@@ -5,16 +5,13 @@ reaches Redis through a TCP proxy the test cuts; node 1 reaches it directly."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.chat import text
 from tests.support.fixtures import SERVER_ENV
-from tests.support.nginx import Cluster
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.nginx import Cluster, running_cluster
 from tests.support.redis import redis_address, require_redis
 from tests.support.stomp_client import StompTestClient
 from tests.support.tcp_proxy import ProxyFactory, TcpProxy
@@ -32,27 +29,10 @@ def proxy(tcp_proxy: ProxyFactory) -> TcpProxy:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, proxy: TcpProxy) -> Iterator[Cluster]:
-    require_postgres()
-    url = create_database()
-    workdir: Path = tmp_path_factory.mktemp("redis-faults")
-    try:
-        c = Cluster.start(
-            url,
-            workdir,
-            size=2,
-            env=SERVER_ENV,
-            node_env={0: {"IEUM_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}},
-        )
-        try:
-            yield c
-        finally:
-            c.stop()
-    finally:
-        drop_database(url)
-
-
-def text(content: str) -> dict[str, Any]:
-    return {"type": "TEXT", "content": content, "tempId": uuid.uuid4().hex}
+    node_env = {0: {"IEUM_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}}
+    workdir = tmp_path_factory.mktemp("redis-faults")
+    with running_cluster(workdir, size=2, env=SERVER_ENV, node_env=node_env) as cluster:
+        yield cluster
 
 
 async def through(client: StompTestClient, receipt: str, seq: int) -> list[int]:

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.chat import text
 from tests.support.fixtures import SERVER_ENV
-from tests.support.nginx import Cluster
-from tests.support.postgres import create_database, drop_database, require_postgres
-from tests.support.redis_cluster import RedisClusterServer
+from tests.support.nginx import Cluster, running_cluster
+from tests.support.redis_cluster import RedisClusterServer, running_redis_cluster
 from tests.support.stomp_client import StompTestClient, frame_json
 
 pytestmark = pytest.mark.postgres
@@ -28,34 +26,18 @@ RESUME_ALL = {"x-resume-after-seq": "0"}
 @pytest.fixture(scope="module")
 def redis_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
     """A cluster of this module's own: a test here kills one of its masters."""
-    RedisClusterServer.require()
-    server = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster-nodes"))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with running_redis_cluster(tmp_path_factory.mktemp("redis-cluster-nodes")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, redis_nodes: RedisClusterServer
 ) -> Iterator[Cluster]:
-    require_postgres()
-    url = create_database()
-    workdir: Path = tmp_path_factory.mktemp("multinode-redis-cluster")
+    workdir = tmp_path_factory.mktemp("multinode-redis-cluster")
     env = {**SERVER_ENV, "IEUM_REDIS_URL": redis_nodes.url}
-    try:
-        c = Cluster.start(url, workdir, size=2, env=env)
-        try:
-            yield c
-        finally:
-            c.stop()
-    finally:
-        drop_database(url)
-
-
-def text(content: str) -> dict[str, Any]:
-    return {"type": "TEXT", "content": content, "tempId": uuid.uuid4().hex}
+    with running_cluster(workdir, size=2, env=env) as cluster:
+        yield cluster
 
 
 async def test_members_on_two_nodes_chat_and_see_each_other_online(cluster: Cluster) -> None:

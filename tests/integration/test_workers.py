@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.chat import both_send_at_once, text
 from tests.support.fixtures import SERVER_ENV
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
 from tests.support.server import Cli, ServerProcess
@@ -76,10 +76,6 @@ async def connect_to(
     raise AssertionError(f"no worker as wanted in {LANDING_TRIES} connections")
 
 
-def text(content: str, temp_id: str | None = None) -> dict[str, Any]:
-    return {"type": "TEXT", "content": content, "tempId": temp_id or uuid.uuid4().hex}
-
-
 async def test_a_chat_across_two_workers(server: ServerProcess, couple: Couple) -> None:
     a, (wa, _) = await connect_to(server, couple["ta"])
     b, (wb, _) = await connect_to(server, couple["tb"], lambda w: w[0] != wa)
@@ -120,23 +116,7 @@ async def test_both_members_sending_at_once_through_two_workers(
     time: seqs are unique and gap-free, and both members get every one once, in order."""
     a, (wa, _) = await connect_to(server, couple["ta"])
     b, _ = await connect_to(server, couple["tb"], lambda w: w[0] != wa)
-    topic, dest = f"/topic/couple/{couple['couple']}", f"/app/chat/{couple['couple']}"
-    for client in (a, b):
-        await client.subscribe(topic, {"x-resume-after-seq": "0"})
-
-    async def burst(client: StompTestClient, name: str) -> None:
-        for i in range(100):
-            await client.send("SEND", {"destination": dest}, text(f"{name}{i}"))
-
-    await asyncio.gather(burst(a, "a"), burst(b, "b"))
-    for client in (a, b):
-        got = [await client.expect_message(timeout=10) for _ in range(200)]
-        assert [m["seq"] for m in got] == list(range(1, 201))
-        for name in ("a", "b"):
-            assert [m["content"] for m in got if m["content"][0] == name] == [
-                f"{name}{i}" for i in range(100)
-            ]
-        await client.assert_silent(0.3)
+    await both_send_at_once(a, b, couple["couple"])
     await a.close()
     await b.close()
 

@@ -33,7 +33,14 @@ from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_
 from tests.support.server import Cli, ServerProcess, free_port
 from tests.support.stomp_client import StompTestClient
 
-__all__ = ["SHIPPED_CONFIG", "Cluster", "NginxProcess", "render_site", "require_nginx"]
+__all__ = [
+    "SHIPPED_CONFIG",
+    "Cluster",
+    "NginxProcess",
+    "render_site",
+    "require_nginx",
+    "running_cluster",
+]
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "ieum-chat.conf"
 
@@ -282,13 +289,18 @@ class Cluster:
 
 @contextlib.contextmanager
 def running_cluster(
-    workdir: Path, *, size: int = 3, env: Mapping[str, str] | None = None
+    workdir: Path,
+    *,
+    size: int = 3,
+    env: Mapping[str, str] | None = None,
+    node_env: Mapping[int, Mapping[str, str]] | None = None,
 ) -> Iterator[Cluster]:
-    """A throwaway PostgreSQL database and a cluster on it, both gone afterwards."""
+    """A throwaway PostgreSQL database and a cluster on it, both gone afterwards (``env``
+    and ``node_env`` as for :meth:`Cluster.start`)."""
     require_postgres()
     url = create_database()
     try:
-        cluster = Cluster.start(url, workdir, size=size, env=env or {})
+        cluster = Cluster.start(url, workdir, size=size, env=env or {}, node_env=node_env)
         try:
             yield cluster
         finally:

@@ -7,6 +7,7 @@ its replica promoted within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -21,7 +22,7 @@ import pytest
 import redis
 from redis.exceptions import RedisError
 
-__all__ = ["RedisClusterServer", "redis_cluster"]
+__all__ = ["RedisClusterServer", "redis_cluster", "running_redis_cluster"]
 
 NODE_TIMEOUT_MS = 2000
 
@@ -242,13 +243,20 @@ class RedisClusterServer:
         self.procs.clear()
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
-    """A cluster shared by the tests that leave it whole (each uses a key prefix of its own);
-    a test that kills nodes starts its own."""
+@contextlib.contextmanager
+def running_redis_cluster(workdir: Path) -> Iterator[RedisClusterServer]:
+    """A cluster started in ``workdir``, its processes gone afterwards."""
     RedisClusterServer.require()
-    server = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster"))
+    server = RedisClusterServer(workdir)
     try:
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
+    """A cluster shared by the tests that leave it whole (each uses a key prefix of its own);
+    a test that kills nodes starts its own with :func:`running_redis_cluster`."""
+    with running_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as server:
+        yield server

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from tests.support.redis_backends import redis_backend, redis_proxy
 from tests.support.redis_cluster import RedisClusterServer, redis_cluster
 from tests.support.teardown import bounded_teardown
 
@@ -22,7 +23,8 @@ from ieum_chat.broker import Presence, create_presence
 
 BACKENDS = ["memory", "redis", "redis-cluster"]
 
-__all__ = ["redis_cluster"]  # the fixture, for the cluster backend
+# The fixtures, for the cluster backend and for the suites of the Redis backends alone.
+__all__ = ["redis_backend", "redis_cluster", "redis_proxy"]
 
 
 @dataclass
