@@ -17,7 +17,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 __all__ = [
     "CLUSTER_SCHEME",
@@ -36,8 +36,10 @@ CLUSTER_SCHEME = "redis+cluster"
 CONNECT_TIMEOUT = 2.0
 
 # ConnectionError and TimeoutError of redis-py are RedisErrors; OSError covers the rest of
-# what a socket can raise (and the builtin TimeoutError).
-REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+# what a socket can raise (and the builtin TimeoutError). The cluster client's own failures
+# (no node reachable to learn the slots from, a slot no node covers) are
+# RedisClusterExceptions, which are no RedisErrors.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 # A client for ordinary commands: one Redis, or a cluster (commands routed by key slot).
 Commands = Redis | RedisCluster

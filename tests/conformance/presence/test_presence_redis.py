@@ -229,6 +229,25 @@ async def test_sessions_counted_during_an_outage_are_asserted_after_it(
     assert nodes.events(both) == []
 
 
+async def test_a_node_started_while_redis_is_down_counts_then_asserts(
+    redis_proxy: TcpProxy,
+    nodes: Nodes,  # this order: the nodes close before the proxy stops
+) -> None:
+    """On a cluster only the discovery goes through the proxy: cut, the node has no slot map
+    yet and the driver's own errors are what it meets."""
+    redis_proxy.cut()
+    late = await nodes.add("late", nodes.backend.url_via(redis_proxy))
+    other = await nodes.add("other")
+    user = uuid.uuid4()
+    assert await late.opened(user) is False  # counted here; announced once Redis answers
+    assert await late.online(user)
+    redis_proxy.restore()
+    await eventually(lambda: ("late", True) in nodes.events(user), timeout=10)
+    assert await other.online(user)
+    await asyncio.sleep(2 * TTL)
+    assert nodes.events(user) == [("late", True)]
+
+
 # -- the cluster's layout: users over the shards, instances ----------------------------------
 
 
