@@ -59,9 +59,8 @@ class History:
         # Read before the page: the messages read after it reflect at least this position
         # (their asOfSeq), so a device may skip the page's changes at or below it; and the
         # page may come from the read replica only if it holds all of this (store.routing).
-        mark = await self.db.stream_mark(couple_id, viewer_id)
-        items = await self.db.read_stream(
-            couple_id, viewer_id, after_seq=after_seq, limit=limit, mark=mark
+        mark, items = await self.db.read_stream(
+            couple_id, viewer_id, after_seq=after_seq, limit=limit
         )
         return await self.render_stream(items, as_of=mark.last_seq)
 
@@ -78,16 +77,15 @@ class History:
         """Up to ``limit`` messages with ``after < seq < before``, newest first unless
         ``ascending``, as ``viewer_id`` sees them now (never one they hid): the history
         route's page, and the export's, rendered the same way."""
-        # Before the page: its asOfSeq, and how far a read replica must have replayed.
-        mark = await self.db.stream_mark(couple_id, viewer_id)
-        rows = await self.db.get_messages(
+        # The mark, read before the page: its asOfSeq (and how far a read replica must have
+        # replayed to answer it).
+        mark, rows = await self.db.history_page(
             couple_id,
+            viewer_id,
             after_seq=after,
             before_seq=before,
             limit=limit + 1,  # one more tells whether there are more
             ascending=ascending,
-            viewer_id=viewer_id,
-            mark=mark,
         )
         messages = await self.render_messages(rows[:limit], as_of=mark.last_seq)
         return Page(messages, has_more=len(rows) > limit)

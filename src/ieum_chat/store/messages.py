@@ -92,6 +92,26 @@ def page_query(
     return query.order_by(order).limit(limit)
 
 
+def _checked_page(  # noqa: PLR0917 - the page's bounds, as the store methods take them
+    couple_id: uuid.UUID,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int,
+    ascending: bool,
+    viewer_id: uuid.UUID | None,
+) -> Select[Any]:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return page_query(
+        couple_id,
+        after_seq=after_seq,
+        before_seq=before_seq,
+        limit=limit,
+        ascending=ascending,
+        viewer_id=viewer_id,
+    )
+
+
 def dedup_query(
     policy: BaseEngine, keys: Sequence[tuple[uuid.UUID, uuid.UUID, str]]
 ) -> Select[Any]:
@@ -188,29 +208,29 @@ class MessagesStore(SQLBaseStore):
         limit: int = 50,
         ascending: bool = False,
         viewer_id: uuid.UUID | None = None,
-        mark: StreamMark | None = None,
     ) -> list[Message]:
         """Up to ``limit`` messages with ``after_seq < seq < before_seq`` (bounds optional),
         newest first unless ``ascending``, as they are now; with ``viewer_id``, without the
-        ones that member hid.
+        ones that member hid. On the primary."""
+        query = _checked_page(couple_id, after_seq, before_seq, limit, ascending, viewer_id)
+        return await self.db_pool.read_txn("get_messages", _select_messages_txn, query)
 
-        ``mark`` (``StreamStore.stream_mark`` of this couple and viewer, read before): the
-        read may be answered by the read replica, if it holds everything committed at the
-        mark (``routing``)."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        query = page_query(
-            couple_id,
-            after_seq=after_seq,
-            before_seq=before_seq,
-            limit=limit,
-            ascending=ascending,
-            viewer_id=viewer_id,
-        )
-        if mark is not None:
-            mark.check(couple_id, viewer_id)
+    async def history_page(
+        self,
+        couple_id: uuid.UUID,
+        viewer_id: uuid.UUID,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+        ascending: bool = False,
+    ) -> tuple[StreamMark, list[Message]]:
+        """:meth:`get_messages` as ``viewer_id`` sees them, with the stream's mark read before
+        them (``Reads.marked``): the read replica may answer, if it holds everything committed
+        at the mark (``routing``)."""
+        query = _checked_page(couple_id, after_seq, before_seq, limit, ascending, viewer_id)
         read = partial(_select_messages_txn, query=query)
-        return await self.reads.stream("get_messages", mark, None, read)
+        return await self.reads.marked("history_page", couple_id, viewer_id, read)
 
     async def last_message(
         self, couple_id: uuid.UUID, *, viewer_id: uuid.UUID | None = None

@@ -51,7 +51,7 @@ from ieum_chat.store.schema import couples, message_hides
 if TYPE_CHECKING:
     from ieum_chat.store.pool import DatabasePool
 
-__all__ = ["RETRY_AFTER", "Reads", "StreamMark", "stream_mark_txn"]
+__all__ = ["RETRY_AFTER", "Reads", "StreamMark", "position_mark_txn", "stream_mark_txn"]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,16 @@ class StreamMark:
     hides: int
     """How many messages of the couple the viewer has hidden."""
 
-    def check(self, couple_id: uuid.UUID, viewer_id: uuid.UUID | None) -> None:
-        """ValueError unless this is the mark of ``couple_id`` as ``viewer_id`` reads it."""
-        if self.couple_id != couple_id or self.viewer_id != viewer_id:
-            raise ValueError("the stream mark is another couple's or another viewer's")
-
     def covered_by(self, other: StreamMark) -> bool:
         """Whether a database at ``other`` holds everything committed at this mark."""
         return other.last_seq >= self.last_seq and other.hides >= self.hides
+
+
+def position_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
+    """The mark without the hide count (0), which only judges a replica: the couple's
+    position alone, one primary-key probe."""
+    query = select(couples.c.last_seq).where(couples.c.id == couple_id)
+    return StreamMark(couple_id, viewer_id, int(conn.execute(query).scalar_one_or_none() or 0), 0)
 
 
 def stream_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
@@ -120,18 +122,37 @@ class Reads:
         self.replica = replica
         self._skip_until = 0.0  # monotonic time before which the replica is not tried
 
-    async def stream(
+    async def marked(
         self,
         desc: str,
-        mark: StreamMark | None,
+        couple_id: uuid.UUID,
+        viewer_id: uuid.UUID,
+        func: Callable[[Connection], T],
+        complete: Callable[[StreamMark], Callable[[T], bool]] | None = None,
+    ) -> tuple[StreamMark, T]:
+        """``func(conn)``, a read of the couple as ``viewer_id`` sees it, and the mark read
+        before it (what the read reflects at least: a page's ``asOfSeq``). Without a replica,
+        both in one transaction of the primary: each statement of a READ COMMITTED
+        transaction sees at least what the one before it saw. With one, the mark on the
+        primary, then the read on the replica if it holds everything committed at the mark
+        and ``complete(mark)(result)`` (if given) holds; else on the primary."""
+        if self.replica is None:
+
+            def both(conn: Connection) -> tuple[StreamMark, T]:
+                return position_mark_txn(conn, couple_id, viewer_id), func(conn)
+
+            return await self.primary.read_txn(desc, both)
+        mark = await self.primary.read_txn("stream_mark", stream_mark_txn, couple_id, viewer_id)
+        check = complete(mark) if complete is not None else None
+        return mark, await self._stream(desc, mark, check, func)
+
+    async def _stream(
+        self,
+        desc: str,
+        mark: StreamMark,
         complete: Callable[[T], bool] | None,
         func: Callable[[Connection], T],
     ) -> T:
-        """Run ``func(conn)`` (a read of ``mark``'s couple as its viewer sees it) on the
-        replica if it holds everything committed at ``mark`` and ``complete(result)`` (if
-        given) holds; else on the primary. No mark: on the primary."""
-        if self.replica is None or mark is None:
-            return await self.primary.read_txn(desc, func)
         outcome = await self._try_replica(desc, mark, complete, func)
         if isinstance(outcome, _Answer):
             metrics.REPLICA_READS.labels("replica", "caught_up").inc()

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from ieum_chat.store.messages import MESSAGE_COLUMNS, chunks
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import ChangeKind, Event, Hide, Message, message_from_row
-from ieum_chat.store.routing import StreamMark, stream_mark_txn
+from ieum_chat.store.routing import StreamMark
 from ieum_chat.store.schema import couples, message_events, message_hides, messages
 
 __all__ = [
@@ -160,15 +160,13 @@ class StreamStore(SQLBaseStore):
         *,
         after_seq: int,
         limit: int,
-        mark: StreamMark | None = None,
-    ) -> list[StreamItem]:
+    ) -> tuple[StreamMark, list[StreamItem]]:
         """Up to ``limit`` entries of the couple's stream with ``seq > after_seq``, ascending,
         as ``viewer_id`` sees them: messages as they are now, events, and for each message
-        the viewer hid, its :class:`Hide` in its place (the seq is the message's).
-
-        ``mark`` (:meth:`stream_mark` of this couple and viewer, read before): the read may
-        be answered by the read replica, if it holds everything committed at the mark and
-        returns a page that is whole up to it (``routing``)."""
+        the viewer hid, its :class:`Hide` in its place (the seq is the message's); with the
+        mark read before them (``Reads.marked``). The read may be answered by the read
+        replica, if it holds everything committed at the mark and returns a page that is
+        whole up to it (``routing``)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         read = partial(
@@ -178,20 +176,9 @@ class StreamStore(SQLBaseStore):
             after_seq=after_seq,
             limit=limit,
         )
-        if mark is None:
-            return await self.reads.stream("read_stream", None, None, read)
-        mark.check(couple_id, viewer_id)
-        return await self.reads.stream("read_stream", mark, _reaches(after_seq, limit, mark), read)
-
-    async def stream_mark(self, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
-        """How far the couple's stream is committed, as ``viewer_id`` reads it (on the
-        primary): its position (as :meth:`stream_position`) and the viewer's hide count.
-        Without a read replica the count is left out (0): only a replica is judged by it,
-        and the position alone costs what it did before replicas."""
-        if self.reads.replica is None:
-            position = await self.stream_position(couple_id)
-            return StreamMark(couple_id, viewer_id, position, hides=0)
-        return await self.db_pool.read_txn("stream_mark", stream_mark_txn, couple_id, viewer_id)
+        return await self.reads.marked(
+            "read_stream", couple_id, viewer_id, read, lambda mark: _reaches(after_seq, limit, mark)
+        )
 
     async def hides_since(
         self,

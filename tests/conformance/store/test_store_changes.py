@@ -173,7 +173,7 @@ async def test_unsend_leaves_a_tombstone_and_erases_the_edits_text(
     (tomb,) = result.messages
     assert (tomb.content, tomb.image_url, tomb.reactions, tomb.unsent_at) == (None, None, (), LATER)
     assert await current(db, m1) == tomb
-    stream = await db.read_stream(couple.id, b.id, after_seq=0, limit=10)
+    _, stream = await db.read_stream(couple.id, b.id, after_seq=0, limit=10)
     edits = [i for i in stream if isinstance(i, Event) and i.kind is ChangeKind.EDIT]
     assert [e.data for e in edits] == [{}]  # the edit's text is gone from the stream
     assert "secret" not in repr(stream)
@@ -254,7 +254,7 @@ async def test_a_repeated_temp_id_is_applied_once(
     later = applied(await one(db, dataclasses.replace(edit, content="v3")))
     assert (later.created, later.event) == (False, first.event)
     assert later.messages[0].content == "v2"
-    stream = await db.read_stream(couple.id, a.id, after_seq=0, limit=10)
+    _, stream = await db.read_stream(couple.id, a.id, after_seq=0, limit=10)
     assert [i.seq if isinstance(i, Message | Event) else None for i in stream] == [1, 2, 3]
 
 
@@ -288,9 +288,10 @@ async def test_a_hide_is_per_member_takes_no_seq_and_shows_in_its_place(
     (m3,) = await send(db, new_message, couple, a)
     assert m3.seq == 3
 
-    seen_by_b = await db.read_stream(couple.id, b.id, after_seq=0, limit=10)
+    mark, seen_by_b = await db.read_stream(couple.id, b.id, after_seq=0, limit=10)
     assert seen_by_b == [Hide(b.id, m1.id, couple.id, 1, LATER), m2, m3]
-    assert await db.read_stream(couple.id, a.id, after_seq=0, limit=10) == [m1, m2, m3]
+    assert (mark.couple_id, mark.viewer_id, mark.last_seq) == (couple.id, b.id, 3)
+    assert (await db.read_stream(couple.id, a.id, after_seq=0, limit=10))[1] == [m1, m2, m3]
     history = await db.get_messages(couple.id, viewer_id=b.id)
     assert [m.seq for m in history] == [3, 2]
     assert [m.seq for m in await db.get_messages(couple.id, viewer_id=a.id)] == [3, 2, 1]
@@ -336,7 +337,7 @@ async def test_the_stream_merges_messages_and_events_by_seq_in_pages(
     seen: list[int] = []
     after = 0
     while True:
-        page = await db.read_stream(couple.id, a.id, after_seq=after, limit=3)
+        _, page = await db.read_stream(couple.id, a.id, after_seq=after, limit=3)
         seqs = [i.seq if isinstance(i, Message | Event) else i.position for i in page]
         seen += seqs
         if len(page) < 3:
@@ -346,7 +347,7 @@ async def test_the_stream_merges_messages_and_events_by_seq_in_pages(
     assert await db.stream_position(couple.id) == 8
     assert await db.stream_position(uuid.uuid4()) == 0
     # messages come as they are now: the reactions are on them already
-    first = (await db.read_stream(couple.id, a.id, after_seq=0, limit=1))[0]
+    first = (await db.read_stream(couple.id, a.id, after_seq=0, limit=1))[1][0]
     assert isinstance(first, Message)
     assert first.reactions == (Reaction("❤️", (b.id,)),)
 
@@ -374,7 +375,7 @@ async def test_a_change_right_after_its_message_in_one_batch_and_concurrent_chan
     assert (final.content, final.reactions) == (None, ())
     if isinstance(edit_result, Refused):
         assert edit_result.reason is Refusal.INVALID  # the unsend came first
-    stream = await db.read_stream(couple.id, a.id, after_seq=0, limit=20)
+    _, stream = await db.read_stream(couple.id, a.id, after_seq=0, limit=20)
     seqs = [i.seq for i in stream if isinstance(i, Message | Event)]
     assert seqs == list(range(1, len(seqs) + 1))
 
@@ -418,7 +419,7 @@ async def test_one_batch_sees_its_own_earlier_changes(
     now = await db.messages_by_id([m1.id, m2.id])
     assert (now[m1.id].unsent, now[m1.id].content, now[m1.id].is_read) == (True, None, False)
     assert (now[m2.id].is_read, now[m2.id].reactions) == (True, (Reaction("👍", (b.id,)),))
-    stream = await db.read_stream(couple.id, a.id, after_seq=2, limit=10)
+    _, stream = await db.read_stream(couple.id, a.id, after_seq=2, limit=10)
     assert [(i.kind, i.data) for i in stream if isinstance(i, Event)][:2] == [
         (ChangeKind.EDIT, {}),
         (ChangeKind.UNSEND, {}),

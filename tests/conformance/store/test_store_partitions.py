@@ -82,7 +82,7 @@ async def _snapshot(db: Database, couples: list[tuple[Couple, User, User]]) -> d
             seen[mine + " page"] = await db.get_messages(couple.id, viewer_id=member.id)
             seen[mine + " resume"] = await db.read_stream(
                 couple.id, member.id, after_seq=0, limit=1000
-            )
+            )  # the stream and its mark
             seen[mine + " unread"] = await db.unread_count(couple.id, member.id)
         seen[key + " position"] = await db.stream_position(couple.id)
     return seen
