@@ -81,6 +81,8 @@ def page_query(
 ) -> Select[Any]:
     """One page of a couple's history: a range scan of ``uq_messages_couple_seq``, no OFFSET.
     With ``viewer_id``, without the messages that member hid (one primary-key probe each)."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
     query = select(*MESSAGE_COLUMNS).where(messages.c.couple_id == couple_id)
     if viewer_id is not None:
         query = query.where(~_hidden_by(viewer_id))
@@ -90,26 +92,6 @@ def page_query(
         query = query.where(messages.c.seq < before_seq)
     order = messages.c.seq.asc() if ascending else messages.c.seq.desc()
     return query.order_by(order).limit(limit)
-
-
-def _checked_page(  # noqa: PLR0917 - the page's bounds, as the store methods take them
-    couple_id: uuid.UUID,
-    after_seq: int | None,
-    before_seq: int | None,
-    limit: int,
-    ascending: bool,
-    viewer_id: uuid.UUID | None,
-) -> Select[Any]:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    return page_query(
-        couple_id,
-        after_seq=after_seq,
-        before_seq=before_seq,
-        limit=limit,
-        ascending=ascending,
-        viewer_id=viewer_id,
-    )
 
 
 def dedup_query(
@@ -212,7 +194,14 @@ class MessagesStore(SQLBaseStore):
         """Up to ``limit`` messages with ``after_seq < seq < before_seq`` (bounds optional),
         newest first unless ``ascending``, as they are now; with ``viewer_id``, without the
         ones that member hid. On the primary."""
-        query = _checked_page(couple_id, after_seq, before_seq, limit, ascending, viewer_id)
+        query = page_query(
+            couple_id,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            limit=limit,
+            ascending=ascending,
+            viewer_id=viewer_id,
+        )
         return await self.db_pool.read_txn("get_messages", _select_messages_txn, query)
 
     async def history_page(
@@ -228,7 +217,14 @@ class MessagesStore(SQLBaseStore):
         """:meth:`get_messages` as ``viewer_id`` sees them, with the stream's mark read before
         them (``Reads.marked``): the read replica may answer, if it holds everything committed
         at the mark (``routing``)."""
-        query = _checked_page(couple_id, after_seq, before_seq, limit, ascending, viewer_id)
+        query = page_query(
+            couple_id,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            limit=limit,
+            ascending=ascending,
+            viewer_id=viewer_id,
+        )
         read = partial(_select_messages_txn, query=query)
         return await self.reads.marked("history_page", couple_id, viewer_id, read)
 

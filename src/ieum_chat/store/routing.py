@@ -39,9 +39,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from ieum_chat.errors import StoreError, StoreUnavailable
@@ -51,7 +51,7 @@ from ieum_chat.store.schema import couples, message_hides
 if TYPE_CHECKING:
     from ieum_chat.store.pool import DatabasePool
 
-__all__ = ["RETRY_AFTER", "Reads", "StreamMark", "position_mark_txn", "stream_mark_txn"]
+__all__ = ["RETRY_AFTER", "Reads", "StreamMark", "stream_mark_txn", "stream_position_txn"]
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,13 @@ class StreamMark:
         return other.last_seq >= self.last_seq and other.hides >= self.hides
 
 
-def position_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
-    """The mark without the hide count (0), which only judges a replica: the couple's
-    position alone, one primary-key probe."""
-    query = select(couples.c.last_seq).where(couples.c.id == couple_id)
-    return StreamMark(couple_id, viewer_id, int(conn.execute(query).scalar_one_or_none() or 0), 0)
+def _position(couple_id: uuid.UUID) -> Select[Any]:
+    return select(couples.c.last_seq).where(couples.c.id == couple_id)
+
+
+def stream_position_txn(conn: Connection, couple_id: uuid.UUID) -> int:
+    """The last seq handed out in the couple's stream; 0 for none, or no such couple."""
+    return int(conn.execute(_position(couple_id)).scalar_one_or_none() or 0)
 
 
 def stream_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
@@ -91,8 +93,7 @@ def stream_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID
         .where(message_hides.c.couple_id == couple_id, message_hides.c.user_id == viewer_id)
         .scalar_subquery()
     )
-    last_seq = select(couples.c.last_seq).where(couples.c.id == couple_id).scalar_subquery()
-    row = conn.execute(select(last_seq, hides)).one()
+    row = conn.execute(select(_position(couple_id).scalar_subquery(), hides)).one()
     return StreamMark(couple_id, viewer_id, int(row[0] or 0), int(row[1]))
 
 
@@ -139,7 +140,9 @@ class Reads:
         if self.replica is None:
 
             def both(conn: Connection) -> tuple[StreamMark, T]:
-                return position_mark_txn(conn, couple_id, viewer_id), func(conn)
+                # The hide count judges a replica only: without one, the position alone.
+                position = stream_position_txn(conn, couple_id)
+                return StreamMark(couple_id, viewer_id, position, hides=0), func(conn)
 
             return await self.primary.read_txn(desc, both)
         mark = await self.primary.read_txn("stream_mark", stream_mark_txn, couple_id, viewer_id)

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 from ieum_chat.store.messages import MESSAGE_COLUMNS, chunks
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import ChangeKind, Event, Hide, Message, message_from_row
-from ieum_chat.store.routing import StreamMark
-from ieum_chat.store.schema import couples, message_events, message_hides, messages
+from ieum_chat.store.routing import StreamMark, stream_position_txn
+from ieum_chat.store.schema import message_events, message_hides, messages
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -139,11 +139,6 @@ def _hides_since_txn(  # noqa: PLR0917 - a transaction function takes its argume
     return [hide_from_row(row) for row in conn.execute(query)]
 
 
-def _stream_position_txn(conn: Connection, couple_id: uuid.UUID) -> int:
-    query = select(couples.c.last_seq).where(couples.c.id == couple_id)
-    return int(conn.execute(query).scalar_one_or_none() or 0)
-
-
 def messages_by_id_txn(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Message]:
     found: list[Message] = []
     for chunk in chunks(list(ids)):
@@ -198,7 +193,7 @@ class StreamStore(SQLBaseStore):
     async def stream_position(self, couple_id: uuid.UUID) -> int:
         """The last seq handed out in the couple's stream (a message's or a change's); 0 for
         none, or no such couple."""
-        return await self.db_pool.read_txn("stream_position", _stream_position_txn, couple_id)
+        return await self.db_pool.read_txn("stream_position", stream_position_txn, couple_id)
 
     async def messages_by_id(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
         """The stored messages with these ids (any couple; the caller checks)."""
