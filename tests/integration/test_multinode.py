@@ -18,6 +18,7 @@ import pytest
 from tests.support.chat import both_send_at_once, text
 from tests.support.fixtures import SERVER_ENV
 from tests.support.nginx import Cluster, running_cluster
+from tests.support.polling import eventually
 from tests.support.stomp_client import StompTestClient
 
 pytestmark = pytest.mark.postgres
@@ -43,12 +44,6 @@ def couples(cluster: Cluster) -> Iterator[Couple]:
 @pytest.fixture
 def couple(couples: Iterator[Couple]) -> Couple:
     return next(couples)
-
-
-async def eventually(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polling a file nginx writes
-            await asyncio.sleep(0.05)
 
 
 async def test_members_on_different_nodes_chat_through_nginx(
