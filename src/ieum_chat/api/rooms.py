@@ -46,27 +46,24 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         responses=responses(401, 404, 503, s404="the caller is not in a couple (NOT_FOUND)"),
     )
     async def get_room(chat: Chat, user: Caller) -> Response:
-        couple = await chat.couple_of(user.id)
-        if couple is None:
+        room = await chat.db.room_view(user.id)
+        if room is None:
             raise NotFound("you are not in a couple")
-        partner_id = couple.partner_of(user.id)
-        partner = await chat.user(partner_id)
+        partner = await chat.user(room.couple.partner_of(user.id))
         if partner is None:  # a couple row outliving its user; the schema's FKs forbid it
             raise NotFound("the partner of this couple does not exist")
-        unread = await chat.db.unread_count(couple.id, user.id)
-        position = await chat.db.stream_position(couple.id)
-        last = await chat.db.last_message(couple.id, viewer_id=user.id)
-        rendered = await chat.history.render_messages([last], as_of=position) if last else None
+        last = room.last
+        rendered = await chat.history.render_messages([last], as_of=room.position) if last else None
         return json_response(
             {
-                "id": str(couple.id),
+                "id": str(room.couple.id),
                 "partner": {
                     "id": str(partner.id),
                     "name": partner.name,
                     "profileImage": partner.profile_image,
                     "online": await chat.presence.online(partner.id),
                 },
-                "unreadCount": unread,
+                "unreadCount": room.unread,
                 "lastMessage": rendered[0] if rendered else None,
             }
         )

@@ -21,6 +21,7 @@ __all__ = [
     "PairingRefusal",
     "PairingRefused",
     "couple_from_row",
+    "couple_of_txn",
     "member_of",
 ]
 
@@ -58,7 +59,7 @@ def _select_couple_txn(conn: Connection, couple_id: uuid.UUID) -> Couple | None:
     return None if row is None else couple_from_row(row)
 
 
-def _couple_of_txn(conn: Connection, user_id: uuid.UUID) -> Couple | None:
+def couple_of_txn(conn: Connection, user_id: uuid.UUID) -> Couple | None:
     query = (
         select(*COUPLE_COLUMNS)
         .where(member_of(user_id), couples.c.dissolved_at.is_(None))
@@ -141,7 +142,7 @@ class CouplesStore(SQLBaseStore):
 
     async def couple_of(self, user_id: uuid.UUID) -> Couple | None:
         """The active couple ``user_id`` belongs to, if any."""
-        return await self.db_pool.read_txn("couple_of", _couple_of_txn, user_id)
+        return await self.db_pool.read_txn("couple_of", couple_of_txn, user_id)
 
     async def seed_couples(
         self, n: int, *, name_prefix: str = "user"

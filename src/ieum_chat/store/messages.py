@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from ieum_chat.store.couples import couple_of_txn
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.pool import SQLBaseStore
 from ieum_chat.store.records import (
@@ -36,9 +37,10 @@ from ieum_chat.store.records import (
     NewMessage,
     Refusal,
     Refused,
+    RoomView,
     message_from_row,
 )
-from ieum_chat.store.routing import StreamMark
+from ieum_chat.store.routing import StreamMark, stream_position_txn
 from ieum_chat.store.schema import couples, message_hides, messages, to_db_time
 
 __all__ = [
@@ -142,6 +144,16 @@ def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUI
     return int(conn.execute(query).scalar_one())
 
 
+def _room_view_txn(conn: Connection, user_id: uuid.UUID) -> RoomView | None:
+    couple = couple_of_txn(conn, user_id)
+    if couple is None:
+        return None
+    unread = unread_count_txn(conn, couple.id, user_id)
+    position = stream_position_txn(conn, couple.id)
+    last = _select_messages_txn(conn, page_query(couple.id, limit=1, viewer_id=user_id))
+    return RoomView(couple, unread, position, last[0] if last else None)
+
+
 def _checked(new: NewMessage) -> NewMessage | Refused:
     if new.temp_id is not None and len(new.temp_id) > TEMP_ID_MAX:
         detail = (
@@ -228,16 +240,10 @@ class MessagesStore(SQLBaseStore):
         read = partial(_select_messages_txn, query=query)
         return await self.reads.marked("history_page", couple_id, viewer_id, read)
 
-    async def last_message(
-        self, couple_id: uuid.UUID, *, viewer_id: uuid.UUID | None = None
-    ) -> Message | None:
-        """The couple's latest message (with ``viewer_id``: that member has not hidden)."""
-        page = await self.db_pool.read_txn(
-            "last_message",
-            _select_messages_txn,
-            page_query(couple_id, limit=1, viewer_id=viewer_id),
-        )
-        return page[0] if page else None
+    async def room_view(self, user_id: uuid.UUID) -> RoomView | None:
+        """The room of ``user_id``'s active couple as that member sees it, read in one
+        transaction (None: not in a couple)."""
+        return await self.db_pool.read_txn("room_view", _room_view_txn, user_id)
 
     async def unread_count(self, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
         """How many of the partner's messages ``reader_id`` has not read (0 for non-members),

@@ -45,6 +45,7 @@ __all__ = [
     "Reaction",
     "Refusal",
     "Refused",
+    "RoomView",
     "Stored",
     "User",
     "message_from_row",
@@ -241,6 +242,19 @@ def reactions_json(reactions: Sequence[Reaction]) -> str | None:
     return orjson.dumps(
         [{"emoji": r.emoji, "userIds": [str(u) for u in r.user_ids]} for r in reactions]
     ).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A member's room as one transaction read it: the active couple, how many of the
+    partner's messages the member has not read, the stream's position (what the last
+    message's read state is rendered as of) and the latest message the member has not
+    hidden (None in an empty room)."""
+
+    couple: Couple
+    unread: int
+    position: int
+    last: Message | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,9 @@ async def test_append_returns_the_stored_rows(
     assert (m.id, m.couple_id, m.sender_id, m.seq) == (new.id, couple.id, a.id, 1)
     assert (m.type, m.content, m.image_url, m.temp_id) == ("TEXT", "hello", None, "t-1")
     assert (m.is_read, m.read_at, m.created_at) == (False, None, new.created_at)
-    assert await db.last_message(couple.id) == m
+    room = await db.room_view(a.id)
+    assert room is not None
+    assert room.last == m
     assert await db.get_messages(couple.id) == [m]
 
 

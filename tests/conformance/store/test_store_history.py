@@ -80,15 +80,15 @@ async def test_limit(db: Database, history: Couple) -> None:
 async def test_empty_and_unknown_couples(db: Database, make_couple: CoupleFactory) -> None:
     couple, _, _ = await make_couple()
     assert await db.get_messages(couple.id) == []
-    assert await db.last_message(couple.id) is None
     assert await db.get_messages(uuid.uuid4()) == []
-    assert await db.last_message(uuid.uuid4()) is None
 
 
 async def test_last_message(
     db: Database, history: Couple, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
-    last = await db.last_message(history.id)
+    room = await db.room_view(history.user1_id)
+    assert room is not None
+    last = room.last
     assert last is not None
     assert (last.seq, last.content) == (120, "#120")
     assert last == (await db.get_messages(history.id, limit=1))[0]

@@ -12,6 +12,7 @@ import pytest
 from tests.support.appends import all_stored
 
 from ieum_chat.store import Couple, Database, Message, NewMessage, User
+from ieum_chat.store.records import ChangeKind, NewChange
 
 CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
 MessageFactory = Callable[..., NewMessage]
@@ -150,3 +151,38 @@ async def test_unread_count_of_empty_couple(db: Database, make_couple: CoupleFac
     assert await db.unread_count(couple.id, a.id) == 0
     assert await db.unread_count(couple.id, b.id) == 0
     assert await db.unread_count(uuid.uuid4(), a.id) == 0
+
+
+async def test_the_room_view_reads_the_couple_unread_count_position_and_last_message(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    empty = await db.room_view(b.id)
+    assert empty is not None
+    assert (empty.couple, empty.unread, empty.position, empty.last) == (couple, 0, 0, None)
+    m = await _conversation(db, couple, a, b, new_message)
+    await db.mark_read(couple.id, b.id, up_to_seq=2, read_at=READ_AT)  # an event: seq 7
+    room = await db.room_view(b.id)
+    assert room is not None
+    assert (room.couple, room.unread, room.position, room.last) == (couple, 2, 7, m[5])
+    # a's view: b's two messages unread; the latest is a's own
+    mine = await db.room_view(a.id)
+    assert mine is not None
+    assert (mine.unread, mine.last) == (2, m[5])
+    # a message b hid (delete for me) is neither b's last message nor unread for b
+    hide = NewChange(ChangeKind.HIDE, couple.id, b.id, READ_AT, message_id=m[5].id)
+    await db.apply_changes([hide])
+    room = await db.room_view(b.id)
+    assert room is not None
+    assert (room.unread, room.position, room.last) == (1, 7, m[4])
+
+
+async def test_no_room_view_outside_an_active_couple(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    await db.append_messages([new_message(couple, a, "hello")])
+    assert await db.room_view(uuid.uuid4()) is None
+    await db.dissolve_couple(couple.id)
+    assert await db.room_view(a.id) is None
+    assert await db.room_view(b.id) is None
