@@ -1,6 +1,7 @@
 """History pages deep in a long conversation: one couple with 100,000 messages (and a second
 couple's traffic beside it), then 50-message pages at random cursors, timed through the store
-and through ``GET /chat/rooms/{roomId}/messages`` on a real ``ieum-chat serve``.
+and through ``GET /chat/rooms/{roomId}/messages`` on a real ``ieum-chat serve``, with as many
+``GET /chat/room`` (the room's summary: unread count, last message) between them.
 
     python -m bench.history                       # PostgreSQL on IEUM_TEST_PG_URL (a throwaway DB)
     python -m bench.history --sqlite              # a SQLite file instead
@@ -141,7 +142,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _time_rest(url: str, couple: Couple, cursors: list[int | None], limit: int) -> dict[str, float]:
+def _time_rest(
+    url: str, couple: Couple, cursors: list[int | None], limit: int
+) -> dict[str, dict[str, float]]:
+    """p50/p99/max of the history pages at ``cursors`` and of as many ``GET /chat/room``,
+    the two kinds of request taking turns, on one ``ieum-chat serve``."""
     port = _free_port()
     env = {**os.environ, "IEUM_DATABASE_URL": url, "IEUM_JWT_SECRET": SECRET}
     log = tempfile.NamedTemporaryFile(prefix="bench-history-", suffix=".log", delete=False)  # noqa: SIM115
@@ -173,14 +178,24 @@ def _time_rest(url: str, couple: Couple, cursors: list[int | None], limit: int) 
                 response = client.get(path, params=params, headers=headers)
                 response.raise_for_status()
 
+            def room() -> None:
+                client.get("/chat/room", headers=headers).raise_for_status()
+
             for cursor in cursors[:20]:
                 page(cursor)
-            samples = []
+                room()
+            pages, rooms = [], []
             for cursor in cursors:
                 start = time.perf_counter()
                 page(cursor)
-                samples.append((time.perf_counter() - start) * 1000)
-            return percentiles(samples)
+                pages.append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
+                room()
+                rooms.append((time.perf_counter() - start) * 1000)
+            return {
+                "REST history page": percentiles(pages),
+                "REST GET /chat/room": percentiles(rooms),
+            }
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -223,9 +238,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         store = asyncio.run(_time_store(url, couple.id, cursors, args.limit))
         rest = _time_rest(url, couple, cursors, args.limit)
         print(f"\n{args.pages} pages of {args.limit}, random cursors (1 in 10 the newest page):")
-        for label, figures in (("store get_messages", store), ("REST GET", rest)):
+        for label, figures in (("store get_messages", store), *rest.items()):
             print(
-                f"  {label:<20} p50 {figures['p50']:6.2f} ms   p99 {figures['p99']:6.2f} ms"
+                f"  {label:<22} p50 {figures['p50']:6.2f} ms   p99 {figures['p99']:6.2f} ms"
                 f"   max {figures['max']:6.2f} ms"
             )
     finally:
