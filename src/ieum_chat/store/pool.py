@@ -63,7 +63,8 @@ class DatabasePool:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``func(conn, *args, **kwargs)`` in a transaction that only reads."""
+        """Run ``func(conn, *args, **kwargs)``, which only reads: in a transaction, or with
+        the engine's ``read_options`` (on PostgreSQL, each statement on its own)."""
         return await self._run(desc, False, func, *args, **kwargs)
 
     async def write_txn(
@@ -93,8 +94,9 @@ class DatabasePool:
             guard = self.policy.write_guard() if write else contextlib.nullcontext()
             with map_driver_errors(desc, self.policy.is_unavailable):
                 async with guard, self.engine.connect() as conn:
-                    if write:
-                        await conn.execution_options(**self.policy.write_options())
+                    options = self.policy.write_options() if write else self.policy.read_options()
+                    if options:
+                        await conn.execution_options(**options)
                     async with conn.begin():
                         return await conn.run_sync(func, *args, **kwargs)
         finally:
