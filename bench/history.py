@@ -99,7 +99,7 @@ async def explain_page(url: str, couple_id: uuid.UUID, before: int, limit: int =
     engine = create_async_engine(normalize_url(url))
     try:
         async with engine.connect() as conn:
-            query = page_query(couple_id, before_seq=before, limit=limit)
+            query = page_query(couple_id, before_seq=before, limit=limit).bound()
             sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
             if conn.dialect.name == "postgresql":
                 rows = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql))

@@ -81,9 +81,9 @@ async def explain_newest_page(
     try:
         async with engine.connect() as conn:
             sql = str(
-                page_query(couple_id, limit=limit, viewer_id=viewer_id).compile(
-                    engine, compile_kwargs={"literal_binds": True}
-                )
+                page_query(couple_id, limit=limit, viewer_id=viewer_id)
+                .bound()
+                .compile(engine, compile_kwargs={"literal_binds": True})
             )
             await conn.execute(text(sql))  # warm: the plan shown is a page served from cache
             rows = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql))

@@ -11,13 +11,18 @@ row is read through one converter, ``records.message_from_row``, in the column o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
+    Integer,
     Select,
+    bindparam,
     exists,
     false,
     func,
@@ -48,6 +53,7 @@ __all__ = [
     "TEMP_ID_MAX",
     "TYPE_MAX",
     "MessagesStore",
+    "Page",
     "chunks",
     "dedup_query",
     "page_query",
@@ -72,6 +78,33 @@ def chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The query of one page of a couple's history: a statement built once per shape (which
+    bounds, which order, for a viewer or not), and the values of its parameters. Reusing the
+    statement spares building it and computing its cache key for every page."""
+
+    statement: Select[Any]
+    params: dict[str, Any]
+
+    def bound(self) -> Select[Any]:
+        """The statement with the values in it (to compile, or EXPLAIN)."""
+        return self.statement.params(self.params)
+
+
+@functools.cache
+def _page_statement(*, after: bool, before: bool, ascending: bool, viewer: bool) -> Select[Any]:
+    query = select(*MESSAGE_COLUMNS).where(messages.c.couple_id == bindparam("couple_id"))
+    if viewer:
+        query = query.where(~_hidden_by(bindparam("viewer_id")))
+    if after:
+        query = query.where(messages.c.seq > bindparam("after_seq"))
+    if before:
+        query = query.where(messages.c.seq < bindparam("before_seq"))
+    order = messages.c.seq.asc() if ascending else messages.c.seq.desc()
+    return query.order_by(order).limit(bindparam("limit", type_=Integer))
+
+
 def page_query(
     couple_id: uuid.UUID,
     *,
@@ -80,20 +113,25 @@ def page_query(
     limit: int = 50,
     ascending: bool = False,
     viewer_id: uuid.UUID | None = None,
-) -> Select[Any]:
+) -> Page:
     """One page of a couple's history: a range scan of ``uq_messages_couple_seq``, no OFFSET.
     With ``viewer_id``, without the messages that member hid (one primary-key probe each)."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    query = select(*MESSAGE_COLUMNS).where(messages.c.couple_id == couple_id)
-    if viewer_id is not None:
-        query = query.where(~_hidden_by(viewer_id))
-    if after_seq is not None:
-        query = query.where(messages.c.seq > after_seq)
-    if before_seq is not None:
-        query = query.where(messages.c.seq < before_seq)
-    order = messages.c.seq.asc() if ascending else messages.c.seq.desc()
-    return query.order_by(order).limit(limit)
+    statement = _page_statement(
+        after=after_seq is not None,
+        before=before_seq is not None,
+        ascending=ascending,
+        viewer=viewer_id is not None,
+    )
+    params = {
+        "couple_id": couple_id,
+        "viewer_id": viewer_id,
+        "after_seq": after_seq,
+        "before_seq": before_seq,
+        "limit": limit,
+    }
+    return Page(statement, {key: value for key, value in params.items() if value is not None})
 
 
 def dedup_query(
@@ -112,7 +150,7 @@ def _is_member(couple_id: uuid.UUID, user_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
-def _hidden_by(user_id: uuid.UUID) -> ColumnElement[bool]:
+def _hidden_by(user_id: uuid.UUID | BindParameter[Any]) -> ColumnElement[bool]:
     return exists().where(
         message_hides.c.user_id == user_id, message_hides.c.message_id == messages.c.id
     )
@@ -129,8 +167,8 @@ def unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[Colu
     ]
 
 
-def _select_messages_txn(conn: Connection, query: Select[Any]) -> list[Message]:
-    return [message_from_row(row) for row in conn.execute(query)]
+def _select_messages_txn(conn: Connection, query: Page) -> list[Message]:
+    return [message_from_row(row) for row in conn.execute(query.statement, query.params)]
 
 
 def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:

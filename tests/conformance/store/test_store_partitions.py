@@ -321,7 +321,7 @@ async def test_history_page_reads_one_partition_through_its_index(
                 ).bindparams(bindparam("c", type_=Uuid())),
                 {"c": target.id},
             )
-            query = page_query(target.id, before_seq=1500, limit=50)
+            query = page_query(target.id, before_seq=1500, limit=50).bound()
             sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
             plan = "\n".join(row[0] for row in await conn.execute(text("EXPLAIN " + sql)))
     finally:

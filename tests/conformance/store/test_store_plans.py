@@ -78,7 +78,7 @@ async def test_history_page_is_an_index_range_scan(
     other, c, _ = await make_couple()
     await db.append_messages([new_message(couple, a) for _ in range(2000)])
     await db.append_messages([new_message(other, c) for _ in range(2000)])
-    plan = await explain(migrated_url, page_query(couple.id, before_seq=1000, limit=50))
+    plan = await explain(migrated_url, page_query(couple.id, before_seq=1000, limit=50).bound())
     assert "Seq Scan" not in plan, plan
     assert "SCAN messages" not in plan, plan
     assert "Sort" not in plan, plan  # the index order is the page order
@@ -107,7 +107,7 @@ async def test_history_page_on_20k_rows_uses_an_index_on_postgresql(
     finally:
         await engine.dispose()
     target = couples[0]
-    plan = await explain(migrated_url, page_query(target.id, before_seq=2500, limit=50))
+    plan = await explain(migrated_url, page_query(target.id, before_seq=2500, limit=50).bound())
     assert "Seq Scan" not in plan, plan
     assert "Index Scan Backward using uq_messages_couple_seq" in plan, plan
     page = await db.get_messages(target.id, before_seq=2500)
