@@ -50,6 +50,7 @@ class DatabasePool:
     def __init__(self, policy: BaseEngine, engine: AsyncEngine, *, pool_size: int) -> None:
         self.policy = policy
         self.engine = engine
+        self.writer = policy.writer(engine)
         self.appender: Appender = policy.appender(self, pool_size=pool_size)
 
     @property
@@ -93,6 +94,9 @@ class DatabasePool:
         try:
             guard = self.policy.write_guard() if write else contextlib.nullcontext()
             with map_driver_errors(desc, self.policy.is_unavailable):
+                if write and self.writer is not None:
+                    async with guard:
+                        return await self.writer.run(func, *args, **kwargs)
                 async with guard, self.engine.connect() as conn:
                     options = self.policy.write_options() if write else self.policy.read_options()
                     if options:
@@ -109,6 +113,8 @@ class DatabasePool:
     async def close(self) -> None:
         try:
             await self.appender.close()
+            if self.writer is not None:
+                await self.writer.close()
         finally:
             await self.engine.dispose()
 
