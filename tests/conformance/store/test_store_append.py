@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -252,3 +253,24 @@ async def test_large_batch(
     again = all_stored(await db.append_messages(batch))
     assert not any(r.created for r in again)
     assert seqs(again) == list(range(1, 1201))
+
+
+async def test_a_cancelled_append_stores_its_batch_whole_or_not_at_all(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    """The caller stops waiting; the transaction it started ends on its own (committed or
+    rolled back, never half), and the next append numbers after whatever it stored."""
+    couple, a, _ = await make_couple()
+    for delay in (0.0, 0.001, 0.005):
+        batch = [new_message(couple, a, f"cancelled {delay} {i}") for i in range(50)]
+        task = asyncio.create_task(db.append_messages(batch))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        after = all_stored(await db.append_messages([new_message(couple, a, f"after {delay}")]))
+        stored = await db.get_messages(couple.id, limit=500, ascending=True)
+        kept = [m for m in stored if (m.content or "").startswith(f"cancelled {delay} ")]
+        assert len(kept) in (0, 50), delay
+        assert [m.seq for m in stored] == list(range(1, len(stored) + 1))
+        assert after[0].message.seq == stored[-1].seq
