@@ -105,7 +105,9 @@ class Subscription:
         self.couple_id = couple_id
         self.last_seq = 0  # the highest seq delivered (or, at the start, not asked for)
         self.catching_up = True  # until the first replay has run
-        self.held: list[tuple[int, bytes, uuid.UUID | None]] = []
+        # What arrived while catching up; a list only while there is something (most
+        # subscriptions, idle ones included, hold nothing most of the time).
+        self.held: list[tuple[int, bytes, uuid.UUID | None]] | None = None
 
     def deliver(self, seq: int, body: bytes, audience: uuid.UUID | None = None) -> None:
         """The hub's call for every payload on the couple's channel (seq 0: not stored in the
@@ -130,7 +132,9 @@ class Subscription:
             self.owner.catch_up(self)
 
     def _hold(self, seq: int, body: bytes, audience: uuid.UUID | None) -> None:
-        if len(self.held) >= MAX_HELD:
+        if self.held is None:
+            self.held = []
+        elif len(self.held) >= MAX_HELD:
             self.owner.outlet.overflow()
             return
         self.held.append((seq, body, audience))
@@ -138,8 +142,8 @@ class Subscription:
     def release(self) -> None:
         """The replay is done: deliver what was held meanwhile (duplicates drop by seq)."""
         self.catching_up = False
-        held, self.held = self.held, []
-        for seq, body, audience in held:
+        held, self.held = self.held, None
+        for seq, body, audience in held or ():
             self.deliver(seq, body, audience)
 
 

@@ -79,7 +79,6 @@ class StompSession:
         "_server_name",
         "_state",
         "_subscriptions",
-        "_subscriptions_view",
         "_supported_versions",
         "_version",
         "_wire_version",
@@ -124,8 +123,8 @@ class StompSession:
         self._error_headers: Headers = ()
         self._refused_receipt: str | None = None
         self._subscriptions: dict[str, str] = {}
-        self._subscriptions_view = MappingProxyType(self._subscriptions)
-        self._client_ack: set[str] = set()
+        # Most sessions never use client acks: the set comes with the first such subscription.
+        self._client_ack: set[str] | None = None
         self._connect_deadline = now + connect_timeout
         self._expiry: float | None = None
         self._last_sent = now
@@ -152,7 +151,7 @@ class StompSession:
     @property
     def subscriptions(self) -> Mapping[str, str]:
         """Live subscriptions, id -> destination (a read-only view)."""
-        return self._subscriptions_view
+        return MappingProxyType(self._subscriptions)
 
     # -- bytes in, events out -------------------------------------------------------------
 
@@ -272,6 +271,8 @@ class StompSession:
             raise RemoteProtocolError(f"more than {self._max_subscriptions} subscriptions")
         subscriptions[subscription_id] = destination
         if ack != "auto":
+            if self._client_ack is None:
+                self._client_ack = set()
             self._client_ack.add(subscription_id)
         return Subscribe(
             id=subscription_id,
@@ -440,7 +441,8 @@ class StompSession:
     def discard_subscription(self, subscription_id: str) -> None:
         """Forgets a subscription the server refused, so that the client may reuse its id."""
         self._subscriptions.pop(subscription_id, None)
-        self._client_ack.discard(subscription_id)
+        if self._client_ack is not None:
+            self._client_ack.discard(subscription_id)
 
     # -- timers -----------------------------------------------------------------------------
 
