@@ -135,6 +135,7 @@ async def test_held_messages_are_bounded(w: World) -> None:
     sub.catching_up = True  # as while a catch-up reads the database
     for seq in range(1, MAX_HELD + 2):
         sub.deliver(seq, b"{}")
+    assert sub.held is not None
     assert len(sub.held) == MAX_HELD
     error = await peer.wait_for("ERROR")
     assert error.get("message") == "SLOW_CONSUMER"
