@@ -205,6 +205,13 @@
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || "";
   const forcedTransport = params.get("transport") || null;
+  // SockJS transports that need no other site. The iframe-* ones load the server's iframe
+  // page, which loads sockjs-client from IEUM_SOCKJS_CLIENT_URL (a CDN by default): where that
+  // site cannot be reached they fail with "SockJS is not defined" inside the frame.
+  const SOCKJS_TRANSPORTS = [
+    "websocket", "xhr-streaming", "xdr-streaming", "eventsource", "htmlfile",
+    "xhr-polling", "xdr-polling", "jsonp-polling",
+  ];
   const wanted = (params.get("lang") || navigator.language || "ko").toLowerCase();
   const lang = wanted.startsWith("ko") ? "ko" : "en";
   const T = TEXTS[lang];
@@ -1569,7 +1576,7 @@
         deviceId,
         storage,
         transport: sockjs ? "sockjs" : "auto",
-        ...(forcedTransport ? { sockjsTransports: [forcedTransport] } : {}),
+        sockjsTransports: forcedTransport ? [forcedTransport] : SOCKJS_TRANSPORTS,
         backoff: { initialMs: 500, maxMs: 4000 },
       });
       state.client = client;
