@@ -47,6 +47,12 @@ export class Browser {
     this.calls = new Map();
     this.listeners = []; // [sessionId, method, callback]
     ws.on("message", (data) => this.onMessage(JSON.parse(data)));
+    // A call the browser can no longer answer fails; left pending, it would let node end the
+    // script with status 13 (a top-level await nothing can settle).
+    ws.on("close", () => {
+      for (const call of this.calls.values()) call.reject(new Error(`${call.method}: the browser is gone`));
+      this.calls.clear();
+    });
   }
 
   onMessage(message) {
@@ -64,6 +70,9 @@ export class Browser {
   }
 
   send(method, params = {}, sessionId = undefined) {
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error(`${method}: the browser is gone`));
+    }
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject, method });
@@ -114,8 +123,16 @@ export class Browser {
         : new Promise((resolve) => proc.once("exit", resolve));
     this.ws.close();
     proc.kill();
-    await Promise.race([exited, sleep(5000)]);
-    rmSync(this.profile, { recursive: true, force: true });
+    if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false) {
+      proc.kill("SIGKILL"); // a busy machine: Chromium did not stop on SIGTERM in 5 s
+      await Promise.race([exited, sleep(5000)]);
+    }
+    // The profile is a temporary folder: a browser still writing into it must not fail a run.
+    try {
+      rmSync(this.profile, { recursive: true, force: true, maxRetries: 3 });
+    } catch (_) {
+      // left in the temporary directory
+    }
   }
 }
 
