@@ -454,6 +454,57 @@ async def test_the_python_sdk_drives_the_service_api(admin: Admin, nodes: Nodes,
     assert (unauthorized.value.status, unauthorized.value.code) == (401, "AUTH_FAILED")
 
 
+async def counters(node: ServerProcess) -> dict[str, float]:
+    """The node's lifecycle and service API counters, by their sample's name and labels."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(node.http_url + "/metrics")).text
+    prefixes = ("ieum_lifecycle_events_total{", "ieum_admin_calls_total{")
+    return {
+        name: float(value)
+        for name, value in (line.rsplit(" ", 1) for line in text.splitlines())
+        if name.startswith(prefixes)
+    }
+
+
+def grown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {
+        name: after[name] - before.get(name, 0.0)
+        for name in after
+        if after[name] != before.get(name, 0.0)
+    }
+
+
+async def test_lifecycle_events_count_what_changed_and_every_call_is_counted(
+    api: httpx.AsyncClient, nodes: Nodes
+) -> None:
+    """A repeated call (a second dissolution or deletion, a notice retried with its tempId)
+    changes nothing and is no event; every call, refused ones too, is counted by key and
+    status."""
+    before = await counters(nodes.first)
+    couple = await new_couple(api)  # two users, one couple
+    path = f"/couples/{couple['couple']}/messages"
+    for _ in range(2):
+        assert (await api.post(path, json={"content": "x", "tempId": "n1"})).status_code == 201
+    refused = await api.post("/couples", json={"userIds": [couple["a"], couple["b"]]})
+    assert refused.status_code == 409
+    for _ in range(2):
+        assert (await api.post(f"/couples/{couple['couple']}/dissolve")).status_code == 200
+    for _ in range(2):
+        assert (await api.delete(f"/users/{couple['a']}")).status_code == 200
+    events = "ieum_lifecycle_events_total"
+    calls = 'ieum_admin_calls_total{key="backend",status='
+    assert grown(before, await counters(nodes.first)) == {
+        f'{events}{{event="user_upserted"}}': 2.0,
+        f'{events}{{event="couple_created"}}': 1.0,
+        f'{events}{{event="notice"}}': 1.0,
+        f'{events}{{event="couple_dissolved"}}': 1.0,
+        f'{events}{{event="user_deleted"}}': 1.0,
+        f'{calls}"201"}}': 5.0,  # two users, the couple, the notice twice
+        f'{calls}"409"}}': 1.0,
+        f'{calls}"200"}}': 4.0,
+    }
+
+
 async def test_openapi_documents_the_service_api_apart(nodes: Nodes) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         document = (await http.get(nodes.first.http_url + "/openapi.json")).json()

@@ -140,11 +140,14 @@ class Lifecycle:
 
     async def dissolve(self, couple_id: uuid.UUID) -> Couple:
         """End the couple everywhere (idempotent); :class:`NotFound` if there is none."""
-        couple = await self._db.dissolve_couple(couple_id)
+        now = utcnow()
+        couple = await self._db.dissolve_couple(couple_id, now=now)
         if couple is None:
             raise NotFound(f"no couple {couple_id}")
-        metrics.LIFECYCLE_EVENTS.labels("couple_dissolved").inc()
-        log.info("couple %s dissolved", couple_id)
+        if couple.dissolved_at == now:  # this call ended it; a repeat keeps the first time
+            metrics.LIFECYCLE_EVENTS.labels("couple_dissolved").inc()
+            log.info("couple %s dissolved", couple_id)
+        # The readers and hooks below are woken on a repeat too: waking them is harmless.
         self._notify()
         self._ended([couple_id], [])
         return couple
@@ -152,11 +155,13 @@ class Lifecycle:
     async def delete_user(self, user_id: uuid.UUID) -> tuple[User, Couple | None]:
         """Delete the account (idempotent): its sessions end and its tokens are refused on
         every node, its couple is dissolved; :class:`NotFound` if there is no such user."""
-        result = await self._db.delete_user(user_id)
+        now = utcnow()
+        result = await self._db.delete_user(user_id, now=now)
         if result is None:
             raise NotFound(f"no user {user_id}")
-        metrics.LIFECYCLE_EVENTS.labels("user_deleted").inc()
-        log.info("user %s deleted", user_id)
+        if result[0].deleted_at == now:  # this call deleted it
+            metrics.LIFECYCLE_EVENTS.labels("user_deleted").inc()
+            log.info("user %s deleted", user_id)
         self._notify()
         self._ended([result[1].id] if result[1] is not None else [], [user_id])
         return result

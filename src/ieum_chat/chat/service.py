@@ -278,7 +278,8 @@ class ChatService:
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         await self.pipeline.put(PendingMessage(new=new, sender=system, quoted=None, future=future))
         message = await future
-        metrics.LIFECYCLE_EVENTS.labels("notice").inc()
+        if message.id == new.id:  # not a retry answered with the notice stored before
+            metrics.LIFECYCLE_EVENTS.labels("notice").inc()
         return message
 
     async def change(

@@ -173,20 +173,28 @@ def _erase_users_txn(conn: Connection, user_ids: tuple[uuid.UUID, ...], cutoff: 
 
 
 class LifecycleStore(SQLBaseStore):
-    async def dissolve_couple(self, couple_id: uuid.UUID) -> Couple | None:
-        """End the couple (idempotent: a dissolved couple is answered as it is); ``None`` if
+    async def dissolve_couple(
+        self, couple_id: uuid.UUID, *, now: datetime | None = None
+    ) -> Couple | None:
+        """End the couple at ``now`` (naive UTC; default: the present), idempotent: a
+        dissolved couple is answered as it is, with its first ``dissolved_at``. ``None`` if
         there is no such couple."""
         return await self.db_pool.write_txn(
-            "dissolve_couple", dissolve_couple_txn, couple_id, utcnow()
+            "dissolve_couple", dissolve_couple_txn, couple_id, now or utcnow()
         )
 
-    async def delete_user(self, user_id: uuid.UUID) -> tuple[User, Couple | None] | None:
-        """Mark the account deleted and dissolve its active couple, in one transaction
-        (idempotent). The user as now, and the couple it was in (``None``: none was active);
-        ``None`` if there is no such user."""
+    async def delete_user(
+        self, user_id: uuid.UUID, *, now: datetime | None = None
+    ) -> tuple[User, Couple | None] | None:
+        """Mark the account deleted at ``now`` (naive UTC; default: the present) and
+        dissolve its active couple, in one transaction (idempotent: a deleted account keeps
+        its first ``deleted_at``). The user as now, and the couple it was in (``None``: none
+        was active); ``None`` if there is no such user."""
         if user_id == SYSTEM_USER_ID:
             return None
-        return await self.db_pool.write_txn("delete_user", _delete_user_txn, user_id, utcnow())
+        return await self.db_pool.write_txn(
+            "delete_user", _delete_user_txn, user_id, now or utcnow()
+        )
 
     async def purge_plan(self, cutoff: datetime) -> PurgePlan:
         """What erasing the couples dissolved, and accounts deleted, before ``cutoff`` (naive
