@@ -208,6 +208,12 @@ async def test_couples_refuse_bad_pairs(api: httpx.AsyncClient) -> None:
     for body, status, code in cases:
         answer = await api.post("/couples", json=body)
         assert (answer.status_code, error_code(answer)) == (status, code), body
+    # Nothing was changed by them: the couple is whole, and the loner is free to pair.
+    notice = await api.post(f"/couples/{couple['couple']}/messages", json={"content": "x"})
+    assert notice.status_code == 201
+    other = str(uuid.uuid4())
+    assert (await api.put(f"/users/{other}", json={"name": "둘"})).status_code == 201
+    assert (await api.post("/couples", json={"userIds": [loner, other]})).status_code == 201
 
 
 # -- notices --------------------------------------------------------------------------------
@@ -262,7 +268,9 @@ async def test_notices_refuse_bad_input(api: httpx.AsyncClient) -> None:
         answer = await api.post(path, json=body)
         assert answer.status_code == 400, body
         assert error_code(answer) == "SEND_FAILED"
-    assert (await api.post(path, json={"content": "x" * 4000})).status_code == 201
+    longest = await api.post(path, json={"content": "x" * 4000})
+    assert longest.status_code == 201
+    assert longest.json()["seq"] == 1  # the refused ones took no seq
     unknown = await api.post(f"/couples/{uuid.uuid4()}/messages", json={"content": "x"})
     assert (unknown.status_code, error_code(unknown)) == (404, "NOT_FOUND")
 
