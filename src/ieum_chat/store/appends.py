@@ -32,12 +32,12 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection
 
 from ieum_chat.errors import StoreError
 from ieum_chat.store.engines import BaseEngine
-from ieum_chat.store.messages import chunks, dedup_query
+from ieum_chat.store.messages import chunks, dedup_query, lock_counters_txn
 from ieum_chat.store.records import (
     MESSAGE_FIELDS,
     NEW_MESSAGE_FIELDS,
@@ -115,20 +115,7 @@ def _append_messages_txn(
     conn: Connection, policy: BaseEngine, batch: Sequence[NewMessage]
 ) -> list[Appended]:
     # 1. lock the counters, in id order; the members come along, for step 2
-    couple_ids = sorted({m.couple_id for m in batch})
-    last_seq: dict[uuid.UUID, int] = {}
-    members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
-    for chunk in chunks(couple_ids):
-        locked = conn.execute(
-            select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
-            .where(couples.c.id.in_(chunk), couples.c.dissolved_at.is_(None))
-            .order_by(couples.c.id)
-            # NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it
-            .with_for_update(key_share=True)
-        )
-        for row in locked:
-            last_seq[row.id] = row.last_seq
-            members[row.id] = (row.user1_id, row.user2_id)
+    last_seq, members = lock_counters_txn(conn, [m.couple_id for m in batch])
 
     # 2. a message whose couple is gone or dissolved, or whose sender is not a member (nor
     # the system sender of a notice), fails on its own
@@ -142,7 +129,8 @@ def _append_messages_txn(
     )
     known: dict[_DedupKey, Message] = {}
     for key_chunk in chunks(keys):
-        for row in conn.execute(dedup_query(policy, key_chunk)):
+        lookup = dedup_query(policy, key_chunk)
+        for row in conn.execute(lookup.statement, lookup.params):
             known[(row.couple_id, row.sender_id, row.temp_id)] = message_from_row(row)
 
     # 4. number the new ones
@@ -168,14 +156,17 @@ def _append_messages_txn(
 
     # 5. one bump per couple, one insert for the batch
     bumped = sorted({m.couple_id for m in fresh})
-    conn.execute(
-        update(couples)
-        .where(couples.c.id == bindparam("b_id"))
-        .values(last_seq=bindparam("b_last_seq")),
-        [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped],
-    )
-    conn.execute(insert(messages), [message_values(m) for m in fresh])
+    conn.execute(_BUMP, [{"b_id": c, "b_last_seq": last_seq[c]} for c in bumped])
+    conn.execute(_INSERT, [message_values(m) for m in fresh])
     return results
+
+
+_BUMP = (
+    update(couples)
+    .where(couples.c.id == bindparam("b_id"))
+    .values(last_seq=bindparam("b_last_seq"))
+)
+_INSERT = insert(messages)
 
 
 _APPEND_CALL = "SELECT * FROM ieum_append_messages_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"

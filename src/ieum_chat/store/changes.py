@@ -17,17 +17,23 @@ The stream they join is read in ``stream``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.engines import BaseEngine
-from ieum_chat.store.messages import MESSAGE_COLUMNS, chunks, unread_from_partner
+from ieum_chat.store.messages import (
+    MESSAGE_COLUMNS,
+    chunks,
+    lock_counters_txn,
+    unread_from_partner,
+)
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import (
     MAX_REACTIONS,
@@ -79,16 +85,7 @@ class _Batch:
         self.doomed: set[str] = set()
 
     def lock(self, couple_ids: Sequence[uuid.UUID]) -> None:
-        for chunk in chunks(sorted(set(couple_ids))):
-            locked = self.conn.execute(
-                select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
-                .where(couples.c.id.in_(chunk), couples.c.dissolved_at.is_(None))
-                .order_by(couples.c.id)
-                .with_for_update(key_share=True)
-            )
-            for row in locked:
-                self.last_seq[row.id] = row.last_seq
-                self.members[row.id] = (row.user1_id, row.user2_id)
+        self.last_seq, self.members = lock_counters_txn(self.conn, couple_ids)
 
     def load(self, ids: Iterable[uuid.UUID], hidden: Iterable[uuid.UUID]) -> None:
         """Read the messages ``ids`` and the hides of the messages ``hidden`` at once (under
@@ -372,6 +369,18 @@ _APPLY = {
 }
 
 
+_EVENT_KEY_COLUMNS = (
+    message_events.c.couple_id,
+    message_events.c.actor_id,
+    message_events.c.temp_id,
+)
+
+
+@functools.lru_cache(maxsize=16)  # one per database policy (an engine's)
+def _event_dedup_statement(policy: BaseEngine) -> Select[Any]:
+    return select(*EVENT_COLUMNS).where(policy.in_tuples(_EVENT_KEY_COLUMNS))
+
+
 def _apply_changes_txn(
     conn: Connection, policy: BaseEngine, batch: Sequence[NewChange], unsend_window: float
 ) -> list[Changed]:
@@ -387,10 +396,9 @@ def _apply_changes_txn(
         )
     )
     known: dict[_DedupKey, Event] = {}
-    key_columns = (message_events.c.couple_id, message_events.c.actor_id, message_events.c.temp_id)
+    lookup = _event_dedup_statement(policy)
     for key_chunk in chunks(keys):
-        query = select(*EVENT_COLUMNS).where(policy.in_tuples(key_columns, key_chunk))
-        for row in conn.execute(query):
+        for row in conn.execute(lookup, policy.tuple_keys(_EVENT_KEY_COLUMNS, key_chunk)):
             known[(row.couple_id, row.actor_id, row.temp_id)] = event_from_row(row)
 
     # the messages the members' changes name (and those of the repeated tempIds' events)

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, event, exc, func, make_url, pool, select, tuple_
+from sqlalchemy import Text, bindparam, event, exc, func, make_url, pool, select, tuple_
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ieum_chat.store.pool import DatabasePool
 
 __all__ = [
+    "LOOKUP_KEYS",
     "BaseEngine",
     "PostgresEngine",
     "SqliteEngine",
@@ -62,6 +63,9 @@ _ASYNC_SCHEMES = {
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# The parameter of BaseEngine.in_tuples: the keys looked up.
+LOOKUP_KEYS = "lookup_keys"
 
 # Execution option set on the connection of a write transaction; read by the SQLite BEGIN hook.
 _WRITE_OPTION = "ieum_write"
@@ -137,11 +141,17 @@ class BaseEngine(abc.ABC):
         itself (None)."""
         return None
 
-    def in_tuples(
+    def in_tuples(self, columns: Sequence[ColumnElement[Any]]) -> ColumnElement[bool]:
+        """``(columns) IN`` the keys of the parameter :data:`LOOKUP_KEYS`, in the form this
+        database answers from an index on them: one statement for any number of keys (build
+        it once), run with :meth:`tuple_keys`."""
+        return tuple_(*columns).in_(bindparam(LOOKUP_KEYS, expanding=True))
+
+    def tuple_keys(
         self, columns: Sequence[ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]
-    ) -> ColumnElement[bool]:
-        """``(columns) IN keys``, in the form this database answers from an index on them."""
-        return tuple_(*columns).in_(keys)
+    ) -> dict[str, Any]:
+        """The parameters of :meth:`in_tuples` on ``columns`` for these keys."""
+        return {LOOKUP_KEYS: list(keys)}
 
     def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
         """How ``MessagesStore.append_messages`` stores a batch on this database: in a named
@@ -226,12 +236,17 @@ class SqliteEngine(BaseEngine):
     def write_guard(self) -> contextlib.AbstractAsyncContextManager[object]:
         return self._write_lock
 
-    def in_tuples(
-        self, columns: Sequence[ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]
-    ) -> ColumnElement[bool]:
+    def in_tuples(self, columns: Sequence[ColumnElement[Any]]) -> ColumnElement[bool]:
         # SQLite scans the whole table for a row value IN (VALUES ...), but probes the index
-        # when the list is a subquery. The keys travel as one JSON parameter, each value in
-        # its stored form (Uuid -> 32 hex digits): one cached statement for any number of keys.
+        # when the list is a subquery. The keys travel as one JSON parameter (tuple_keys).
+        each = func.json_each(bindparam(LOOKUP_KEYS, type_=Text())).table_valued("value")
+        listed = select(*(func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))))
+        return tuple_(*columns).in_(listed)
+
+    def tuple_keys(
+        self, columns: Sequence[ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]
+    ) -> dict[str, Any]:
+        # Each value in its stored form (Uuid -> 32 hex digits), as json_extract compares it.
         processors = [col.type.bind_processor(self._dialect) for col in columns]
         rows = [
             [
@@ -240,9 +255,7 @@ class SqliteEngine(BaseEngine):
             ]
             for key in keys
         ]
-        each = func.json_each(bindparam("lookup_keys", json.dumps(rows))).table_valued("value")
-        listed = select(*(func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))))
-        return tuple_(*columns).in_(listed)
+        return {LOOKUP_KEYS: json.dumps(rows)}
 
     def _is_unavailable_orig(self, orig: BaseException) -> bool:
         text = str(orig).lower()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -53,9 +53,10 @@ __all__ = [
     "TEMP_ID_MAX",
     "TYPE_MAX",
     "MessagesStore",
-    "Page",
+    "Prepared",
     "chunks",
     "dedup_query",
+    "lock_counters_txn",
     "page_query",
     "unread_count_txn",
     "unread_from_partner",
@@ -79,10 +80,11 @@ def chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """The query of one page of a couple's history: a statement built once per shape (which
-    bounds, which order, for a viewer or not), and the values of its parameters. Reusing the
-    statement spares building it and computing its cache key for every page."""
+class Prepared:
+    """A query as a statement built once per shape (a history page: which bounds, which
+    order, for a viewer or not; a tempId lookup: one per database) and the values of its
+    parameters. Reusing the statement spares building it and computing its cache key for
+    every call."""
 
     statement: Select[Any]
     params: dict[str, Any]
@@ -113,7 +115,7 @@ def page_query(
     limit: int = 50,
     ascending: bool = False,
     viewer_id: uuid.UUID | None = None,
-) -> Page:
+) -> Prepared:
     """One page of a couple's history: a range scan of ``uq_messages_couple_seq``, no OFFSET.
     With ``viewer_id``, without the messages that member hid (one primary-key probe each)."""
     if limit < 1:
@@ -131,16 +133,48 @@ def page_query(
         "before_seq": before_seq,
         "limit": limit,
     }
-    return Page(statement, {key: value for key, value in params.items() if value is not None})
+    return Prepared(statement, {key: value for key, value in params.items() if value is not None})
 
 
-def dedup_query(
-    policy: BaseEngine, keys: Sequence[tuple[uuid.UUID, uuid.UUID, str]]
-) -> Select[Any]:
+# NO KEY UPDATE: FK checks of concurrent inserts (KEY SHARE) need not wait on it.
+_LOCK_COUNTERS = (
+    select(couples.c.id, couples.c.last_seq, couples.c.user1_id, couples.c.user2_id)
+    .where(
+        couples.c.id.in_(bindparam("couple_ids", expanding=True)),
+        couples.c.dissolved_at.is_(None),
+    )
+    .order_by(couples.c.id)
+    .with_for_update(key_share=True)
+)
+
+
+def lock_counters_txn(
+    conn: Connection, couple_ids: Iterable[uuid.UUID]
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]]:
+    """Lock the stream counters of the active couples among ``couple_ids``, in id order (so
+    that concurrent batches cannot deadlock): each one's last seq, and its two members. A
+    couple that does not exist or was dissolved is in neither."""
+    last_seq: dict[uuid.UUID, int] = {}
+    members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
+    for chunk in chunks(sorted(set(couple_ids))):
+        for row in conn.execute(_LOCK_COUNTERS, {"couple_ids": list(chunk)}):
+            last_seq[row.id] = row.last_seq
+            members[row.id] = (row.user1_id, row.user2_id)
+    return last_seq, members
+
+
+_DEDUP_COLUMNS = (messages.c.couple_id, messages.c.sender_id, messages.c.temp_id)
+
+
+@functools.lru_cache(maxsize=16)  # one per database policy (an engine's)
+def _dedup_statement(policy: BaseEngine) -> Select[Any]:
+    return select(*MESSAGE_COLUMNS).where(policy.in_tuples(_DEDUP_COLUMNS))
+
+
+def dedup_query(policy: BaseEngine, keys: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> Prepared:
     """The stored messages with any of these ``(couple_id, sender_id, temp_id)``: one probe of
     ``uq_messages_couple_sender_temp`` per key."""
-    key_columns = (messages.c.couple_id, messages.c.sender_id, messages.c.temp_id)
-    return select(*MESSAGE_COLUMNS).where(policy.in_tuples(key_columns, keys))
+    return Prepared(_dedup_statement(policy), policy.tuple_keys(_DEDUP_COLUMNS, keys))
 
 
 def _is_member(couple_id: uuid.UUID, user_id: uuid.UUID) -> ColumnElement[bool]:
@@ -167,7 +201,7 @@ def unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[Colu
     ]
 
 
-def _select_messages_txn(conn: Connection, query: Page) -> list[Message]:
+def _select_messages_txn(conn: Connection, query: Prepared) -> list[Message]:
     return [message_from_row(row) for row in conn.execute(query.statement, query.params)]
 
 

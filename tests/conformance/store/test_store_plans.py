@@ -63,7 +63,8 @@ async def test_temp_id_lookup_probes_the_unique_index(
     batch = [new_message(couple, a if i % 2 else b, temp_id=f"t{i}") for i in range(3000)]
     await db.append_messages(batch)
     keys = [(couple.id, a.id, "t1"), (couple.id, b.id, "t2"), (uuid.uuid4(), a.id, "t3")]
-    plan = await explain(migrated_url, dedup_query(engine_for_url(migrated_url), keys))
+    lookup = dedup_query(engine_for_url(migrated_url), keys)
+    plan = await explain(migrated_url, lookup.bound())
     # The constraint's index; on a partitioned table, each partition's (named after its columns).
     names = ("uq_messages_couple_sender_temp", "sqlite_autoindex_messages", "sender_id_temp_id_key")
     assert any(name in plan for name in names), plan
