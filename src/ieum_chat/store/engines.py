@@ -211,6 +211,13 @@ class SqliteEngine(BaseEngine):
             "PRAGMA synchronous=FULL",
             f"PRAGMA busy_timeout={self._busy_timeout_ms}",
             f"PRAGMA foreign_keys={'ON' if self._foreign_keys else 'OFF'}",
+            # A checkpoint every 10,000 WAL pages (about 40 MB), not 1,000: the pages every
+            # commit touches (the couples' counters, the indexes' right edges) are copied back
+            # to the database once per checkpoint, and a 12-message append took 3.1 ms and
+            # 215 us of CPU a message at 1,000 against 2.4 ms and 174 us. After a checkpoint
+            # the WAL file is cut back to 64 MiB at most.
+            "PRAGMA wal_autocheckpoint=10000",
+            "PRAGMA journal_size_limit=67108864",
         ]
 
         def on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ieum_chat.store.appends import FunctionAppender, TransactionAppender
@@ -54,6 +55,28 @@ async def test_sqlite_appends_in_a_transaction(tmp_path: Path) -> None:
     db_pool = DatabasePool(policy, engine, pool_size=10)
     try:
         assert isinstance(db_pool.appender, TransactionAppender)
+    finally:
+        await db_pool.close()
+
+
+SQLITE_SETTINGS = ("journal_mode", "synchronous", "wal_autocheckpoint", "journal_size_limit")
+
+
+def _pragmas(conn: Connection) -> tuple[object, ...]:
+    return tuple(conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in SQLITE_SETTINGS)
+
+
+async def test_sqlite_connections_and_the_writer_share_their_settings(tmp_path: Path) -> None:
+    """WAL, synchronous FULL (a RECEIPT survives a power cut), a checkpoint every 10,000
+    pages and the WAL cut back to 64 MiB after one: on the loop's connections (reads) and on
+    the writer's (every write transaction)."""
+    policy, engine = create_engine(f"sqlite:///{tmp_path}/x.db")
+    db_pool = DatabasePool(policy, engine, pool_size=2)
+    expected = ("wal", 2, 10000, 64 * 2**20)
+    try:
+        assert await db_pool.read_txn("pragmas", _pragmas) == expected
+        assert await db_pool.write_txn("pragmas", _pragmas) == expected
+        assert db_pool.writer is not None  # a file: writes on the writer's thread
     finally:
         await db_pool.close()
 
