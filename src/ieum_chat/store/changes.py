@@ -17,14 +17,13 @@ The stream they join is read in ``stream``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.engines import BaseEngine
@@ -32,6 +31,7 @@ from ieum_chat.store.messages import (
     MESSAGE_COLUMNS,
     chunks,
     lock_counters_txn,
+    lookup_query,
     unread_from_partner,
 )
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
@@ -376,11 +376,6 @@ _EVENT_KEY_COLUMNS = (
 )
 
 
-@functools.lru_cache(maxsize=16)  # one per database policy (an engine's)
-def _event_dedup_statement(policy: BaseEngine) -> Select[Any]:
-    return select(*EVENT_COLUMNS).where(policy.in_tuples(_EVENT_KEY_COLUMNS))
-
-
 def _apply_changes_txn(
     conn: Connection, policy: BaseEngine, batch: Sequence[NewChange], unsend_window: float
 ) -> list[Changed]:
@@ -396,9 +391,9 @@ def _apply_changes_txn(
         )
     )
     known: dict[_DedupKey, Event] = {}
-    lookup = _event_dedup_statement(policy)
     for key_chunk in chunks(keys):
-        for row in conn.execute(lookup, policy.tuple_keys(_EVENT_KEY_COLUMNS, key_chunk)):
+        lookup = lookup_query(policy, EVENT_COLUMNS, _EVENT_KEY_COLUMNS, key_chunk)
+        for row in conn.execute(lookup.statement, lookup.params):
             known[(row.couple_id, row.actor_id, row.temp_id)] = event_from_row(row)
 
     # the messages the members' changes name (and those of the repeated tempIds' events)

@@ -57,6 +57,7 @@ __all__ = [
     "chunks",
     "dedup_query",
     "lock_counters_txn",
+    "lookup_query",
     "page_query",
     "unread_count_txn",
     "unread_from_partner",
@@ -163,18 +164,34 @@ def lock_counters_txn(
     return last_seq, members
 
 
+@functools.lru_cache(maxsize=32)  # a few per database policy (an engine's)
+def _lookup_statement(
+    policy: BaseEngine,
+    columns: tuple[ColumnElement[Any], ...],
+    key_columns: tuple[ColumnElement[Any], ...],
+) -> Select[Any]:
+    return select(*columns).where(policy.in_tuples(key_columns))
+
+
+def lookup_query(
+    policy: BaseEngine,
+    columns: tuple[ColumnElement[Any], ...],
+    key_columns: tuple[ColumnElement[Any], ...],
+    keys: Sequence[tuple[Any, ...]],
+) -> Prepared:
+    """``columns`` of the rows whose ``key_columns`` are any of ``keys`` (one index probe a
+    key, :meth:`BaseEngine.in_tuples`), with the statement built once per policy and shape."""
+    statement = _lookup_statement(policy, columns, key_columns)
+    return Prepared(statement, policy.tuple_keys(key_columns, keys))
+
+
 _DEDUP_COLUMNS = (messages.c.couple_id, messages.c.sender_id, messages.c.temp_id)
-
-
-@functools.lru_cache(maxsize=16)  # one per database policy (an engine's)
-def _dedup_statement(policy: BaseEngine) -> Select[Any]:
-    return select(*MESSAGE_COLUMNS).where(policy.in_tuples(_DEDUP_COLUMNS))
 
 
 def dedup_query(policy: BaseEngine, keys: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> Prepared:
     """The stored messages with any of these ``(couple_id, sender_id, temp_id)``: one probe of
     ``uq_messages_couple_sender_temp`` per key."""
-    return Prepared(_dedup_statement(policy), policy.tuple_keys(_DEDUP_COLUMNS, keys))
+    return lookup_query(policy, MESSAGE_COLUMNS, _DEDUP_COLUMNS, keys)
 
 
 def _is_member(couple_id: uuid.UUID, user_id: uuid.UUID) -> ColumnElement[bool]:
