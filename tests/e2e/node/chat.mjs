@@ -8,7 +8,10 @@ const [url, couple, ta, tb, tc] = process.argv.slice(2);
 const topic = `/topic/couple/${couple}`;
 const deadline = setTimeout(() => { console.error("timeout"); process.exit(1); }, 20000);
 
-function connect(token) {
+// A member waits for its topic SUBSCRIBE's RECEIPT, so that the partner's first message
+// cannot overtake it (a subscription without x-resume-after-seq starts at the stream's
+// position when the server takes it); the outsider's is refused, with no RECEIPT to wait for.
+function connect(token, member = true) {
   return new Promise((resolve, reject) => {
     const seen = { messages: [], errors: [], receipts: [] };
     const client = new Client({
@@ -20,8 +23,15 @@ function connect(token) {
       onConnect: (frame) => {
         seen.version = frame.headers.version;
         client.subscribe("/user/queue/errors", (m) => seen.errors.push(JSON.parse(m.body)));
-        client.subscribe(topic, (m) => seen.messages.push(JSON.parse(m.body)));
-        resolve({ client, seen });
+        const onMessage = (m) => seen.messages.push(JSON.parse(m.body));
+        if (!member) {
+          client.subscribe(topic, onMessage);
+          resolve({ client, seen });
+          return;
+        }
+        const receipt = `sub-${Math.random().toString(36).slice(2)}`;
+        client.watchForReceipt(receipt, () => resolve({ client, seen }));
+        client.subscribe(topic, onMessage, { receipt });
       },
       onStompError: (frame) => reject(new Error(frame.headers.message)),
       onWebSocketError: (e) => reject(e),
@@ -57,7 +67,7 @@ await waitFor(() => a.seen.messages.some((m) => m.type === "READ_RECEIPT"), "A t
 b.client.publish({ destination: `/app/chat/${couple}/typing`, body: JSON.stringify({ typing: true }) });
 await waitFor(() => b.seen.messages.some((m) => m.event === "TYPING") && a.seen.messages.some((m) => m.event === "TYPING"), "typing");
 
-const c = await connect(tc);
+const c = await connect(tc, false);
 c.client.publish({ destination: `/app/chat/${couple}`, body: JSON.stringify({ type: "TEXT", content: "intruder", tempId: "js-c-1" }) });
 await waitFor(() => c.seen.errors.length >= 2, "the outsider's two UNAUTHORIZED errors");
 
