@@ -252,7 +252,10 @@ class QuotaExceeded(ChatError):
 
 
 class StoreError(Exception):
-    """The database failed; the operation may be retried."""
+    """The database failed; the operation may be retried. ``sqlstate``: the code of the
+    server's error reply, when it answered with one."""
+
+    sqlstate: str | None = None
 
 
 class StoreUnavailable(StoreError):

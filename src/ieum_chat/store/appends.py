@@ -13,12 +13,14 @@ The engine chooses (``engines.BaseEngine.appender``), once, when the pool is mad
 
 - :class:`TransactionAppender` (SQLite): those statements, in a named write transaction
   through SQLAlchemy;
-- :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call of
-  ``ieum_append_messages_v5`` (migration 0010; 0005 explains its steps) over a raw asyncpg
-  connection (``asyncpg_pool``).
-  The batch travels as one array per column, with each tempId key once (a repeat later in
-  the batch is answered here, with its first occurrence's outcome), and comes back as one
-  whole message row per message, with its outcome.
+- :class:`FunctionAppender` (PostgreSQL): the same steps on the server, in one call over a
+  raw asyncpg connection (``asyncpg_pool``). The batch travels as one array per column, with
+  each tempId key once (a repeat later in the batch is answered here, with its first
+  occurrence's outcome). First ``ieum_append_new_messages`` (migration 0011): no tempId
+  lookup, and one ``(ord, seq)`` per message back, the row being what was sent. If a tempId
+  of the batch was stored already it stores nothing and says so (SQLSTATE ``IE002``), and
+  the batch goes to ``ieum_append_messages_v5`` (migration 0010; 0005 explains its steps),
+  which looks the tempIds up and answers with one whole message row per message.
 
 Both answer alike, one :class:`Stored` or :class:`Refused` per message in batch order, and
 read message rows with the one converter, ``records.message_from_row``.
@@ -169,8 +171,11 @@ _BUMP = (
 _INSERT = insert(messages)
 
 
+_APPEND_NEW = "SELECT * FROM ieum_append_new_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 _APPEND_CALL = "SELECT * FROM ieum_append_messages_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-# Columns of the function's rows after the message's own (migrations 0007, 0010).
+# ieum_append_new_messages found a tempId of the batch stored already, and stored nothing.
+_ALREADY_STORED = "IE002"
+# Columns of v5's rows after the message's own (migrations 0007, 0010).
 _ORD = len(MESSAGE_FIELDS)
 _MEDIA = NEW_MESSAGE_FIELDS.index("media")
 _OUTCOME = _ORD + 1
@@ -195,16 +200,23 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
     # one array per parameter: the function takes NewMessage's fields, in order
     columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
     columns[_MEDIA] = [m.media.to_json() if m.media is not None else None for m in sent]
-    rows = await pool.fetch("append_messages", _APPEND_CALL, *columns)
-
     outcomes: list[Appended | None] = [None] * len(sent)
-    for row in rows:
-        index = row[_ORD] - 1
-        outcome = row[_OUTCOME]
-        if outcome == "refused":
-            outcomes[index] = _not_a_member(sent[index])
-        else:
-            outcomes[index] = Stored(message_from_row(row), created=outcome == "stored")
+    try:
+        for index, seq in await pool.fetch("append_messages", _APPEND_NEW, *columns):
+            new = sent[index - 1]
+            outcomes[index - 1] = (
+                _not_a_member(new) if seq is None else Stored(new.numbered(seq), created=True)
+            )
+    except StoreError as error:
+        if error.sqlstate != _ALREADY_STORED:
+            raise
+        for row in await pool.fetch("append_messages", _APPEND_CALL, *columns):
+            index = row[_ORD] - 1
+            outcome = row[_OUTCOME]
+            if outcome == "refused":
+                outcomes[index] = _not_a_member(sent[index])
+            else:
+                outcomes[index] = Stored(message_from_row(row), created=outcome == "stored")
 
     results: list[Appended] = []
     for index, repeat in picks:

@@ -10,7 +10,9 @@ path, ``asyncpg_pool``) and the migration runner wrap their driver calls in
 
 Our own ``ValueError`` (an argument the database cannot hold) and cancellation pass through.
 The message names the operation and the driver's reason, cut to its first line: drivers may
-quote a whole argument (a batch's contents), never a password (the URL is not in it).
+quote a whole argument (a batch's contents), never a password (the URL is not in it). A
+StoreError from an error reply of the server carries its SQLSTATE (``StoreError.sqlstate``),
+for a caller that answers one of them.
 """
 
 from __future__ import annotations
@@ -50,7 +52,16 @@ def map_driver_errors(desc: str, is_unavailable: Callable[[BaseException], bool]
         reason = _reason(error)
         if is_unavailable(error):
             raise StoreUnavailable(f"{desc}: database unreachable: {reason}") from error
-        raise StoreError(f"{desc} failed: {reason}") from error
+        failure = StoreError(f"{desc} failed: {reason}")
+        failure.sqlstate = _sqlstate(error)
+        raise failure from error
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    # asyncpg's error replies have it; SQLAlchemy's asyncpg adapter keeps it on .orig
+    source = error.orig if isinstance(error, exc.DBAPIError) and error.orig else error
+    code = getattr(source, "sqlstate", None)
+    return code if isinstance(code, str) else None
 
 
 def _reason(error: BaseException) -> str:

@@ -31,7 +31,7 @@ from ieum_chat.store.migrate import alembic_config
 from ieum_chat.store.plan_schema import PLAN_INDEXES, PLAN_TABLES, plan_statements
 from ieum_chat.store.schema import metadata
 
-HEAD = "0010"
+HEAD = "0011"
 
 
 @asynccontextmanager
@@ -250,19 +250,23 @@ async def _append_functions(url: str) -> int:
     async with raw(url) as conn:
         if conn.dialect.name != "postgresql":
             return 0
-        query = text("SELECT count(*) FROM pg_proc WHERE proname = 'ieum_append_messages'")
+        query = text(
+            "SELECT count(*) FROM pg_proc"
+            " WHERE proname IN ('ieum_append_messages', 'ieum_append_new_messages')"
+        )
         return int((await conn.execute(query)).scalar_one())
 
 
 async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
-    """Revision 0004 only adds PostgreSQL's append function (nothing on SQLite): down and up
-    again, the tables are untouched; below it PostgreSQL's appends are a StoreError that names
-    the function, and at head they work again."""
+    """Revisions 0004 and 0011 only add PostgreSQL's append functions, the first and the one
+    without a lookup (nothing on SQLite): down and up again, the tables are untouched; below
+    them PostgreSQL's appends are a StoreError that names the function they call first, and at
+    head they work again."""
     upgrade_schema(fresh_url)
     async with raw(fresh_url) as conn:
         dialect = conn.dialect.name
         at_head = await conn.run_sync(_shape)
-    assert await _append_functions(fresh_url) == (1 if dialect == "postgresql" else 0)
+    assert await _append_functions(fresh_url) == (2 if dialect == "postgresql" else 0)
     db = await Database.connect(fresh_url)  # the users and couple of this code, at head
     try:
         a, b = await db.create_user("a"), await db.create_user("b")
@@ -286,14 +290,14 @@ async def test_append_function_downgrades_and_upgrades(fresh_url: str) -> None:
     db = await Database.connect(fresh_url)
     try:
         if dialect == "postgresql":
-            with pytest.raises(StoreError, match="ieum_append_messages"):
+            with pytest.raises(StoreError, match="ieum_append_new_messages"):
                 await db.append_messages([new])
     finally:
         await db.close()
 
     upgrade_schema(fresh_url)
     assert await _version(fresh_url) == HEAD
-    assert await _append_functions(fresh_url) == (1 if dialect == "postgresql" else 0)
+    assert await _append_functions(fresh_url) == (2 if dialect == "postgresql" else 0)
     db = await Database.connect(fresh_url)
     try:
         stored, repeat = all_stored(await db.append_messages([new, new]))

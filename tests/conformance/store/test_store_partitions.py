@@ -264,7 +264,7 @@ async def test_later_migrations_apply_on_a_partitioned_database(fresh_url: str) 
                     )
                 )
             ).scalar()
-        assert (version, per_partition) == ("0010", 4)
+        assert (version, per_partition) == ("0011", 4)
         assert await message_partitions(fresh_url) == 4
         await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0009")
     upgrade_schema(fresh_url)

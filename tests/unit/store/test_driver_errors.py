@@ -72,3 +72,26 @@ def test_other_exceptions_pass_through(error: BaseException) -> None:
     with pytest.raises(type(error)) as caught, map_driver_errors("op", POSTGRES):
         raise error
     assert caught.value is error
+
+
+class _AdaptedError(Exception):
+    """What SQLAlchemy's asyncpg adapter puts in ``.orig``: the reply's code as ``sqlstate``."""
+
+    sqlstate = "IE002"
+
+
+@pytest.mark.parametrize(
+    ("error", "sqlstate"),
+    [
+        (asyncpg.UniqueViolationError("duplicate key"), "23505"),
+        (asyncpg.RaiseError("a tempId of the batch is stored already"), "P0001"),
+        (exc.DBAPIError("SELECT f()", {}, _AdaptedError("stored already")), "IE002"),
+        (exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")), None),
+        (asyncpg.InternalClientError("bug"), None),
+    ],
+)
+def test_an_error_reply_keeps_its_sqlstate(error: BaseException, sqlstate: str | None) -> None:
+    with pytest.raises(StoreError) as caught, map_driver_errors("op", POSTGRES):
+        raise error
+    assert type(caught.value) is StoreError
+    assert caught.value.sqlstate == sqlstate

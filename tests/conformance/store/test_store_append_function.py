@@ -1,0 +1,139 @@
+"""PostgreSQL's two append functions, called as the store calls them: a batch goes first to
+``ieum_append_new_messages`` (no tempId lookup, ``(ord, seq)`` back); one that repeats a
+stored tempId is refused whole by it (SQLSTATE IE002, nothing stored, no seq taken) and then
+answered by ``ieum_append_messages_v5``.
+
+PostgreSQL only, plain and partitioned: SQLite has no server-side functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from tests.support.appends import all_stored
+
+from ieum_chat.store import Couple, Database, NewMessage, Refused, Stored, User
+from ieum_chat.store.records import NEW_MESSAGE_FIELDS
+
+CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
+MessageFactory = Callable[..., NewMessage]
+
+_NEW = "SELECT * FROM ieum_append_new_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+# Only the PostgreSQL backends of the suite (not a skip on SQLite: never collected).
+pytestmark = pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql-partitioned", marks=pytest.mark.postgres),
+    ],
+    indirect=True,
+)
+
+
+@pytest.fixture
+async def admin(db: Database, migrated_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own to the suite's database."""
+    assert db.dialect == "postgresql"
+    conn = await asyncpg.connect(migrated_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def arrays(batch: list[NewMessage]) -> list[list[object]]:
+    """The function's parameters: one array per field of NewMessage."""
+    return [[getattr(m, name) for m in batch] for name in NEW_MESSAGE_FIELDS]
+
+
+async def last_seq(conn: asyncpg.Connection, couple: Couple) -> int:
+    return int(await conn.fetchval("SELECT last_seq FROM couples WHERE id = $1", couple.id))
+
+
+async def test_new_messages_come_back_as_seqs_and_refusals_as_none(
+    admin: asyncpg.Connection, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    other, c, _ = await make_couple()
+    batch = [
+        new_message(couple, a, "one", temp_id="t1"),
+        new_message(couple, uuid.uuid4(), "not a member"),
+        new_message(other, c, "elsewhere", temp_id="t1"),
+        new_message(couple, b, "two"),
+    ]
+    rows = await admin.fetch(_NEW, *arrays(batch))
+    assert sorted((row["ord"], row["seq"]) for row in rows) == [(1, 1), (2, None), (3, 1), (4, 2)]
+    stored = await admin.fetch(
+        "SELECT id, seq, content, temp_id FROM messages WHERE couple_id = $1 ORDER BY seq",
+        couple.id,
+    )
+    assert [tuple(row) for row in stored] == [
+        (batch[0].id, 1, "one", "t1"),
+        (batch[3].id, 2, "two", None),
+    ]
+    assert (await last_seq(admin, couple), await last_seq(admin, other)) == (2, 1)
+
+
+async def test_a_stored_temp_id_refuses_the_whole_batch(
+    admin: asyncpg.Connection, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, b = await make_couple()
+    await admin.fetch(_NEW, *arrays([new_message(couple, a, "first", temp_id="dup")]))
+    batch = [new_message(couple, b, "new"), new_message(couple, a, "again", temp_id="dup")]
+    with pytest.raises(asyncpg.PostgresError) as caught:
+        await admin.fetch(_NEW, *arrays(batch))
+    assert caught.value.sqlstate == "IE002"
+    count = await admin.fetchval("SELECT count(*) FROM messages WHERE couple_id = $1", couple.id)
+    assert (count, await last_seq(admin, couple)) == (1, 1)
+
+
+async def test_the_store_answers_a_repeat_with_the_stored_row_and_numbers_the_rest(
+    db: Database,
+    admin: asyncpg.Connection,
+    make_couple: CoupleFactory,
+    new_message: MessageFactory,
+) -> None:
+    couple, a, b = await make_couple()
+    [first] = all_stored(await db.append_messages([new_message(couple, a, "once", temp_id="t")]))
+    fresh = new_message(couple, b, "after")
+    outsider = new_message(couple, uuid.uuid4(), "no")
+    repeat, stored, refused = await db.append_messages(
+        [new_message(couple, a, "retry", temp_id="t"), fresh, outsider]
+    )
+    assert repeat == Stored(first.message, created=False)
+    assert stored == Stored(fresh.numbered(2), created=True)
+    assert isinstance(refused, Refused)
+    assert refused.new is outsider
+    # what the store answered without reading the row back is what it holds
+    [held] = await db.get_messages(couple.id, after_seq=1)
+    assert held == stored.message
+    assert await last_seq(admin, couple) == 2
+
+
+async def test_fields_come_back_as_stored_from_either_function(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    couple, a, _ = await make_couple()
+    plain = new_message(couple, a, "plain", temp_id="p")
+    # microseconds, and text the database keeps as it is
+    odd = NewMessage(
+        uuid.uuid4(),
+        couple.id,
+        a.id,
+        "TEXT",
+        "  tabs\tand 😀 ",
+        None,
+        "o",
+        datetime(2024, 2, 29, 23, 59, 59, 999_999),
+    )
+    answered = all_stored(await db.append_messages([plain, odd]))
+    again = all_stored(await db.append_messages([plain, odd]))  # through v5 this time
+    held = await db.get_messages(couple.id, ascending=True)
+    assert [s.message for s in answered] == held
+    assert [s.message for s in again] == held
+    assert [s.created for s in answered + again] == [True, True, False, False]
