@@ -47,7 +47,9 @@ RoomId = Annotated[
 ]
 
 
-def chat_service(request: Request) -> ChatService:
+async def chat_service(request: Request) -> ChatService:
+    # async: FastAPI runs a plain function dependency on a worker thread, two thread hops
+    # for every request that names it
     gateway = request.app.state.runtime.require_gateway()
     chat: ChatService = gateway.chat
     return chat
