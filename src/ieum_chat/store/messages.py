@@ -194,7 +194,10 @@ def dedup_query(policy: BaseEngine, keys: Sequence[tuple[uuid.UUID, uuid.UUID, s
     return lookup_query(policy, MESSAGE_COLUMNS, _DEDUP_COLUMNS, keys)
 
 
-def _is_member(couple_id: uuid.UUID, user_id: uuid.UUID) -> ColumnElement[bool]:
+_Value = uuid.UUID | BindParameter[Any]  # a value, or a parameter of a statement built once
+
+
+def _is_member(couple_id: _Value, user_id: _Value) -> ColumnElement[bool]:
     return exists().where(
         couples.c.id == couple_id,
         or_(couples.c.user1_id == user_id, couples.c.user2_id == user_id),
@@ -207,7 +210,7 @@ def _hidden_by(user_id: uuid.UUID | BindParameter[Any]) -> ColumnElement[bool]:
     )
 
 
-def unread_from_partner(couple_id: uuid.UUID, reader_id: uuid.UUID) -> list[ColumnElement[bool]]:
+def unread_from_partner(couple_id: _Value, reader_id: _Value) -> list[ColumnElement[bool]]:
     # couple_id + is_read is the prefix of the plan's idx_messages_unread; the unread rows of
     # one couple are few, so filtering the sender among them costs nothing.
     return [
@@ -222,15 +225,19 @@ def _select_messages_txn(conn: Connection, query: Prepared) -> list[Message]:
     return [message_from_row(row) for row in conn.execute(query.statement, query.params)]
 
 
+# Unsent messages and those the reader hid are not waiting to be read. Built once: building
+# it (and its cache key) for every count cost as much as running it.
+_UNREAD_COUNT = (
+    select(func.count())
+    .select_from(messages)
+    .where(*unread_from_partner(bindparam("couple_id"), bindparam("reader_id")))
+    .where(messages.c.unsent_at.is_(None), ~_hidden_by(bindparam("reader_id")))
+)
+
+
 def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
-    # Unsent messages and those the reader hid are not waiting to be read.
-    query = (
-        select(func.count())
-        .select_from(messages)
-        .where(*unread_from_partner(couple_id, reader_id))
-        .where(messages.c.unsent_at.is_(None), ~_hidden_by(reader_id))
-    )
-    return int(conn.execute(query).scalar_one())
+    params = {"couple_id": couple_id, "reader_id": reader_id}
+    return int(conn.execute(_UNREAD_COUNT, params).scalar_one())
 
 
 def _room_view_txn(conn: Connection, user_id: uuid.UUID) -> RoomView | None:
