@@ -204,7 +204,7 @@ def _is_member(couple_id: _Value, user_id: _Value) -> ColumnElement[bool]:
     )
 
 
-def _hidden_by(user_id: uuid.UUID | BindParameter[Any]) -> ColumnElement[bool]:
+def _hidden_by(user_id: _Value) -> ColumnElement[bool]:
     return exists().where(
         message_hides.c.user_id == user_id, message_hides.c.message_id == messages.c.id
     )
@@ -225,8 +225,8 @@ def _select_messages_txn(conn: Connection, query: Prepared) -> list[Message]:
     return [message_from_row(row) for row in conn.execute(query.statement, query.params)]
 
 
-# Unsent messages and those the reader hid are not waiting to be read. Built once: building
-# it (and its cache key) for every count cost as much as running it.
+# Unsent messages and those the reader hid are not waiting to be read. Built once, like a
+# history page's statement: it was built, and its cache key computed, for every count.
 _UNREAD_COUNT = (
     select(func.count())
     .select_from(messages)
