@@ -45,8 +45,10 @@ async def test_no_connect_in_time(w: World) -> None:
 
 async def test_token_expiry_ends_the_session(w: World) -> None:
     peer = Peer(w)
-    await peer.connect(w.token(w.a, ttl=1))
-    await closed_peer(peer, timeout=5)
+    # exp is whole seconds: a token of ttl=1 may have a few milliseconds left when made, and
+    # expire before the CONNECTED frame is read; one of ttl=3 has 2 to 3 seconds
+    await peer.connect(w.token(w.a, ttl=3))
+    await closed_peer(peer, timeout=8)
     assert (await peer.expect("ERROR")).get("message") == "TOKEN_EXPIRED"
 
 
