@@ -34,11 +34,13 @@ Couple = dict[str, str]
 pytestmark = pytest.mark.server_env({"IEUM_ADMIN_API_KEYS": KEY})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def nodes(
     cli: Cli, uploads_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[ServerProcess]]:
-    """Two nodes that purge every second with no retention: each purge is theirs to run."""
+    """Two nodes that purge every second with no retention: each purge is theirs to run.
+    Stopped after the test that asks for them: left running, they erased a couple another
+    test dissolved (3 s after, their IEUM_UPLOAD_TTL) before that test's own purge ran."""
     env = {
         **SERVER_ENV,
         "IEUM_ADMIN_API_KEYS": KEY,
