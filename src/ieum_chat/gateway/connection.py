@@ -37,6 +37,7 @@ from ieum_chat.chat.limits import TokenBucket
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import ErrorCode, error_body
+from ieum_chat.gateway.deadlines import Deadlines
 from ieum_chat.gateway.dispatch import Dispatcher
 from ieum_chat.gateway.hub import Hub
 from ieum_chat.gateway.subscriptions import Subscriptions
@@ -86,6 +87,8 @@ class Gateway:
     """New sessions this node admits per second (``IEUM_ADMISSION_RATE``/``_BURST``)."""
     setups: int = 0
     """CONNECTs and SUBSCRIBEs being handled (the database work of new sessions)."""
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    """Every session's next deadline, on one loop timer."""
 
     def __post_init__(self) -> None:
         self.admission = TokenBucket(self.settings.admission_rate, self.settings.admission_burst)
@@ -215,7 +218,7 @@ class StompConnection:
         self._tasks: set[asyncio.Task[None]] | None = None
         self._log: _SessionLog | None = None
         self._busy: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: int | None = None  # the key of our deadline in gateway.deadlines
 
     @property
     def log(self) -> _SessionLog:
@@ -464,21 +467,19 @@ class StompConnection:
     # -- timers ---------------------------------------------------------------------------
 
     def schedule_timer(self) -> None:
-        """(Re)arm the one timer for whatever the STOMP session says is due next."""
+        """(Re)set the one deadline for whatever the STOMP session says is due next."""
         self._cancel_timer()
         deadline = self.session.get_timer()
         if deadline is None or self._closing:
             return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, deadline - time.monotonic())
-        self._timer = loop.call_at(loop.time() + delay, self._on_timer)
+        self._timer = self.gateway.deadlines.add(self, deadline)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self.gateway.deadlines.remove(self, self._timer)
             self._timer = None
 
-    def _on_timer(self) -> None:
+    def on_deadline(self) -> None:
         self._timer = None
         action = self.session.handle_timer(time.monotonic())
         if action is TimerAction.SEND_HEARTBEAT:
