@@ -165,7 +165,6 @@ class StompConnection:
         "_closing",
         "_dispatcher",
         "_draining",
-        "_log",
         "_message_ids",
         "_tasks",
         "_timer",
@@ -216,15 +215,14 @@ class StompConnection:
         self._message_ids = 0
         # Created on first use: most connections are idle most of the time.
         self._tasks: set[asyncio.Task[None]] | None = None
-        self._log: _SessionLog | None = None
         self._busy: asyncio.Task[None] | None = None
         self._timer: int | None = None  # the key of our deadline in gateway.deadlines
 
     @property
     def log(self) -> _SessionLog:
-        if self._log is None:
-            self._log = _SessionLog(self)
-        return self._log
+        # Made for each use, not kept: every session logs its CONNECT, and an adapter kept
+        # for that one line would cost an idle session about 200 bytes.
+        return _SessionLog(self)
 
     @property
     def closing(self) -> bool:
