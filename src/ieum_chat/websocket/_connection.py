@@ -53,7 +53,6 @@ class Connection:
         "_close_timeout",
         "_deadline",
         "_eof_wanted",
-        "_events",
         "_failed",
         "_limit",
         "_max_frames",
@@ -91,7 +90,6 @@ class Connection:
         self._eof_wanted = False
         self._failed = False
         self._deadline: float | None = None
-        self._events: list[Event] = []
         #: The close deadline passed: the shell aborts the transport (no more bytes for it).
         self.aborted = False
 
@@ -141,8 +139,7 @@ class Connection:
         """
         parser = self._parser
         parser.quota = self._max_frames
-        events = self._events
-        self._events = []
+        events: list[Event] = []
         while True:
             try:
                 event = parser.next_event()
