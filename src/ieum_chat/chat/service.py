@@ -148,7 +148,9 @@ class ChatService:
             epoch = self._directory_epoch
             user = await self.db.get_user(user_id)
             if user is not None and epoch == self._directory_epoch:
-                self._users.put(user_id, user)
+                # Keyed by the record's own id (equal to user_id): the caller's copy, parsed
+                # from a token, is not kept alive by the cache for every connected user.
+                self._users.put(user.id, user)
         return user
 
     def set_revocation_handler(self, handler: RevocationHandler | None) -> None:
@@ -178,7 +180,7 @@ class ChatService:
             if couple is None:
                 raise Unauthorized("no such couple, or not a member")
             if epoch == self._directory_epoch:
-                self._couples.put(couple_id, couple)
+                self._couples.put(couple.id, couple)  # its own id, as for users
         if not couple.has_member(user_id):
             raise Unauthorized("not a member of this couple")
         if not couple.active:
