@@ -236,7 +236,7 @@ class Dispatcher:
         try:
             if target.couple_id is None:
                 raise Unauthorized("no such couple")
-            await conn.gateway.chat.member_couple(conn.user.id, target.couple_id)
+            couple = await conn.gateway.chat.member_couple(conn.user.id, target.couple_id)
             resume = _header(event.headers, RESUME_HEADER)
             if resume is not None:
                 try:
@@ -249,8 +249,10 @@ class Dispatcher:
             conn.session.discard_subscription(event.id)
             self.send_error(exc)
             return
+        # The couple's own id, not the one parsed from the destination, which would otherwise
+        # live as long as the subscription.
         await self.subscriptions.open(
-            event.id, event.destination, target.couple_id, after=after, receipt=event.receipt
+            event.id, event.destination, couple.id, after=after, receipt=event.receipt
         )
 
     async def _on_unsubscribe(self, event: Unsubscribe) -> None:

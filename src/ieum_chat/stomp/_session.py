@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
@@ -269,6 +270,10 @@ class StompSession:
             raise RemoteProtocolError("SUBSCRIBE with an id already in use")
         if len(subscriptions) >= self._max_subscriptions:
             raise RemoteProtocolError(f"more than {self._max_subscriptions} subscriptions")
+        # Held as long as the subscription: the sessions that subscribe one topic with one
+        # id (as every client of a couple does) share one copy of each.
+        destination = sys.intern(destination)
+        subscription_id = sys.intern(subscription_id)
         subscriptions[subscription_id] = destination
         if ack != "auto":
             if self._client_ack is None:
