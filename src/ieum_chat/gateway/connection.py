@@ -170,7 +170,6 @@ class StompConnection:
         "_timer",
         "_torn_down",
         "gateway",
-        "remote",
         "session",
         "session_id",
         "subscriptions",
@@ -188,13 +187,11 @@ class StompConnection:
         principal: Principal | None = None,
         user: User | None = None,
         preferred_version: str | None = None,
-        remote: str | None = None,
     ) -> None:
         settings = gateway.settings
         self.gateway = gateway
         self.transport = transport
         self.transport_name = transport_name
-        self.remote = remote
         self.session_id = f"{next(_session_ids):x}-{uuid.uuid4().hex[:8]}"
         self.session = StompSession(
             now=time.monotonic(),

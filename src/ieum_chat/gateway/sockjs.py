@@ -127,7 +127,6 @@ class _StompSession:
             transport_name=f"sockjs-{self._info.transport}",
             principal=self._principal,
             user=self._user,
-            remote=self._info.remote,
         )
 
         async def receive() -> bytes | None:

@@ -293,7 +293,6 @@ class GatewayProtocol(asyncio.Protocol):
             principal=admission.principal,
             user=admission.user,
             preferred_version=admission.version,
-            remote=remote,
         )
         self._open(gateway)
 
