@@ -81,7 +81,9 @@ class Connection:
         self._max_frames = max_frames_per_turn
         self._close_timeout = close_timeout
         self._state = State.OPEN
-        self._unsent: list[bytes] = []
+        # Frames not yet taken by data_to_send(); None while there are none (an idle
+        # connection holds no list).
+        self._unsent: list[bytes] | None = None
         self._unsent_bytes = 0
         self._transport_backlog = 0
         self._pong: bytes | None = None  # the payload of the most recent unanswered Ping
@@ -204,13 +206,20 @@ class Connection:
         backlog = self.backlog
         if backlog and backlog + len(frame) > self._limit:
             return False
-        self._unsent.append(frame)
-        self._unsent_bytes += len(frame)
+        self._queue(frame)
         return True
+
+    def _queue(self, frame: bytes) -> None:
+        unsent = self._unsent
+        if unsent is None:
+            self._unsent = [frame]
+        else:
+            unsent.append(frame)
+        self._unsent_bytes += len(frame)
 
     def discard(self) -> None:
         """Drop what is queued and not yet handed to the shell (a slow consumer's)."""
-        self._unsent.clear()
+        self._unsent = None
         self._unsent_bytes = 0
 
     def _answer(self, payload: bytes) -> None:
@@ -219,9 +228,7 @@ class Connection:
         if self.congested:
             self._pong = payload
             return
-        frame = pong_frame(payload)
-        self._unsent.append(frame)
-        self._unsent_bytes += len(frame)
+        self._queue(pong_frame(payload))
 
     def data_to_send(self) -> bytes:
         """Everything to write now, in one piece; it counts in the backlog until the shell's
@@ -230,10 +237,10 @@ class Connection:
             payload, self._pong = self._pong, None
             self._answer(payload)
         unsent = self._unsent
-        if not unsent:
+        if unsent is None:
             return _EMPTY
         data = unsent[0] if len(unsent) == 1 else _EMPTY.join(unsent)
-        self._unsent = []
+        self._unsent = None
         self._transport_backlog += self._unsent_bytes
         self._unsent_bytes = 0
         return data
@@ -257,7 +264,7 @@ class Connection:
             return
         # Nothing follows a Close (send_text drops once not open): if ours is still queued
         # it is the last frame, and it stays.
-        close = self._unsent[-1:] if self._close_sent else []
+        close = self._unsent[-1:] if self._close_sent and self._unsent else []
         self.discard()
         self._pong = None
         if close:
@@ -275,8 +282,7 @@ class Connection:
         # The one frame that always goes out, past the bound: at most 125 bytes, and once.
         self._close_sent = True
         self._close_code = code
-        self._unsent.append(frame)
-        self._unsent_bytes += len(frame)
+        self._queue(frame)
 
     def get_timer(self) -> float | None:
         """When to call `handle_timer()`: the close deadline, while closing."""
