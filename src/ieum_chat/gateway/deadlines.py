@@ -33,7 +33,7 @@ class Owner(Protocol):
 class Deadlines:
     """Owners waiting for a time (``time.monotonic()``), fired in order of tick."""
 
-    __slots__ = ("_armed", "_buckets", "_clock", "_firing", "_handle", "_keys", "tick")
+    __slots__ = ("_armed", "_buckets", "_firing", "_handle", "_keys", "tick")
 
     def __init__(self, tick: float = 0.02) -> None:
         if tick <= 0:
@@ -46,7 +46,6 @@ class Deadlines:
         self._handle: asyncio.TimerHandle | None = None
         self._armed: int | None = None  # the key the loop timer is set for
         self._firing: int | None = None  # the key being fired, while it is
-        self._clock = time.monotonic
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
@@ -80,25 +79,17 @@ class Deadlines:
                 self._keys = list(self._buckets)
                 heapq.heapify(self._keys)
 
-    def close(self) -> None:
-        """Forget every owner and disarm (the gateway is going away)."""
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._armed = None
-        self._buckets.clear()
-        self._keys.clear()
-
     def _arm(self, key: int) -> None:
         if self._handle is not None:
             self._handle.cancel()
         loop = asyncio.get_running_loop()
-        delay = max(0.0, key * self.tick - self._clock())
+        delay = max(0.0, key * self.tick - time.monotonic())
         self._handle = loop.call_at(loop.time() + delay, self._fire)
         self._armed = key
 
     def _fire(self) -> None:
         self._handle = self._armed = None
-        now = self._clock()
+        now = time.monotonic()
         keys, buckets = self._keys, self._buckets
         try:
             while keys and keys[0] * self.tick <= now:

@@ -50,7 +50,6 @@ async def test_a_key_is_the_first_tick_at_or_after_the_deadline() -> None:
         wheel.add(owner, far + when) for owner, when in zip(owners, (1.0, 1.01, 1.25), strict=True)
     ]
     assert [k * 0.25 - far for k in keys] == [1.0, 1.25, 1.25]
-    wheel.close()
 
 
 async def test_owners_are_called_once_in_order_and_never_early() -> None:
@@ -150,7 +149,6 @@ async def test_keys_left_by_removed_owners_stay_bounded() -> None:
         wheel.remove(owner, wheel.add(owner, far + i * TICK))
     assert len(wheel) == 1
     assert len(wheel._keys) <= 2 * len(wheel._buckets) + 64
-    wheel.close()
     assert calls == []
 
 
