@@ -270,8 +270,8 @@ class StompSession:
             raise RemoteProtocolError("SUBSCRIBE with an id already in use")
         if len(subscriptions) >= self._max_subscriptions:
             raise RemoteProtocolError(f"more than {self._max_subscriptions} subscriptions")
-        # Held as long as the subscription: the sessions that subscribe one topic with one
-        # id (as every client of a couple does) share one copy of each.
+        # Held as long as the subscription: the sessions that subscribe one topic share one
+        # copy of its name, and of the id when clients number theirs alike (stompjs: sub-0).
         destination = sys.intern(destination)
         subscription_id = sys.intern(subscription_id)
         subscriptions[subscription_id] = destination
