@@ -81,6 +81,32 @@ async def test_sqlite_connections_and_the_writer_share_their_settings(tmp_path: 
         await db_pool.close()
 
 
+def _cache_size(conn: Connection) -> object:
+    return conn.exec_driver_sql("PRAGMA cache_size").scalar()
+
+
+async def test_sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default(
+    tmp_path: Path,
+) -> None:
+    """The pool's connections of a file only read, and SQLite would give each of them 2 MiB
+    of cache, mostly copies of the same pages: 256 KiB each. The writer keeps SQLite's
+    default (-2000: 2,000 KiB), and so do migrations, whose index builds sort in it."""
+    url = f"sqlite:///{tmp_path}/x.db"
+    policy, engine = create_engine(url)
+    db_pool = DatabasePool(policy, engine, pool_size=2)
+    try:
+        assert await db_pool.read_txn("cache", _cache_size) == -256
+        assert await db_pool.write_txn("cache", _cache_size) == -2000
+    finally:
+        await db_pool.close()
+    _, engine = create_engine(url, for_migrations=True)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_cache_size) == -2000
+    finally:
+        await engine.dispose()
+
+
 async def test_postgres_appends_through_a_small_pool_of_its_own() -> None:
     policy, engine = create_engine("postgresql://chat@localhost/ieum")
     small = DatabasePool(policy, engine, pool_size=2)
