@@ -168,7 +168,7 @@ class Subscriptions:
     """The couple-topic subscriptions of one connection, by subscription id, and its
     ``/user/queue/events`` subscription."""
 
-    __slots__ = ("_by_id", "_watched", "chat", "device", "events", "hub", "outlet", "watch")
+    __slots__ = ("_subs", "_watched", "chat", "device", "events", "hub", "outlet", "watch")
 
     def __init__(
         self, outlet: Outlet, chat: ChatService, hub: Hub, watch: DeviceWatch | None = None
@@ -178,7 +178,9 @@ class Subscriptions:
         self.hub = hub
         self.watch = watch
         self.device: str | None = None  # the session's x-device-id
-        self._by_id: dict[str, Subscription] | None = None  # most connections have one or none
+        # A list, not a dict by id: most connections have one or none (a dict of one takes
+        # 184 bytes, a list 88), and the STOMP session bounds them (64 by default).
+        self._subs: list[Subscription] | None = None
         self._watched: set[uuid.UUID] | None = None
         self.events: OwnEvents | None = None
 
@@ -202,19 +204,22 @@ class Subscriptions:
             self.outlet.push_message(sub.destination, sub.id, body)
 
     def __len__(self) -> int:
-        return len(self._by_id) if self._by_id else 0
+        return len(self._subs) if self._subs else 0
 
     def get(self, sub_id: str) -> Subscription | None:
-        return self._by_id.get(sub_id) if self._by_id else None
+        for sub in self._subs or ():
+            if sub.id == sub_id:
+                return sub
+        return None
 
     def couples(self) -> set[uuid.UUID]:
         """The couples this connection listens to."""
-        return {sub.couple_id for sub in (self._by_id or {}).values()}
+        return {sub.couple_id for sub in self._subs or ()}
 
     def notify(self, couple_id: uuid.UUID, body: bytes) -> None:
         """An event of this node's own about the couple (not from its channel, not in its
         stream) on every subscription to it, at once."""
-        for sub in (self._by_id or {}).values():
+        for sub in self._subs or ():
             if sub.couple_id == couple_id:
                 self.outlet.push_message(sub.destination, sub.id, body)
 
@@ -232,9 +237,9 @@ class Subscriptions:
         it; ``None`` starts after the last message committed so far. Live messages that
         arrive meanwhile are held, then released above the replayed seq."""
         sub = Subscription(self, sub_id, destination, couple_id)
-        if self._by_id is None:
-            self._by_id = {}
-        self._by_id[sub_id] = sub
+        if self._subs is None:
+            self._subs = []
+        self._subs.append(sub)
         await self.hub.add(channel_for(couple_id), sub)
         await self._watch(couple_id)
         try:
@@ -261,11 +266,14 @@ class Subscriptions:
         self.outlet.spawn(self.replay(sub), f"replay-{self.outlet.session_id}")
 
     async def close(self, sub_id: str) -> None:
-        sub = self._by_id.pop(sub_id, None) if self._by_id else None
-        if sub is not None:
-            await self.hub.remove(channel_for(sub.couple_id), sub)
-            if sub.couple_id not in self.couples():
-                await self._unwatch(sub.couple_id)
+        sub = self.get(sub_id)
+        if sub is None:
+            return
+        assert self._subs is not None  # get found it there
+        self._subs.remove(sub)
+        await self.hub.remove(channel_for(sub.couple_id), sub)
+        if sub.couple_id not in self.couples():
+            await self._unwatch(sub.couple_id)
 
     async def _watch(self, couple_id: uuid.UUID) -> None:
         user = self.outlet.user
@@ -291,8 +299,8 @@ class Subscriptions:
             await self.close_events()
         except Exception:  # a broker failing to unsubscribe must not stop the teardown
             log.warning("session %s: unsubscribe failed", self.outlet.session_id)
-        subs, self._by_id = self._by_id, None
-        for sub in (subs or {}).values():
+        subs, self._subs = self._subs, None
+        for sub in subs or ():
             try:
                 await self.hub.remove(channel_for(sub.couple_id), sub)
             except Exception:  # a broker failing to unsubscribe must not stop the teardown
@@ -305,7 +313,7 @@ class Subscriptions:
 
     def resync(self) -> None:
         """The broker may have lost messages: catch every subscription up."""
-        for sub in (self._by_id or {}).values():
+        for sub in self._subs or ():
             if not sub.catching_up:
                 self.catch_up(sub)
 
