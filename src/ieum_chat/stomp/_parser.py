@@ -67,7 +67,9 @@ class FrameParser:
             raise LocalProtocolError("max_frame_size must be positive, max_headers non-negative")
         self._max_frame_size = max_frame_size
         self._max_headers = max_headers
-        self._buffer = bytearray()
+        # None while empty, which an idle connection's parser is nearly always: an empty
+        # bytearray kept per connection is 56 bytes.
+        self._buffer: bytearray | None = None
         # Nothing before this offset needs searching again: no head end and no NUL for the
         # current frame's head, no NUL for its body when it has no content-length.
         self._scan = 0
@@ -92,7 +94,7 @@ class FrameParser:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as a frame or heart-beat."""
-        return len(self._buffer)
+        return len(self._buffer) if self._buffer is not None else 0
 
     def receive_data(self, data: bytes) -> None:
         """Buffers `data`; raises RemoteProtocolError as soon as the frame being received
@@ -103,7 +105,10 @@ class FrameParser:
         if self._error is not None:
             raise self._dead()
         buffer = self._buffer
-        buffer += data
+        if buffer is None:
+            buffer = self._buffer = bytearray(data)
+        else:
+            buffer += data
         if len(buffer) >= self._max_frame_size:
             try:
                 self._check_incomplete_frame()
@@ -141,6 +146,7 @@ class FrameParser:
         # none, the frame is too large, whatever its headers say. Called only once the buffer
         # reaches the limit, so a peer cannot make us hold a huge partial frame.
         buffer = self._buffer
+        assert buffer is not None  # called with data just received
         limit = self._max_frame_size
         head = self._head
         if head is None:
@@ -159,6 +165,7 @@ class FrameParser:
     def _parse_head(self) -> _Head | Literal[Heartbeat.HEARTBEAT] | None:
         buffer = self._buffer
         if not buffer:
+            self._buffer = None
             return None
         first = buffer[0]
         if first == 0x0A:
@@ -233,6 +240,7 @@ class FrameParser:
 
     def _parse_body(self, head: _Head) -> Frame | None:
         buffer = self._buffer
+        assert buffer is not None  # it holds the head
         start = head.body_start
         length = head.content_length
         if length is not None:
