@@ -72,10 +72,8 @@ class StompSession:
         "_max_frame_size",
         "_max_subscriptions",
         "_parser",
-        "_peer_window",
         "_preferred_version",
         "_refused_receipt",
-        "_send_interval",
         "_server_heartbeat",
         "_server_name",
         "_state",
@@ -130,8 +128,6 @@ class StompSession:
         self._expiry: float | None = None
         self._last_sent = now
         self._last_received = now
-        self._send_interval = 0.0
-        self._peer_window = 0.0
 
     # -- what the shell reads -------------------------------------------------------------
 
@@ -367,9 +363,6 @@ class StompSession:
         self._accepted = True
         self._parser.version = version
         self._last_sent = self._last_received = now
-        outgoing, incoming = self._heartbeat
-        self._send_interval = outgoing / 1000
-        self._peer_window = incoming / 1000 * self._grace
         return data
 
     def message(
@@ -468,11 +461,14 @@ class StompSession:
         if state is not SessionState.CONNECTED:
             candidates = [self._connect_deadline]
         else:
+            # The intervals are worked out from the negotiated heart-beat on each call, not
+            # kept: two floats an idle session would hold for nothing else.
             candidates = []
-            if self._send_interval:
-                candidates.append(self._last_sent + self._send_interval)
-            if self._peer_window:
-                candidates.append(self._last_received + self._peer_window)
+            outgoing, incoming = self._heartbeat
+            if outgoing:
+                candidates.append(self._last_sent + outgoing / 1000)
+            if incoming:
+                candidates.append(self._last_received + incoming / 1000 * self._grace)
         if deadline is not None:
             candidates.append(deadline)
         return min(candidates, default=None)
@@ -491,9 +487,10 @@ class StompSession:
         if self._expiry is not None and now >= self._expiry:
             return TimerAction.EXPIRED
         if state is SessionState.CONNECTED:
-            if self._peer_window and now >= self._last_received + self._peer_window:
+            outgoing, incoming = self._heartbeat
+            if incoming and now >= self._last_received + incoming / 1000 * self._grace:
                 return TimerAction.PEER_TIMEOUT
-            if self._send_interval and now >= self._last_sent + self._send_interval:
+            if outgoing and now >= self._last_sent + outgoing / 1000:
                 return TimerAction.SEND_HEARTBEAT
         return None
 
