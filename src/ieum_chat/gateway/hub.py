@@ -30,13 +30,16 @@ class Hub:
         # A list per channel, not a set or a dict: a couple's channel has a few listeners
         # (its members' sessions), and an idle session's share of a list is 70 bytes less.
         self._listeners: dict[str, list[Listener]] = {}
+        # Bound once: the broker keeps the handler it is given for every channel, and each
+        # access to self._on_payload would make a new method object (64 bytes a couple).
+        self._handler = self._on_payload
 
     async def add(self, channel: str, listener: Listener) -> None:
         listeners = self._listeners.get(channel)
         if listeners is None:
             listeners = self._listeners[channel] = [listener]
             try:
-                await self._broker.subscribe(channel, self._on_payload)
+                await self._broker.subscribe(channel, self._handler)
             except BaseException:
                 if listener in listeners:
                     listeners.remove(listener)
@@ -53,7 +56,7 @@ class Hub:
         listeners.remove(listener)
         if not listeners:
             del self._listeners[channel]
-            await self._broker.unsubscribe(channel, self._on_payload)
+            await self._broker.unsubscribe(channel, self._handler)
 
     def _on_payload(self, channel: str, payload: bytes) -> None:
         listeners = self._listeners.get(channel)
