@@ -7,6 +7,7 @@ members (send, change, read marks, typing) checked and queued to the write pipel
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -180,12 +181,30 @@ class ChatService:
             if couple is None:
                 raise Unauthorized("no such couple, or not a member")
             if epoch == self._directory_epoch:
+                couple = self._held(couple)
                 self._couples.put(couple.id, couple)  # its own id, as for users
         if not couple.has_member(user_id):
             raise Unauthorized("not a member of this couple")
         if not couple.active:
             raise NotFound("this couple was dissolved")
         return couple
+
+    def _held(self, couple: Couple) -> Couple:
+        """``couple`` made of what the caches hold already: the cached record when equal (the
+        two members subscribing at once read it twice), else the record with its members'
+        ids taken from the cached users. A couple's sessions then share one record and one
+        id object per user, about 100 bytes less an idle session."""
+        held = self._couples.get(couple.id)
+        if held == couple:
+            return held
+        one, two = self._users.get(couple.user1_id), self._users.get(couple.user2_id)
+        if one is None and two is None:
+            return couple
+        return dataclasses.replace(
+            couple,
+            user1_id=couple.user1_id if one is None else one.id,
+            user2_id=couple.user2_id if two is None else two.id,
+        )
 
     async def couple_of(self, user_id: uuid.UUID) -> Couple | None:
         return await self.db.couple_of(user_id)

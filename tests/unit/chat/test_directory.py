@@ -1,9 +1,10 @@
 """The chat service forgets cached users and couples when the directory feed says they
 changed, and reports the access that ended; a lookup racing a change never caches the old
-row."""
+row; what it does cache shares the objects the cache holds already."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from typing import Any
@@ -87,6 +88,26 @@ async def test_a_lookup_racing_a_change_does_not_cache_the_old_row(
         monkeypatch.setattr(chat.db, "get_couple", read_then_change)
         await service.member_couple(chat.a.id, chat.couple.id)
         assert not _cached(service, chat.a.id, chat.couple.id)
+
+
+async def test_both_members_lookups_share_one_couple_record_and_the_users_ids(
+    make_chat: ChatFactory,
+) -> None:
+    """The two members subscribing at once both miss the cache and read the couple: they
+    get one record, whose member ids are the cached users' own id objects (an idle session
+    keeps the record for as long as it is connected)."""
+    async with make_chat() as chat:
+        service = chat.service
+        a, b = await service.user(chat.a.id), await service.user(chat.b.id)
+        assert a is not None
+        assert b is not None
+        first, second = await asyncio.gather(
+            service.member_couple(chat.a.id, chat.couple.id),
+            service.member_couple(chat.b.id, chat.couple.id),
+        )
+        assert first is second
+        assert first == chat.couple
+        assert {id(first.user1_id), id(first.user2_id)} == {id(a.id), id(b.id)}
 
 
 def test_a_revocation_names_who_lost_which_couple() -> None:
