@@ -121,7 +121,9 @@ class StompSession:
         self._disconnected = False
         self._error_headers: Headers = ()
         self._refused_receipt: str | None = None
-        self._subscriptions: dict[str, str] = {}
+        # Live subscriptions as one flat tuple, id, destination, id, destination...: most
+        # sessions hold one, and a dict of one entry takes 200 bytes, this tuple 72.
+        self._subscriptions: tuple[str, ...] = ()
         # Most sessions never use client acks: the set comes with the first such subscription.
         self._client_ack: set[str] | None = None
         self._connect_deadline = now + connect_timeout
@@ -148,7 +150,8 @@ class StompSession:
     @property
     def subscriptions(self) -> Mapping[str, str]:
         """Live subscriptions, id -> destination (a read-only view)."""
-        return MappingProxyType(self._subscriptions)
+        subs = self._subscriptions
+        return MappingProxyType(dict(zip(subs[::2], subs[1::2], strict=True)))
 
     # -- bytes in, events out -------------------------------------------------------------
 
@@ -262,15 +265,15 @@ class StompSession:
         if ack not in _ACK_MODES[self._wire_version]:
             raise RemoteProtocolError("SUBSCRIBE with an invalid ack mode")
         subscriptions = self._subscriptions
-        if subscription_id in subscriptions:
+        if subscription_id in subscriptions[::2]:
             raise RemoteProtocolError("SUBSCRIBE with an id already in use")
-        if len(subscriptions) >= self._max_subscriptions:
+        if len(subscriptions) // 2 >= self._max_subscriptions:
             raise RemoteProtocolError(f"more than {self._max_subscriptions} subscriptions")
         # Held as long as the subscription: the sessions that subscribe one topic share one
         # copy of its name, and of the id when clients number theirs alike (stompjs: sub-0).
         destination = sys.intern(destination)
         subscription_id = sys.intern(subscription_id)
-        subscriptions[subscription_id] = destination
+        self._subscriptions = (*subscriptions, subscription_id, destination)
         if ack != "auto":
             if self._client_ack is None:
                 self._client_ack = set()
@@ -291,15 +294,16 @@ class StompSession:
                 raise RemoteProtocolError("UNSUBSCRIBE without id")
             # STOMP 1.0: unsubscribing by destination.
             subscription_id = self._subscription_for(destination)
-        if subscription_id not in self._subscriptions:
+        if subscription_id not in self._subscriptions[::2]:
             raise RemoteProtocolError("UNSUBSCRIBE of an unknown subscription")
         self.discard_subscription(subscription_id)
         return Unsubscribe(id=subscription_id, receipt=frame.get("receipt"))
 
     def _subscription_for(self, destination: str) -> str:
-        if destination in self._subscriptions:
+        subs = self._subscriptions
+        if destination in subs[::2]:
             return destination
-        for subscription_id, subscribed in self._subscriptions.items():
+        for subscription_id, subscribed in zip(subs[::2], subs[1::2], strict=True):
             if subscribed == destination:
                 return subscription_id
         return destination
@@ -438,7 +442,11 @@ class StompSession:
 
     def discard_subscription(self, subscription_id: str) -> None:
         """Forgets a subscription the server refused, so that the client may reuse its id."""
-        self._subscriptions.pop(subscription_id, None)
+        subs = self._subscriptions
+        ids = subs[::2]
+        if subscription_id in ids:
+            at = 2 * ids.index(subscription_id)
+            self._subscriptions = subs[:at] + subs[at + 2 :]
         if self._client_ack is not None:
             self._client_ack.discard(subscription_id)
 

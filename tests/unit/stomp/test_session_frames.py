@@ -113,6 +113,17 @@ def test_unsubscribe_frees_the_id_and_the_slot() -> None:
     )
 
 
+def test_unsubscribing_one_of_several_keeps_the_others() -> None:
+    """Ids and destinations are told apart: an id may read like another's destination."""
+    session = connect()
+    for sub_id, destination in (("1", "/a"), ("/a", "/b"), ("3", "/c")):
+        feed(session, frame("SUBSCRIBE", ("id", sub_id), ("destination", destination)))
+    assert feed(session, frame("UNSUBSCRIBE", ("id", "/a"))) == Unsubscribe(id="/a", receipt=None)
+    assert dict(session.subscriptions) == {"1": "/a", "3": "/c"}
+    message = refusal(session, frame("UNSUBSCRIBE", ("id", "/b")))
+    assert message == "UNSUBSCRIBE of an unknown subscription"
+
+
 def test_discard_subscription_lets_the_client_reuse_the_id() -> None:
     session = connect()
     feed(session, frame("SUBSCRIBE", ("id", "1"), ("destination", "/a")))
