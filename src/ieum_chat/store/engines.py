@@ -175,7 +175,8 @@ class BaseEngine(abc.ABC):
         return isinstance(orig, OSError | TimeoutError)
 
 
-# A reader's page cache: the root and inner pages of the indexes a read walks, not the leaves.
+# A reading connection's page cache, sized for the root and inner pages of the indexes a read
+# walks rather than their leaves.
 _READER_CACHE_KIB = 256
 
 
