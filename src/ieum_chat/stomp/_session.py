@@ -469,14 +469,7 @@ class StompSession:
         if state is not SessionState.CONNECTED:
             candidates = [self._connect_deadline]
         else:
-            # The intervals are worked out from the negotiated heart-beat on each call, not
-            # kept: two floats an idle session would hold for nothing else.
-            candidates = []
-            outgoing, incoming = self._heartbeat
-            if outgoing:
-                candidates.append(self._last_sent + outgoing / 1000)
-            if incoming:
-                candidates.append(self._last_received + incoming / 1000 * self._grace)
+            candidates = [due for due in self._heartbeat_deadlines() if due is not None]
         if deadline is not None:
             candidates.append(deadline)
         return min(candidates, default=None)
@@ -495,12 +488,22 @@ class StompSession:
         if self._expiry is not None and now >= self._expiry:
             return TimerAction.EXPIRED
         if state is SessionState.CONNECTED:
-            outgoing, incoming = self._heartbeat
-            if incoming and now >= self._last_received + incoming / 1000 * self._grace:
+            send_due, peer_due = self._heartbeat_deadlines()
+            if peer_due is not None and now >= peer_due:
                 return TimerAction.PEER_TIMEOUT
-            if outgoing and now >= self._last_sent + outgoing / 1000:
+            if send_due is not None and now >= send_due:
                 return TimerAction.SEND_HEARTBEAT
         return None
+
+    def _heartbeat_deadlines(self) -> tuple[float | None, float | None]:
+        """When our next heart-beat is due and when the peer's window ends (None: no
+        heart-beat that way). Worked out from the negotiated pair on each call, not kept:
+        two floats an idle session would hold for nothing else."""
+        outgoing, incoming = self._heartbeat
+        return (
+            self._last_sent + outgoing / 1000 if outgoing else None,
+            self._last_received + incoming / 1000 * self._grace if incoming else None,
+        )
 
 
 def _refuse_transaction(frame: Frame) -> None:
