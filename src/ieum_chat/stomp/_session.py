@@ -150,8 +150,14 @@ class StompSession:
     @property
     def subscriptions(self) -> Mapping[str, str]:
         """Live subscriptions, id -> destination (a read-only view)."""
+        return MappingProxyType(dict(self._subscription_pairs()))
+
+    def _subscription_ids(self) -> tuple[str, ...]:
+        return self._subscriptions[::2]
+
+    def _subscription_pairs(self) -> zip[tuple[str, str]]:
         subs = self._subscriptions
-        return MappingProxyType(dict(zip(subs[::2], subs[1::2], strict=True)))
+        return zip(subs[::2], subs[1::2], strict=True)
 
     # -- bytes in, events out -------------------------------------------------------------
 
@@ -265,7 +271,7 @@ class StompSession:
         if ack not in _ACK_MODES[self._wire_version]:
             raise RemoteProtocolError("SUBSCRIBE with an invalid ack mode")
         subscriptions = self._subscriptions
-        if subscription_id in subscriptions[::2]:
+        if subscription_id in self._subscription_ids():
             raise RemoteProtocolError("SUBSCRIBE with an id already in use")
         if len(subscriptions) // 2 >= self._max_subscriptions:
             raise RemoteProtocolError(f"more than {self._max_subscriptions} subscriptions")
@@ -294,16 +300,15 @@ class StompSession:
                 raise RemoteProtocolError("UNSUBSCRIBE without id")
             # STOMP 1.0: unsubscribing by destination.
             subscription_id = self._subscription_for(destination)
-        if subscription_id not in self._subscriptions[::2]:
+        if subscription_id not in self._subscription_ids():
             raise RemoteProtocolError("UNSUBSCRIBE of an unknown subscription")
         self.discard_subscription(subscription_id)
         return Unsubscribe(id=subscription_id, receipt=frame.get("receipt"))
 
     def _subscription_for(self, destination: str) -> str:
-        subs = self._subscriptions
-        if destination in subs[::2]:
+        if destination in self._subscription_ids():
             return destination
-        for subscription_id, subscribed in zip(subs[::2], subs[1::2], strict=True):
+        for subscription_id, subscribed in self._subscription_pairs():
             if subscribed == destination:
                 return subscription_id
         return destination
@@ -442,10 +447,10 @@ class StompSession:
 
     def discard_subscription(self, subscription_id: str) -> None:
         """Forgets a subscription the server refused, so that the client may reuse its id."""
-        subs = self._subscriptions
-        ids = subs[::2]
+        ids = self._subscription_ids()
         if subscription_id in ids:
             at = 2 * ids.index(subscription_id)
+            subs = self._subscriptions
             self._subscriptions = subs[:at] + subs[at + 2 :]
         if self._client_ack is not None:
             self._client_ack.discard(subscription_id)
