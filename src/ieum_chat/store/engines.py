@@ -180,10 +180,6 @@ class BaseEngine(abc.ABC):
 _READER_CACHE_KIB = 256
 
 
-def _in_memory(database: str | None) -> bool:
-    return not database or database == ":memory:" or database.startswith("file::memory:")
-
-
 class SqliteEngine(BaseEngine):
     name = "sqlite"
 
@@ -212,14 +208,14 @@ class SqliteEngine(BaseEngine):
         # connected they grew by 21 MB, 1.4 KB a session. Kept small, the pages a reader
         # misses come from the kernel's page cache of the file, which every connection shares.
         kib = self._reader_cache_kib
-        keep_default = kib is None or _in_memory(engine.url.database)
         # A negative cache_size counts KiB, a positive one pages.
-        self._install(engine.sync_engine, () if keep_default else (f"PRAGMA cache_size=-{kib}",))
+        self._install(engine.sync_engine, () if kib is None else (f"PRAGMA cache_size=-{kib}",))
 
     def writer(self, engine: AsyncEngine) -> ThreadWriter | None:
         """A thread of its own with one connection, for a file (a memory database is one per
         connection: its writes stay on the engine)."""
-        if _in_memory(engine.url.database):
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file::memory:"):
             return None
         sync = sa_create_engine(
             engine.url.set(drivername="sqlite+pysqlite"), poolclass=pool.StaticPool
