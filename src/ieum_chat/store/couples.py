@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import enum
 import uuid
+from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
 from ieum_chat.store.records import SYSTEM_USER_ID, Couple, User
@@ -49,8 +50,9 @@ def couple_from_row(row: AnyRow) -> Couple:
     )
 
 
-def member_of(user_id: uuid.UUID) -> ColumnElement[bool]:
-    """The SQL condition "``user_id`` is one of the couple's members"."""
+def member_of(user_id: uuid.UUID | BindParameter[Any]) -> ColumnElement[bool]:
+    """The SQL condition "``user_id`` (a value, or a parameter) is one of the couple's
+    members"."""
     return or_(couples.c.user1_id == user_id, couples.c.user2_id == user_id)
 
 
@@ -59,14 +61,18 @@ def _select_couple_txn(conn: Connection, couple_id: uuid.UUID) -> Couple | None:
     return None if row is None else couple_from_row(row)
 
 
+# Built once, the member a parameter: built per call, the statement and its cache key cost
+# more than the read of one row (every ``GET /chat/room`` reads it).
+_COUPLE_OF = (
+    select(*COUPLE_COLUMNS)
+    .where(member_of(bindparam("user_id")), couples.c.dissolved_at.is_(None))
+    .order_by(couples.c.created_at, couples.c.id)
+    .limit(1)
+)
+
+
 def couple_of_txn(conn: Connection, user_id: uuid.UUID) -> Couple | None:
-    query = (
-        select(*COUPLE_COLUMNS)
-        .where(member_of(user_id), couples.c.dissolved_at.is_(None))
-        .order_by(couples.c.created_at, couples.c.id)
-        .limit(1)
-    )
-    row = conn.execute(query).first()
+    row = conn.execute(_COUPLE_OF, {"user_id": user_id}).first()
     return None if row is None else couple_from_row(row)
 
 

@@ -39,9 +39,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from ieum_chat.errors import StoreError, StoreUnavailable
@@ -77,23 +77,28 @@ class StreamMark:
         return other.last_seq >= self.last_seq and other.hides >= self.hides
 
 
-def _position(couple_id: uuid.UUID) -> Select[Any]:
-    return select(couples.c.last_seq).where(couples.c.id == couple_id)
+# Built once, with the couple and viewer as parameters: every history page and stream read
+# starts with one of them, and building a statement per call cost more than running it.
+_POSITION = select(couples.c.last_seq).where(couples.c.id == bindparam("couple_id"))
+_MARK = select(
+    _POSITION.scalar_subquery(),
+    select(func.count())
+    .select_from(message_hides)
+    .where(
+        message_hides.c.couple_id == bindparam("couple_id"),
+        message_hides.c.user_id == bindparam("viewer_id"),
+    )
+    .scalar_subquery(),
+)
 
 
 def stream_position_txn(conn: Connection, couple_id: uuid.UUID) -> int:
     """The last seq handed out in the couple's stream; 0 for none, or no such couple."""
-    return int(conn.execute(_position(couple_id)).scalar_one_or_none() or 0)
+    return int(conn.execute(_POSITION, {"couple_id": couple_id}).scalar_one_or_none() or 0)
 
 
 def stream_mark_txn(conn: Connection, couple_id: uuid.UUID, viewer_id: uuid.UUID) -> StreamMark:
-    hides = (
-        select(func.count())
-        .select_from(message_hides)
-        .where(message_hides.c.couple_id == couple_id, message_hides.c.user_id == viewer_id)
-        .scalar_subquery()
-    )
-    row = conn.execute(select(_position(couple_id).scalar_subquery(), hides)).one()
+    row = conn.execute(_MARK, {"couple_id": couple_id, "viewer_id": viewer_id}).one()
     return StreamMark(couple_id, viewer_id, int(row[0] or 0), int(row[1]))
 
 
