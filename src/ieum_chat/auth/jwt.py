@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,13 @@ _ASYMMETRIC_PREFIXES = ("RS", "ES", "PS", "Ed")
 # a date cannot be rendered, a float loses the second, and an expiry timer cannot be armed.
 MAX_NUMERIC_DATE = 253_402_300_799
 _TIME_CLAIMS = ("exp", "nbf", "iat")
+# Tokens verified lately, by their text: a device sends the same token with every request
+# until it refreshes it, and checking its signature again was a tenth of a REST request's
+# time. A hit checks the expiry again; nbf and iat, checked once, cannot become false. The
+# newest VERIFIED_MAX are kept, each for VERIFIED_SECONDS at most, so a key a JWKS drops
+# stops being honoured within that time, as PyJWKClient's own cache of the set allows.
+VERIFIED_MAX = 256
+VERIFIED_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +77,33 @@ class TokenVerifier:
             if not self._algorithms:
                 raise ValueError("a shared secret verifies only HS* algorithms")
 
+        # token -> (principal, monotonic time it is kept until), least recently used first
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
     def verify(self, token: str | None, *, now: float | None = None) -> Principal:
-        """Return the principal, or raise :class:`AuthError` saying (in English) what was wrong."""
+        """Return the principal, or raise :class:`AuthError` saying (in English) what was wrong.
+        ``now``: a clock to check the expiry against as well as the real one."""
         if not token:
             raise AuthError("missing token")
+        clock = time.monotonic()
+        verified = self._verified.get(token)
+        if verified is not None and verified[1] > clock:
+            self._verified.move_to_end(token)
+            principal = verified[0]
+        else:
+            principal = self._decode(token)
+            self._verified[token] = (principal, clock + VERIFIED_SECONDS)
+            self._verified.move_to_end(token)
+            if len(self._verified) > VERIFIED_MAX:
+                self._verified.popitem(last=False)
+        for at in (time.time(), now):
+            if at is not None and principal.expires_at + self._leeway <= at:
+                raise AuthError("token expired")
+        return principal
+
+    def _decode(self, token: str) -> Principal:
+        """The principal of a token whose signature, algorithm, audience, issuer and dates
+        hold now; AuthError otherwise."""
         options: jwt.types.Options = {"require": ["exp", "sub"]}
         try:
             key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
@@ -106,10 +137,7 @@ class TokenVerifier:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError:
             raise AuthError("'sub' is not a user id") from None
-        expires_at = float(claims["exp"])
-        if now is not None and expires_at + self._leeway <= now:
-            raise AuthError("token expired")
-        return Principal(user_id=user_id, expires_at=expires_at)
+        return Principal(user_id=user_id, expires_at=float(claims["exp"]))
 
 
 def _numeric_date(value: object) -> bool:

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ieum_chat.auth import TokenVerifier, bearer_token, issue_token
+from ieum_chat.auth import jwt as jwt_module
+from ieum_chat.auth.jwt import VERIFIED_MAX
 from ieum_chat.config import Settings
 from ieum_chat.errors import AuthError, ErrorCode
 
@@ -108,6 +110,59 @@ def test_expiry_is_checked_against_the_given_clock() -> None:
     token = sign({"sub": str(USER), "exp": exp})
     with pytest.raises(AuthError, match="expired"):
         TokenVerifier(settings()).verify(token, now=exp + 1)
+
+
+class CountedDecode:
+    """jwt.decode, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._decode = jwt.decode
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self._decode(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_token_verified_lately_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    decode = CountedDecode()
+    monkeypatch.setattr(jwt, "decode", decode)
+    verifier = TokenVerifier(settings())
+    exp = int(time.time()) + 60
+    token = sign({"sub": str(USER), "exp": exp})
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first
+    assert decode.calls == 1
+    # The same claims under another signature are other text: decoded, and refused.
+    forged = token.rsplit(".", 1)[0] + "." + b64(b"\0" * 32)
+    with pytest.raises(AuthError, match="bad signature"):
+        verifier.verify(forged)
+    assert decode.calls == 2
+    # A remembered token still expires.
+    with pytest.raises(AuthError, match="token expired"):
+        verifier.verify(token, now=exp + 1)
+
+
+def test_tokens_are_remembered_for_a_while_and_only_the_newest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decode = CountedDecode()
+    monkeypatch.setattr(jwt, "decode", decode)
+    verifier = TokenVerifier(settings())
+    exp = int(time.time()) + 60
+    tokens = [sign({"sub": str(uuid.uuid4()), "exp": exp}) for _ in range(VERIFIED_MAX + 1)]
+    for token in tokens:
+        verifier.verify(token)
+    verifier.verify(tokens[-1])
+    assert decode.calls == VERIFIED_MAX + 1
+    verifier.verify(tokens[0])  # the oldest was let go
+    assert decode.calls == VERIFIED_MAX + 2
+
+    monkeypatch.setattr(jwt_module, "VERIFIED_SECONDS", 0.0)
+    verifier = TokenVerifier(settings())
+    verifier.verify(tokens[1])
+    verifier.verify(tokens[1])
+    assert decode.calls == VERIFIED_MAX + 4
 
 
 def test_rs256_with_public_key_and_hs256_confusion_refused() -> None:
