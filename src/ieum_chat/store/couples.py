@@ -18,6 +18,7 @@ from ieum_chat.store.users import check_user_name, insert_users_txn
 
 __all__ = [
     "COUPLE_COLUMNS",
+    "COUPLE_OF",
     "CouplesStore",
     "PairingRefusal",
     "PairingRefused",
@@ -61,9 +62,9 @@ def _select_couple_txn(conn: Connection, couple_id: uuid.UUID) -> Couple | None:
     return None if row is None else couple_from_row(row)
 
 
-# Built once, the member a parameter: built per call, the statement and its cache key cost
-# more than the read of one row (every ``GET /chat/room`` reads it).
-_COUPLE_OF = (
+# A member's active couple, the member the parameter ``user_id``. Built once: built per call,
+# the statement and its cache key cost more than the read of one row.
+COUPLE_OF = (
     select(*COUPLE_COLUMNS)
     .where(member_of(bindparam("user_id")), couples.c.dissolved_at.is_(None))
     .order_by(couples.c.created_at, couples.c.id)
@@ -72,7 +73,7 @@ _COUPLE_OF = (
 
 
 def couple_of_txn(conn: Connection, user_id: uuid.UUID) -> Couple | None:
-    row = conn.execute(_COUPLE_OF, {"user_id": user_id}).first()
+    row = conn.execute(COUPLE_OF, {"user_id": user_id}).first()
     return None if row is None else couple_from_row(row)
 
 

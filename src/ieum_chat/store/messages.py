@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ieum_chat.store.couples import couple_of_txn
+from ieum_chat.store.couples import COUPLE_OF, couple_from_row
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.pool import SQLBaseStore
 from ieum_chat.store.records import (
@@ -45,7 +45,7 @@ from ieum_chat.store.records import (
     RoomView,
     message_from_row,
 )
-from ieum_chat.store.routing import StreamMark, stream_position_txn
+from ieum_chat.store.routing import StreamMark
 from ieum_chat.store.schema import couples, message_hides, messages, to_db_time
 
 __all__ = [
@@ -211,13 +211,19 @@ def _hidden_by(user_id: _Value) -> ColumnElement[bool]:
 
 
 def unread_from_partner(couple_id: _Value, reader_id: _Value) -> list[ColumnElement[bool]]:
+    return [*_unread_in(couple_id, reader_id), _is_member(couple_id, reader_id)]
+
+
+def _unread_in(
+    couple_id: _Value | ColumnElement[Any], reader_id: _Value
+) -> list[ColumnElement[bool]]:
+    """The partner's messages ``reader_id`` has not read, in a couple known to be the reader's."""
     # couple_id + is_read is the prefix of the plan's idx_messages_unread; the unread rows of
     # one couple are few, so filtering the sender among them costs nothing.
     return [
         messages.c.couple_id == couple_id,
         messages.c.is_read == false(),
         messages.c.sender_id != reader_id,
-        _is_member(couple_id, reader_id),
     ]
 
 
@@ -225,13 +231,28 @@ def _select_messages_txn(conn: Connection, query: Prepared) -> list[Message]:
     return [message_from_row(row) for row in conn.execute(query.statement, query.params)]
 
 
-# Unsent messages and those the reader hid are not waiting to be read. Built once, like a
-# history page's statement: it was built, and its cache key computed, for every count.
-_UNREAD_COUNT = (
-    select(func.count())
-    .select_from(messages)
-    .where(*unread_from_partner(bindparam("couple_id"), bindparam("reader_id")))
-    .where(messages.c.unsent_at.is_(None), ~_hidden_by(bindparam("reader_id")))
+def _count_unread(where: list[ColumnElement[bool]], reader_id: _Value) -> Select[Any]:
+    # Unsent messages and those the reader hid are not waiting to be read.
+    return (
+        select(func.count())
+        .select_from(messages)
+        .where(*where, messages.c.unsent_at.is_(None), ~_hidden_by(reader_id))
+    )
+
+
+# Built once, like a history page's statement: it was built, and its cache key computed, for
+# every count.
+_UNREAD_COUNT = _count_unread(
+    unread_from_partner(bindparam("couple_id"), bindparam("reader_id")), bindparam("reader_id")
+)
+
+# A member's room in one statement: the active couple (``COUPLE_OF``), the stream's position
+# (the couple's own ``last_seq``) and the member's unread count, correlated to the couple.
+_ROOM = COUPLE_OF.add_columns(
+    couples.c.last_seq,
+    _count_unread(_unread_in(couples.c.id, bindparam("user_id")), bindparam("user_id"))
+    .scalar_subquery()
+    .label("unread"),
 )
 
 
@@ -241,13 +262,12 @@ def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUI
 
 
 def _room_view_txn(conn: Connection, user_id: uuid.UUID) -> RoomView | None:
-    couple = couple_of_txn(conn, user_id)
-    if couple is None:
+    row = conn.execute(_ROOM, {"user_id": user_id}).first()
+    if row is None:
         return None
-    unread = unread_count_txn(conn, couple.id, user_id)
-    position = stream_position_txn(conn, couple.id)
+    couple = couple_from_row(row)
     last = _select_messages_txn(conn, page_query(couple.id, limit=1, viewer_id=user_id))
-    return RoomView(couple, unread, position, last[0] if last else None)
+    return RoomView(couple, int(row.unread), int(row.last_seq), last[0] if last else None)
 
 
 def _checked(new: NewMessage) -> NewMessage | Refused:
