@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from ieum_chat.store.appends import FunctionAppender, TransactionAppender
 from ieum_chat.store.engines import PostgresEngine, create_engine, normalize_url
@@ -105,6 +106,18 @@ async def test_sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default
             assert await conn.run_sync(_cache_size) == -2000
     finally:
         await engine.dispose()
+
+
+def test_sqlite_keeps_two_reading_connections_whatever_pool_is_asked_for(
+    tmp_path: Path,
+) -> None:
+    """More threads do not read a SQLite file faster, and each costs memory: a pool of 10
+    asked for is 2; a pool of 1 stays 1."""
+    for asked, kept in ((10, 2), (1, 1)):
+        _, engine = create_engine(f"sqlite:///{tmp_path}/x.db", pool_size=asked)
+        pool = engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.size() == kept
 
 
 async def test_postgres_appends_through_a_small_pool_of_its_own() -> None:
