@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from ._errors import RemoteProtocolError
@@ -50,6 +51,9 @@ def parse_heartbeat(value: str | None) -> tuple[int, int]:
     return (result[0], result[1])
 
 
+# Remembered for the pairs seen lately, so that the sessions that negotiate alike (most of
+# them: clients of one app send one heart-beat) share one tuple, which each keeps while open.
+@functools.lru_cache(maxsize=64)
 def negotiate_heartbeat(client: tuple[int, int], server: tuple[int, int]) -> tuple[int, int]:
     """(server-to-client ms, client-to-server ms), 0 meaning none.
 

@@ -161,6 +161,17 @@ def test_heartbeat_negotiation(
     assert read(session.accept(1.0)).get("heart-beat") == f"{expected[0]},{expected[1]}"
 
 
+def test_sessions_that_negotiate_alike_share_one_heartbeat_pair() -> None:
+    """Each open session keeps its pair: those of one app's clients are one object."""
+    pairs = []
+    for client in ("10000,10000", "10000, 10000", "10000,10000"):
+        session = StompSession(now=0.0, server_heartbeat=(10000, 10000))
+        feed(session, frame("CONNECT", ("accept-version", "1.2"), ("heart-beat", client)))
+        pairs.append(session.heartbeat)
+    assert pairs[0] == (10000, 10000)
+    assert all(pair is pairs[0] for pair in pairs)
+
+
 # -- CONNECTED --------------------------------------------------------------------------------
 
 
