@@ -89,9 +89,13 @@ class Gateway:
     """CONNECTs and SUBSCRIBEs being handled (the database work of new sessions)."""
     deadlines: Deadlines = field(default_factory=Deadlines)
     """Every session's next deadline, on one loop timer."""
+    ws_message_limit: int = field(init=False)
+    """Bytes of one WebSocket message: above the STOMP frame limit, so that an oversized
+    frame reaches the STOMP parser (an ERROR). One int for every connection."""
 
     def __post_init__(self) -> None:
         self.admission = TokenBucket(self.settings.admission_rate, self.settings.admission_burst)
+        self.ws_message_limit = self.settings.max_frame_size * 4
 
     async def drain(self, grace: float) -> int:
         """Graceful shutdown: refuse new connections, let each session finish the SENDs it

@@ -298,11 +298,9 @@ class GatewayProtocol(asyncio.Protocol):
 
     def _open(self, gateway: Gateway) -> None:
         """The 101 is written: frames from now on, starting with any sent behind the head."""
-        settings = gateway.settings
         self._ws = Connection(
-            # Above the STOMP limit, so an oversized frame reaches the STOMP parser (an ERROR).
-            max_message_size=settings.max_frame_size * 4,
-            outbound_limit=settings.outbound_buffer_bytes,
+            max_message_size=gateway.ws_message_limit,
+            outbound_limit=gateway.settings.outbound_buffer_bytes,
             close_timeout=CLOSE_GRACE,
         )
         self._phase = _Phase.WEBSOCKET
