@@ -62,8 +62,8 @@ def _select_couple_txn(conn: Connection, couple_id: uuid.UUID) -> Couple | None:
     return None if row is None else couple_from_row(row)
 
 
-# A member's active couple, the member the parameter ``user_id``. Built once: built per call,
-# the statement and its cache key cost more than the read of one row.
+# A member's active couple, the member the parameter ``user_id``. Built once: building it per
+# call took about three quarters as long as executing it (py-spy, GET /chat/room).
 COUPLE_OF = (
     select(*COUPLE_COLUMNS)
     .where(member_of(bindparam("user_id")), couples.c.dissolved_at.is_(None))

@@ -78,7 +78,8 @@ class StreamMark:
 
 
 # Built once, with the couple and viewer as parameters: every history page and stream read
-# starts with one of them, and building a statement per call cost more than running it.
+# starts with one of them, and building it per call took about three quarters as long as
+# executing it (py-spy).
 _POSITION = select(couples.c.last_seq).where(couples.c.id == bindparam("couple_id"))
 _MARK = select(
     _POSITION.scalar_subquery(),
