@@ -29,8 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,29 +177,24 @@ def _time_rest(
         headers = {"Authorization": f"Bearer {token}"}
         path = f"/chat/rooms/{couple.id}/messages?limit={limit}"
 
-        def page(cursor: int | None) -> None:
-            _ok(client, path if cursor is None else f"{path}&before={cursor}", headers)
-
-        def room() -> None:
-            _ok(client, "/chat/room", headers)
-
-        def health() -> None:
-            _ok(client, "/healthz", {})
+        def requests(cursor: int | None) -> list[tuple[str, dict[str, str]]]:
+            """The three requests of one turn: a page, the room, the floor."""
+            page = path if cursor is None else f"{path}&before={cursor}"
+            return [(page, headers), ("/chat/room", headers), ("/healthz", {})]
 
         for cursor in cursors[:20]:
-            page(cursor)
-            room()
+            for target, sent in requests(cursor):
+                _ok(client, target, sent)
         series: dict[str, list[float]] = {
             "REST history page": [],
             "REST GET /chat/room": [],
             "GET /healthz (floor)": [],
         }
         for cursor in cursors:
-            requests: tuple[Callable[[], None], ...] = (partial(page, cursor), room, health)
-            for label, request in zip(series, requests, strict=True):
+            for samples, (target, sent) in zip(series.values(), requests(cursor), strict=True):
                 start = time.perf_counter()
-                request()
-                series[label].append((time.perf_counter() - start) * 1000)
+                _ok(client, target, sent)
+                samples.append((time.perf_counter() - start) * 1000)
         return {label: percentiles(samples) for label, samples in series.items()}
     finally:
         client.close()
