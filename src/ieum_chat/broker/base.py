@@ -26,11 +26,14 @@ class Broker(abc.ABC):
     handed to the backend; callers log it (the message is already durable) and never report a
     failed send for it. ``subscribe``/``unsubscribe`` raise the same error.
 
+    ``publish`` never waits: it returns without suspending its caller, whatever the backend
+    is doing (one that talks to a server queues the payload, boundedly, and sends it from a
+    task of its own). This node's handlers are called inside ``publish``, in the caller's
+    task, and only queue frames. So the chat service publishes from its database writers,
+    right after a commit, and a slow backend or subscriber never holds up the next commit.
+
     Delivery is at most once per handler and in publish order per publishing node; payloads
-    may be lost while a backend is unreachable. This node's handlers are called inside
-    ``publish``, in the caller's task: the chat service calls it from its publisher task,
-    never from a database writer, so the fan-out to local sockets (handlers only queue
-    frames) costs a commit nothing. A broker that lost some calls the resync
+    may be lost while a backend is unreachable. A broker that lost some calls the resync
     handler once it is whole again, so that listeners catch up from the source of truth.
     """
 

@@ -1,6 +1,6 @@
 """What travels through the chat service's write pipeline: a send or a change waiting for
 its couple's writer (its future resolves at commit, its acknowledger writes the RECEIPT), what
-a committed batch hands the publisher, and what a refusal of the store tells the client.
+a committed batch publishes, and what a refusal of the store tells the client.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +35,6 @@ from ieum_chat.store.records import (
 __all__ = [
     "REFUSAL_ERRORS",
     "Acknowledge",
-    "ChannelEvent",
-    "Committed",
     "Outgoing",
     "Pending",
     "PendingChange",
@@ -88,7 +85,7 @@ class Pending:
             self._acknowledge()
 
     def _acknowledge(self) -> None:
-        """The sender's RECEIPT (or error), written now: before the publisher can see the
+        """The sender's RECEIPT (or error), written now: before the writer publishes the
         batch, not whenever the loop gets round to the future's callbacks."""
         if self.acknowledge is not None:
             try:
@@ -109,22 +106,6 @@ class PendingChange(Pending):
     new: NewChange
 
 
-# What the publisher renders and publishes: a new message (with its sender and the message it
+# What a committed batch publishes: a new message (with its sender and the message it
 # answers), a stored change's event, or a hide (for its member's sessions only).
 Outgoing = tuple[Message, User, Message | None] | Event | Hide
-
-
-@dataclass(slots=True, frozen=True)
-class Committed:
-    """What a committed batch made, in commit order, for the publisher."""
-
-    items: list[Outgoing]
-    committed_at: float
-
-
-@dataclass(slots=True, frozen=True)
-class ChannelEvent:
-    """One payload for one couple's channel (a read receipt, typing, presence)."""
-
-    couple_id: uuid.UUID
-    payload: bytes

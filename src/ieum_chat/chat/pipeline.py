@@ -2,15 +2,18 @@
 
 Writer tasks (one on SQLite, ``IEUM_WRITE_CONCURRENCY`` on PostgreSQL, each owning a share of
 the couples) take the pending messages and changes and store whatever has queued up in one
-transaction (group commit across couples). Then, in this order:
+transaction (group commit across couples). Then, in this order, in the same writer:
 
 1. acknowledge: each sender's future is resolved and its ``acknowledge`` hook called at once,
-   in the writer, so the RECEIPT is written before anything of the batch is published (a
-   RECEIPT means durable, and a sender sees it ahead of its own message's broadcast);
-2. publish: the committed batch is handed to the publisher task through a bounded queue.
-   The publisher serialises each new message once and gives it to the broker, which fans it
-   out to this node's sockets and to the other nodes. A slow socket or broker therefore never
-   holds up a commit; only a publisher a whole queue behind makes the writers wait.
+   so the RECEIPT is written before anything of the batch is published (a RECEIPT means
+   durable, and a sender sees it ahead of its own message's broadcast);
+2. publish: each new message is serialised once and given to the broker, which fans it out
+   to this node's sockets and to the other nodes. Neither waits: a broker's ``publish``
+   returns without suspending (it queues what it sends to its backend, boundedly) and the
+   sockets' handlers only queue frames, each transport bounded. So a slow socket or broker
+   never holds up a commit, and the acknowledgement and the publication of a batch are
+   written to the sockets in the same loop turn (a sender's RECEIPT and its own copy of the
+   message leave in one write).
 
 Once a batch is committed, the commit hooks hear which couples' streams moved (the delivery
 engine turns them into pushes and webhooks), after the acknowledgements and before the
@@ -19,10 +22,11 @@ publication; a hook only takes note, it never waits.
 Changes to sent messages (edit, unsend, reactions, delete for me) and read marks are queued to
 the couple's writer behind its messages, committed in batches (``Database.apply_changes``),
 acknowledged, then published as events with their own seq in the couple's stream (a hide goes
-to its member's sessions only). Typing and presence events go through the same publisher
-(:meth:`WritePipeline.publish`), so a couple's channel carries events in the order they were
-committed. A failed publish is logged, never reported as a failed send: the message is
-stored, and a client that missed it catches up by seq.
+to its member's sessions only). Typing and presence events are published at once
+(:meth:`WritePipeline.publish`); as every publication happens on the loop, in the order of the
+calls, a couple's channel carries events in the order they were committed. A failed publish is
+logged, never reported as a failed send: the message is stored, and a client that missed it
+catches up by seq.
 """
 
 from __future__ import annotations
@@ -39,8 +43,6 @@ from ieum_chat.broker import Broker
 from ieum_chat.chat import codec
 from ieum_chat.chat.envelope import channel_for, pack
 from ieum_chat.chat.pending import (
-    ChannelEvent,
-    Committed,
     Outgoing,
     PendingChange,
     PendingMessage,
@@ -57,9 +59,7 @@ __all__ = ["MAX_BATCH", "WritePipeline"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
-WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer and publisher tasks to end once cancelled
-# Items (a committed batch, or one event) between the writers and the publisher.
-PUBLISH_QUEUE = 256
+WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
 
 
 class WritePipeline:
@@ -70,8 +70,6 @@ class WritePipeline:
         self.zone = zone
         self._queues: list[asyncio.Queue[PendingMessage | PendingChange]] = []
         self._writers: list[asyncio.Task[None]] = []
-        self._outbox: asyncio.Queue[Committed | ChannelEvent] = asyncio.Queue(maxsize=PUBLISH_QUEUE)
-        self._publisher: asyncio.Task[None] | None = None
         self._commit_hooks: list[Callable[[Set[uuid.UUID]], None]] = []
 
     def on_commit(self, hook: Callable[[Set[uuid.UUID]], None]) -> None:
@@ -97,8 +95,7 @@ class WritePipeline:
             asyncio.create_task(self._write_loop(queue), name=f"chat-writer-{i}")
             for i, queue in enumerate(self._queues)
         ]
-        self._publisher = asyncio.create_task(self._publish_loop(), name="chat-publisher")
-        for task in (*self._writers, self._publisher):
+        for task in self._writers:
             task.add_done_callback(_log_stop)
 
     @property
@@ -107,27 +104,16 @@ class WritePipeline:
 
     async def close(self, grace: float = 10.0) -> None:
         """Finish the items already queued (stored, acknowledged, published; for at most
-        ``grace`` seconds), then stop the writers and the publisher. A message not committed
-        by then gets no RECEIPT: its sender re-sends it. One committed but not published
-        reaches subscribers when they catch up by seq."""
+        ``grace`` seconds), then stop the writers. A message not committed by then gets no
+        RECEIPT: its sender re-sends it."""
         if not self._writers:
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
         await finish_within(
             asyncio.gather(*(queue.join() for queue in self._queues)),
-            max(0.0, deadline - loop.time() - 2 * WRITER_STOP_TIMEOUT),
+            max(0.0, grace - WRITER_STOP_TIMEOUT),
             "committing the queued messages",
         )
         await stop_tasks(self._writers, WRITER_STOP_TIMEOUT, "chat writers")
-        await finish_within(
-            self._outbox.join(),
-            max(0.0, deadline - loop.time() - WRITER_STOP_TIMEOUT),
-            "publishing the committed messages",
-        )
-        if self._publisher is not None:
-            await stop_tasks([self._publisher], WRITER_STOP_TIMEOUT, "chat publisher")
-            self._publisher = None
         self._writers = []
 
     def _queue_for(self, couple_id: uuid.UUID) -> asyncio.Queue[PendingMessage | PendingChange]:
@@ -217,9 +203,9 @@ class WritePipeline:
         metrics.MESSAGES_STORED.inc(len(fresh))
         if fresh:
             self._committed({item[0].couple_id for item in fresh if isinstance(item, tuple)})
-        # Publish: hand the batch over (a repeated tempId is answered, not broadcast again).
+        # Publish (a repeated tempId is answered, not broadcast again).
         if fresh:
-            await self._outbox.put(Committed(await self._requoted(fresh), committed))
+            await self._publish_batch(await self._requoted(fresh), committed)
 
     async def _requoted(self, fresh: list[Outgoing]) -> list[Outgoing]:
         """The replies of a committed batch with the messages they answer read again: an
@@ -267,39 +253,26 @@ class WritePipeline:
         if moved:
             self._committed(moved)
         if fresh:
-            await self._outbox.put(Committed(fresh, committed))
+            await self._publish_batch(fresh, committed)
 
     def depth(self) -> int:
         """Items waiting for a writer, all queues together."""
         return sum(queue.qsize() for queue in self._queues)
 
     async def publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
-        """Queue one payload for the couple's channel, behind everything committed before it
-        (waits while the publisher is a whole queue behind). Outside start()..close() there
-        is no publisher (the presence backend reports its last transitions while the node
-        shuts down): then it is published at once."""
-        if self._publisher is None:
-            await self._broadcast(couple_id, payload)
-            return
-        await self._outbox.put(ChannelEvent(couple_id, payload))
+        """Publish one payload on the couple's channel now, behind everything published
+        before it (a read receipt, typing, presence; also while the node shuts down)."""
+        await self._broadcast(couple_id, payload)
 
-    async def _publish_loop(self) -> None:
-        """The publisher: serialises each committed message once and hands it to the broker,
-        in commit order. Delivery to this node's sockets happens here (the hub only queues
-        frames on each transport, every one bounded), never in a writer."""
-        while True:
-            item = await self._outbox.get()
+    async def _publish_batch(self, items: list[Outgoing], committed_at: float) -> None:
+        """Serialise each item of a committed batch once and hand it to the broker, in
+        commit order. This never waits (see the module's docstring)."""
+        for outgoing in items:
             try:
-                if isinstance(item, Committed):
-                    for outgoing in item.items:
-                        await self._publish_outgoing(outgoing)
-                    metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - item.committed_at)
-                else:
-                    await self._broadcast(item.couple_id, item.payload)
-            except Exception:  # a bug: drop this item, keep publishing the rest
+                await self._publish_outgoing(outgoing)
+            except Exception:  # a bug: drop this item, keep the writer and the rest
                 log.exception("publishing failed")
-            finally:
-                self._outbox.task_done()
+        metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed_at)
 
     async def _publish_outgoing(self, outgoing: Outgoing) -> None:
         if isinstance(outgoing, Event):

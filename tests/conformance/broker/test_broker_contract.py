@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from tests.support.steps import in_one_step
 
 CHANNEL = "couple:conformance"
 
@@ -35,6 +36,22 @@ async def test_payloads_keep_their_publish_order(cluster: Any, new_collector: An
     assert await near.wait_for(len(sent)) == sent
     assert await far.wait_for(len(sent)) == sent
     assert await far.settle() == sent
+
+
+async def test_publish_returns_without_suspending_and_serves_this_node_inside_it(
+    cluster: Any, new_collector: Any
+) -> None:
+    """The chat service publishes from its database writers: a publish that waited for the
+    backend would hold up the next commit."""
+    near, far = new_collector(), new_collector()
+    publisher = await cluster.node(0)
+    await publisher.subscribe(CHANNEL, near)
+    await (await cluster.node(1)).subscribe(CHANNEL, far)
+    sent = [b"%d\nm" % i for i in range(1, 101)]
+    for payload in sent:
+        in_one_step(publisher.publish(CHANNEL, payload))
+    assert near.payloads == sent  # called inside publish, before any await
+    assert await far.wait_for(len(sent)) == sent
 
 
 async def test_two_nodes_publishing_at_once_lose_and_repeat_nothing(

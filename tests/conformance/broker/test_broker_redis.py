@@ -20,6 +20,7 @@ from tests.support.polling import eventually
 from tests.support.redis import unique_prefix
 from tests.support.redis_backends import RedisBackend, on_backends
 from tests.support.redis_cluster import RedisClusterServer
+from tests.support.steps import in_one_step
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.teardown import bounded_teardown
 
@@ -140,6 +141,22 @@ async def test_local_subscribers_are_served_while_redis_is_down(
     assert await remote.settle(0.3) == []  # could not cross: B catches up by seq later
     with pytest.raises(BrokerError):
         await eventually_down(a)
+
+
+@on_backends("redis")
+async def test_publish_never_waits_for_a_redis_that_is_gone(
+    pair: Pair, redis_proxy: TcpProxy, new_collector: Any
+) -> None:
+    """Cut off, a publish still returns at once: this node's subscribers are served inside
+    it and the payload waits in the broker's own bounded queue, not in its caller."""
+    a = pair.a
+    local = new_collector()
+    await a.subscribe(CHANNEL, local)
+    redis_proxy.cut()
+    sent = [b"%d\nwhile cut" % (i + 1) for i in range(2_000)]
+    for payload in sent:
+        in_one_step(a.publish(CHANNEL, payload))
+    assert local.payloads == sent
 
 
 async def eventually_down(broker: RedisBroker) -> None:
