@@ -4,6 +4,7 @@ and a graceful drain of the STOMP sessions before uvicorn's own shutdown."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from collections.abc import Callable
@@ -43,7 +44,14 @@ class Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started and not self.should_exit and self.on_started is not None:
+        if not self.started or self.should_exit:
+            return
+        # What exists now (modules, the app, pools, caches) lives as long as the process. Out
+        # of the cyclic collector's sight, it is no longer walked by every full collection:
+        # one took about 100 ms here, a stop of every session, under load.
+        gc.collect()
+        gc.freeze()
+        if self.on_started is not None:
             self.on_started()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
