@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     max_text_length: int = 4000
     typing_interval: float = 1.0
     write_queue: int = 10000
-    write_concurrency: int = Field(default=2, ge=1, le=16)  # group commits in flight
+    write_concurrency: int = Field(default=1, ge=1, le=16)  # group commits in flight
     unsend_window: float = Field(default=86400.0, ge=0)  # seconds a sender may unsend a message
 
     # images and uploads: IMAGE messages must name a file uploaded here, or one on these hosts
