@@ -263,11 +263,6 @@ class WritePipeline:
         """Items waiting for a writer, all queues together."""
         return sum(queue.qsize() for queue in self._queues)
 
-    async def publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
-        """Publish one payload on the couple's channel now, behind everything published
-        before it (a read receipt, typing, presence; also while the node shuts down)."""
-        await self._broadcast(couple_id, payload)
-
     async def _publish_batch(self, items: list[Outgoing], committed_at: float) -> None:
         """Serialise each item of a committed batch once and hand it to the broker, in
         commit order. This never waits (see the module's docstring)."""
@@ -283,17 +278,20 @@ class WritePipeline:
             if outgoing.kind is ChangeKind.READ:
                 metrics.READ_RECEIPTS.inc()
             body = codec.event_json(outgoing, self.zone)
-            await self._broadcast(outgoing.couple_id, pack(outgoing.seq, body))
+            await self.publish(outgoing.couple_id, pack(outgoing.seq, body))
         elif isinstance(outgoing, Hide):
             body = codec.dumps(codec.hide_dict(outgoing, self.zone))
             payload = pack(0, body, audience=outgoing.user_id)
-            await self._broadcast(outgoing.couple_id, payload)
+            await self.publish(outgoing.couple_id, payload)
         else:
             message, sender, quoted = outgoing
             body = codec.message_json(message, sender, self.zone, quoted)
-            await self._broadcast(message.couple_id, pack(message.seq, body))
+            await self.publish(message.couple_id, pack(message.seq, body))
 
-    async def _broadcast(self, couple_id: uuid.UUID, payload: bytes) -> None:
+    async def publish(self, couple_id: uuid.UUID, payload: bytes) -> None:
+        """Publish one payload on the couple's channel now, behind everything published
+        before it (a committed batch's items, a read receipt, typing, presence; also while
+        the node shuts down). A broker failure is logged: the payload is not a send."""
         try:
             await self.broker.publish(channel_for(couple_id), payload)
         except BrokerError as exc:
