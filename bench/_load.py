@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._fleet import BenchError, Fleet, Progress
-from ._proc import machine_info, raise_nofile_limit, wait_for_quiet
+from ._proc import flush_dirty_pages, machine_info, raise_nofile_limit, wait_for_quiet
 from ._report import latency_summary, merge_latencies, progress_line
 from ._targets import Couple, Target
 from ._watch import Sample, ServerWatch
@@ -99,6 +99,7 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
     progress = Progress(spec.progress)
     # Before the sessions open: a broker may close a silent session after a while (RabbitMQ's
     # Web-STOMP does after 60 s), and the sessions are silent until the start.
+    flushed = flush_dirty_pages()
     busy_before = wait_for_quiet(spec.quiet_wait) if spec.quiet_wait > 0 else None
     started_at = _now_iso()
     samples: dict[str, Sample] = {}
@@ -157,6 +158,7 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
         raise BenchError(f"no message was sent: {errors[0] if errors else 'no session'}")
     result = _load_result(spec, results, samples, started_at)
     result["machine_busy_before_pct"] = None if busy_before is None else round(busy_before, 1)
+    result["flushed_before"] = flushed
     return result
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "CpuSample",
     "cpu_seconds",
     "find_listener_pid",
+    "flush_dirty_pages",
     "machine_cpu",
     "machine_info",
     "pids_named",
@@ -96,6 +97,30 @@ def wait_for_quiet(max_wait: float, busy_pct: float = 20.0, span: float = 2.0) -
         busy = 100 * (last.busy - first.busy) / total if total else 0.0
         if busy < busy_pct or time.monotonic() >= deadline:
             return busy
+
+
+def _unwritten_kb() -> int:
+    """Page-cache data not yet on disk: dirty, or being written back (``/proc/meminfo``)."""
+    total = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(("Dirty:", "Writeback:")):
+            total += int(line.split()[1])
+    return total
+
+
+def flush_dirty_pages() -> dict[str, float]:
+    """Writes every dirty page of the machine to disk (sync(2)) and says how much there was.
+
+    A run must measure its own traffic, not what the one before it left for the kernel to
+    write. PostgreSQL's table and index pages reach the page cache without an fsync, and the
+    kernel writes them back once they are 30 s old (``vm.dirty_expire_centisecs``), in
+    bursts: the writeback of a peak run's pages (tens of MB) during the next run held its
+    WAL fsyncs, and so its commits, for 20 to 50 ms each time. A run long enough for its own
+    pages to age meets their writeback too, at its own rate."""
+    before = _unwritten_kb()
+    started = time.monotonic()
+    os.sync()
+    return {"unwritten_kb": before, "sync_s": round(time.monotonic() - started, 3)}
 
 
 def _listening_inodes(port: int) -> set[str]:

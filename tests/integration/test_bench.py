@@ -92,6 +92,8 @@ def test_closed_loop_loses_and_duplicates_nothing(
     assert 0 < delivery["p50"] <= delivery["p99"] <= delivery["max"]
     assert result["server"]["cpu_s"] > 0
     assert result["server"]["rss_kb_end"] > 0
+    # The page cache was written out before the traffic: no earlier run's writeback in it.
+    assert set(result["flushed_before"]) == {"unwritten_kb", "sync_s"}
 
 
 def test_open_loop_sends_at_the_rate_asked(
