@@ -1,14 +1,16 @@
 """The chat service's writers on each store: however many commit at once (several on
 PostgreSQL, one on SQLite whatever is asked), each couple's messages get their seqs in the
-order they were accepted and are published in that order, every one once."""
+order they were accepted and are published in that order, every one once; on PostgreSQL a
+writer sends its next batch to the store before it answers for the last."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import pytest
 from tests.conformance.store.conftest import CoupleFactory
 
 from ieum_chat.auth import TokenVerifier
@@ -18,6 +20,7 @@ from ieum_chat.chat.requests import parse_send_request
 from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.store import Couple, Database, Message, User
+from ieum_chat.store.records import Appended, NewMessage
 
 WRITERS = 3
 SENDS = 40  # per couple, both members in turn
@@ -64,3 +67,54 @@ async def test_several_writers_keep_each_couples_order(
         await service.close()
     for couple, _, _ in couples:
         assert published[couple.id] == list(range(1, SENDS + 1))
+
+
+async def test_postgresql_stores_the_next_batch_while_the_last_is_answered(
+    db: Database, make_couple: CoupleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the database commits the next batch while the writer acknowledges and
+    publishes the one it just stored; on SQLite (whose transactions run on a thread of this
+    process) one batch is answered before the next is stored. Either way the batches are
+    answered one after the other, in order."""
+    settings = Settings(jwt_secret="ieum-chat-writers-test-secret-0123456789")
+    couple, a, _ = await make_couple()
+    broker = MemoryBroker()
+    events: list[tuple[str, int]] = []
+    await broker.subscribe(
+        channel_for(couple.id), lambda _c, payload: events.append(("publish", unpack(payload)[0]))
+    )
+    store = db.append_messages
+    in_store, go_on = asyncio.Event(), asyncio.Event()
+
+    async def append_messages(batch: Sequence[NewMessage]) -> list[Appended]:
+        events.append(("store", len(batch)))
+        if not in_store.is_set():  # the first batch waits until the rest has queued
+            in_store.set()
+            await go_on.wait()
+        return await store(batch)
+
+    monkeypatch.setattr(db, "append_messages", append_messages)
+
+    def acknowledge(future: asyncio.Future[Message]) -> None:
+        events.append(("ack", future.result().seq))
+
+    service = ChatService(db, broker, settings, TokenVerifier(settings))
+    await service.start()
+    try:
+        futures = []
+        for i in range(5):
+            request = parse_send_request(
+                b'{"type":"TEXT","content":"m%d","tempId":"t%d"}' % (i, i), max_text_length=4000
+            )
+            futures.append(await service.accept(a, couple.id, request, acknowledge=acknowledge))
+            if i == 0:
+                await asyncio.wait_for(in_store.wait(), timeout=30)
+        go_on.set()
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+    finally:
+        await service.close()
+    later = [*(("ack", seq) for seq in range(2, 6)), *(("publish", seq) for seq in range(2, 6))]
+    if db.dialect == "postgresql":
+        assert events == [("store", 1), ("store", 4), ("ack", 1), ("publish", 1), *later]
+    else:
+        assert events == [("store", 1), ("ack", 1), ("publish", 1), ("store", 4), *later]
