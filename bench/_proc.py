@@ -70,10 +70,13 @@ def pids_named(comm: str) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class CpuSample:
-    """CPU seconds of the whole machine (/proc/stat): busy and total, summed over cores."""
+    """CPU seconds of the whole machine (/proc/stat): busy and total, summed over cores, and
+    stolen: the time a virtual machine's cores were runnable but the host ran something else
+    (counted in busy and total too). A stall of the whole machine shows there."""
 
     busy: float
     total: float
+    steal: float = 0.0
 
 
 def machine_cpu() -> CpuSample:
@@ -81,7 +84,7 @@ def machine_cpu() -> CpuSample:
         values = [int(v) for v in fh.readline().split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     total = sum(values[:8])  # guest time is already inside user
-    return CpuSample((total - idle) / _CLK_TCK, total / _CLK_TCK)
+    return CpuSample((total - idle) / _CLK_TCK, total / _CLK_TCK, values[7] / _CLK_TCK)
 
 
 def wait_for_quiet(max_wait: float, busy_pct: float = 20.0, span: float = 2.0) -> float:

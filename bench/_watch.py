@@ -80,4 +80,5 @@ class ServerWatch:
         total = last.machine.total - first.machine.total
         out["machine_busy_pct"] = round(100 * busy / total, 1) if total else None
         out["machine_busy_s"] = round(busy, 3)
+        out["machine_steal_s"] = round(last.machine.steal - first.machine.steal, 3)
         return out
