@@ -149,7 +149,8 @@ def idle_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 def compare_table(rows: Sequence[dict[str, Any]]) -> str:
     """The README's table: one row per backend (and reaction mix), closed-loop peak and
-    latency at half of it."""
+    latency at half of it (of several runs there, the median p99's run, and the range of the
+    p99s in brackets)."""
     reactions = _with_reactions(row["peak"] for row in rows)
     header = [
         "target",
@@ -174,13 +175,17 @@ def compare_table(rows: Sequence[dict[str, Any]]) -> str:
         with_db = peak.get("server", {}).get("with_db_cpu_us_per_delivery")
         if with_db is not None:
             cpu = f"{cpu} (+db {_n(with_db, 1)})"
-        lost = peak["loss"]["lost"] + (half["loss"]["lost"] if half else 0)
-        dups = peak["loss"]["duplicates"] + (half["loss"]["duplicates"] if half else 0)
+        halves = row.get("half_runs") or ([half] if half else [])
+        lost = peak["loss"]["lost"] + sum(run["loss"]["lost"] for run in halves)
+        dups = peak["loss"]["duplicates"] + sum(run["loss"]["duplicates"] for run in halves)
         if half:
             hdl = half["latency_ms"]["delivery"]
+            p99s = [r["latency_ms"]["delivery"]["p99"] for r in halves]
+            p99s = [v for v in p99s if v is not None]
+            spread = f" ({_n(min(p99s), 1)}–{_n(max(p99s), 1)})" if len(p99s) > 1 else ""
             half_cells = [
                 _n(half["throughput"]["msgs_per_s"]),
-                f"{_n(hdl['p50'], 1)} / {_n(hdl['p99'], 1)}",
+                f"{_n(hdl['p50'], 1)} / {_n(hdl['p99'], 1)}{spread}",
             ]
         else:
             half_cells = ["-", "-"]

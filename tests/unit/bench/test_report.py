@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
 
-from bench._report import latency_summary, merge_latencies, percentile
+from bench._compare import median_run
+from bench._report import compare_table, latency_summary, merge_latencies, percentile
 
 
 def test_nearest_rank_percentiles() -> None:
@@ -23,3 +25,29 @@ def test_merge_and_summarise_in_milliseconds() -> None:
     assert ordered == [0.001, 0.002, 0.003]
     assert latency_summary(ordered) == {"count": 3, "p50": 2.0, "p90": 3.0, "p99": 3.0, "max": 3.0}
     assert latency_summary([])["p99"] is None
+
+
+def _run(p50: float, p99: float, lost: int = 0) -> dict[str, Any]:
+    return {
+        "throughput": {"msgs_per_s": 1000.0, "deliveries_per_s": 2000.0},
+        "latency_ms": {"delivery": {"p50": p50, "p99": p99}},
+        "loss": {"lost": lost, "duplicates": 0},
+        "server": {},
+        "config": {"reactions": 0.0},
+    }
+
+
+def test_the_half_load_row_is_the_run_with_the_median_p99() -> None:
+    runs = [_run(3.0, 16.0), _run(3.1, 7.0), _run(2.9, 8.0)]
+    assert median_run(runs) is runs[2]
+    assert median_run(runs[:2]) is runs[1]  # of two, the lower
+    assert median_run(runs[:1]) is runs[0]
+    silent = _run(0.0, 0.0)
+    silent["latency_ms"]["delivery"]["p99"] = None  # timed no delivery: the slowest
+    assert median_run([silent, runs[1], runs[2]]) is runs[2]
+    row = {"label": "x", "peak": _run(10.0, 20.0), "half": runs[2], "half_runs": runs}
+    runs[0]["loss"]["lost"] = 2  # a loss in any run shows
+    [line] = compare_table([row]).splitlines()[2:]
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[5] == "2.9 / 8.0 (7.0–16.0)"
+    assert cells[7] == "2"
