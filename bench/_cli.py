@@ -365,7 +365,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         "error" in row
         or any(
             run["loss"]["lost"] or run["loss"]["duplicates"] or run["loss"]["rejected"]
-            for run in (row["peak"], *row.get("half_runs", []))
+            for run in (row["peak"], *row["half_runs"])
             if run
         )
         for row in result["rows"]

@@ -102,13 +102,19 @@ def wait_for_quiet(max_wait: float, busy_pct: float = 20.0, span: float = 2.0) -
             return busy
 
 
-def _unwritten_kb() -> int:
-    """Page-cache data not yet on disk: dirty, or being written back (``/proc/meminfo``)."""
-    total = 0
+def _meminfo_kb() -> dict[str, int]:
+    """``/proc/meminfo``'s figures, in kB, by name (``MemTotal``, ``Dirty``...)."""
+    out = {}
     for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith(("Dirty:", "Writeback:")):
-            total += int(line.split()[1])
-    return total
+        name, _, rest = line.partition(":")
+        out[name] = int(rest.split()[0])
+    return out
+
+
+def _unwritten_kb() -> int:
+    """Page-cache data not yet on disk: dirty, or being written back."""
+    meminfo = _meminfo_kb()
+    return meminfo["Dirty"] + meminfo["Writeback"]
 
 
 def flush_dirty_pages() -> dict[str, float]:
@@ -174,10 +180,7 @@ def machine_info() -> dict[str, object]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-                break
+        mem_kb = _meminfo_kb()["MemTotal"]
     except OSError:
         pass
     return {

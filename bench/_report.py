@@ -175,7 +175,7 @@ def compare_table(rows: Sequence[dict[str, Any]]) -> str:
         with_db = peak.get("server", {}).get("with_db_cpu_us_per_delivery")
         if with_db is not None:
             cpu = f"{cpu} (+db {_n(with_db, 1)})"
-        halves = row.get("half_runs") or ([half] if half else [])
+        halves = row["half_runs"]
         lost = peak["loss"]["lost"] + sum(run["loss"]["lost"] for run in halves)
         dups = peak["loss"]["duplicates"] + sum(run["loss"]["duplicates"] for run in halves)
         if half:
