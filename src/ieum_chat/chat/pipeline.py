@@ -77,7 +77,6 @@ class WritePipeline:
         self._queues: list[asyncio.Queue[PendingMessage | PendingChange]] = []
         self._writers: list[asyncio.Task[None]] = []
         self._commit_hooks: list[Callable[[Set[uuid.UUID]], None]] = []
-        self._overlap = False
 
     def on_commit(self, hook: Callable[[Set[uuid.UUID]], None]) -> None:
         """Call ``hook`` with the couples whose streams a committed batch moved."""
@@ -104,11 +103,11 @@ class WritePipeline:
         # the last. SQLite's transactions run on a thread of this process: overlapping them
         # with the answers only had the two threads take turns at the GIL (a few % fewer
         # messages/s at the bench's peak).
-        self._overlap = self.db.dialect != "sqlite"
+        overlap = self.db.dialect != "sqlite"
         size = max(1, self.settings.write_queue // count)
         self._queues = [asyncio.Queue(maxsize=size) for _ in range(count)]
         self._writers = [
-            asyncio.create_task(self._write_loop(queue), name=f"chat-writer-{i}")
+            asyncio.create_task(self._write_loop(queue, overlap), name=f"chat-writer-{i}")
             for i, queue in enumerate(self._queues)
         ]
         for task in self._writers:
@@ -148,8 +147,10 @@ class WritePipeline:
         bounded: a whole queue behind, senders wait)."""
         await self._queue_for(pending.new.couple_id).put(pending)
 
-    async def _write_loop(self, queue: asyncio.Queue[PendingMessage | PendingChange]) -> None:
-        """Store what has queued up, then acknowledge and publish it. On PostgreSQL, if
+    async def _write_loop(
+        self, queue: asyncio.Queue[PendingMessage | PendingChange], overlap: bool
+    ) -> None:
+        """Store what has queued up, then acknowledge and publish it. With ``overlap``, if
         more has queued up by the time a batch is stored, the next batch's transactions are
         sent first and the database works on them while this one is acknowledged and
         published (the writer would otherwise leave the database idle for that while: about
@@ -171,7 +172,7 @@ class WritePipeline:
             finally:
                 if finishing is not None:
                     await finishing
-            if not self._overlap:
+            if not overlap:
                 await self._finish(stored, queue)
                 stored = None
 
