@@ -12,7 +12,7 @@ its seq (:func:`event_dict`); a hidden message is a ``MESSAGE_DELETED`` for its 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +61,9 @@ def dumps(value: Any) -> bytes:
 
 def format_timestamp(value: datetime, zone: ZoneInfo) -> str:
     """Naive UTC (as stored) -> local date-time in ``zone``, millisecond precision."""
-    local = value.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    # What astimezone does from UTC, without its conversion to UTC first (a quarter of the
+    # cost; this runs for every message rendered).
+    local = zone.fromutc(value.replace(tzinfo=zone)).replace(tzinfo=None)
     return local.isoformat(timespec="milliseconds")
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -38,6 +38,35 @@ def test_timestamps_are_local_without_offset() -> None:
     stamp = datetime(2024, 1, 11, 1, 10, 0)
     assert codec.format_timestamp(stamp, UTC) == "2024-01-11T01:10:00.000"
     assert codec.format_timestamp(stamp, SEOUL) == "2024-01-11T10:10:00.000"
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc", "local"),
+    [
+        # New York springs forward at 2:00 local (07:00 UTC) and falls back at 2:00 (06:00 UTC).
+        ("America/New_York", datetime(2024, 3, 10, 6, 59, 59, 999000), "2024-03-10T01:59:59.999"),
+        ("America/New_York", datetime(2024, 3, 10, 7, 0), "2024-03-10T03:00:00.000"),
+        ("America/New_York", datetime(2024, 11, 3, 5, 30), "2024-11-03T01:30:00.000"),
+        ("America/New_York", datetime(2024, 11, 3, 6, 30), "2024-11-03T01:30:00.000"),
+        # Lord Howe Island moves by half an hour.
+        ("Australia/Lord_Howe", datetime(2024, 4, 6, 14, 59), "2024-04-07T01:59:00.000"),
+        ("Australia/Lord_Howe", datetime(2024, 4, 6, 15, 0), "2024-04-07T01:30:00.000"),
+    ],
+)
+def test_timestamps_follow_the_zone_across_its_transitions(
+    zone: str, utc: datetime, local: str
+) -> None:
+    assert codec.format_timestamp(utc, ZoneInfo(zone)) == local
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Lord_Howe", "Asia/Seoul"])
+def test_timestamps_agree_with_astimezone_over_a_year(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    start = datetime(2024, 1, 1)
+    for quarter_hour in range(366 * 24 * 4):
+        stamp = start + timedelta(minutes=15 * quarter_hour, microseconds=quarter_hour)
+        expected = stamp.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+        assert codec.format_timestamp(stamp, tz) == expected.isoformat(timespec="milliseconds")
 
 
 def test_message_carries_every_field_of_the_plan_plus_seq() -> None:
