@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 
+from ieum_chat.gateway import routing
 from ieum_chat.gateway.admission import origin_allowed, select_subprotocol
-from ieum_chat.gateway.routing import Route, parse_app_destination, parse_subscription
+from ieum_chat.gateway.routing import Route, Target, parse_app_destination, parse_subscription
 
 C = uuid.UUID("5a1e0c6e-3f0b-4c3e-9d2a-0b8e7c6d5f41")  # fixed: it appears in test ids
 
@@ -58,6 +59,25 @@ def test_app_destinations() -> None:
 )
 def test_other_send_destinations_are_refused(dest: str) -> None:
     assert parse_app_destination(dest) is None
+
+
+def test_remembered_app_destinations_stay_few_and_short() -> None:
+    remembered = routing._remembered_app_destination
+    remembered.cache_clear()
+    for _ in range(routing._REMEMBERED_DESTINATIONS + 100):
+        target = parse_app_destination(f"/app/chat/{uuid.uuid4()}/typing")
+        assert target is not None
+        assert target.route is Route.TYPING
+    assert remembered.cache_info().currsize == routing._REMEMBERED_DESTINATIONS
+    remembered.cache_clear()
+    long = f"/app/chat/{C}/{'x' * 10_000}"
+    assert parse_app_destination(long) is None
+    assert parse_app_destination(f"/app/chat/{'0' * 10_000}") is not None
+    assert remembered.cache_info().currsize == 0
+    # The same answer, asked twice, from the cache the second time.
+    assert parse_app_destination(f"/app/chat/{C}/unsend") == Target(Route.UNSEND, C)
+    assert parse_app_destination(f"/app/chat/{C}/unsend") == Target(Route.UNSEND, C)
+    assert remembered.cache_info().hits == 1
 
 
 def test_subprotocol_selection_prefers_highest() -> None:
