@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -24,7 +25,7 @@ from ._fleet import BenchError
 from ._proc import find_listener_pid
 from ._targets import Couple
 
-__all__ = ["LOAD_ENV", "IeumServer", "ensure_web_stomp", "free_port"]
+__all__ = ["LOAD_ENV", "IeumServer", "ensure_web_stomp", "free_port", "read_metric"]
 
 # The per-user message limits (20/s by default) would throttle a load test to nothing.
 LOAD_ENV = {
@@ -40,6 +41,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def read_metric(url: str, name: str) -> float:
+    """The value of an unlabelled metric of the server at ``url`` (http://host:port); 0 when
+    it has not been counted yet."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def _pg_admin(admin_url: str, sql: str) -> None:
@@ -65,7 +76,12 @@ class IeumServer:
         couples: int,
         pg_admin_url: str = "postgresql://root@127.0.0.1:5432/postgres",
         extra_env: dict[str, str] | None = None,
+        *,
+        command_prefix: Sequence[str] = (),
+        start_timeout: float = _START_TIMEOUT,
     ) -> None:
+        """``command_prefix``: what ``serve`` runs under (a profiler); ``start_timeout``: how
+        long it may take to answer ``/healthz`` (longer under such a prefix)."""
         self.backend = backend
         self.workdir = workdir
         self.couples_wanted = couples
@@ -77,6 +93,8 @@ class IeumServer:
         self.log_path = workdir / f"ieum-{backend}.log"
         self.env = {**os.environ, **LOAD_ENV, "IEUM_JWT_SECRET": secrets.token_hex(32)}
         self.env.update(extra_env or {})
+        self.command_prefix = tuple(command_prefix)
+        self.start_timeout = start_timeout
 
     @property
     def url(self) -> str:
@@ -127,13 +145,21 @@ class IeumServer:
         self.couples = [Couple.from_row(row) for row in rows]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ieum_chat.cli", "serve", "--port", str(self.port)],
+            [
+                *self.command_prefix,
+                sys.executable,
+                "-m",
+                "ieum_chat.cli",
+                "serve",
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(f"ieum-chat exited at start: {self._log_tail()}")

@@ -52,6 +52,8 @@ from tests.support.postgres import create_database, drop_database
 from tests.support.redis import REDIS_URL, delete_prefix, unique_prefix
 from tests.support.server import Cli, ServerProcess, free_port
 
+from bench._servers import read_metric
+
 CLIENT_PROCS = 4
 TICK = 0.25  # seconds between two samples of PostgreSQL
 
@@ -286,14 +288,6 @@ class Nginx:
 # -- one storm ---------------------------------------------------------------------------------
 
 
-def _metric(url: str, name: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
-
-
 def _post(url: str, token: str, couple: str, text: str) -> None:
     body = json.dumps({"type": "TEXT", "content": text, "tempId": uuid.uuid4().hex}).encode()
     request = urllib.request.Request(
@@ -429,7 +423,7 @@ def storm(  # noqa: PLR0917
                     file=sys.stderr,
                 )
             print(f"[{label}] disconnects by reason: {clients.reasons}", file=sys.stderr)
-            refused = _metric(f"http://127.0.0.1:{b.port}", "ieum_admissions_refused_total")
+            refused = read_metric(f"http://127.0.0.1:{b.port}", "ieum_admissions_refused_total")
             return {
                 "label": label,
                 "sessions": sessions,
