@@ -8,7 +8,8 @@
 
 Other probes in this folder: ``python -m bench.one_couple``, ``bench.history``, ``bench.multinode``,
 ``bench.workers`` (1 vs 2 worker processes on one port),
-``bench.thumbnails`` (the cost of inspecting a photo and a video upload).
+``bench.thumbnails`` (the cost of inspecting a photo and a video upload),
+``bench.instructions`` (the server's instructions per message, source trees in turns).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         description="STOMP-over-WebSocket load generator for ieum-chat and RabbitMQ Web-STOMP",
         epilog=(
             "Other probes: python -m bench.one_couple, bench.history, bench.multinode, "
-            "bench.workers"
+            "bench.workers, bench.instructions"
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
