@@ -5,6 +5,7 @@ keep every invariant the target checks."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,18 +56,15 @@ def test_known_floods(stream: bytes) -> None:
     fuzz_one(b"\x07" + stream)
 
 
-class _Unbounded(Connection):
-    """A Connection that forgets its outbound bound."""
-
-    @property
-    def congested(self) -> bool:
-        return False
+def _unbounded(**options: Any) -> Connection:
+    """A Connection whose outbound bound is far past what the target allows."""
+    return Connection(**{**options, "outbound_limit": 1 << 30})
 
 
 def test_fuzz_one_catches_what_it_should(monkeypatch: pytest.MonkeyPatch) -> None:
     """The target's checks can fail: a Connection that never stops answering Pings trips one."""
     flood = b"\x03" + client_frame(PING, b"x" * 125) * 400
     fuzz_one(flood)
-    monkeypatch.setattr(fuzz_websocket, "Connection", _Unbounded)
+    monkeypatch.setattr(fuzz_websocket, "Connection", _unbounded)
     with pytest.raises(AssertionError):
         fuzz_one(flood)
