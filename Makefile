@@ -6,7 +6,7 @@ NODE_DIR := tests/e2e/node
 WEB_DIR  := web
 SDK_DIR  := clients/js
 
-.PHONY: setup demo serve test lint unit node web js clean
+.PHONY: setup demo serve test lint unit node web js compiled clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ieum-chat needs Python >= 3.11"'
@@ -42,6 +42,24 @@ $(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package-lock.json | $(SDK_DIR)/di
 
 web: $(SDK_DIR)/dist/.built $(WEB_DIR)/node_modules/.installed
 
+# The sans-IO protocol cores compiled with mypyc (setup.py; the modules are listed in
+# src/ieum_chat/_build.py), built in place in a copy of src/: PYTHONPATH=$(COMPILED)/src runs it.
+COMPILED := build/compiled
+$(COMPILED)/.built: $(BIN)/.installed setup.py pyproject.toml $(shell find src -name '*.py')
+	rm -rf $(COMPILED) && mkdir -p $(COMPILED)
+	cp -r src setup.py pyproject.toml README.md $(COMPILED)/
+	cd $(COMPILED) && IEUM_CHAT_COMPILE=1 $(CURDIR)/$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $@
+
+compiled: $(COMPILED)/.built
+
+# What the compiled cores run under, tested again on that build: the unit tests, the store
+# conformance suite, the gateway's socket paths, the security suite and the real clients.
+COMPILED_TESTS := tests/unit tests/conformance/store tests/security \
+	tests/integration/test_stomp_chat.py tests/integration/test_wsserver.py \
+	tests/integration/test_sockjs_stomp.py tests/integration/test_sockjs_protocol.py \
+	tests/e2e/test_stompjs.py tests/e2e/test_stomppy.py tests/e2e/test_sockjs_clients.py
+
 demo: setup web
 	$(BIN)/ieum-chat demo
 
@@ -49,8 +67,8 @@ serve: setup
 	$(BIN)/ieum-chat serve
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench setup.py
+	$(BIN)/ruff format --check src tests bench setup.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -59,8 +77,9 @@ lint: setup
 js: setup web
 	cd $(SDK_DIR) && npm test && npm run check-pack
 
-test: setup node web lint js
-	$(BIN)/python -m pytest -q
+test: setup node web lint js compiled
+	IEUM_CHAT_BUILD=pure $(BIN)/python -m pytest -q
+	IEUM_CHAT_BUILD=compiled PYTHONPATH=$(COMPILED)/src $(BIN)/python -m pytest -q $(COMPILED_TESTS)
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules $(WEB_DIR)/node_modules $(SDK_DIR)/node_modules $(SDK_DIR)/dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build $(NODE_DIR)/node_modules $(WEB_DIR)/node_modules $(SDK_DIR)/node_modules $(SDK_DIR)/dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

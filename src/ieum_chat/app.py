@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.routing import Route, WebSocketRoute
 
 from ieum_chat import __version__
+from ieum_chat._build import cores
 from ieum_chat.aio import finish_within
 from ieum_chat.api import install_api
 from ieum_chat.api.operations import install_operations
@@ -116,10 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat.set_revocation_handler(runtime.gateway.revoke)
         _bind_gauges(runtime.gateway)
         log.info(
-            "ieum-chat %s ready (database %s, broker %s)",
+            "ieum-chat %s ready (database %s, broker %s, protocol cores %s)",
             __version__,
             db.dialect,
             "redis" if settings.redis_url else "memory",
+            cores(),
         )
         try:
             yield

@@ -92,11 +92,20 @@ class ServerProcess:
                 raise AssertionError(f"server exited early: {self.log_text()[-3000:]}")
             try:
                 if httpx.get(f"{self.http_url}/healthz", timeout=1).status_code == 200:
+                    self._check_build(env.get("IEUM_CHAT_BUILD"))
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"server did not start: {self.log_text()[-3000:]}")
+
+    def _check_build(self, build: str | None) -> None:
+        """A run of the tests for one build of the protocol cores (IEUM_CHAT_BUILD, "pure" or
+        "compiled") starts servers of that build: the ready line says which it runs (a log
+        level above INFO leaves the line out)."""
+        text = self.log_text()
+        if build and " ready (" in text and f"protocol cores {build})" not in text:
+            raise AssertionError(f"IEUM_CHAT_BUILD={build}, but the server says: {text[-2000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None:
