@@ -209,6 +209,13 @@ def _parser() -> argparse.ArgumentParser:
         help="idle sessions for RabbitMQ (its open-files limit is often ~1,000)",
     )
     cmp.add_argument("--idle-hold", type=_seconds, default=10.0, help="seconds (10)")
+    cmp.add_argument(
+        "--server-src",
+        type=Path,
+        metavar="TREE",
+        help="a source tree whose src/ the ieum-chat servers run, e.g. build/compiled (the "
+        "protocol cores compiled: `make compiled`); default: the installed package",
+    )
     cmp.add_argument("--rabbitmq-url", default=_DEFAULT_URLS["rabbitmq"])
     cmp.add_argument(
         "--no-enable-rabbitmq",
@@ -356,6 +363,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rabbitmq_url=args.rabbitmq_url,
         enable_rabbitmq=not args.no_enable_rabbitmq,
         pg_admin_url=args.pg_admin_url,
+        server_src=args.server_src,
         progress=not args.quiet,
         quiet_wait=args.wait_quiet,
     )

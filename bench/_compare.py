@@ -58,6 +58,7 @@ class CompareSpec:
     rabbitmq_url: str = "ws://127.0.0.1:15674/ws"
     enable_rabbitmq: bool = True
     pg_admin_url: str = "postgresql://root@127.0.0.1:5432/postgres"
+    server_src: Path | None = None  # a tree whose src/ the ieum-chat servers run
     progress: bool = True
     quiet_wait: float = 0.0
 
@@ -124,7 +125,7 @@ def _idle(spec: CompareSpec, backend: str, workdir: Path) -> dict[str, Any] | No
     kind: Literal["sqlite", "postgresql"] = "sqlite" if backend == "sqlite" else "postgresql"
     idle_dir = workdir / f"idle-{backend}"
     idle_dir.mkdir()
-    with IeumServer(kind, idle_dir, couples, spec.pg_admin_url) as server:
+    with IeumServer(kind, idle_dir, couples, spec.pg_admin_url, src=spec.server_src) as server:
         return run_idle(
             IdleSpec(
                 Target("ieum", server.url),
@@ -146,7 +147,7 @@ def _backend_runs(spec: CompareSpec, backend: str, mix: float, workdir: Path) ->
         couples = synthetic_couples(spec.couples)
         return _load_pair(spec, _base(spec, target, couples=couples, pid=pid, label=label))
     kind: Literal["sqlite", "postgresql"] = "sqlite" if backend == "sqlite" else "postgresql"
-    with IeumServer(kind, workdir, spec.couples, spec.pg_admin_url) as server:
+    with IeumServer(kind, workdir, spec.couples, spec.pg_admin_url, src=spec.server_src) as server:
         base = _base(
             spec,
             Target("ieum", server.url),
@@ -181,6 +182,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
             "mixes": list(spec.mixes),
             "idle_sessions": spec.idle_sessions,
             "idle_rabbitmq": spec.idle_rabbitmq,
+            "server_src": str(spec.server_src) if spec.server_src else None,
         },
         "rows": rows,
         "ratios": _ratios(rows),

@@ -79,9 +79,12 @@ class IeumServer:
         *,
         command_prefix: Sequence[str] = (),
         start_timeout: float = _START_TIMEOUT,
+        src: Path | None = None,
     ) -> None:
         """``command_prefix``: what ``serve`` runs under (a profiler); ``start_timeout``: how
-        long it may take to answer ``/healthz`` (longer under such a prefix)."""
+        long it may take to answer ``/healthz`` (longer under such a prefix); ``src``: a source
+        tree whose ``src/`` the server runs instead of the installed package (another commit's
+        checkout, or ``build/compiled``, the compiled protocol cores)."""
         self.backend = backend
         self.workdir = workdir
         self.couples_wanted = couples
@@ -93,6 +96,8 @@ class IeumServer:
         self.log_path = workdir / f"ieum-{backend}.log"
         self.env = {**os.environ, **LOAD_ENV, "IEUM_JWT_SECRET": secrets.token_hex(32)}
         self.env.update(extra_env or {})
+        if src is not None:
+            self.env["PYTHONPATH"] = str((src / "src").resolve())
         self.command_prefix = tuple(command_prefix)
         self.start_timeout = start_timeout
 

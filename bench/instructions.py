@@ -85,15 +85,14 @@ def measure(
 ) -> dict[str, Any]:
     """One turn of one tree: its server's instructions over the counted window."""
     workdir.mkdir()
-    env = {"PYTHONPATH": str((src / "src").resolve())}
     with IeumServer(
         backend,
         workdir,
         args.couples,
         args.pg_admin_url,
-        env,
         command_prefix=_callgrind.command(workdir),
         start_timeout=_START_TIMEOUT,
+        src=src,
     ) as server:
         assert server.pid is not None
         url = f"http://127.0.0.1:{server.port}"
