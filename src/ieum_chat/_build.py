@@ -36,7 +36,7 @@ def compiled_modules() -> tuple[str, ...]:
 
 
 def cores() -> str:
-    """ "compiled", "pure" or "mixed": which build of the protocol cores this process runs."""
+    """Which build of the protocol cores this process runs: "compiled", "pure" or "mixed"."""
     compiled = compiled_modules()
     if not compiled:
         return "pure"
