@@ -28,6 +28,7 @@ from ._fleet import BenchError
 from ._load import IdleSpec, LoadSpec, run_idle, run_load
 from ._proc import find_listener_pid
 from ._report import idle_table, load_table
+from ._servers import PG_ADMIN_URL
 from ._targets import IEUM, KINDS, Couple, Target, synthetic_couples
 
 __all__ = ["main"]
@@ -224,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument(
         "--pg-admin-url",
-        default="postgresql://root@127.0.0.1:5432/postgres",
+        default=PG_ADMIN_URL,
         help="where to CREATE/DROP the throwaway database",
     )
     cmp.add_argument(

@@ -26,7 +26,7 @@ from ._fleet import BenchError
 from ._load import IdleSpec, LoadSpec, run_idle, run_load
 from ._proc import machine_info
 from ._report import compare_table, idle_table, load_table
-from ._servers import IeumServer, ensure_web_stomp
+from ._servers import PG_ADMIN_URL, IeumServer, ensure_web_stomp
 from ._targets import RABBITMQ, Target, synthetic_couples
 
 __all__ = ["BACKENDS", "CompareSpec", "median_run", "run_compare"]
@@ -57,7 +57,7 @@ class CompareSpec:
     idle_hold: float = 10.0
     rabbitmq_url: str = "ws://127.0.0.1:15674/ws"
     enable_rabbitmq: bool = True
-    pg_admin_url: str = "postgresql://root@127.0.0.1:5432/postgres"
+    pg_admin_url: str = PG_ADMIN_URL
     server_src: Path | None = None  # a tree whose src/ the ieum-chat servers run
     progress: bool = True
     quiet_wait: float = 0.0

@@ -25,7 +25,7 @@ from ._fleet import BenchError
 from ._proc import find_listener_pid
 from ._targets import Couple
 
-__all__ = ["LOAD_ENV", "IeumServer", "ensure_web_stomp", "free_port", "read_metric"]
+__all__ = ["LOAD_ENV", "PG_ADMIN_URL", "IeumServer", "ensure_web_stomp", "free_port", "read_metric"]
 
 # The per-user message limits (20/s by default) would throttle a load test to nothing.
 LOAD_ENV = {
@@ -33,6 +33,8 @@ LOAD_ENV = {
     "IEUM_MESSAGE_BURST": "1000000",
     "IEUM_LOG_LEVEL": "WARNING",
 }
+# Where a bench creates and drops its throwaway databases (the machine's PostgreSQL).
+PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/postgres"
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 20.0
 
@@ -74,7 +76,7 @@ class IeumServer:
         backend: Literal["sqlite", "postgresql"],
         workdir: Path,
         couples: int,
-        pg_admin_url: str = "postgresql://root@127.0.0.1:5432/postgres",
+        pg_admin_url: str = PG_ADMIN_URL,
         extra_env: dict[str, str] | None = None,
         *,
         command_prefix: Sequence[str] = (),

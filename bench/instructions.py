@@ -31,7 +31,7 @@ from typing import Any, Literal
 from bench import _callgrind
 from bench._fleet import BenchError
 from bench._load import LoadSpec, run_load
-from bench._servers import IeumServer, read_metric
+from bench._servers import PG_ADMIN_URL, IeumServer, read_metric
 from bench._targets import Target
 
 _STORED = "ieum_messages_stored_total"
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=2, help="turns of every tree")
     parser.add_argument(
         "--pg-admin-url",
-        default="postgresql://root@127.0.0.1:5432/postgres",
+        default=PG_ADMIN_URL,
         help="CREATE DATABASE",
     )
     parser.add_argument("--out", type=Path, help="JSON result file")

@@ -29,13 +29,13 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from bench._servers import PG_ADMIN_URL
 from ieum_chat.store.appends import _APPEND_CALL
 from ieum_chat.store.records import NEW_MESSAGE_FIELDS, NewMessage
 from ieum_chat.store.schema import utcnow
 
 __all__ = ["main"]
 
-ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 _OUTBOX = """
 CREATE TABLE bench_outbox (
     id bigserial PRIMARY KEY, couple_id uuid NOT NULL, seq bigint NOT NULL,
@@ -100,7 +100,7 @@ async def _writer(
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"ieum_outbox_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN)
+    admin = await asyncpg.connect(PG_ADMIN_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql://root@127.0.0.1:5432/{name}"
     try:

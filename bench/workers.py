@@ -31,7 +31,7 @@ from tests.support.redis import REDIS_URL, delete_prefix, unique_prefix
 from bench._fleet import BenchError
 from bench._load import LoadSpec, run_load
 from bench._report import load_table
-from bench._servers import IeumServer
+from bench._servers import PG_ADMIN_URL, IeumServer
 from bench._targets import Target
 
 
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--drain", type=float, default=10.0)
     parser.add_argument(
         "--pg-admin-url",
-        default="postgresql://root@127.0.0.1:5432/postgres",
+        default=PG_ADMIN_URL,
         help="CREATE DATABASE",
     )
     parser.add_argument("--no-progress", action="store_true")
