@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import _callgrind
+from bench._cli import _positive_int, _seconds
 from bench._fleet import BenchError
 from bench._load import LoadSpec, run_load
 from bench._servers import PG_ADMIN_URL, IeumServer, read_metric
@@ -52,11 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a source tree (its src/ is served); repeatable; default: this one",
     )
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument("--couples", type=int, default=50)
-    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of flow first")
-    parser.add_argument("--measure", type=float, default=20.0, help="seconds counted")
-    parser.add_argument("--runs", type=int, default=2, help="turns of every tree")
+    parser.add_argument("--couples", type=_positive_int, default=50)
+    parser.add_argument("--procs", type=_positive_int, default=2, help="load generator processes")
+    parser.add_argument("--warmup", type=_seconds, default=10.0, help="seconds of flow first")
+    parser.add_argument("--measure", type=_seconds, default=20.0, help="seconds counted")
+    parser.add_argument("--runs", type=_positive_int, default=2, help="turns of every tree")
     parser.add_argument(
         "--pg-admin-url",
         default=PG_ADMIN_URL,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from bench import _callgrind
 from bench._fleet import BenchError
-from bench.instructions import render, summarize
+from bench.instructions import main, render, summarize
 
 # Works in rounds when told, through a file it polls: the count of a window covers what was
 # done in it, and only that.
@@ -108,3 +108,22 @@ def test_trees_are_summarized_as_medians_and_ratios_to_the_first() -> None:
     assert rows[1]["ratio"] == pytest.approx(550 / 610)
     table = render(rows)
     assert "| b | 550 | 540, 560 | 0.902 |" in table
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--runs", "0"],
+        ["--couples", "-1"],
+        ["--procs", "x"],
+        ["--measure", "nan"],
+        ["--warmup", "-5"],
+    ],
+)
+def test_numbers_that_cannot_run_are_refused_before_anything_starts(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert f"argument {args[0]}" in capsys.readouterr().err
