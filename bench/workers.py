@@ -28,6 +28,7 @@ from typing import Any, Literal
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.redis import REDIS_URL, delete_prefix, unique_prefix
 
+from bench._cli import _positive_int, _seconds
 from bench._fleet import BenchError
 from bench._load import LoadSpec, run_load
 from bench._report import load_table
@@ -52,12 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=_counts, default=[1, 2], help="counts (default 1,2)")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument("--couples", type=int, default=20)
-    parser.add_argument("--window", type=int, default=8, help="SENDs in flight per member")
-    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured")
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--drain", type=float, default=10.0)
+    parser.add_argument("--couples", type=_positive_int, default=20)
+    parser.add_argument(
+        "--window", type=_positive_int, default=8, help="SENDs in flight per member"
+    )
+    parser.add_argument("--procs", type=_positive_int, default=2, help="load generator processes")
+    parser.add_argument("--duration", type=_seconds, default=10.0, help="seconds measured")
+    parser.add_argument("--warmup", type=_seconds, default=2.0)
+    parser.add_argument("--drain", type=_seconds, default=10.0)
     parser.add_argument(
         "--pg-admin-url",
         default=PG_ADMIN_URL,
