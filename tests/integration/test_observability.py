@@ -101,6 +101,10 @@ async def test_counters_follow_a_scripted_chat(
     assert delta(before, after, 'ieum_errors_total{code="SEND_FAILED"}') == 1
     assert delta(before, after, 'ieum_auth_failures_total{where="handshake"}') == 1
     assert delta(before, after, "ieum_send_commit_seconds_count") == 4
+    # Each SEND waited for its RECEIPT: four message transactions (the retry's too), and the
+    # read mark's change.
+    assert delta(before, after, 'ieum_write_transaction_seconds_count{kind="messages"}') == 4
+    assert delta(before, after, 'ieum_write_transaction_seconds_count{kind="changes"}') == 1
     assert after["ieum_stomp_sessions"] >= 2
     assert after["ieum_subscriptions"] >= 2
     await a.close()

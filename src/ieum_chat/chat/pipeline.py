@@ -65,6 +65,9 @@ __all__ = ["MAX_BATCH", "WritePipeline"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+# Bound once: labels() looks the child up under a lock on every call.
+_MESSAGES_TRANSACTION = metrics.WRITE_TRANSACTION.labels("messages")
+_CHANGES_TRANSACTION = metrics.WRITE_TRANSACTION.labels("changes")
 WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
 
 
@@ -188,13 +191,17 @@ class WritePipeline:
         sends = [p for p in batch if isinstance(p, PendingMessage)]
         changes = [p for p in batch if isinstance(p, PendingChange)]
         if sends:
+            started = time.perf_counter()
             try:
                 appended = await self.db.append_messages([p.new for p in sends])
             except Exception as exc:
                 self._fail_batch(sends, "message", exc)
             else:
-                stored.appended = (sends, appended, time.perf_counter())
+                committed = time.perf_counter()
+                _MESSAGES_TRANSACTION.observe(committed - started)
+                stored.appended = (sends, appended, committed)
         if changes:
+            started = time.perf_counter()
             try:
                 applied = await self.db.apply_changes(
                     [p.new for p in changes], unsend_window=self.settings.unsend_window
@@ -202,7 +209,9 @@ class WritePipeline:
             except Exception as exc:
                 self._fail_batch(changes, "change", exc)
             else:
-                stored.applied = (changes, applied, time.perf_counter())
+                committed = time.perf_counter()
+                _CHANGES_TRANSACTION.observe(committed - started)
+                stored.applied = (changes, applied, committed)
         return stored
 
     async def _finish(

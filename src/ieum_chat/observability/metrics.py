@@ -63,6 +63,7 @@ __all__ = [
     "UPLOADS",
     "WRITE_BATCH_SIZE",
     "WRITE_QUEUE",
+    "WRITE_TRANSACTION",
     "Gauge",
     "render",
     "sample",
@@ -233,6 +234,13 @@ SLOW_CONSUMERS = Counter(
 SEND_TO_COMMIT = Histogram(
     "ieum_send_commit_seconds",
     "From a message's arrival to its commit",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+WRITE_TRANSACTION = Histogram(
+    "ieum_write_transaction_seconds",
+    "A writer's transaction, from its call to its commit, by what it stored",
+    ["kind"],
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
