@@ -25,7 +25,15 @@ from ._fleet import BenchError
 from ._proc import find_listener_pid
 from ._targets import Couple
 
-__all__ = ["LOAD_ENV", "PG_ADMIN_URL", "IeumServer", "ensure_web_stomp", "free_port", "read_metric"]
+__all__ = [
+    "LOAD_ENV",
+    "PG_ADMIN_URL",
+    "IeumServer",
+    "ensure_web_stomp",
+    "free_port",
+    "read_metric",
+    "read_metrics",
+]
 
 # The per-user message limits (20/s by default) would throttle a load test to nothing.
 LOAD_ENV = {
@@ -45,14 +53,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def read_metrics(url: str) -> dict[str, float]:
+    """Every sample the server at ``url`` (http://host:port) exposes, by its name with its
+    labels as written (``ieum_write_transaction_seconds_bucket{kind="messages",le="0.001"}``)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
 def read_metric(url: str, name: str) -> float:
     """The value of an unlabelled metric of the server at ``url`` (http://host:port); 0 when
     it has not been counted yet."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
+    return read_metrics(url).get(name, 0.0)
 
 
 def _pg_admin(admin_url: str, sql: str) -> None:

@@ -1,11 +1,59 @@
-"""The bench's ieum-chat server runs the package it is told to: installed, or a tree's src/."""
+"""The bench's ieum-chat server runs the package it is told to (installed, or a tree's src/),
+and its metrics are read sample by sample."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from bench._servers import IeumServer
+import pytest
+from bench._servers import IeumServer, read_metric, read_metrics
+
+_SCRAPE = """# HELP ieum_messages_stored_total messages committed
+# TYPE ieum_messages_stored_total counter
+ieum_messages_stored_total 12.0
+ieum_write_transaction_seconds_bucket{kind="messages",le="0.001"} 3.0
+ieum_write_transaction_seconds_bucket{kind="messages",le="0.0025"} 9.0
+ieum_write_transaction_seconds_bucket{kind="messages",le="+Inf"} 10.0
+ieum_write_transaction_seconds_count{kind="messages"} 10.0
+ieum_write_transaction_seconds_sum{kind="messages"} 0.02
+ieum_write_transaction_seconds_bucket{kind="changes",le="0.001"} 1.0
+ieum_write_transaction_seconds_count{kind="changes"} 1.0
+"""
+
+
+@pytest.fixture
+def metrics_url() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = _SCRAPE.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_scrape_is_read_sample_by_sample(metrics_url: str) -> None:
+    samples = read_metrics(metrics_url)
+    assert samples["ieum_messages_stored_total"] == 12.0
+    assert samples['ieum_write_transaction_seconds_count{kind="messages"}'] == 10.0
+    assert read_metric(metrics_url, "ieum_messages_stored_total") == 12.0
+    assert read_metric(metrics_url, "ieum_not_counted_yet_total") == 0.0
 
 
 def test_a_source_tree_goes_first_on_the_servers_path(tmp_path: Path) -> None:
