@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         description="STOMP-over-WebSocket load generator for ieum-chat and RabbitMQ Web-STOMP",
         epilog=(
             "Other probes: python -m bench.one_couple, bench.history, bench.multinode, "
-            "bench.workers, bench.instructions"
+            "bench.workers, bench.instructions, bench.db_time"
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
