@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from bench import _callgrind
 from bench._fleet import BenchError
-from bench.instructions import main, render, summarize
+from bench.instructions import _parser, render, summarize
+
+from tests.support.cli import assert_refused
 
 # Works in rounds when told, through a file it polls: the count of a window covers what was
 # done in it, and only that.
@@ -123,7 +125,4 @@ def test_trees_are_summarized_as_medians_and_ratios_to_the_first() -> None:
 def test_numbers_that_cannot_run_are_refused_before_anything_starts(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(args)
-    assert exit_.value.code == 2
-    assert f"argument {args[0]}" in capsys.readouterr().err
+    assert_refused(_parser(), args, capsys)

@@ -16,6 +16,7 @@ from bench.db_time import (
     wal_per_message,
 )
 
+from tests.support.cli import assert_refused
 from tests.support.postgres import ADMIN_URL, require_postgres
 
 
@@ -105,10 +106,7 @@ def test_the_table_shows_each_part() -> None:
 def test_numbers_that_cannot_run_are_refused(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        _parser().parse_args(args)
-    assert exit_.value.code == 2
-    assert f"argument {args[0]}" in capsys.readouterr().err
+    assert_refused(_parser(), args, capsys)
 
 
 @pytest.mark.postgres

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from bench.workers import _parser
 
+from tests.support.cli import assert_refused
+
 
 @pytest.mark.parametrize(
     "args",
@@ -21,10 +23,7 @@ from bench.workers import _parser
 def test_numbers_that_cannot_run_are_refused(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        _parser().parse_args(args)
-    assert exit_.value.code == 2
-    assert f"argument {args[0]}" in capsys.readouterr().err
+    assert_refused(_parser(), args, capsys)
 
 
 def test_the_defaults_parse() -> None:
