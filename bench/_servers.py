@@ -29,6 +29,7 @@ __all__ = [
     "LOAD_ENV",
     "PG_ADMIN_URL",
     "IeumServer",
+    "database_url",
     "ensure_web_stomp",
     "free_port",
     "read_metric",
@@ -51,6 +52,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def database_url(admin_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server that ``admin_url`` reaches."""
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
 
 
 def read_metrics(url: str) -> dict[str, float]:
@@ -162,8 +168,7 @@ class IeumServer:
         else:
             self.db_name = f"ieum_bench_{uuid.uuid4().hex[:12]}"
             _pg_admin(self.pg_admin_url, f'CREATE DATABASE "{self.db_name}"')
-            base = self.pg_admin_url.rsplit("/", 1)[0]
-            self.env["IEUM_DATABASE_URL"] = f"{base}/{self.db_name}"
+            self.env["IEUM_DATABASE_URL"] = database_url(self.pg_admin_url, self.db_name)
         self._cli("migrate")
         rows = json.loads(self._cli("seed", "--couples", str(self.couples_wanted)))
         self.couples = [Couple.from_row(row) for row in rows]

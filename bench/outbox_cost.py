@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._servers import PG_ADMIN_URL
+from bench._servers import PG_ADMIN_URL, database_url
 from ieum_chat.store.appends import _APPEND_CALL
 from ieum_chat.store.records import NEW_MESSAGE_FIELDS, NewMessage
 from ieum_chat.store.schema import utcnow
@@ -102,7 +102,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"ieum_outbox_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(PG_ADMIN_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://root@127.0.0.1:5432/{name}"
+    url = database_url(PG_ADMIN_URL, name)
     try:
         _cli(url, "migrate")
         couples = json.loads(_cli(url, "seed", "--couples", str(args.couples)))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench._servers import IeumServer, read_metric, read_metrics
+from bench._servers import IeumServer, database_url, read_metric, read_metrics
 
 _SCRAPE = """# HELP ieum_messages_stored_total messages committed
 # TYPE ieum_messages_stored_total counter
@@ -64,3 +64,8 @@ def test_a_source_tree_goes_first_on_the_servers_path(tmp_path: Path) -> None:
 def test_without_one_the_server_imports_what_the_bench_does(tmp_path: Path) -> None:
     server = IeumServer("sqlite", tmp_path, 1)
     assert server.env.get("PYTHONPATH") == os.environ.get("PYTHONPATH")
+
+
+def test_a_database_url_names_the_database_on_the_admin_urls_server() -> None:
+    admin = "postgresql://root@db.example:5433/postgres"
+    assert database_url(admin, "ieum_bench_1") == "postgresql://root@db.example:5433/ieum_bench_1"
