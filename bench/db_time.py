@@ -38,11 +38,10 @@ import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, _seconds
 from bench._fleet import BenchError
-from bench._load import LoadSpec, run_load
-from bench._servers import PG_ADMIN_URL, IeumServer, read_metrics
+from bench._load import _START_DELAY, LoadSpec, run_load
+from bench._servers import PG_ADMIN_URL, IeumServer, database_url, read_metrics
 from bench._targets import IEUM, Target
 
-_START = 0.5  # the generator's start delay (bench._load): its measured window opens this late
 _ACTIVITY = """
 SELECT state, wait_event_type, wait_event FROM pg_stat_activity
 WHERE datname = $1 AND query LIKE 'SELECT * FROM ieum_append%'
@@ -198,7 +197,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ) as server,
     ):
         assert server.db_name is not None
-        db_url = f"{args.pg_admin_url.rsplit('/', 1)[0]}/{server.db_name}"
+        db_url = database_url(args.pg_admin_url, server.db_name)
         asyncio.run(_create_walinspect(db_url))
         sampled: dict[str, Any] = {}
         errors: list[BaseException] = []
@@ -211,7 +210,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                             db_url,
                             server.db_name or "",
                             f"http://127.0.0.1:{server.port}",
-                            delay=_START + args.warmup,
+                            delay=_START_DELAY
+                            + args.warmup,  # when the load's measured window opens
                             seconds=args.duration,
                             every=args.every,
                         )
