@@ -179,6 +179,16 @@ def _load_result(
     delivered = _delta(results, "delivered") + _delta(results, "reactions_delivered")
     partner = _delta(results, "delivered_partner") + _delta(results, "reactions_delivered_partner")
     gen_cpu = sum(r["window"]["to"]["cpu_s"] - r["window"]["from"]["cpu_s"] for r in results)
+    generator: dict[str, Any] = {
+        "cpu_s": round(gen_cpu, 3),
+        "cores_used": round(gen_cpu / window_s, 2),
+    }
+    gen_waits = [r["window"][end].get("run_queue_s") for r in results for end in ("from", "to")]
+    if None not in gen_waits:
+        waited = sum(
+            r["window"]["to"]["run_queue_s"] - r["window"]["from"]["run_queue_s"] for r in results
+        )
+        generator["run_queue_s"] = round(waited, 3)
     totals = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
     lost_partner = sum(r["lost_partner"] for r in results)
     lost_self = sum(r["lost_self"] for r in results)
@@ -246,7 +256,7 @@ def _load_result(
             "drain_s": round(max(r["drain_s"] for r in results), 3),
         },
         "server": server,
-        "generator": {"cpu_s": round(gen_cpu, 3), "cores_used": round(gen_cpu / window_s, 2)},
+        "generator": generator,
         "other_processes_cores": round(max(0.0, others) / window_s, 2),
         "errors": errors,
     }

@@ -24,6 +24,7 @@ __all__ = [
     "pids_named",
     "raise_nofile_limit",
     "rss_kb",
+    "run_queue_seconds",
     "wait_for_quiet",
 ]
 
@@ -42,6 +43,22 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used (its threads included, children not)."""
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime: fields 14 and 15
+
+
+def run_queue_seconds(pid: int | str = "self") -> float:
+    """Seconds the process's threads have spent runnable but waiting for a core (the second
+    field of each thread's ``/proc/PID/task/TID/schedstat``). On a machine with few cores a
+    process in a chain of processes (generator, server, database) waits there each time it
+    wakes while the others run. OSError when the kernel keeps no such statistics."""
+    waited = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited.append(int((task / "schedstat").read_text().split()[1]))
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile, or the kernel keeps no schedstat
+    if not waited:
+        raise FileNotFoundError(f"no schedstat for process {pid}")
+    return sum(waited) / 1e9
 
 
 def _status_kb(pid: int, key: str) -> int:

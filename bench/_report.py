@@ -15,6 +15,7 @@ __all__ = [
     "merge_latencies",
     "percentile",
     "progress_line",
+    "waiting_pct",
 ]
 
 
@@ -46,6 +47,14 @@ def latency_summary(ordered: Sequence[float]) -> dict[str, float | int | None]:
         "p99": ms(percentile(ordered, 99)),
         "max": ms(ordered[-1] if ordered else math.nan),
     }
+
+
+def waiting_pct(cpu_s: float | None, run_queue_s: float | None) -> float | None:
+    """Of the time a process (or a group of them) was runnable, the share it spent waiting for
+    a core, in percent: its run-queue seconds over its CPU seconds plus those."""
+    if cpu_s is None or run_queue_s is None or cpu_s + run_queue_s <= 0:
+        return None
+    return 100 * run_queue_s / (cpu_s + run_queue_s)
 
 
 def _n(value: Any, digits: int = 0) -> str:
@@ -106,6 +115,7 @@ def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
         "loss",
         "dups",
         "others' cores",
+        "waiting for a core %",
     ]
     rows = []
     for label, r in results:
@@ -125,9 +135,21 @@ def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
                 str(r["loss"]["lost"]),
                 str(r["loss"]["duplicates"]),
                 _n(r.get("other_processes_cores"), 2),
+                _waiting(r),
             ]
         )
     return _table(header, rows)
+
+
+def _waiting(result: dict[str, Any]) -> str:
+    """The server's share of its runnable time spent waiting for a core, its database's
+    (when watched) and the generator's: ``server / db / generator``."""
+    server, generator = result.get("server", {}), result.get("generator", {})
+    shares = [waiting_pct(server.get("cpu_s"), server.get("run_queue_s"))]
+    if "db_cpu_s" in server:
+        shares.append(waiting_pct(server.get("db_cpu_s"), server.get("db_run_queue_s")))
+    shares.append(waiting_pct(generator.get("cpu_s"), generator.get("run_queue_s")))
+    return " / ".join(_n(share) for share in shares)
 
 
 def idle_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:

@@ -38,7 +38,7 @@ import orjson
 
 from ieum_chat.stomp import Frame, serialize_frame
 
-from ._proc import raise_nofile_limit
+from ._proc import raise_nofile_limit, run_queue_seconds
 from ._session import StompWsSession
 from ._targets import Couple, Target
 from ._ws import OP_TEXT, encode_frame
@@ -491,6 +491,8 @@ async def _drive(
 
     def snapshot(name: str) -> None:
         snapshots[name] = {**stats.counts(), "cpu_s": time.process_time(), "at": time.monotonic()}
+        with contextlib.suppress(OSError):
+            snapshots[name]["run_queue_s"] = run_queue_seconds()
 
     run.measure_from, run.measure_to = sched.measure_from, sched.measure_to
     await asyncio.sleep(max(0.0, sched.t0 - time.monotonic()))

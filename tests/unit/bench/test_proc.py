@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from bench._proc import CpuSample, _unwritten_kb, flush_dirty_pages, machine_cpu
+import pytest
+from bench._proc import CpuSample, _unwritten_kb, flush_dirty_pages, machine_cpu, run_queue_seconds
 from bench._watch import Sample, ServerWatch
 
 _WRITTEN = 32 * 1024 * 1024
@@ -31,3 +35,36 @@ def test_the_time_the_host_took_from_the_machine_is_reported_apart() -> None:
     out = ServerWatch.window(first, last, deliveries=1000, sends=500)
     assert out["machine_busy_s"] == 30.0
     assert out["machine_steal_s"] == 0.25
+
+
+def test_the_time_runnable_but_waiting_for_a_core_is_read_per_process() -> None:
+    # More busy processes than cores: each spends some of its runnable time in the run queue.
+    busy = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import time\nt = time.time() + 1\nwhile time.time() < t: pass"]
+        )
+        for _ in range((os.cpu_count() or 1) + 2)
+    ]
+    try:
+        time.sleep(0.8)
+        waited = sum(run_queue_seconds(proc.pid) for proc in busy)
+    finally:
+        for proc in busy:
+            proc.wait()
+    assert waited > 0.05
+    assert run_queue_seconds() >= 0
+    with pytest.raises(FileNotFoundError):
+        run_queue_seconds(2**22 + 1)  # above pid_max's ceiling: no such process
+
+
+def test_a_window_counts_the_waits_of_the_server_and_its_database() -> None:
+    machine = CpuSample(busy=100.0, total=400.0)
+    first = Sample(10.0, 1000, {7: 1.0}, machine, server_wait=2.0, db_wait={7: 0.5})
+    last = Sample(13.0, 1000, {7: 2.0, 8: 1.0}, machine, server_wait=3.5, db_wait={7: 1.0, 8: 0.25})
+    out = ServerWatch.window(first, last, deliveries=1000, sends=500)
+    assert out["run_queue_s"] == 1.5
+    assert out["db_run_queue_s"] == 0.75  # a backend that appeared is charged all its wait
+    unread = ServerWatch.window(
+        Sample(10.0, 1000, {}, machine), Sample(13.0, 1000, {}, machine), 1000, 500
+    )
+    assert "run_queue_s" not in unread

@@ -7,7 +7,14 @@ from array import array
 from typing import Any
 
 from bench._compare import median_run
-from bench._report import compare_table, latency_summary, merge_latencies, percentile
+from bench._report import (
+    compare_table,
+    latency_summary,
+    load_table,
+    merge_latencies,
+    percentile,
+    waiting_pct,
+)
 
 
 def test_nearest_rank_percentiles() -> None:
@@ -51,3 +58,28 @@ def test_the_half_load_row_is_the_run_with_the_median_p99() -> None:
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[5] == "2.9 / 8.0 (7.0–16.0)"
     assert cells[7] == "2"
+
+
+def test_waiting_for_a_core_is_a_share_of_the_runnable_time() -> None:
+    assert waiting_pct(3.0, 1.0) == 25.0
+    assert waiting_pct(1.0, 0.0) == 0.0
+    assert waiting_pct(None, 1.0) is None
+    assert waiting_pct(1.0, None) is None  # a kernel without schedstat
+    assert waiting_pct(0.0, 0.0) is None  # never ran
+
+
+def test_each_run_shows_how_long_the_server_its_database_and_the_generator_waited() -> None:
+    peak = _run(10.0, 20.0)
+    peak["latency_ms"]["receipt"] = {"p50": 9.0, "p99": 19.0}
+    peak["server"] = {"cpu_s": 6.0, "run_queue_s": 2.0, "db_cpu_s": 3.0, "db_run_queue_s": 1.0}
+    peak["generator"] = {"cpu_s": 1.0, "run_queue_s": 1.0}
+    peak["other_processes_cores"] = 0.01
+    broker = _run(1.0, 2.0)  # no database; a kernel that keeps no run-queue times
+    broker["latency_ms"]["receipt"] = {"p50": 1.0, "p99": 2.0}
+    broker["server"] = {"cpu_s": 5.0}
+    broker["generator"] = {"cpu_s": 1.0}
+    lines = load_table([("ieum", peak), ("broker", broker)]).splitlines()
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert cells[0][-1] == "waiting for a core %"
+    assert cells[2][-1] == "25 / 25 / 50"
+    assert cells[3][-1] == "- / -"
