@@ -39,6 +39,7 @@ import asyncpg  # type: ignore[import-untyped]
 from bench._cli import _positive_int, _seconds
 from bench._fleet import BenchError
 from bench._load import _START_DELAY, LoadSpec, run_load
+from bench._report import waiting_pct
 from bench._servers import PG_ADMIN_URL, IeumServer, database_url, read_metrics
 from bench._targets import IEUM, Target
 
@@ -248,8 +249,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "msgs_per_s": load["throughput"]["msgs_per_s"],
             "delivery_ms": load["latency_ms"]["delivery"],
         },
+        "processes": processes(load),
         **sampled,
     }
+
+
+def processes(load: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """The cores the server, its database's processes and the generator used over the load's
+    measured window, and the share of their runnable time they spent waiting for a core."""
+    window, server, generator = load["window_s"], load["server"], load["generator"]
+    out: dict[str, dict[str, float | None]] = {}
+    for name, cpu, waited in (
+        ("the server", server.get("cpu_s"), server.get("run_queue_s")),
+        ("its database", server.get("db_cpu_s"), server.get("db_run_queue_s")),
+        ("the generator", generator.get("cpu_s"), generator.get("run_queue_s")),
+    ):
+        out[name] = {
+            "cores": cpu / window if cpu is not None and window else None,
+            "waiting_pct": waiting_pct(cpu, waited),
+        }
+    return out
 
 
 def render(result: Mapping[str, Any], wal_rows: int = 8) -> str:
@@ -265,6 +284,16 @@ def render(result: Mapping[str, Any], wal_rows: int = 8) -> str:
         "",
         "| the appending backend | share of samples |",
         "|---|---|",
+    ]
+    lines[2:2] = [
+        "| process | cores used | waiting for a core (of its runnable time) |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {_cell(row['cores'], '{:.2f}')} | "
+            f"{_cell(row['waiting_pct'], '{:.0f} %')} |"
+            for name, row in result["processes"].items()
+        ),
+        "",
     ]
     states = result["backend_states"]
     total = sum(states.values()) or 1
@@ -292,6 +321,10 @@ def render(result: Mapping[str, Any], wal_rows: int = 8) -> str:
         cells = " | ".join(f"{100 * shares.get(bound, 0.0):.1f} %" for bound in _BOUNDS)
         lines.append(f"| {title} | {1000 * hist['mean_s']:.2f} | {cells} |")
     return "\n".join(lines)
+
+
+def _cell(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from bench.db_time import (
     backend_state,
     histogram_delta,
     main,
+    processes,
     render,
     wal_per_message,
 )
@@ -73,6 +74,13 @@ def test_the_table_shows_each_part() -> None:
         "messages": 40_000.0,
         "batches": 8_000.0,
         "load": {"delivery_ms": {"p50": 2.7, "p99": 5.9}},
+        "processes": processes(
+            {
+                "window_s": 10.0,
+                "server": {"cpu_s": 6.0, "run_queue_s": 2.0, "db_cpu_s": 4.0},
+                "generator": {"cpu_s": 3.5, "run_queue_s": 3.5},
+            }
+        ),
         "backend_states": {"idle": 52, "IO/WALSync": 34, "running": 14},
         "wal_flushes": 7_980,
         "wal_bytes_per_message": 1020.4,
@@ -93,6 +101,9 @@ def test_the_table_shows_each_part() -> None:
         "an open loop at 4,000 msgs/s: 40,000 messages stored in 10.0 s (4,000/s), 5.0 a batch"
         in table
     )
+    assert "| the server | 0.60 | 25 % |" in table
+    assert "| its database | 0.40 | - |" in table  # its waits unread: none reported
+    assert "| the generator | 0.35 | 50 % |" in table
     assert "| IO/WALSync | 34.0 % |" in table
     assert "WAL flushes: 798/s; WAL a message: 1,020 bytes in 10.2 records" in table
     assert "| Heap/INSERT | 1.00 | 179 | 100.0 % |" in table
@@ -124,12 +135,16 @@ def test_a_short_run_reads_the_backend_the_wal_and_the_histograms(
     assert code == 0
     printed = capsys.readouterr().out
     assert "| the appending backend | share of samples |" in printed
+    assert "| the server |" in printed
     result = json.loads(out.read_text())
     assert result["messages"] > 100
     assert sum(result["backend_states"].values()) > 10
     records = {row["record"] for row in result["wal"]}
     assert {"Heap/INSERT", "Btree/INSERT_LEAF", "Transaction/COMMIT"} <= records
     assert result["wal_bytes_per_message"] > 0
+    for name in ("the server", "its database", "the generator"):
+        assert result["processes"][name]["cores"] > 0
+        assert 0 <= result["processes"][name]["waiting_pct"] < 100
     transaction = result["histograms"]["its batch's transaction"]
     assert transaction["count"] > 0
     assert 0 < transaction["mean_s"] < 1
