@@ -18,6 +18,7 @@ __all__ = [
     "ADMIN_URL",
     "create_database",
     "drop_database",
+    "lock_waiters",
     "postgres_address",
     "require_postgres",
     "through_port",
@@ -87,3 +88,20 @@ def drop_database(url: str) -> None:
             await conn.close()
 
     asyncio.run(drop())
+
+
+async def lock_waiters(conn: asyncpg.Connection, *, present: bool) -> list[int]:
+    """Poll, over ``conn``, until some backend of its database waits on a lock (or none
+    does); the pids of those that wait."""
+    async with asyncio.timeout(10):
+        while True:
+            pids = [row["pid"] for row in await conn.fetch(_LOCK_WAITERS)]
+            if bool(pids) == present:
+                return pids
+            await asyncio.sleep(0.02)
+
+
+_LOCK_WAITERS = (
+    "SELECT pid FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.appends import all_stored
-from tests.support.postgres import postgres_address
+from tests.support.postgres import lock_waiters, postgres_address
 from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 
 from ieum_chat.errors import StoreError, StoreUnavailable
@@ -30,10 +30,6 @@ PASSWORD = "s3cret-Pa55"  # the server trusts local connections: any password wi
 _KILL_OTHERS = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
-_LOCK_WAITERS = (
-    "SELECT pid FROM pg_stat_activity"
-    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
 )
 
 
@@ -70,16 +66,6 @@ async def read_back(db: Database, couple: Couple) -> list[Message]:
         return await db.get_messages(couple.id, limit=100, ascending=True)
     except StoreUnavailable:
         return await db.get_messages(couple.id, limit=100, ascending=True)
-
-
-async def wait_for(query: str, conn: asyncpg.Connection, *, present: bool) -> list[int]:
-    """Poll until ``query`` returns rows (or none); the pids it returned."""
-    async with asyncio.timeout(10):
-        while True:
-            pids = [row["pid"] for row in await conn.fetch(query)]
-            if bool(pids) == present:
-                return pids
-            await asyncio.sleep(0.02)
 
 
 async def test_unreachable_database_is_store_unavailable(
@@ -149,7 +135,7 @@ async def test_connection_killed_in_the_middle_of_an_append(
         await locking.start()
         await holder.execute("SELECT 1 FROM couples WHERE id = $1 FOR UPDATE", couple.id)
         blocked = asyncio.create_task(db.append_messages([new_message(couple, a, "killed")]))
-        [pid] = await wait_for(_LOCK_WAITERS, admin, present=True)
+        [pid] = await lock_waiters(admin, present=True)
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
         with pytest.raises(StoreUnavailable, match="append_messages"):
             await blocked
@@ -175,12 +161,12 @@ async def test_cancelled_append_is_abandoned_not_finished(
         await locking.start()
         await holder.execute("SELECT 1 FROM couples WHERE id = $1 FOR UPDATE", couple.id)
         blocked = asyncio.create_task(db.append_messages([new_message(couple, a, "cancelled")]))
-        await wait_for(_LOCK_WAITERS, admin, present=True)
+        await lock_waiters(admin, present=True)
         blocked.cancel()
         with pytest.raises(asyncio.CancelledError):
             await blocked
         # the server gives up the statement, rather than finishing it once the lock is free
-        await wait_for(_LOCK_WAITERS, admin, present=False)
+        await lock_waiters(admin, present=False)
         await locking.rollback()
     finally:
         await holder.close()
