@@ -42,11 +42,15 @@ from bench._load import _START_DELAY, LoadSpec, run_load
 from bench._report import waiting_pct
 from bench._servers import PG_ADMIN_URL, IeumServer, database_url, read_metrics
 from bench._targets import IEUM, Target
+from ieum_chat.store.appends import APPEND_NEW
 
+# The backends whose last statement is an append: the store's statement (its opening words:
+# PostgreSQL keeps only the first kilobyte of a statement's text) or one of the functions.
 _ACTIVITY = """
 SELECT state, wait_event_type, wait_event FROM pg_stat_activity
-WHERE datname = $1 AND query LIKE 'SELECT * FROM ieum_append%'
+WHERE datname = $1 AND (starts_with(query, $2) OR query LIKE 'SELECT * FROM ieum_append%')
 """
+_APPEND_OPENING = APPEND_NEW[:64]
 _WAL_STATS = """
 SELECT "resource_manager/record_type" AS record, count, combined_size::bigint AS bytes
 FROM pg_get_wal_stats($1::text::pg_lsn, $2::text::pg_lsn, true)
@@ -152,7 +156,7 @@ async def _sample(
         states: Counter[str] = Counter()
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            for row in await conn.fetch(_ACTIVITY, db_name):
+            for row in await conn.fetch(_ACTIVITY, db_name, _APPEND_OPENING):
                 states[backend_state(*row)] += 1
             await asyncio.sleep(every)
         elapsed = time.monotonic() - started

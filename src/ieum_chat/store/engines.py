@@ -25,9 +25,9 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, ParamSpec, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Text, bindparam, event, exc, func, make_url, pool, select, tuple_
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ieum_chat.store.pool import DatabasePool
 
 __all__ = [
+    "APPEND_SETTINGS",
     "LOOKUP_KEYS",
     "BaseEngine",
     "PostgresEngine",
@@ -295,6 +296,20 @@ class SqliteEngine(BaseEngine):
         return super()._is_unavailable_orig(orig) or "unable to open database" in text
 
 
+# What the append pool's connections set for the append statement and functions.
+APPEND_SETTINGS: Final[Mapping[str, str]] = {
+    # Each statement of the append functions must take a fresh snapshot (READ COMMITTED),
+    # whatever the database's default isolation is.
+    "default_transaction_isolation": "read committed",
+    # The append statement is planned once per connection (asyncpg prepares it on first
+    # use), for every batch after: a generic plan, not five custom ones first, and one that
+    # reaches the couples through their primary key even if it is made while the table is
+    # small (as the functions' own SET clauses ask for theirs).
+    "plan_cache_mode": "force_generic_plan",
+    "enable_seqscan": "off",
+}
+
+
 class PostgresEngine(BaseEngine):
     name = "postgresql"
 
@@ -323,12 +338,12 @@ class PostgresEngine(BaseEngine):
         return {"isolation_level": "AUTOCOMMIT"}
 
     def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
-        """One call of the append function per batch, on a raw connection of a small pool of
-        its own (opened on first use)."""
-        from ieum_chat.store.appends import FunctionAppender
+        """One statement per batch (``appends.APPEND_NEW``), on a raw connection of a small
+        pool of its own (opened on first use)."""
+        from ieum_chat.store.appends import ServerAppender
         from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
-        return FunctionAppender(
+        return ServerAppender(
             AsyncpgPool(
                 self.append_connect_args(db_pool.engine),
                 size=min(pool_size, _APPEND_CONNECTIONS_MAX),
@@ -339,7 +354,7 @@ class PostgresEngine(BaseEngine):
 
     def append_connect_args(self, engine: AsyncEngine) -> dict[str, Any]:
         """``asyncpg.connect()`` arguments for the append pool's connections to ``engine``'s
-        database: the engine's own, plus one setting the append function relies on."""
+        database: the engine's own, plus the settings the append statement relies on."""
         # The engine's dialect turns the URL into arguments (host, port, user, password,
         # database, query options such as ssl) exactly as for its own connections; and no
         # password is ever rendered into a DSN string.
@@ -350,12 +365,7 @@ class PostgresEngine(BaseEngine):
             **url_args,
             "timeout": _PG_CONNECT_TIMEOUT,
             "command_timeout": _PG_COMMAND_TIMEOUT,
-            "server_settings": {
-                "application_name": _PG_APPLICATION_NAME,
-                # Each statement of the append function must take a fresh snapshot (READ
-                # COMMITTED), whatever the database's default isolation is.
-                "default_transaction_isolation": "read committed",
-            },
+            "server_settings": {"application_name": _PG_APPLICATION_NAME, **APPEND_SETTINGS},
         }
 
     def _is_unavailable_orig(self, orig: BaseException) -> bool:

@@ -1,13 +1,14 @@
-"""PostgreSQL's two append functions, called as the store calls them: a batch goes first to
-``ieum_append_new_messages`` (no tempId lookup, ``(ord, seq)`` back); one that repeats a
-stored tempId is refused whole by it (SQLSTATE IE002, nothing stored, no seq taken) and then
-answered by ``ieum_append_messages_v5``.
+"""PostgreSQL's append statement and function, called as the store calls them: a batch goes
+first to ``appends.APPEND_NEW`` (no tempId lookup, ``(ord, seq)`` back); one that repeats a
+stored tempId is refused whole by it (a unique violation, SQLSTATE 23505: nothing stored, no
+seq taken) and then answered by ``ieum_append_messages_v5``.
 
-PostgreSQL only, plain and partitioned: SQLite has no server-side functions.
+PostgreSQL only, plain and partitioned: SQLite appends with statements of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -15,14 +16,15 @@ from datetime import datetime
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from tests.support.appends import all_stored
+from tests.support.postgres import lock_waiters
 
 from ieum_chat.store import Couple, Database, NewMessage, Refused, Stored, User
+from ieum_chat.store.appends import APPEND_NEW
+from ieum_chat.store.engines import APPEND_SETTINGS
 from ieum_chat.store.records import NEW_MESSAGE_FIELDS
 
 CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
 MessageFactory = Callable[..., NewMessage]
-
-_NEW = "SELECT * FROM ieum_append_new_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 # Only the PostgreSQL backends of the suite (not a skip on SQLite: never collected).
 pytestmark = pytest.mark.parametrize(
@@ -37,9 +39,10 @@ pytestmark = pytest.mark.parametrize(
 
 @pytest.fixture
 async def admin(db: Database, migrated_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the test's own to the suite's database."""
+    """A connection of the test's own to the suite's database, set as the store's append
+    connections are."""
     assert db.dialect == "postgresql"
-    conn = await asyncpg.connect(migrated_url)
+    conn = await asyncpg.connect(migrated_url, server_settings=dict(APPEND_SETTINGS))
     try:
         yield conn
     finally:
@@ -47,7 +50,7 @@ async def admin(db: Database, migrated_url: str) -> AsyncIterator[asyncpg.Connec
 
 
 def arrays(batch: list[NewMessage]) -> list[list[object]]:
-    """The function's parameters: one array per field of NewMessage."""
+    """The statement's parameters: one array per field of NewMessage."""
     return [[getattr(m, name) for m in batch] for name in NEW_MESSAGE_FIELDS]
 
 
@@ -66,7 +69,7 @@ async def test_new_messages_come_back_as_seqs_and_refusals_as_none(
         new_message(other, c, "elsewhere", temp_id="t1"),
         new_message(couple, b, "two"),
     ]
-    rows = await admin.fetch(_NEW, *arrays(batch))
+    rows = await admin.fetch(APPEND_NEW, *arrays(batch))
     assert sorted((row["ord"], row["seq"]) for row in rows) == [(1, 1), (2, None), (3, 1), (4, 2)]
     stored = await admin.fetch(
         "SELECT id, seq, content, temp_id FROM messages WHERE couple_id = $1 ORDER BY seq",
@@ -83,13 +86,39 @@ async def test_a_stored_temp_id_refuses_the_whole_batch(
     admin: asyncpg.Connection, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, b = await make_couple()
-    await admin.fetch(_NEW, *arrays([new_message(couple, a, "first", temp_id="dup")]))
+    await admin.fetch(APPEND_NEW, *arrays([new_message(couple, a, "first", temp_id="dup")]))
     batch = [new_message(couple, b, "new"), new_message(couple, a, "again", temp_id="dup")]
     with pytest.raises(asyncpg.PostgresError) as caught:
-        await admin.fetch(_NEW, *arrays(batch))
-    assert caught.value.sqlstate == "IE002"
+        await admin.fetch(APPEND_NEW, *arrays(batch))
+    assert caught.value.sqlstate == "23505"  # the tempId's unique key (on a partition, its index)
     count = await admin.fetchval("SELECT count(*) FROM messages WHERE couple_id = $1", couple.id)
     assert (count, await last_seq(admin, couple)) == (1, 1)
+
+
+async def test_a_batch_that_waited_for_a_couple_numbers_after_the_batch_it_waited_for(
+    admin: asyncpg.Connection,
+    migrated_url: str,
+    make_couple: CoupleFactory,
+    new_message: MessageFactory,
+) -> None:
+    # The seq comes from the counter as the lock returned it, not as the statement's snapshot
+    # saw it: read from the snapshot, it would repeat the first batch's seq and break the
+    # couple's (couple_id, seq) key.
+    couple, a, b = await make_couple()
+    first = await asyncpg.connect(migrated_url, server_settings=dict(APPEND_SETTINGS))
+    try:
+        async with first.transaction():
+            await first.fetch(APPEND_NEW, *arrays([new_message(couple, a, "first")]))
+            second = asyncio.ensure_future(
+                admin.fetch(APPEND_NEW, *arrays([new_message(couple, b, "second")]))
+            )
+            assert await lock_waiters(first, present=True) == [admin.get_server_pid()]
+            assert not second.done()
+        rows = await second
+    finally:
+        await first.close()
+    assert [(row["ord"], row["seq"]) for row in rows] == [(1, 2)]
+    assert await last_seq(admin, couple) == 2
 
 
 async def test_the_store_answers_a_repeat_with_the_stored_row_and_numbers_the_rest(

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from ieum_chat.store.appends import FunctionAppender, TransactionAppender
+from ieum_chat.store.appends import ServerAppender, TransactionAppender
 from ieum_chat.store.engines import PostgresEngine, create_engine, normalize_url
 from ieum_chat.store.pool import DatabasePool
 
@@ -37,6 +37,8 @@ async def test_append_connect_args_follow_the_url() -> None:
         "server_settings": {
             "application_name": "ieum-chat",
             "default_transaction_isolation": "read committed",
+            "plan_cache_mode": "force_generic_plan",
+            "enable_seqscan": "off",
         },
     }
 
@@ -125,8 +127,8 @@ async def test_postgres_appends_through_a_small_pool_of_its_own() -> None:
     small = DatabasePool(policy, engine, pool_size=2)
     large = DatabasePool(policy, engine, pool_size=50)
     try:
-        assert isinstance(small.appender, FunctionAppender)
-        assert isinstance(large.appender, FunctionAppender)
+        assert isinstance(small.appender, ServerAppender)
+        assert isinstance(large.appender, ServerAppender)
         # nothing connects until the first append
         assert (small.appender.pool.size, large.appender.pool.size) == (2, 4)
     finally:
