@@ -32,6 +32,7 @@ __all__ = [
     "database_url",
     "ensure_web_stomp",
     "free_port",
+    "ieum_cli",
     "read_metric",
     "read_metrics",
 ]
@@ -57,6 +58,23 @@ def free_port() -> int:
 def database_url(admin_url: str, name: str) -> str:
     """The URL of database ``name`` on the server that ``admin_url`` reaches."""
     return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def ieum_cli(db_url: str, *args: str) -> str:
+    """``ieum-chat ARGS`` on the database at ``db_url`` (``migrate``, ``seed``...); its
+    standard output."""
+    env = {"IEUM_DATABASE_URL": db_url, "IEUM_JWT_SECRET": "bench-" + uuid.uuid4().hex}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ieum_chat.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"ieum-chat {args[0]} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
 
 
 def read_metrics(url: str) -> dict[str, float]:

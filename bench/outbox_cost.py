@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -29,7 +27,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._servers import PG_ADMIN_URL, database_url
+from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from ieum_chat.store.appends import _APPEND_CALL
 from ieum_chat.store.records import NEW_MESSAGE_FIELDS, NewMessage
 from ieum_chat.store.schema import utcnow
@@ -45,19 +43,6 @@ _OUTBOX_INSERT = (
     "INSERT INTO bench_outbox (couple_id, seq, created_at) "
     "SELECT c, s, now() FROM unnest($1::uuid[], $2::bigint[]) AS t(c, s)"
 )
-
-
-def _cli(url: str, *args: str) -> str:
-    env = {"IEUM_DATABASE_URL": url, "IEUM_JWT_SECRET": "bench-" + uuid.uuid4().hex}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ieum_chat.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    return proc.stdout
 
 
 def _batch(couples: list[dict[str, str]], size: int, offset: int) -> list[NewMessage]:
@@ -104,8 +89,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = database_url(PG_ADMIN_URL, name)
     try:
-        _cli(url, "migrate")
-        couples = json.loads(_cli(url, "seed", "--couples", str(args.couples)))
+        ieum_cli(url, "migrate")
+        couples = json.loads(ieum_cli(url, "seed", "--couples", str(args.couples)))
         pool = await asyncpg.create_pool(url, min_size=args.writers, max_size=args.writers)
         try:
             async with pool.acquire() as conn:

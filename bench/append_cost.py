@@ -1,0 +1,172 @@
+"""What a batch of new messages costs PostgreSQL on the append path: the backend's CPU a call.
+
+On a fresh database (migrated, ``--couples`` seeded), one client calls, in turn, the store's
+append statement (``appends.APPEND_NEW``, on a connection set as the store's append
+connections are, ``engines.APPEND_SETTINGS``) and the server-side function that did the same
+before it (``ieum_append_new_messages``, migration 0011): blocks of ``--calls`` calls of each
+batch size, ``--rounds`` times. Each block's figure is the backend's CPU time over it (its
+schedstat, so neither the client's time nor the round trips count), divided by its calls.
+Every message goes to the next couple in turn, from one of its members, with a tempId.
+
+    python -m bench.append_cost                         # sizes 1, 9, 42; 5 rounds of 200
+    python -m bench.append_cost --sizes 9 --rounds 9
+
+Everything runs against the machine's PostgreSQL (``--pg-admin-url``), on a database dropped
+at the end. The backend must run on this machine (its /proc is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from bench._cli import _positive_int
+from bench._fleet import BenchError
+from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
+from ieum_chat.store.appends import APPEND_NEW
+from ieum_chat.store.engines import APPEND_SETTINGS
+from ieum_chat.store.schema import utcnow
+
+__all__ = ["main"]
+
+# (name, statement): what a block calls
+FORMS = (
+    ("statement", APPEND_NEW),
+    (
+        "function (0011)",
+        "SELECT * FROM ieum_append_new_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    ),
+)
+
+
+def backend_cpu_seconds(pid: int) -> float:
+    """The CPU time of a process on this machine (the first field of its schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+def columns(couples: Sequence[dict[str, str]], size: int, offset: int) -> list[list[Any]]:
+    """The append's parameters for ``size`` new messages, the first to couple ``offset``
+    (modulo their number), each to the next, senders alternating between the members."""
+    now = utcnow()
+    rows = [couples[(offset + i) % len(couples)] for i in range(size)]
+    return [
+        [uuid.uuid4() for _ in rows],
+        [uuid.UUID(row["couple"]) for row in rows],
+        [uuid.UUID(row["a" if (offset + i) % 2 else "b"]) for i, row in enumerate(rows)],
+        ["TEXT"] * size,
+        ["x" * 32] * size,
+        [None] * size,
+        [uuid.uuid4().hex[:16] for _ in rows],
+        [now] * size,
+        [None] * size,
+        [None] * size,
+        [None] * size,
+    ]
+
+
+async def _measure(url: str, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+    couples = json.loads(ieum_cli(url, "seed", "--couples", str(args.couples)))
+    conn = await asyncpg.connect(url, server_settings=dict(APPEND_SETTINGS))
+    try:
+        pid = conn.get_server_pid()
+        out: dict[str, dict[str, list[float]]] = {
+            str(size): {name: [] for name, _ in FORMS} for size in args.sizes
+        }
+        offset = 0
+        for _ in range(args.rounds):
+            for size in args.sizes:
+                for name, statement in FORMS:
+                    await conn.fetch(statement, *columns(couples, size, offset))  # prepared
+                    offset += size
+                    before = backend_cpu_seconds(pid)
+                    for _ in range(args.calls):
+                        await conn.fetch(statement, *columns(couples, size, offset))
+                        offset += size
+                    used = backend_cpu_seconds(pid) - before
+                    out[str(size)][name].append(round(used / args.calls * 1e6, 1))
+        return out
+    finally:
+        await conn.close()
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    name = f"ieum_append_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(args.pg_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = database_url(args.pg_admin_url, name)
+        try:
+            ieum_cli(url, "migrate")
+            blocks = await _measure(url, args)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    return {
+        "couples": args.couples,
+        "calls": args.calls,
+        "rounds": args.rounds,
+        "us_per_call": blocks,
+        "median_us_per_call": {
+            size: {form: statistics.median(values) for form, values in forms.items()}
+            for size, forms in blocks.items()
+        },
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    names = [name for name, _ in FORMS]
+    lines = [
+        "| messages a call | " + " | ".join(f"{n}: µs of CPU a call" for n in names) + " | ratio |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for size, forms in result["us_per_call"].items():
+        medians = [statistics.median(forms[n]) for n in names]
+        cells = [
+            f"{median:,.0f} ({min(forms[n]):,.0f}–{max(forms[n]):,.0f})"
+            for n, median in zip(names, medians, strict=True)
+        ]
+        lines.append(f"| {size} | " + " | ".join(cells) + f" | {medians[0] / medians[1]:.2f} |")
+    return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[int]:
+    return [_positive_int(part) for part in text.split(",")]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.append_cost", description=__doc__)
+    parser.add_argument("--sizes", type=_sizes, default=[1, 9, 42], help="messages a call")
+    parser.add_argument("--couples", type=_positive_int, default=50)
+    parser.add_argument("--calls", type=_positive_int, default=200, help="calls a block")
+    parser.add_argument("--rounds", type=_positive_int, default=5)
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="CREATE DATABASE")
+    parser.add_argument("--out", type=Path, help="JSON result file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = asyncio.run(_run(args))
+    except (BenchError, OSError, asyncpg.PostgresError) as exc:
+        print(f"bench.append_cost: error: {exc}", file=sys.stderr)
+        return 2
+    print(render(result))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"result written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
