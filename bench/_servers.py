@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -60,16 +60,18 @@ def database_url(admin_url: str, name: str) -> str:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}"
 
 
-def ieum_cli(db_url: str, *args: str) -> str:
+def ieum_cli(db_url: str, *args: str, env: Mapping[str, str] | None = None) -> str:
     """``ieum-chat ARGS`` on the database at ``db_url`` (``migrate``, ``seed``...); its
-    standard output."""
-    env = {"IEUM_DATABASE_URL": db_url, "IEUM_JWT_SECRET": "bench-" + uuid.uuid4().hex}
+    standard output. ``env``: the command's environment (by default this process's, with a
+    JWT secret of its own)."""
+    if env is None:
+        env = {**os.environ, "IEUM_JWT_SECRET": "bench-" + uuid.uuid4().hex}
     proc = subprocess.run(
         [sys.executable, "-m", "ieum_chat.cli", *args],
-        env={**os.environ, **env},
+        env={**env, "IEUM_DATABASE_URL": db_url},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     if proc.returncode != 0:
@@ -160,17 +162,7 @@ class IeumServer:
         return (f" {self.db_name} ", "walwriter", "checkpointer", "background writer")
 
     def _cli(self, *args: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "ieum_chat.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise BenchError(f"ieum-chat {args[0]} failed: {proc.stderr.strip()[-500:]}")
-        return proc.stdout
+        return ieum_cli(self.env["IEUM_DATABASE_URL"], *args, env=self.env)
 
     def __enter__(self) -> IeumServer:
         try:
