@@ -124,7 +124,10 @@ class Peer:
             written = len(self.transport.written)
             tasks = {t for t in self.conn._tasks or () if not t.done()}
             if tasks:
-                await asyncio.wait(tasks, timeout=0.05)
+                # A task writing to a peer that reads goes on until it is done (a replay's
+                # database read may take a while on a busy machine); for a peer that does not
+                # read, a task may wait for it, so there a short quiet spell ends the wait.
+                await asyncio.wait(tasks, timeout=2.0 if self.transport.reading else 0.05)
             for _ in range(5):
                 await asyncio.sleep(0)
 

@@ -4,6 +4,7 @@ and catch-ups; replay that waits for the socket; bounds on what a subscription h
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,24 @@ async def test_what_arrives_during_a_replay_is_held_then_released_once(w: World)
     # The SUBSCRIBE is handled meanwhile: seq 6 arrives before, during or after its replay.
     await store(w, 1)
     assert seqs(await peer.frames()) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_replay_slower_than_a_turn_of_the_test_is_waited_for(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a busy machine the database read of a replay may take a while, writing nothing
+    # meanwhile; what the peer then reads must not depend on it being quick.
+    await store(w, 5)
+    read = w.chat.history.replay
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(w.chat.history, "replay", slow_read)
+    peer = await w.member(w.b)
+    await subscribe(peer, w, **{"x-resume-after-seq": "0"})
+    assert seqs(await peer.frames()) == [1, 2, 3, 4, 5]
 
 
 async def test_held_messages_are_bounded(w: World) -> None:
