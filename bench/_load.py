@@ -183,12 +183,12 @@ def _load_result(
         "cpu_s": round(gen_cpu, 3),
         "cores_used": round(gen_cpu / window_s, 2),
     }
-    gen_waits = [r["window"][end].get("run_queue_s") for r in results for end in ("from", "to")]
-    if None not in gen_waits:
-        waited = sum(
-            r["window"]["to"]["run_queue_s"] - r["window"]["from"]["run_queue_s"] for r in results
-        )
-        generator["run_queue_s"] = round(waited, 3)
+    waits = [
+        (r["window"]["from"].get("run_queue_s"), r["window"]["to"].get("run_queue_s"))
+        for r in results
+    ]
+    if all(first is not None and last is not None for first, last in waits):
+        generator["run_queue_s"] = round(sum(last - first for first, last in waits), 3)
     totals = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
     lost_partner = sum(r["lost_partner"] for r in results)
     lost_self = sum(r["lost_self"] for r in results)

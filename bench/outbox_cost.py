@@ -3,9 +3,10 @@
 The engine derives pushes and webhooks from the committed streams (a cursor per couple), so
 the append transaction is exactly what it is without push. The alternative, an outbox, writes
 one row per message in the same transaction as the batch. This probe measures both on
-PostgreSQL, alternating in one run: the real append path (``ieum_append_messages_v4``, the
-batches the chat's writers commit), and the same call followed, in its transaction, by one
-outbox row per stored message (``INSERT ... SELECT FROM unnest``).
+PostgreSQL, alternating in one run: an append of the batches the chat's writers commit (a
+call of ``ieum_append_messages_v5``, the store's path for a batch that repeats a tempId), and
+the same call followed, in its transaction, by one outbox row per stored message (``INSERT
+... SELECT FROM unnest``).
 
     python -m bench.outbox_cost                   # 50 couples, batches of 32, 4 x 8 s
     python -m bench.outbox_cost --batch 8 --rounds 6
