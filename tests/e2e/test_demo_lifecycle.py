@@ -114,6 +114,8 @@ def test_edit_unsend_react_reply_and_delete_on_the_demo_page(
         # The quote of the unsent message says so (it was shown before B went away).
         quoting = shown[ids["replyA"]]["quote"]
         assert (quoting["replyTo"], quoting["text"]) == (ids["unsent"], tombstone)
+        # B read A's reply on its return (a read mark is an entry of the stream too).
+        assert not shown[ids["replyA"]]["unread"]
         assert page["gaps"] == 0
         assert page["position"] == result["position"]
     assert ids["hidden"] in _by_id(resumed_a)

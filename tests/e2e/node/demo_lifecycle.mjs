@@ -196,6 +196,9 @@ try {
     await chip(b, ids.reply, "😂", 1, false);
     await waitFor(b, () => /Could not react/.test(document.getElementById("toast").textContent));
     result.toastB = await b.evaluate(() => document.getElementById("toast").textContent);
+    // B's read of A's reply, if the cut came before its mark went out, goes out on connect: an
+    // entry of the stream too, so the pages have settled only once A shows the reply read.
+    await waitFor(a, (id) => document.querySelector(`#messages li.msg[data-id="${id}"] .unread`).hidden, ids.replyA);
     result.position = await settle([a, b]);
     result.sameDocument = await b.evaluate(() => window.sameDocument === true);
     result.afterResume = { a: await snapshot(a), b: await snapshot(b) };
