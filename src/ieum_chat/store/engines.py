@@ -12,8 +12,8 @@ two needs done differently is decided here and nowhere else:
 - how to look up many composite keys at once so that an index answers it;
 - which driver errors mean "the database cannot be reached" (``driver_errors`` maps them);
 - how a batch of messages is appended (:meth:`BaseEngine.appender`; PostgreSQL: a few raw
-  asyncpg connections calling a server-side function, see ``appends``, ``asyncpg_pool`` and
-  migration 0005; SQLite: a transaction through SQLAlchemy like every other);
+  asyncpg connections running one statement, see ``appends`` and ``asyncpg_pool``; SQLite: a
+  write transaction like every other, its statements on the driver's cursor);
 - where write transactions run (:meth:`BaseEngine.writer`; SQLite: on a thread of their own,
   :class:`ThreadWriter`, each in one hop; PostgreSQL: on the engine).
 """
@@ -154,12 +154,9 @@ class BaseEngine(abc.ABC):
         """The parameters of :meth:`in_tuples` on ``columns`` for these keys."""
         return {LOOKUP_KEYS: list(keys)}
 
+    @abc.abstractmethod
     def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
-        """How ``MessagesStore.append_messages`` stores a batch on this database: in a named
-        write transaction of ``db_pool``, like every other transaction, unless overridden."""
-        from ieum_chat.store.appends import TransactionAppender
-
-        return TransactionAppender(db_pool)
+        """How ``MessagesStore.append_messages`` stores a batch on this database."""
 
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` (SQLAlchemy's, or the raw driver's of the append pool) says the
@@ -281,7 +278,7 @@ class SqliteEngine(BaseEngine):
         self, columns: Sequence[ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]
     ) -> dict[str, Any]:
         # Each value in its stored form (Uuid -> 32 hex digits), as json_extract compares it.
-        processors = [col.type.bind_processor(self._dialect) for col in columns]
+        processors = self.stored_forms(columns)
         rows = [
             [
                 value if proc is None else proc(value)
@@ -290,6 +287,23 @@ class SqliteEngine(BaseEngine):
             for key in keys
         ]
         return {LOOKUP_KEYS: json.dumps(rows)}
+
+    def stored_forms(
+        self, columns: Sequence[ColumnElement[Any]]
+    ) -> list[Callable[[Any], Any] | None]:
+        """Per column, what turns a Python value into the form SQLite stores (a Uuid's 32 hex
+        digits, a DateTime's text), as SQLAlchemy binds it; None where the value goes as is.
+        For statements run on the driver's cursor, and for keys compared inside SQL."""
+        return [
+            col.type.dialect_impl(self._dialect).bind_processor(self._dialect) for col in columns
+        ]
+
+    def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
+        """The append's statements in a named write transaction of ``db_pool``, on the
+        driver's cursor (``appends.SqliteAppender``)."""
+        from ieum_chat.store.appends import SqliteAppender
+
+        return SqliteAppender(db_pool, self)
 
     def _is_unavailable_orig(self, orig: BaseException) -> bool:
         text = str(orig).lower()

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from ieum_chat.store.appends import ServerAppender, TransactionAppender
+from ieum_chat.store.appends import ServerAppender, SqliteAppender
 from ieum_chat.store.engines import PostgresEngine, create_engine, normalize_url
 from ieum_chat.store.pool import DatabasePool
 
@@ -57,7 +57,7 @@ async def test_sqlite_appends_in_a_transaction(tmp_path: Path) -> None:
     policy, engine = create_engine(f"sqlite:///{tmp_path}/x.db")
     db_pool = DatabasePool(policy, engine, pool_size=10)
     try:
-        assert isinstance(db_pool.appender, TransactionAppender)
+        assert isinstance(db_pool.appender, SqliteAppender)
     finally:
         await db_pool.close()
 
