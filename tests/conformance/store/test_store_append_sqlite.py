@@ -12,6 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -54,22 +55,6 @@ def _rows(url: str, ids: list[uuid.UUID]) -> list[tuple[object, ...]]:
         ]
 
 
-def _like(new: NewMessage, temp_id: str) -> NewMessage:
-    return NewMessage(
-        id=uuid.uuid4(),
-        couple_id=new.couple_id,
-        sender_id=new.sender_id,
-        type=new.type,
-        content=new.content,
-        image_url=new.image_url,
-        temp_id=temp_id,
-        created_at=new.created_at,
-        reply_to_id=new.reply_to_id,
-        media_url=new.media_url,
-        media=new.media,
-    )
-
-
 async def test_both_paths_store_every_column_alike(
     db: Database, make_couple: CoupleFactory, new_message: MessageFactory, migrated_url: str
 ) -> None:
@@ -105,8 +90,8 @@ async def test_both_paths_store_every_column_alike(
     ]
     returned = [quoted.message]
     for sample in samples:
-        cursor = _like(sample, f"cursor-{sample.type}")
-        general = _like(sample, f"general-{sample.type}")
+        cursor = replace(sample, id=uuid.uuid4(), temp_id=f"cursor-{sample.type}")
+        general = replace(sample, id=uuid.uuid4(), temp_id=f"general-{sample.type}")
         [by_cursor] = all_stored(await db.append_messages([cursor]))
         # a batch that repeats a tempId goes through SQLAlchemy
         by_general, repeat = all_stored(await db.append_messages([general, general]))
