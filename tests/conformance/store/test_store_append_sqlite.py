@@ -27,7 +27,8 @@ MessageFactory = Callable[..., NewMessage]
 # Only the SQLite backend of the suite (not a skip on PostgreSQL: never collected).
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-# Every column of messages but the row's own keys, with the type SQLite holds it as.
+# Every column of messages but id, seq and temp_id (which differ by design), each with the type
+# SQLite holds its value as.
 _COLUMNS = (
     "couple_id",
     "sender_id",
