@@ -103,7 +103,9 @@ class SqliteAppender(Appender):
         try:
             # 1. the counters and members of the active couples among the batch's
             cursor.execute(_SQLITE_COUNTERS, (orjson.dumps(sorted(couple_keys.values())).decode(),))
-            counters = {row[0]: [row[1], row[2], row[3]] for row in cursor.fetchall()}
+            rows_read = cursor.fetchall()
+            last_seq = {row[0]: row[1] for row in rows_read}
+            members = {row[0]: (row[2], row[3]) for row in rows_read}
 
             # 2. a stored or repeated tempId: the whole general path (nothing written yet)
             keys = [
@@ -120,23 +122,20 @@ class SqliteAppender(Appender):
             results: list[Appended] = []
             rows: list[list[object]] = []
             for new in batch:
-                counter = counters.get(couple_keys[new.couple_id])
-                if counter is None or not (
-                    sender_keys[new.sender_id] in (counter[1], counter[2])
-                    or (new.sender_id == SYSTEM_USER_ID and new.type == NOTICE)
-                ):
+                couple = couple_keys[new.couple_id]
+                if not _may_send(new, sender_keys[new.sender_id], members.get(couple)):
                     results.append(_not_a_member(new))
                     continue
-                counter[0] += 1
-                message = new.numbered(counter[0])
+                seq = last_seq[couple] = last_seq[couple] + 1
+                message = new.numbered(seq)
                 results.append(Stored(message, created=True))
                 rows.append(self._fresh_row(message))
             if not rows:
                 return results
 
             # 4. one bump per couple, one insert for the batch
-            bumped = {row[_FRESH_COUPLE]: row[_FRESH_SEQ] for row in rows}
-            cursor.executemany(_SQLITE_BUMP, [(seq, key) for key, seq in bumped.items()])
+            bumped = {row[_FRESH_COUPLE] for row in rows}
+            cursor.executemany(_SQLITE_BUMP, [(last_seq[key], key) for key in bumped])
             cursor.executemany(_SQLITE_INSERT, rows)
             return results
         finally:
@@ -178,10 +177,15 @@ def _not_a_member(new: NewMessage) -> Refused:
 
 
 def _may_append(new: NewMessage, members: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]) -> bool:
-    couple = members.get(new.couple_id)
-    if couple is None:
+    return _may_send(new, new.sender_id, members.get(new.couple_id))
+
+
+def _may_send(new: NewMessage, sender: object, pair: tuple[object, object] | None) -> bool:
+    """Whether ``new`` may be stored: its couple is active (``pair``, its members, in the
+    form ``sender`` is in) and its sender one of them, or the system sender of a notice."""
+    if pair is None:
         return False
-    return new.sender_id in couple or (new.sender_id == SYSTEM_USER_ID and new.type == NOTICE)
+    return sender in pair or (new.sender_id == SYSTEM_USER_ID and new.type == NOTICE)
 
 
 def _append_messages_txn(
@@ -238,7 +242,6 @@ def _append_messages_txn(
 # statement for any number of them, answered from the indexes).
 _FRESH_COLUMNS: tuple[str, ...] = (*NEW_MESSAGE_FIELDS, "seq", "is_read")
 _FRESH_COUPLE = _FRESH_COLUMNS.index("couple_id")
-_FRESH_SEQ = _FRESH_COLUMNS.index("seq")
 _FRESH_MEDIA = _FRESH_COLUMNS.index("media")
 _SQLITE_COUNTERS = (
     "SELECT id, last_seq, user1_id, user2_id FROM couples "
