@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import IO, Literal
 
 from ._fleet import BenchError
 from ._proc import find_listener_pid
@@ -35,6 +35,7 @@ __all__ = [
     "ieum_cli",
     "read_metric",
     "read_metrics",
+    "spawn_serve",
 ]
 
 # The per-user message limits (20/s by default) would throttle a load test to nothing.
@@ -58,6 +59,26 @@ def free_port() -> int:
 def database_url(admin_url: str, name: str) -> str:
     """The URL of database ``name`` on the server that ``admin_url`` reaches."""
     return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def spawn_serve(
+    env: Mapping[str, str], port: int, log: IO[bytes], prefix: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """``ieum-chat serve --port PORT`` in a session of its own, as a service manager starts
+    a daemon; its output to ``log``. ``prefix``: a command to run it under.
+
+    Linux shares the CPU between sessions first (autogroup scheduling, on by default where
+    ``/proc/sys/kernel/sched_autogroup_enabled`` says 1), then between a session's
+    processes. RabbitMQ and every PostgreSQL backend run in sessions of their own; a server
+    left in the generator's session would get one share with the generator on a busy
+    machine, and wait for a core longer than the peers it is compared with."""
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-m", "ieum_chat.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def ieum_cli(db_url: str, *args: str, env: Mapping[str, str] | None = None) -> str:
@@ -183,20 +204,7 @@ class IeumServer:
         rows = json.loads(self._cli("seed", "--couples", str(self.couples_wanted)))
         self.couples = [Couple.from_row(row) for row in rows]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                *self.command_prefix,
-                sys.executable,
-                "-m",
-                "ieum_chat.cli",
-                "serve",
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = spawn_serve(self.env, self.port, log, self.command_prefix)
         log.close()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:

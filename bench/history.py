@@ -22,10 +22,7 @@ import asyncio
 import http.client
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,6 +38,8 @@ from ieum_chat.auth import issue_token
 from ieum_chat.config import Settings
 from ieum_chat.store import Couple, Database, normalize_url, upgrade_schema
 from ieum_chat.store.messages import page_query
+
+from ._servers import free_port, spawn_serve
 
 __all__ = ["explain_page", "percentiles", "seed_history"]
 
@@ -140,27 +139,16 @@ async def _time_store(url: str, couple_id: uuid.UUID, cursors: list[int | None],
         await db.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _time_rest(
     url: str, couple: Couple, cursors: list[int | None], limit: int
 ) -> dict[str, dict[str, float]]:
     """p50/p99/max of the history pages at ``cursors``, of as many ``GET /chat/room`` and of
     as many ``GET /healthz``, the three kinds of request taking turns, on one
     ``ieum-chat serve``."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "IEUM_DATABASE_URL": url, "IEUM_JWT_SECRET": SECRET}
     log = tempfile.NamedTemporaryFile(prefix="bench-history-", suffix=".log", delete=False)  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ieum_chat.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = spawn_serve(env, port, log)
     token = issue_token(Settings(jwt_secret=SECRET), couple.user1_id, ttl=3600)
     client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:

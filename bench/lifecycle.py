@@ -33,7 +33,7 @@ import httpx
 
 from ieum_chat.client import Backoff, ChatClient, ClientClosed, ErrorEvent
 
-from ._servers import IeumServer, free_port
+from ._servers import IeumServer, free_port, spawn_serve
 
 __all__ = ["main"]
 
@@ -45,12 +45,7 @@ REDIS_URL = os.environ.get("IEUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def _second_node(first: IeumServer, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = (workdir / "second.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ieum_chat.cli", "serve", "--port", str(port)],
-        env=first.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_serve(first.env, port, log)
     log.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -1,5 +1,5 @@
 """The bench's ieum-chat server runs the package it is told to (installed, or a tree's src/),
-and its metrics are read sample by sample."""
+in a session of its own, and its metrics are read sample by sample."""
 
 from __future__ import annotations
 
@@ -64,6 +64,15 @@ def test_a_source_tree_goes_first_on_the_servers_path(tmp_path: Path) -> None:
 def test_without_one_the_server_imports_what_the_bench_does(tmp_path: Path) -> None:
     server = IeumServer("sqlite", tmp_path, 1)
     assert server.env.get("PYTHONPATH") == os.environ.get("PYTHONPATH")
+
+
+def test_the_server_runs_in_a_session_of_its_own_as_a_daemon_does(tmp_path: Path) -> None:
+    # Linux shares the CPU between sessions first: in the bench's session the server would
+    # get one share with the generator, where RabbitMQ and PostgreSQL have one each.
+    with IeumServer("sqlite", tmp_path, 1) as server:
+        assert server.pid is not None
+        assert os.getsid(server.pid) == server.pid
+        assert os.getsid(server.pid) != os.getsid(0)
 
 
 def test_a_database_url_names_the_database_on_the_admin_urls_server() -> None:
