@@ -14,14 +14,20 @@ capability. Then the client sends a message of the upload's kind naming ``mediaU
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from ieum_chat.api.deps import Caller, Chat, Room, body_chunks, json_response, read_body
 from ieum_chat.api.errors import responses, summarize_errors
@@ -284,16 +290,59 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         backend = _local(chat)
         key = f"{couple_id}/{name}"
         path = backend.path_for(key)
-        if path is None or not path.is_file():
+        file = None if path is None else await asyncio.to_thread(_open_regular, path)
+        if file is None:
             raise NotFound("no such file")
-        content_type = content_type_of(key)
-        shared_as = None
-        if MEDIA_TYPES[content_type].kind is Kind.FILE:  # never shown inline: downloaded
-            upload = await chat.db.upload_by_url(backend.image_url(key))
-            shared_as = (upload.file_name if upload is not None else None) or name
+        try:
+            content_type = content_type_of(key)
+            shared_as = None
+            if MEDIA_TYPES[content_type].kind is Kind.FILE:  # never shown inline: downloaded
+                upload = await chat.db.upload_by_url(backend.image_url(key))
+                shared_as = (upload.file_name if upload is not None else None) or name
+        except BaseException:
+            file.close()
+            raise
         headers = {**_FILE_HEADERS, "Content-Disposition": content_disposition(shared_as)}
         if content_type.startswith("text/"):
             content_type += "; charset=utf-8"
-        return FileResponse(path, media_type=content_type, headers=headers)
+        return _OpenedFileResponse(file, media_type=content_type, headers=headers)
 
     return router
+
+
+def _open_regular(path: FilePath) -> BinaryIO | None:
+    """``path`` opened for reading, or ``None`` unless it is a regular file."""
+    try:
+        file = path.open("rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        file.close()
+        return None
+    return file
+
+
+class _OpenedFileResponse(FileResponse):
+    """A file served from the descriptor the handler opened, not from its path: a file
+    deleted once the answer is under way (its message unsent, its couple erased) still goes
+    out whole, as the headers taken from that descriptor promised; one deleted before is a
+    404. Starlette opens the path for the body after sending the headers: a download that
+    met the deletion in between was cut off after them."""
+
+    def __init__(self, file: BinaryIO, **kwargs: Any) -> None:
+        self._file = file
+        super().__init__(file.name, stat_result=os.fstat(file.fileno()), **kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            extensions = scope.get("extensions") or {}
+            if "http.response.pathsend" in extensions:  # a server's sendfile would go by path
+                others = {k: v for k, v in extensions.items() if k != "http.response.pathsend"}
+                scope = {**scope, "extensions": others}
+            await super().__call__(scope, receive, send)
+        finally:
+            self._file.close()
+
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
+        yield anyio.wrap_file(self._file)  # closed once the response is done

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from ieum_chat.media_types import Kind
 from ieum_chat.uploads import LocalUploads
@@ -253,6 +254,48 @@ async def test_no_file_outside_the_uploads_is_served(api: Api, path: str) -> Non
     response = await api.client.get(path.format(couple=api.couple.id))
     assert response.status_code == 404
     assert response.json()["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "part"),
+    [
+        ({}, 200, slice(None)),
+        ({"Range": "bytes=100-199"}, 206, slice(100, 200)),
+        ({"Range": "bytes=0-9, 50-59"}, 206, None),  # multipart/byteranges: both parts in it
+    ],
+)
+async def test_a_file_deleted_while_it_is_served_still_goes_out_whole(
+    api: Api, headers: dict[str, str], status: int, part: slice | None
+) -> None:
+    # Unsending a message or erasing a couple deletes files that a partner may be
+    # downloading: the download started gets what its headers promised.
+    t = await ticket(api, "image/png", len(PNG))
+    assert (await put(api, t["uploadUrl"], PNG, "image/png")).status_code == 201
+    path = backend(api).path_for(urlsplit(t["imageUrl"]).path.removeprefix("/uploads/"))
+    assert path is not None
+    assert path.is_file()
+
+    async def deleting(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_then_delete(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.start":
+                path.unlink()
+
+        await api.app(scope, receive, send_then_delete)
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=deleting), base_url=PUBLIC_URL
+    ) as client:
+        served = await client.get(t["imageUrl"], headers=headers)
+    assert not path.exists()
+    assert served.status_code == status
+    assert int(served.headers["content-length"]) == len(served.content)
+    if part is not None:
+        assert served.content == PNG[part]
+    else:
+        assert PNG[0:10] in served.content
+        assert PNG[50:60] in served.content
+    assert (await api.client.get(t["imageUrl"])).status_code == 404
 
 
 # -- IMAGE messages must name one of our files -----------------------------------------------
