@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -289,8 +288,9 @@ def build_uploads_router(settings: Settings) -> APIRouter:
     async def get_file(chat: Chat, couple_id: CoupleSegment, name: NameSegment) -> Response:
         backend = _local(chat)
         key = f"{couple_id}/{name}"
-        path = backend.path_for(key)
-        file = None if path is None else await asyncio.to_thread(_open_regular, path)
+        file = None
+        if backend.path_for(key) is not None:
+            file = await asyncio.to_thread(backend.open_handle, key)
         if file is None:
             raise NotFound("no such file")
         try:
@@ -308,18 +308,6 @@ def build_uploads_router(settings: Settings) -> APIRouter:
         return _OpenedFileResponse(file, media_type=content_type, headers=headers)
 
     return router
-
-
-def _open_regular(path: FilePath) -> BinaryIO | None:
-    """``path`` opened for reading, or ``None`` unless it is a regular file."""
-    try:
-        file = path.open("rb")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-        file.close()
-        return None
-    return file
 
 
 class _OpenedFileResponse(FileResponse):

@@ -193,20 +193,28 @@ class LocalUploads(UploadBackend):
                 yield key
 
     def open_file(self, key: str) -> StoredFile | None:
-        path = self.path_for(key)
-        if path is None:
-            raise ValueError(f"not an upload key: {key[:100]!r}")
-        with _disk_errors(f"opening {path}"):
-            try:
-                handle = path.open("rb")
-            except FileNotFoundError:
-                return None
+        handle = self.open_handle(key)
+        if handle is None:
+            return None
+        with _disk_errors(f"opening {handle.name}"):
             try:
                 info = os.fstat(handle.fileno())
             except BaseException:
                 handle.close()
                 raise
-        return StoredFile(key, info.st_size, info.st_mtime, _read(handle, path), handle.close)
+        return StoredFile(key, info.st_size, info.st_mtime, _read(handle), handle.close)
+
+    def open_handle(self, key: str) -> BinaryIO | None:
+        """The file of ``key`` opened for reading, or ``None`` when there is none. Its holder
+        reads the whole file even once it is deleted (a message unsent, a couple erased)."""
+        path = self.path_for(key)
+        if path is None:
+            raise ValueError(f"not an upload key: {key[:100]!r}")
+        with _disk_errors(f"opening {path}"):
+            try:
+                return path.open("rb")
+            except FileNotFoundError:
+                return None
 
     def delete_files(self, couple_id: uuid.UUID) -> int:
         """Also removes what an upload interrupted by a crash left behind (its temporary
@@ -251,8 +259,8 @@ def _disk_errors(what: str) -> Iterator[None]:
         raise UploadStorageError(f"{what}: {exc}") from exc
 
 
-def _read(handle: BinaryIO, path: Path) -> Iterator[bytes]:
-    with _disk_errors(f"reading {path}"):
+def _read(handle: BinaryIO) -> Iterator[bytes]:
+    with _disk_errors(f"reading {handle.name}"):
         yield from iter(partial(handle.read, READ_CHUNK), b"")
 
 
