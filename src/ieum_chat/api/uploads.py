@@ -323,10 +323,6 @@ class _OpenedFileResponse(FileResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            extensions = scope.get("extensions") or {}
-            if "http.response.pathsend" in extensions:  # a server's sendfile would go by path
-                others = {k: v for k, v in extensions.items() if k != "http.response.pathsend"}
-                scope = {**scope, "extensions": others}
             await super().__call__(scope, receive, send)
         finally:
             self._file.close()
