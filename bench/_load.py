@@ -7,12 +7,13 @@ import math
 import os
 import time
 import uuid
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
 from ._fleet import BenchError, Fleet, Progress
 from ._proc import flush_dirty_pages, machine_info, raise_nofile_limit, wait_for_quiet
-from ._report import latency_summary, merge_latencies, progress_line
+from ._report import latency_summary, merge_latencies, progress_line, tail_spread
 from ._targets import Couple, Target
 from ._watch import Sample, ServerWatch
 from ._worker import Schedule, WorkerConfig
@@ -166,6 +167,16 @@ def _delta(results: list[dict[str, Any]], key: str) -> int:
     return sum(int(r["window"]["to"][key] - r["window"]["from"][key]) for r in results)
 
 
+def _delivery_tail(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``tail_spread`` of the partner deliveries of every worker (each sent its latencies
+    and their send times in the same order)."""
+    sent, latency = array("d"), array("d")
+    for result in results:
+        sent.frombytes(result["delivery_sent"])
+        latency.frombytes(result["delivery_latency"])
+    return tail_spread(sent, latency)
+
+
 def _load_result(
     spec: LoadSpec,
     results: list[dict[str, Any]],
@@ -240,6 +251,7 @@ def _load_result(
                 merge_latencies(r["reaction_delivery_latency"] for r in results)
             ),
         },
+        "delivery_tail": _delivery_tail(results),
         "loss": {
             "lost": lost_partner + lost_self,
             "lost_partner": lost_partner,

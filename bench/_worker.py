@@ -100,6 +100,7 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     receipt_latency: array[float] = field(default_factory=lambda: array("d"))
     delivery_latency: array[float] = field(default_factory=lambda: array("d"))
+    delivery_sent: array[float] = field(default_factory=lambda: array("d"))  # of each above
     reaction_receipt_latency: array[float] = field(default_factory=lambda: array("d"))
     reaction_delivery_latency: array[float] = field(default_factory=lambda: array("d"))
 
@@ -325,6 +326,7 @@ class Member:
                 stats.delivered_partner += 1
                 if in_window:
                     stats.delivery_latency.append(now - sent)
+                    stats.delivery_sent.append(sent)
         else:
             if message.get("type") != "REACTION":
                 stats.error(f"reaction {temp_id} came back as {body[:200]!r}")
@@ -541,6 +543,7 @@ async def _drive(
         "errors": stats.errors,
         "receipt_latency": stats.receipt_latency.tobytes(),
         "delivery_latency": stats.delivery_latency.tobytes(),
+        "delivery_sent": stats.delivery_sent.tobytes(),
         "reaction_receipt_latency": stats.reaction_receipt_latency.tobytes(),
         "reaction_delivery_latency": stats.reaction_delivery_latency.tobytes(),
         "sessions": len(members),

@@ -6,6 +6,7 @@ import math
 from array import array
 from typing import Any
 
+import pytest
 from bench._compare import median_run
 from bench._report import (
     compare_table,
@@ -13,6 +14,7 @@ from bench._report import (
     load_table,
     merge_latencies,
     percentile,
+    tail_spread,
     waiting_pct,
 )
 
@@ -81,5 +83,64 @@ def test_each_run_shows_how_long_the_server_its_database_and_the_generator_waite
     lines = load_table([("ieum", peak), ("broker", broker)]).splitlines()
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     assert cells[0][-1] == "waiting for a core %"
+    assert cells[0][5] == "slowest 1 %: half in"
+    assert cells[2][5] == "-"  # a result without send times
     assert cells[2][-1] == "25 / 25 / 50"
     assert cells[3][-1] == "- / -"
+
+
+def _deliveries(
+    slow_at: list[float], *, seconds: int = 10, per_second: int = 1000
+) -> tuple[list[float], list[float]]:
+    """Deliveries sent evenly over the run, each taking 1 ms but those sent at ``slow_at``
+    (seconds into the run), which take 20."""
+    sent = [i / per_second for i in range(seconds * per_second)]
+    latency = [0.001] * len(sent)
+    for at in slow_at:
+        latency[round(at * per_second)] = 0.020
+    return sent, latency
+
+
+def test_a_tail_that_came_in_episodes_is_held_by_few_windows() -> None:
+    # 100 slow deliveries, the slowest 1 % of 10,000: 40 sent in the 50 ms from 2.00 s, 45 in
+    # those from 7.00 s, 15 in the next.
+    slow = [2.0 + i / 1000 for i in range(40)] + [7.0 + i / 1000 for i in range(45)]
+    slow += [7.05 + i / 1000 for i in range(15)]
+    sent, latency = _deliveries(slow)
+    tail = tail_spread(sent, latency)
+    assert tail == {
+        "window_ms": 50.0,
+        "windows": 200,
+        "slow": 100,
+        "slow_windows": 3,
+        "half_in": 2,  # 45 at 7.00 s, then 40 at 2.00 s: 85 of the 100
+    }
+
+
+def test_a_tail_spread_over_the_run_needs_half_of_its_windows() -> None:
+    slow = [i / 10 for i in range(100)]  # one slow delivery every 100 ms
+    sent, latency = _deliveries(slow)
+    tail = tail_spread(sent, latency)
+    assert tail is not None
+    assert (tail["slow"], tail["slow_windows"], tail["half_in"]) == (100, 100, 50)
+
+
+def test_the_window_is_a_parameter_and_the_inputs_must_pair() -> None:
+    sent, latency = _deliveries([0.5, 0.52, 5.0])
+    tail = tail_spread(sent, latency, window=1.0)
+    assert tail is not None
+    assert (tail["windows"], tail["window_ms"], tail["slow"]) == (10, 1000.0, 100)
+    assert tail["half_in"] == 1  # the three slow ones, then ties of 1 ms in send order
+    assert tail_spread([], []) is None
+    with pytest.raises(ValueError, match="one send time for each latency"):
+        tail_spread([0.0], [])
+
+
+def test_the_load_table_shows_how_the_slowest_deliveries_are_spread() -> None:
+    run = _run(1.0, 20.0)
+    run["latency_ms"]["receipt"] = {"p50": 1.0, "p99": 2.0}
+    sent, latency = _deliveries([2.0 + i / 1000 for i in range(100)])
+    run["delivery_tail"] = tail_spread(sent, latency)
+    lines = load_table([("ieum", run)]).splitlines()
+    cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert cells[5] == "1 of 200 × 50 ms"
