@@ -6,7 +6,7 @@ NODE_DIR := tests/e2e/node
 WEB_DIR  := web
 SDK_DIR  := clients/js
 
-.PHONY: setup demo serve test lint unit node web js compiled clean
+.PHONY: setup demo serve test lint node web js compiled clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ieum-chat needs Python >= 3.11"'
