@@ -59,8 +59,8 @@ def tail_spread(
     """How a run's slowest 1 % of deliveries (those that make its p99) are spread over it:
     the run cut by send time into ``window``-second slices, and the fewest slices that hold
     half of those deliveries. A handful means the tail came in episodes (a slow disk flush, a
-    stall); a count near the slices the slow deliveries fall in at all means every part of
-    the run had its share. ``sent[i]`` is when the delivery that took ``latency[i]`` was sent.
+    stall); a tail spread evenly needs about half of the slices it falls in at all
+    (``slow_windows``). ``sent[i]`` is when the delivery that took ``latency[i]`` was sent.
     """
     if len(sent) != len(latency):
         raise ValueError("one send time for each latency")
