@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ from ieum_chat.gateway.deadlines import Deadlines
 from ieum_chat.gateway.dispatch import Dispatcher
 from ieum_chat.gateway.hub import Hub
 from ieum_chat.gateway.subscriptions import Subscriptions
-from ieum_chat.gateway.transports import QueuedTransport, Transport
+from ieum_chat.gateway.transports import Transport
 from ieum_chat.observability import metrics
 from ieum_chat.push.watch import DeviceWatch
 from ieum_chat.stomp import (
@@ -53,7 +53,7 @@ from ieum_chat.stomp import (
 from ieum_chat.store.records import User
 from ieum_chat.store.schema import utcnow
 
-__all__ = ["SERVER_NAME", "Gateway", "Receive", "StompConnection"]
+__all__ = ["SERVER_NAME", "Gateway", "StompConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ _session_ids = itertools.count(1)
 # STOMP 1.2 CONNECTED `server`: name/version, then optional comments.
 SERVER_NAME = "ieum-chat/0.1"
 _DELIVERED = metrics.MESSAGES_DELIVERED
-Receive = Callable[[], Awaitable[bytes | None]]
 # Waiting for a socket to drain: the first look after one loop turn, then backing off.
 _DRAIN_POLL_FIRST = 0.005
 _DRAIN_POLL_MAX = 0.1
@@ -297,33 +296,6 @@ class StompConnection:
         except ValueError:
             code = ErrorCode.PROTOCOL_ERROR
         self.fail(code, exc.message)
-
-    async def run(self, transport: QueuedTransport, receive: Receive) -> None:
-        """Serve over a transport that reads by awaiting ``receive`` (``None``: the peer is
-        gone) and writes through ``transport``'s writer task; then clean up."""
-        self.open()
-        writer = asyncio.create_task(transport.run(), name=f"stomp-write-{self.session_id}")
-        reader = asyncio.create_task(self._read_loop(receive), name=f"stomp-read-{self.session_id}")
-        try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done and self._closing and not writer.done():
-                # Let the writer flush the last frames (an ERROR, a RECEIPT) and close.
-                await asyncio.wait({writer}, timeout=5.0)
-        finally:
-            for task in (reader, writer):
-                task.cancel()
-            for result in await asyncio.gather(reader, writer, return_exceptions=True):
-                if isinstance(result, Exception):
-                    self.log.error("session %s failed", self.session_id, exc_info=result)
-            await self.teardown()
-
-    async def _read_loop(self, receive: Receive) -> None:
-        while not self._closing:
-            data = await receive()
-            if data is None:
-                return
-            self.feed(data)
-            await self.settled()
 
     def resync(self) -> None:
         """The broker may have lost messages: catch every subscription up."""

@@ -12,10 +12,11 @@ must carry it, as on the raw WebSocket endpoint. A session serves only its user'
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ieum_chat.auth import Principal
 from ieum_chat.config import Settings
@@ -40,6 +41,8 @@ __all__ = ["SOCKJS_PREFIX", "StompSockJSEndpoint", "create_sockjs_app"]
 log = logging.getLogger(__name__)
 
 SOCKJS_PREFIX = "/ws/chat"
+# One SockJS message's text as bytes, None once the session is gone.
+_Receive = Callable[[], Awaitable[bytes | None]]
 _JSON = "application/json"
 
 
@@ -133,7 +136,45 @@ class _StompSession:
             message = await channel.receive()
             return None if message is None else message.encode("utf-8", errors="replace")
 
-        await connection.run(transport, receive)
+        await _serve(connection, transport, receive)
+
+
+async def _serve(
+    connection: StompConnection,
+    transport: QueuedTransport,
+    receive: _Receive,
+) -> None:
+    """Serve ``connection`` over a transport that reads by awaiting ``receive`` (``None``: the
+    peer is gone) and writes through ``transport``'s writer task; then clean up.
+
+    This lives here, beside its one caller, and not on the connection: a compiled build
+    compiles the connection's module, and a compiled coroutine must not await in a
+    ``finally`` block (see ``ieum_chat._build``)."""
+    connection.open()
+    name = connection.session_id
+    writer = asyncio.create_task(transport.run(), name=f"stomp-write-{name}")
+    reader = asyncio.create_task(_read(connection, receive), name=f"stomp-read-{name}")
+    try:
+        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if reader in done and connection.closing and not writer.done():
+            # Let the writer flush the last frames (an ERROR, a RECEIPT) and close.
+            await asyncio.wait({writer}, timeout=5.0)
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for result in await asyncio.gather(reader, writer, return_exceptions=True):
+            if isinstance(result, Exception):
+                connection.log.error("session %s failed", name, exc_info=result)
+        await connection.teardown()
+
+
+async def _read(connection: StompConnection, receive: _Receive) -> None:
+    while not connection.closing:
+        data = await receive()
+        if data is None:
+            return
+        connection.feed(data)
+        await connection.settled()
 
 
 def create_sockjs_app(
