@@ -42,7 +42,7 @@ $(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package-lock.json | $(SDK_DIR)/di
 
 web: $(SDK_DIR)/dist/.built $(WEB_DIR)/node_modules/.installed
 
-# The sans-IO protocol cores compiled with mypyc (setup.py; the modules are listed in
+# The protocol cores and the send path compiled with mypyc (setup.py; the modules are listed in
 # src/ieum_chat/_build.py), built in place in a copy of src/: PYTHONPATH=$(COMPILED)/src runs it.
 COMPILED := build/compiled
 $(COMPILED)/.built: $(BIN)/.installed setup.py pyproject.toml $(shell find src -name '*.py')
@@ -53,11 +53,15 @@ $(COMPILED)/.built: $(BIN)/.installed setup.py pyproject.toml $(shell find src -
 
 compiled: $(COMPILED)/.built
 
-# What the compiled cores run under, tested again on that build: the unit tests, the store
-# conformance suite, the gateway's socket paths, the security suite and the real clients.
+# What the compiled modules run under, tested again on that build: the unit tests, the store
+# conformance suite, the gateway's socket paths, sessions that drop, resume, fail over to
+# another node, are revoked or shut down, the security suite and the real clients.
 COMPILED_TESTS := tests/unit tests/conformance/store tests/security \
 	tests/integration/test_stomp_chat.py tests/integration/test_wsserver.py \
 	tests/integration/test_sockjs_stomp.py tests/integration/test_sockjs_protocol.py \
+	tests/integration/test_client.py tests/integration/test_multinode_redis.py \
+	tests/integration/test_resilience.py tests/integration/test_lifecycle.py \
+	tests/integration/test_shutdown.py \
 	tests/e2e/test_stompjs.py tests/e2e/test_stomppy.py tests/e2e/test_sockjs_clients.py
 
 demo: setup web

@@ -135,7 +135,7 @@ def _json_object(body: bytes | str, *, temp_id: str | None = None) -> dict[str, 
 def _optional_str(data: dict[str, Any], key: str, temp_id: str | None) -> str | None:
     value = data.get(key)
     if value is None:
-        return value
+        return None
     if not isinstance(value, str):
         raise SendFailed(f"'{key}' must be a string", temp_id=temp_id)
     if "\x00" in value:  # PostgreSQL text cannot hold NUL; refuse it on every database

@@ -350,15 +350,22 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
     columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
     columns[_MEDIA] = [m.media.to_json() if m.media is not None else None for m in sent]
     outcomes: list[Appended | None] = [None] * len(sent)
+    # The second call is made after the except block, not in it: a compiled build compiles
+    # this module, and a compiled coroutine must not await there (see ``ieum_chat._build``).
+    numbered: list[Any] | None
     try:
-        for index, seq in await pool.fetch("append_messages", APPEND_NEW, *columns):
+        numbered = await pool.fetch("append_messages", APPEND_NEW, *columns)
+    except StoreError as error:
+        if error.sqlstate != _UNIQUE_VIOLATION:
+            raise
+        numbered = None
+    if numbered is not None:
+        for index, seq in numbered:
             new = sent[index - 1]
             outcomes[index - 1] = (
                 _not_a_member(new) if seq is None else Stored(new.numbered(seq), created=True)
             )
-    except StoreError as error:
-        if error.sqlstate != _UNIQUE_VIOLATION:
-            raise
+    else:
         for row in await pool.fetch("append_messages", _APPEND_CALL, *columns):
             index = row[_ORD] - 1
             outcome = row[_OUTCOME]
