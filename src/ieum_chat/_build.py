@@ -9,7 +9,7 @@ no extension was built (an editable install, a build without a C compiler). Both
 the same tests.
 
 A compiled coroutine must not await inside an ``except`` or ``finally`` block, nor use
-``async with`` or ``async for`` (built on the same): mypyc's coroutines keep the exception
+``async with`` (whose exit is awaited in such a block): mypyc's coroutines keep the exception
 being handled across such an await wrongly, and another coroutine can then raise it. Seen
 here: with the STOMP connection's SockJS runner (a ``finally`` that awaited its tasks) and
 the write pipeline (a ``finally`` that awaited the previous batch) both compiled, a test's
