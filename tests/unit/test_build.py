@@ -12,14 +12,18 @@ from ieum_chat import _build
 from ieum_chat._build import COMPILED_MODULES, compiled_modules, cores
 
 
-@pytest.mark.parametrize("name", COMPILED_MODULES)
-def test_each_module_listed_has_its_source_beside_it(name: str) -> None:
-    """setup.py compiles the listed sources; the .py stays the fallback of every build."""
+def _source(name: str) -> Path:
+    """The .py file of a listed module, beside its extension in a compiled build."""
     spec = importlib.util.find_spec(name)
     assert spec is not None
     assert spec.origin is not None
-    source = Path(spec.origin).parent / (name.rsplit(".", 1)[1] + ".py")
-    assert source.is_file()
+    return Path(spec.origin).parent / (name.rsplit(".", 1)[1] + ".py")
+
+
+@pytest.mark.parametrize("name", COMPILED_MODULES)
+def test_each_module_listed_has_its_source_beside_it(name: str) -> None:
+    """setup.py compiles the listed sources; the .py stays the fallback of every build."""
+    assert _source(name).is_file()
 
 
 def _awaits_mypyc_gets_wrong(source: str) -> list[str]:
@@ -68,11 +72,7 @@ def _awaits_mypyc_gets_wrong(source: str) -> list[str]:
 
 @pytest.mark.parametrize("name", COMPILED_MODULES)
 def test_no_compiled_coroutine_awaits_where_mypyc_loses_the_exception(name: str) -> None:
-    spec = importlib.util.find_spec(name)
-    assert spec is not None
-    assert spec.origin is not None
-    source = Path(spec.origin).parent / (name.rsplit(".", 1)[1] + ".py")
-    assert _awaits_mypyc_gets_wrong(source.read_text()) == []
+    assert _awaits_mypyc_gets_wrong(_source(name).read_text()) == []
 
 
 def test_the_check_finds_each_construct() -> None:
