@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,11 @@ from redis.exceptions import RedisError
 __all__ = ["RedisClusterServer", "redis_cluster", "running_redis_cluster"]
 
 NODE_TIMEOUT_MS = 2000
+# A node's cluster bus listens on its port + 10000.
+_BUS_OFFSET = 10000
+_LOWEST_PORT = 10000
+# Times a node is started on other ports when it could not take its own.
+_START_ATTEMPTS = 3
 
 
 def _free(port: int) -> bool:
@@ -36,12 +41,23 @@ def _free(port: int) -> bool:
     return True
 
 
-def _spare_ports(count: int) -> list[int]:
-    """Ports whose cluster bus port (the port + 10000) is spare too, so below 55536."""
+def _outgoing_ports_from() -> int:
+    """The first port the kernel hands out for outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _spare_ports(count: int, taken: Sequence[int] = ()) -> list[int]:
+    """Ports whose cluster bus port (the port + 10000) is spare too, both below the ports the
+    kernel hands out for outgoing connections: there, another test's connection (the suite
+    runs in several processes) could take one between this check and the node's bind."""
+    top = max(_outgoing_ports_from() - _BUS_OFFSET, _LOWEST_PORT + 1000)
     ports: list[int] = []
     while len(ports) < count:
-        port = random.randrange(20000, 45000)
-        if port not in ports and _free(port) and _free(port + 10000):
+        port = random.randrange(_LOWEST_PORT, top)
+        if port not in ports and port not in taken and _free(port) and _free(port + _BUS_OFFSET):
             ports.append(port)
     return ports
 
@@ -94,8 +110,8 @@ class RedisClusterServer:
     def start(self) -> RedisClusterServer:
         for port in self.ports:
             self._spawn(port)
-        for port in self.ports:
-            self._wait(lambda c: c.ping(), port, "did not start")
+        for index in range(len(self.ports)):
+            self._started(index)
         subprocess.run(
             [
                 "redis-cli",
@@ -114,6 +130,30 @@ class RedisClusterServer:
             self.wait_ok(port)
         self._wait(self._replicated, self.ports[0], "never saw a replica of every master")
         return self
+
+    def _started(self, index: int, timeout: float = 30) -> None:
+        """Until the node at ``index`` answers, itself and not whatever else listens there.
+        One that exits at once could not take its port (something took it after the check):
+        it starts again on another."""
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            port = self.ports[index]
+            proc = self.procs[port]
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and proc.poll() is None:
+                client = self._client(port)
+                try:
+                    if client.info("server").get("process_id") == proc.pid:
+                        return
+                except (RedisError, OSError):
+                    pass
+                finally:
+                    client.close()
+                time.sleep(0.1)
+            if proc.poll() is None or attempt == _START_ATTEMPTS:
+                raise AssertionError(f"redis-server on port {port} did not start")
+            del self.procs[port]
+            [self.ports[index]] = _spare_ports(1, taken=self.ports)
+            self._spawn(self.ports[index])
 
     @staticmethod
     def _replicated(client: redis.Redis) -> bool:
