@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,11 @@ def _spare_ports(count: int, taken: Sequence[int] = ()) -> list[int]:
         if port not in ports and port not in taken and _free(port) and _free(port + _BUS_OFFSET):
             ports.append(port)
     return ports
+
+
+def _served_by(pid: int) -> Callable[[redis.Redis], bool]:
+    """A check that the redis-server answering is the process ``pid``."""
+    return lambda client: client.info("server").get("process_id") == pid
 
 
 class RedisClusterServer:
@@ -131,24 +136,15 @@ class RedisClusterServer:
         self._wait(self._replicated, self.ports[0], "never saw a replica of every master")
         return self
 
-    def _started(self, index: int, timeout: float = 30) -> None:
+    def _started(self, index: int) -> None:
         """Until the node at ``index`` answers, itself and not whatever else listens there.
         One that exits at once could not take its port (something took it after the check):
         it starts again on another."""
         for attempt in range(1, _START_ATTEMPTS + 1):
             port = self.ports[index]
             proc = self.procs[port]
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and proc.poll() is None:
-                client = self._client(port)
-                try:
-                    if client.info("server").get("process_id") == proc.pid:
-                        return
-                except (RedisError, OSError):
-                    pass
-                finally:
-                    client.close()
-                time.sleep(0.1)
+            if self._poll(_served_by(proc.pid), port, proc):
+                return
             if proc.poll() is None or attempt == _START_ATTEMPTS:
                 raise AssertionError(f"redis-server on port {port} did not start")
             del self.procs[port]
@@ -174,19 +170,33 @@ class RedisClusterServer:
     def _client(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=2)
 
-    def _wait(self, check: object, port: int, what: str, timeout: float = 30) -> None:
+    def _poll(
+        self,
+        check: Callable[[redis.Redis], object],
+        port: int,
+        proc: subprocess.Popen[bytes] | None = None,
+        timeout: float = 30,
+    ) -> bool:
+        """Whether ``check`` held for the node on ``port`` within ``timeout``; False at once if
+        ``proc`` (the node, when given) has exited."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (proc is None or proc.poll() is None):
             client = self._client(port)
             try:
-                if check(client):  # type: ignore[operator]
-                    return
+                if check(client):
+                    return True
             except (RedisError, OSError):
                 pass
             finally:
                 client.close()
             time.sleep(0.1)
-        raise AssertionError(f"redis-server on port {port} {what}")
+        return False
+
+    def _wait(
+        self, check: Callable[[redis.Redis], object], port: int, what: str, timeout: float = 30
+    ) -> None:
+        if not self._poll(check, port, timeout=timeout):
+            raise AssertionError(f"redis-server on port {port} {what}")
 
     def wait_ok(self, port: int | None = None, timeout: float = 30) -> None:
         """Until the node (every live node by default) reports cluster_state:ok."""
