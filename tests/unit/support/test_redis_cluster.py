@@ -28,7 +28,6 @@ def test_a_node_whose_port_is_taken_starts_on_another(tmp_path: Path) -> None:
         try:
             cluster.start()
             assert taken not in cluster.ports
-            assert len(cluster.ports) == 6
             client = redis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
             try:
                 client.set("k", "v")
