@@ -40,7 +40,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Set
+from collections.abc import Awaitable, Callable, Set
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -170,11 +170,14 @@ class WritePipeline:
             finishing = (
                 None if stored is None else asyncio.ensure_future(self._finish(stored, queue))
             )
-            try:
-                stored = await self._store(batch)
-            finally:
-                if finishing is not None:
-                    await finishing
+            # The previous batch is answered whatever becomes of this one (a cancellation
+            # included), and only then is this one's failure raised.
+            outcome = await _settled(self._store(batch))
+            if finishing is not None:
+                await finishing
+            if isinstance(outcome, BaseException):
+                raise outcome
+            stored = outcome
             if not overlap:
                 await self._finish(stored, queue)
                 stored = None
@@ -358,6 +361,16 @@ class _Stored:
     batch: list[PendingMessage | PendingChange]
     appended: tuple[list[PendingMessage], list[Appended], float] | None = None
     applied: tuple[list[PendingChange], list[Changed], float] | None = None
+
+
+async def _settled(store: Awaitable[_Stored]) -> _Stored | BaseException:
+    """What ``store`` gave, or what it raised, so that the caller can await something else
+    before raising it: outside an ``except`` or ``finally`` block, as a compiled coroutine
+    must (see ``ieum_chat._build``)."""
+    try:
+        return await store
+    except BaseException as exc:
+        return exc
 
 
 def _take_queued(
