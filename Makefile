@@ -54,10 +54,12 @@ $(COMPILED)/.built: $(BIN)/.installed setup.py pyproject.toml $(shell find src -
 compiled: $(COMPILED)/.built
 
 # What the compiled modules run under, tested again on that build: the unit tests, the store
-# conformance suite, the gateway's socket paths, sessions that drop, resume, fail over to
-# another node, are revoked or shut down, the security suite and the real clients.
+# conformance suite, the gateway's socket paths, the REST routes over the chat service,
+# sessions that drop, resume, fail over to another node, are revoked or shut down, the
+# security suite and the real clients.
 COMPILED_TESTS := tests/unit tests/conformance/store tests/security \
 	tests/integration/test_stomp_chat.py tests/integration/test_wsserver.py \
+	tests/integration/test_rest.py \
 	tests/integration/test_sockjs_stomp.py tests/integration/test_sockjs_protocol.py \
 	tests/integration/test_client.py tests/integration/test_multinode_redis.py \
 	tests/integration/test_resilience.py tests/integration/test_lifecycle.py \

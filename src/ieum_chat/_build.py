@@ -2,11 +2,11 @@
 
 They are the ones every message goes through: the sans-IO protocol cores, which parse and write
 every frame, and the send path around them (the WebSocket endpoint, the STOMP connection and
-its dispatcher and subscriptions, the JSON codec, the request parser, the write pipeline, the
-records, the append batches). `setup.py` compiles them to C extension modules when
-`IEUM_CHAT_COMPILE=1`; their `.py` files stay beside the extensions, which Python's import
-system prefers, and run wherever no extension was built (an editable install, a build without
-a C compiler). Both builds pass the same tests.
+its dispatcher and subscriptions, the chat service, the JSON codec, the request parser, the
+write pipeline, the records, the append batches). `setup.py` compiles them to C extension
+modules when `IEUM_CHAT_COMPILE=1`; their `.py` files stay beside the extensions, which
+Python's import system prefers, and run wherever no extension was built (an editable install,
+a build without a C compiler). Both builds pass the same tests.
 
 A compiled coroutine must not await inside an ``except`` or ``finally`` block, nor use
 ``async with`` (whose exit is awaited in such a block): mypyc's coroutines keep the exception
@@ -14,10 +14,11 @@ being handled across such an await wrongly, and another coroutine can then raise
 here: with the STOMP connection's SockJS runner (a ``finally`` that awaited its tasks) and
 the write pipeline (a ``finally`` that awaited the previous batch) both compiled, a test's
 writer task died of the CancelledError of an earlier test's session. A unit test holds every
-listed module to this (the pipeline now holds the next batch's failure while it answers for
-the previous batch, then raises it). The chat service stays Python: tests
-replace its methods on an instance, which a compiled class does not allow; the in-process
-broker stays Python too, since tests subclass it and other brokers share its base class.
+listed module to this: the pipeline holds the next batch's failure while it answers for the
+previous batch, then raises it, and the service looks a refused room up after its handler.
+Compiled classes cannot be changed on an instance or subclassed from Python, so tests change
+the objects around them (the broker, the presence backend) instead; the in-process broker
+stays Python, since tests subclass it and the other brokers share its base class.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "ieum_chat.chat.pending",
     "ieum_chat.chat.pipeline",
     "ieum_chat.chat.requests",
+    "ieum_chat.chat.service",
     "ieum_chat.store.appends",
     "ieum_chat.store.records",
 )

@@ -269,10 +269,11 @@ async def test_database_down_at_connect(w: World) -> None:
 async def test_server_failure(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     peer = await w.member()
 
-    async def broken(*args: object, **kwargs: object) -> bool:
+    async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(w.chat, "typing", broken)
+    # The typing event's publication fails with a bug, not a BrokerError.
+    monkeypatch.setattr(w.chat.pipeline.broker, "publish", broken)
     peer.send("SEND", {"destination": f"/app/chat/{w.couple.id}/typing"}, {"typing": True})
     await asyncio.wait_for(peer.transport.closed.wait(), 5)
     check(last_error(peer), "UNAVAILABLE")

@@ -472,7 +472,8 @@ class ChatService:
         saying UNAUTHORIZED for both, revealing nothing about other couples."""
         try:
             return await self.member_couple(user_id, couple_id)
-        except Unauthorized:
-            if await self.db.get_couple(couple_id) is None:
-                raise NotFound("no such room") from None
-            raise
+        except Unauthorized as exc:
+            refused = exc  # looked into after the handler (see ieum_chat._build)
+        if await self.db.get_couple(couple_id) is None:
+            raise NotFound("no such room") from None
+        raise refused

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import pytest
 
 from ieum_chat.chat.requests import MessageType, SendRequest
-from ieum_chat.store import User
 from tests.unit.gateway.harness import Peer, World, body
 
 
@@ -123,10 +123,11 @@ async def test_an_unexpected_failure_ends_the_session_with_an_error(
 ) -> None:
     peer = await w.member()
 
-    async def broken(*args: object, **kwargs: object) -> bool:
+    async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(w.chat, "typing", broken)
+    # The typing event's publication fails with a bug, not a BrokerError.
+    monkeypatch.setattr(w.chat.pipeline.broker, "publish", broken)
     peer.send("SEND", {"destination": f"/app/chat/{w.couple.id}/typing"}, {"typing": True})
     assert (await peer.expect("ERROR")).get("message") == "UNAVAILABLE"
     assert peer.conn.closing
@@ -205,22 +206,23 @@ async def test_a_connect_outlived_by_its_deadline_ends_quietly(
 ) -> None:
     """A CONNECT still waiting on the database when the CONNECT deadline closes the session
     (a node behind in a storm): no CONNECTED after the ERROR, no traceback, nobody counted."""
-    opened = w.chat.session_opened
+    presence = w.chat.presence
+    opened, closed = presence.opened, presence.closed
     counted: list[int] = []
 
-    async def slow(user: User) -> None:
+    async def slow(user_id: uuid.UUID, *, limit: int | None = None) -> bool:
         await asyncio.sleep(0.5)
-        await opened(user)
+        came_online = await opened(user_id, limit=limit)
         counted.append(1)
+        return came_online
 
-    closed = w.chat.session_closed
-
-    async def uncounted(user: User) -> None:
-        await closed(user)
+    async def uncounted(user_id: uuid.UUID) -> bool:
+        went_offline = await closed(user_id)
         counted.append(-1)
+        return went_offline
 
-    monkeypatch.setattr(w.chat, "session_opened", slow)
-    monkeypatch.setattr(w.chat, "session_closed", uncounted)
+    monkeypatch.setattr(presence, "opened", slow)
+    monkeypatch.setattr(presence, "closed", uncounted)
     peer = Peer(w)
     peer.send("CONNECT", {"accept-version": "1.2", "Authorization": f"Bearer {w.token(w.a)}"})
     await closed_peer(peer)
