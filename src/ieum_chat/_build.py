@@ -2,11 +2,12 @@
 
 They are the ones every message goes through: the sans-IO protocol cores, which parse and write
 every frame, and the send path around them (the WebSocket endpoint, the STOMP connection and
-its dispatcher and subscriptions, the chat service, the JSON codec, the request parser, the
-write pipeline, the records, the append batches). `setup.py` compiles them to C extension
-modules when `IEUM_CHAT_COMPILE=1`; their `.py` files stay beside the extensions, which
-Python's import system prefers, and run wherever no extension was built (an editable install,
-a build without a C compiler). Both builds pass the same tests.
+its dispatcher and subscriptions, the chat service and its lookup caches, the JSON codec, the
+broker envelope, the request parser, the write pipeline, the records, the append batches).
+`setup.py` compiles them to C extension modules when `IEUM_CHAT_COMPILE=1`; their `.py` files
+stay beside the extensions, which Python's import system prefers, and run wherever no
+extension was built (an editable install, a build without a C compiler). Both builds pass the
+same tests.
 
 A compiled coroutine must not await inside an ``except`` or ``finally`` block, nor use
 ``async with`` (whose exit is awaited in such a block): mypyc's coroutines keep the exception
@@ -42,7 +43,9 @@ COMPILED_MODULES: tuple[str, ...] = (
     "ieum_chat.gateway.hub",
     "ieum_chat.gateway.subscriptions",
     "ieum_chat.gateway.wsserver",
+    "ieum_chat.chat.cache",
     "ieum_chat.chat.codec",
+    "ieum_chat.chat.envelope",
     "ieum_chat.chat.limits",
     "ieum_chat.chat.pending",
     "ieum_chat.chat.pipeline",
