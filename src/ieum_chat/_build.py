@@ -19,7 +19,7 @@ listed module to this: the pipeline holds the next batch's failure while it answ
 previous batch, then raises it, and the service looks a refused room up after its handler.
 Compiled classes cannot be changed on an instance or subclassed from Python, so tests change
 the objects around them (the broker, the presence backend) instead; the in-process broker
-stays Python, since tests subclass it and the other brokers share its base class.
+stays Python, since tests subclass it.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The chat service's writers on each store: however many commit at once (several on
 PostgreSQL, one on SQLite whatever is asked), each couple's messages get their seqs in the
 order they were accepted and are published in that order, every one once; on PostgreSQL a
-writer sends its next batch to the store before it answers for the last."""
+writer sends its next batch to the store before it answers for the last, and one stopped
+meanwhile finishes answering the last before it ends."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 from tests.conformance.store.conftest import CoupleFactory
@@ -118,3 +119,67 @@ async def test_postgresql_stores_the_next_batch_while_the_last_is_answered(
         assert events == [("store", 1), ("store", 4), ("ack", 1), ("publish", 1), *later]
     else:
         assert events == [("store", 1), ("ack", 1), ("publish", 1), ("store", 4), *later]
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_writer_stopped_while_storing_answers_the_batch_before_first(
+    db: Database, make_couple: CoupleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a writer stores the next batch while it answers the last. Stopped
+    (cancelled, as at shutdown) while that next batch is being stored, it still finishes
+    answering the last one, then ends: that batch's messages are published, none is lost."""
+    settings = Settings(jwt_secret="ieum-chat-writers-test-secret-0123456789")
+    couple, a, _ = await make_couple()
+    broker = MemoryBroker()
+    published: list[int] = []
+    await broker.subscribe(channel_for(couple.id), _recorder(published))
+    store, read = db.append_messages, db.messages_by_id
+    stored_calls: list[int] = []
+    in_store, go_on, never = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    answering, release = asyncio.Event(), asyncio.Event()
+
+    async def append_messages(batch: Sequence[NewMessage]) -> list[Appended]:
+        stored_calls.append(len(batch))
+        if len(stored_calls) == 2:  # the reply's batch waits until the next has queued
+            in_store.set()
+            await go_on.wait()
+        elif len(stored_calls) == 3:  # the next batch is stored until the writer stops
+            await never.wait()
+        return await store(batch)
+
+    async def messages_by_id(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
+        if in_store.is_set():  # answering the reply's batch: its quote is read again
+            answering.set()
+            await release.wait()
+        return await read(ids)
+
+    monkeypatch.setattr(db, "append_messages", append_messages)
+    monkeypatch.setattr(db, "messages_by_id", messages_by_id)
+
+    def send(body: bytes) -> Awaitable[asyncio.Future[Message]]:
+        return service.accept(a, couple.id, parse_send_request(body, max_text_length=4000))
+
+    service = ChatService(db, broker, settings, TokenVerifier(settings))
+    await service.start()
+    try:
+        quoted = await (await send(b'{"type":"TEXT","content":"q","tempId":"q"}'))
+        reply = f'{{"type":"TEXT","content":"r","tempId":"r","replyTo":"{quoted.id}"}}'
+        answered = await send(reply.encode())
+        await asyncio.wait_for(in_store.wait(), timeout=30)
+        await send(b'{"type":"TEXT","content":"n","tempId":"n"}')
+        go_on.set()
+        await asyncio.wait_for(answering.wait(), timeout=30)
+        assert (await answered).seq == 2  # acknowledged; its publication waits for the read
+        (writer,) = [t for t in asyncio.all_tasks() if t.get_name() == "chat-writer-0"]
+        writer.cancel()
+        await asyncio.sleep(0.2)
+        assert not writer.done()  # it waits for the batch it was answering
+        release.set()
+        await asyncio.wait_for(asyncio.wait([writer]), timeout=30)
+        assert writer.cancelled()
+        assert published == [1, 2]
+    finally:
+        release.set()
+        await service.close(grace=1.0)
