@@ -12,8 +12,8 @@ its seq (:func:`event_dict`); a hidden message is a ``MESSAGE_DELETED`` for its 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -61,10 +61,54 @@ def dumps(value: Any) -> bytes:
 
 def format_timestamp(value: datetime, zone: ZoneInfo) -> str:
     """Naive UTC (as stored) -> local date-time in ``zone``, millisecond precision."""
-    # What astimezone does from UTC, without its conversion to UTC first (a quarter of the
-    # cost; this runs for every message rendered).
-    local = zone.fromutc(value.replace(tzinfo=zone)).replace(tzinfo=None)
-    return local.isoformat(timespec="milliseconds")
+    return (value + _OFFSETS.at(value, zone)).isoformat(timespec="milliseconds")
+
+
+class _ZoneOffsets:
+    """A zone's UTC offset at naive UTC instants, looked up once an hour of UTC: the last
+    hour looked up is kept with its offset (in one object, replaced whole, so that a thread
+    never sees one hour's bounds with another's offset). This runs for every message
+    rendered, and the lookup (with its two ``replace()`` calls) costs twice what the
+    addition and ``isoformat()`` do."""
+
+    def __init__(self) -> None:
+        self.kept = _Hour(None, datetime.min, timedelta(0))
+
+    def at(self, value: datetime, zone: ZoneInfo) -> timedelta:
+        kept = self.kept
+        if kept.zone is zone and kept.start <= value < kept.end:
+            return kept.offset
+        start = value.replace(minute=0, second=0, microsecond=0)
+        offset = _utc_offset(start, zone)
+        # No zone changes its offset twice within an hour: the same offset at the hour's
+        # first and last instant is the offset all through it.
+        if _utc_offset(start + _HOUR - _TICK, zone) != offset:  # a change within: not kept
+            return _utc_offset(value, zone)
+        self.kept = _Hour(zone, start, offset)
+        return offset
+
+
+class _Hour:
+    """An hour of UTC (naive, from ``start``, its end excluded) throughout which ``zone``
+    is ``offset`` ahead of UTC."""
+
+    def __init__(self, zone: ZoneInfo | None, start: datetime, offset: timedelta) -> None:
+        self.zone = zone
+        self.start = start
+        self.end = start + _HOUR
+        self.offset = offset
+
+
+_HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
+_OFFSETS: Final = _ZoneOffsets()
+
+
+def _utc_offset(value: datetime, zone: ZoneInfo) -> timedelta:
+    # What astimezone does from UTC, without its conversion to UTC first.
+    offset = zone.fromutc(value.replace(tzinfo=zone)).utcoffset()
+    assert offset is not None  # a ZoneInfo always has one
+    return offset
 
 
 def _time(value: datetime | None, zone: ZoneInfo) -> str | None:

@@ -69,6 +69,17 @@ def test_timestamps_agree_with_astimezone_over_a_year(zone: str) -> None:
         assert codec.format_timestamp(stamp, tz) == expected.isoformat(timespec="milliseconds")
 
 
+def test_a_zones_offset_kept_for_one_hour_is_not_used_for_another_zone_or_hour() -> None:
+    # Lord Howe Island moves from +10:30 to +11:00 at 15:30 UTC, within an hour of UTC;
+    # walked backwards, minute by minute, taking turns with New York.
+    lord_howe, new_york = ZoneInfo("Australia/Lord_Howe"), ZoneInfo("America/New_York")
+    for minute in range(180, -1, -1):
+        stamp = datetime(2024, 10, 5, 14, 0) + timedelta(minutes=minute)
+        for tz in (lord_howe, new_york, lord_howe):
+            expected = stamp.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+            assert codec.format_timestamp(stamp, tz) == expected.isoformat(timespec="milliseconds")
+
+
 def test_message_carries_every_field_of_the_plan_plus_seq() -> None:
     msg = message()
     sender = User(id=msg.sender_id, name="홍길동", profile_image="https://p/1.png")
