@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from ieum_chat.chat import codec
 from ieum_chat.push.providers.base import Notification
 from ieum_chat.store.records import NOTICE, SYSTEM_USER_NAME, ChangeKind, Event, Message, User
@@ -111,7 +109,7 @@ def notification_from_json(value: dict[str, Any]) -> Notification:
 
 def webhook_event(key: str, kind: str, at: datetime, data: dict[str, Any], zone: ZoneInfo) -> bytes:
     """One webhook body; ``key`` names what it tells of (its id is derived from it)."""
-    return orjson.dumps(
+    return codec.dumps(
         {
             "id": str(uuid.uuid5(_WEBHOOK_NAMESPACE, key)),
             "type": kind,

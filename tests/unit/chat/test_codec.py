@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from asyncpg.pgproto import pgproto  # type: ignore[import-untyped]
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.envelope import channel_for, pack, unpack
@@ -180,6 +181,18 @@ def test_read_receipt_and_system_payloads() -> None:
     assert typing["typing"] is True
     connected = orjson.loads(codec.system_json("USER_CONNECTED", reader, datetime(2024, 1, 1), UTC))
     assert "typing" not in connected
+
+
+def test_ids_are_written_as_str_writes_them_whatever_uuid_class_holds_them() -> None:
+    # orjson writes uuid.UUID itself; asyncpg reads ids into a subclass of its own.
+    plain = uuid.uuid4()
+    read = pgproto.UUID(plain.bytes)
+    msg = message(id=plain, couple_id=read, sender_id=read)
+    wire = orjson.loads(codec.message_json(msg, None, UTC))
+    assert (wire["id"], wire["coupleId"], wire["senderId"]) == (str(plain), str(read), str(read))
+    assert codec.dumps({"ids": [plain, read]}) == f'{{"ids":["{plain}","{read}"]}}'.encode()
+    with pytest.raises(TypeError, match="not JSON serializable: object"):
+        codec.dumps({"x": object()})
 
 
 def test_envelope_round_trip() -> None:
