@@ -9,8 +9,8 @@ its seq (:func:`event_dict`); a hidden message is a ``MESSAGE_DELETED`` for its 
 (:func:`hide_dict`).
 
 Ids stay ``uuid.UUID`` in the dicts: orjson writes one as ``str()`` does (lowercase, with
-hyphens), without a string made first (``str()`` of a ``uuid.UUID`` costs about as much as
-the rest of a message's JSON). Every dict here is for :func:`dumps`.
+hyphens), without a string made first (``str()`` of a ``uuid.UUID`` takes about 0.5 µs, a
+quarter of what all of a message's JSON now takes). Every dict here is for :func:`dumps`.
 """
 
 from __future__ import annotations
