@@ -475,5 +475,5 @@ class ChatService:
         except Unauthorized as exc:
             refused = exc  # looked into after the handler (see ieum_chat._build)
         if await self.db.get_couple(couple_id) is None:
-            raise NotFound("no such room") from None
+            raise NotFound("no such room")  # outside the handler: no exception to chain
         raise refused
