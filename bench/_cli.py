@@ -190,6 +190,18 @@ def _parser() -> argparse.ArgumentParser:
         "--no-half-rate", action="store_true", help="skip the open-loop run at half of each peak"
     )
     cmp.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the commit floor measured after each PostgreSQL half-load run",
+    )
+    cmp.add_argument(
+        "--floor-dir",
+        type=Path,
+        default=Path("/var/tmp"),
+        help="where the commit floor's file goes: on the file system of PostgreSQL's WAL "
+        "(/var/tmp)",
+    )
+    cmp.add_argument(
         "--half-runs",
         type=_positive_int,
         default=3,
@@ -367,6 +379,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         server_src=args.server_src,
         progress=not args.quiet,
         quiet_wait=args.wait_quiet,
+        floor=not args.no_floor,
+        floor_dir=args.floor_dir,
     )
     result = run_compare(spec)
     print(render(result))

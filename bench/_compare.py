@@ -5,8 +5,11 @@ For each backend: a closed-loop run (each member keeps `window` SENDs awaiting t
 which finds the peak; then `half_runs` open-loop runs at half of that peak, which give the
 latency a server shows when it is not saturated. One such run's p99 follows whatever stalls
 the machine during its few seconds, so the row shows the run with the median p99 (``half``)
-and the range of all of them (every run is kept, in ``half_runs``). Optionally, a crowd of
-idle sessions on a fresh server.
+and the range of all of them (every run is kept, in ``half_runs``). On PostgreSQL, each
+half-load run is followed by as long a measurement of the disk's commit floor
+(:mod:`bench.commit_floor`, in ``floor_runs``): the wait for a flush that a message arriving
+at a random moment has on that disk, whatever the server. Optionally, a crowd of idle sessions
+on a fresh server.
 
 With ``mixes`` (fractions of the SENDs that are reactions), each ieum-chat backend runs that pair
 once per mix, each on a fresh server and database, one after the other in the given order: the
@@ -28,8 +31,9 @@ from ._proc import machine_info
 from ._report import compare_table, idle_table, load_table
 from ._servers import PG_ADMIN_URL, IeumServer, ensure_web_stomp
 from ._targets import RABBITMQ, Target, synthetic_couples
+from .commit_floor import measure as measure_floor
 
-__all__ = ["BACKENDS", "CompareSpec", "median_run", "run_compare"]
+__all__ = ["BACKENDS", "CompareSpec", "floor_line", "median_run", "run_compare"]
 
 BACKENDS = ("sqlite", "postgresql", "rabbitmq")
 _LABELS = {
@@ -61,6 +65,8 @@ class CompareSpec:
     server_src: Path | None = None  # a tree whose src/ the ieum-chat servers run
     progress: bool = True
     quiet_wait: float = 0.0
+    floor: bool = True  # the commit floor after each PostgreSQL half-load run
+    floor_dir: Path = Path("/var/tmp")  # on the file system of PostgreSQL's WAL
 
 
 def _say(text: str) -> None:
@@ -71,10 +77,10 @@ def _mix_label(backend: str, mix: float) -> str:
     return f"{_LABELS[backend]}, {round(mix * 100, 2):g}% reactions" if mix else _LABELS[backend]
 
 
-def _load_pair(spec: CompareSpec, base: LoadSpec) -> dict[str, Any]:
+def _load_pair(spec: CompareSpec, base: LoadSpec, *, floor: bool = False) -> dict[str, Any]:
     _say(f"== {base.label}: closed loop, window {spec.window}, {spec.duration:g} s")
     peak = run_load(base)
-    out: dict[str, Any] = {"peak": peak, "half": None, "half_runs": []}
+    out: dict[str, Any] = {"peak": peak, "half": None, "half_runs": [], "floor_runs": []}
     rate = peak["throughput"]["sends_per_s"] / 2  # the open loop's rate counts every SEND
     if spec.half_rate and rate > 0:
         for i in range(spec.half_runs):
@@ -83,6 +89,12 @@ def _load_pair(spec: CompareSpec, base: LoadSpec) -> dict[str, Any]:
                 f"run {i + 1} of {spec.half_runs}"
             )
             out["half_runs"].append(run_load(replace(base, rate=rate)))
+            if floor:
+                _say(f"== the commit floor in {spec.floor_dir}, {spec.duration:g} s")
+                try:
+                    out["floor_runs"].append(measure_floor(spec.floor_dir, spec.duration))
+                except OSError as exc:
+                    raise BenchError(f"the commit floor in {spec.floor_dir}: {exc}") from exc
         out["half"] = median_run(out["half_runs"])
     return out
 
@@ -157,7 +169,7 @@ def _backend_runs(spec: CompareSpec, backend: str, mix: float, workdir: Path) ->
             label=label,
             reactions=mix,
         )
-        return _load_pair(spec, base)
+        return _load_pair(spec, base, floor=spec.floor and kind == "postgresql")
 
 
 def run_compare(spec: CompareSpec) -> dict[str, Any]:
@@ -200,6 +212,7 @@ def _row(
         "peak": None,
         "half": None,
         "half_runs": [],
+        "floor_runs": [],
     }
     # One backend failing (a broker not running) still leaves the others' figures.
     try:
@@ -264,6 +277,23 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def floor_line(row: dict[str, Any]) -> str:
+    """Each half-load run's p99 beside the commit floor's p99 measured right after it."""
+    pairs = [
+        f"{_ms(run['latency_ms']['delivery']['p99'])} / {_ms(floor['wait_ms']['p99'])}"
+        for run, floor in zip(row["half_runs"], row["floor_runs"], strict=False)
+    ]
+    stalls = [f"{floor['stalls']} ({floor['stalled_pct']} %)" for floor in row["floor_runs"]]
+    return (
+        f"{row['label']} @½ p99 / the commit floor's p99 right after, ms: {', '.join(pairs)}; "
+        f"flushes of 10 ms or more in the floor's runs: {', '.join(stalls)}"
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 def render(result: dict[str, Any]) -> str:
     rows = result["rows"]
     parts = [compare_table(rows)]
@@ -272,6 +302,7 @@ def render(result: dict[str, Any]) -> str:
             "throughput ratio: "
             + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in result["ratios"].items())
         )
+    parts += [floor_line(r) for r in rows if r.get("floor_runs")]
     idle = [(r["label"], r["idle"]) for r in rows if r.get("idle")]
     if idle:
         parts.append(idle_table(idle))
