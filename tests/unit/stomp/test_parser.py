@@ -57,6 +57,16 @@ def test_crlf_line_endings(chunk: int | None) -> None:
     ]
 
 
+@pytest.mark.parametrize("chunk", CHUNKINGS)
+@pytest.mark.parametrize("blank", [b"\n\r\n", b"\r\n\n", b"\r\n\r\n"])
+def test_the_first_blank_line_ends_the_head_whatever_its_eols(
+    blank: bytes, chunk: int | None
+) -> None:
+    # The body holds an LF LF of its own: the head ends at the first blank line, CR or not.
+    data = b"SEND\ndestination:/a" + blank + b"x\n\ny\0"
+    assert parse(data, chunk) == [Frame("SEND", (("destination", "/a"),), b"x\n\ny")]
+
+
 @pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
 def test_crlf_is_accepted_in_every_version(version: str) -> None:
     assert parse(b"ACK\r\nid:1\r\n\r\n\0", version=version) == [Frame("ACK", (("id", "1"),))]
