@@ -347,8 +347,12 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
         sent.append(new)
 
     # one array per parameter: the function takes NewMessage's fields, in order
-    columns = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
-    columns[_MEDIA] = [m.media.to_json() if m.media is not None else None for m in sent]
+    values = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
+    values[_MEDIA] = [m.media.to_json() if m.media is not None else None for m in sent]
+    # A field no message of the batch has (most batches: no media, no reply) goes as a NULL
+    # array: both statements' unnest pads it with NULLs to the batch's length, and the driver
+    # is spared its per-element checks (a Python-level isinstance against an ABC for each).
+    columns = [c if any(v is not None for v in c) else None for c in values]
     outcomes: list[Appended | None] = [None] * len(sent)
     # The second call is made after the except block, not in it: a compiled build compiles
     # this module, and a compiled coroutine must not await there (see ``ieum_chat._build``).

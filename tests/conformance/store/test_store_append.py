@@ -13,6 +13,7 @@ from typing import Any
 from tests.support.appends import all_stored
 
 from ieum_chat.store import Couple, Database, NewMessage, Stored, User
+from ieum_chat.store.records import Media
 
 CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
 MessageFactory = Callable[..., NewMessage]
@@ -60,6 +61,58 @@ async def test_image_and_sticker_round_trip(
         "https://cdn.example/i.png",
     )
     assert (page[1].type, page[1].content) == ("STICKER", "sticker-42")
+
+
+async def test_a_field_only_some_messages_of_a_batch_have_stays_with_them(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    # Batches where a field is set on none, one or all of the messages, with and without a
+    # tempId stored before (the other path of the append): each row gets its own fields.
+    couple, a, b = await make_couple()
+    [first] = all_stored(await db.append_messages([new_message(couple, a, "first", temp_id="t")]))
+    plain = new_message(couple, b, "plain")
+    reply = replace(
+        new_message(couple, a, None, type="IMAGE"),
+        image_url="https://cdn.example/i.png",
+        reply_to_id=first.message.id,
+        media_url="https://cdn.example/i.png",
+        media=Media(width=640, height=480),
+    )
+    bare = replace(new_message(couple, b, None, type="STICKER"), content=None)
+
+    def again(m: NewMessage) -> NewMessage:
+        return replace(m, id=uuid.uuid4())
+
+    repeat = new_message(couple, a, "first", temp_id="t")
+    batches = ([plain, reply, bare], [again(bare)], [repeat, again(plain)], [repeat, again(reply)])
+    for batch in batches:
+        results = await db.append_messages(batch)
+        for new, result in zip(batch, results, strict=True):
+            assert isinstance(result, Stored)
+            m = result.message
+            assert result.created is (new is not repeat)
+            assert (m.id, m.type, m.content, m.image_url) == (
+                first.message.id if new is repeat else new.id,
+                new.type,
+                new.content,
+                new.image_url,
+            )
+            assert (m.temp_id, m.reply_to_id, m.media_url, m.media) == (
+                new.temp_id,
+                new.reply_to_id,
+                new.media_url,
+                new.media,
+            )
+    page = await db.get_messages(couple.id, ascending=True)
+    assert [(m.type, m.reply_to_id is not None, m.media is not None) for m in page] == [
+        ("TEXT", False, False),
+        ("TEXT", False, False),
+        ("IMAGE", True, True),
+        ("STICKER", False, False),
+        ("STICKER", False, False),
+        ("TEXT", False, False),
+        ("IMAGE", True, True),
+    ]
 
 
 async def test_seq_counts_per_couple_from_one(
