@@ -70,6 +70,8 @@ class MessageType(enum.StrEnum):
 
 # The types a member may send, and those that carry a file.
 MEMBER_TYPES = ", ".join(t.value for t in MessageType if t is not MessageType.NOTICE)
+# What a member may send, by its wire name (a dict lookup: calling the enum took ten times as long).
+_MEMBER_TYPES: Final = {t.value: t for t in MessageType if t is not MessageType.NOTICE}
 MEDIA_TYPES = frozenset({MessageType.IMAGE, MessageType.AUDIO, MessageType.VIDEO, MessageType.FILE})
 MAX_DURATION_MS = 2**31 - 1  # a claim past it is no duration (about 24 days)
 MAX_SIZE = 2**53  # JSON numbers clients agree on
@@ -182,11 +184,8 @@ def validate_send(data: dict[str, Any], *, max_text_length: int = 4000) -> SendR
     raw_type = data.get("type")
     if not isinstance(raw_type, str):
         raise SendFailed(f"'type' must be one of {MEMBER_TYPES}", temp_id=temp_id)
-    try:
-        kind: MessageType | None = MessageType(raw_type)
-    except ValueError:
-        kind = None
-    if kind is None or kind is MessageType.NOTICE:
+    kind = _MEMBER_TYPES.get(raw_type)
+    if kind is None:
         raise SendFailed(f"'type' must be one of {MEMBER_TYPES}", temp_id=temp_id)
     content = _optional_str(data, "content", temp_id)
     raw_reply = data.get("replyTo")

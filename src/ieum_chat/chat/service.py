@@ -12,7 +12,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ieum_chat.auth import Principal, TokenVerifier
@@ -56,16 +55,12 @@ from ieum_chat.store.records import (
     NewMessage,
     User,
 )
+from ieum_chat.store.schema import utcnow
 from ieum_chat.uploads import UploadBackend
 
 __all__ = ["ChatService", "utcnow"]
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    """Naive UTC, as stored in the plan's ``TIMESTAMP`` columns."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class ChatService:
