@@ -80,6 +80,8 @@ def arrival_waits(spans: Sequence[tuple[float, float]], step: float = ARRIVAL_ST
     waits = []
     for i in range(int((last - first) / step) + 1):
         arrival = first + i * step
+        if arrival > last:  # rounding: no flush starts after it
+            break
         span = spans[bisect.bisect_left(starts, arrival)]
         waits.append(span[1] - arrival)
     waits.sort()

@@ -58,7 +58,7 @@ from ieum_chat.store.records import (
 from ieum_chat.store.schema import utcnow
 from ieum_chat.uploads import UploadBackend
 
-__all__ = ["ChatService", "utcnow"]
+__all__ = ["ChatService"]
 
 log = logging.getLogger(__name__)
 
