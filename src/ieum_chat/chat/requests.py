@@ -88,6 +88,9 @@ class Claims:
     size: int | None = None
 
 
+_NO_CLAIMS: Final = Claims()
+
+
 @dataclass(frozen=True, slots=True)
 class SendRequest:
     type: MessageType
@@ -97,7 +100,7 @@ class SendRequest:
     reply_to: uuid.UUID | None = None
     # The file of a media message (IMAGE: its imageUrl), and what the client said of it.
     media_url: str | None = None
-    claims: Claims = Claims()
+    claims: Claims = _NO_CLAIMS
 
     @property
     def file_url(self) -> str | None:
@@ -249,13 +252,16 @@ def _count(data: dict[str, Any], key: str, top: int, temp_id: str | None) -> int
 
 
 def _claims(data: dict[str, Any], kind: MessageType, temp_id: str | None) -> Claims:
-    """What the client said of the file, kept for the types that have each field."""
+    """What the client said of the file, checked whatever the type and kept for the types
+    that have each field (none for a message without a file: no new object a TEXT)."""
     duration = _count(data, "durationMs", MAX_DURATION_MS, temp_id)
     thumbnail = _optional_str(data, "thumbnailUrl", temp_id)
     name = _optional_str(data, "fileName", temp_id)
     if name is not None and (problem := file_name_problem(name)) is not None:
         raise SendFailed(problem, temp_id=temp_id)
     size = _count(data, "size", MAX_SIZE, temp_id)
+    if kind not in MEDIA_TYPES:
+        return _NO_CLAIMS
     return Claims(
         duration_ms=duration if kind in (MessageType.AUDIO, MessageType.VIDEO) else None,
         thumbnail_url=thumbnail if kind in (MessageType.IMAGE, MessageType.VIDEO) else None,

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from ieum_chat.chat.requests import (
+    Claims,
     MessageType,
     parse_read_request,
     parse_send_request,
@@ -33,6 +34,15 @@ def test_image_and_sticker() -> None:
     assert img.image_url == "https://cdn.example/a.png"
     sticker = parse_send_request(body(type="STICKER", content="heart-01"))
     assert sticker.content == "heart-01"
+
+
+def test_file_claims_are_kept_for_the_types_that_have_each() -> None:
+    claims = {"durationMs": 1500, "thumbnailUrl": "https://cdn.example/t.jpg", "size": 10}
+    video = parse_send_request(body(type="VIDEO", mediaUrl="https://cdn.example/v.mp4", **claims))
+    assert video.claims == Claims(duration_ms=1500, thumbnail_url="https://cdn.example/t.jpg")
+    # Checked on a message without a file too (see test_bad_send_requests), but not kept.
+    text = parse_send_request(body(type="TEXT", content="x", **claims))
+    assert text.claims == Claims()
 
 
 def test_text_of_exactly_4000_characters_is_accepted() -> None:
