@@ -28,12 +28,12 @@ from typing import Any, Literal
 from ._fleet import BenchError
 from ._load import IdleSpec, LoadSpec, run_idle, run_load
 from ._proc import machine_info
-from ._report import compare_table, idle_table, load_table
+from ._report import compare_table, floor_line, idle_table, load_table
 from ._servers import PG_ADMIN_URL, IeumServer, ensure_web_stomp
 from ._targets import RABBITMQ, Target, synthetic_couples
 from .commit_floor import measure as measure_floor
 
-__all__ = ["BACKENDS", "CompareSpec", "floor_line", "median_run", "run_compare"]
+__all__ = ["BACKENDS", "CompareSpec", "median_run", "run_compare"]
 
 BACKENDS = ("sqlite", "postgresql", "rabbitmq")
 _LABELS = {
@@ -275,23 +275,6 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
             sends = r["peak"]["throughput"]["sends_per_s"]
             out[f"{backend}_{pct}_reactions_vs_none_sends_per_s"] = round(sends / plain[backend], 3)
     return out
-
-
-def floor_line(row: dict[str, Any]) -> str:
-    """Each half-load run's p99 beside the commit floor's p99 measured right after it."""
-    pairs = [
-        f"{_ms(run['latency_ms']['delivery']['p99'])} / {_ms(floor['wait_ms']['p99'])}"
-        for run, floor in zip(row["half_runs"], row["floor_runs"], strict=False)
-    ]
-    stalls = [f"{floor['stalls']} ({floor['stalled_pct']} %)" for floor in row["floor_runs"]]
-    return (
-        f"{row['label']} @½ p99 / the commit floor's p99 right after, ms: {', '.join(pairs)}; "
-        f"flushes of 10 ms or more in the floor's runs: {', '.join(stalls)}"
-    )
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
 
 
 def render(result: dict[str, Any]) -> str:

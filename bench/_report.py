@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "compare_table",
+    "floor_line",
     "idle_table",
     "latency_summary",
     "load_table",
@@ -198,6 +199,24 @@ def _waiting(result: dict[str, Any]) -> str:
         shares.append(waiting_pct(server.get("db_cpu_s"), server.get("db_run_queue_s")))
     shares.append(waiting_pct(generator.get("cpu_s"), generator.get("run_queue_s")))
     return " / ".join(_n(share) for share in shares)
+
+
+def floor_line(row: dict[str, Any]) -> str:
+    """Under the compare table: each half-load run's p99 beside the commit floor's p99
+    measured right after it (``bench.commit_floor``), and the floor runs' stalls."""
+
+    def ms(value: float | None) -> str:
+        return _n(value, 1 if value is None or value >= 1 else 2)
+
+    pairs = [
+        f"{ms(run['latency_ms']['delivery']['p99'])} / {ms(floor['wait_ms']['p99'])}"
+        for run, floor in zip(row["half_runs"], row["floor_runs"], strict=False)
+    ]
+    stalls = [f"{floor['stalls']} ({floor['stalled_pct']} %)" for floor in row["floor_runs"]]
+    return (
+        f"{row['label']} @½ p99 / the commit floor's p99 right after, ms: {', '.join(pairs)}; "
+        f"flushes of 10 ms or more in the floor's runs: {', '.join(stalls)}"
+    )
 
 
 def idle_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:

@@ -252,8 +252,8 @@ def _count(data: dict[str, Any], key: str, top: int, temp_id: str | None) -> int
 
 
 def _claims(data: dict[str, Any], kind: MessageType, temp_id: str | None) -> Claims:
-    """What the client said of the file, checked whatever the type and kept for the types
-    that have each field (none for a message without a file: no new object a TEXT)."""
+    """What the client said of the file: checked whatever the type, kept for the types that
+    have each field (a message without a file shares the one empty ``Claims``)."""
     duration = _count(data, "durationMs", MAX_DURATION_MS, temp_id)
     thumbnail = _optional_str(data, "thumbnailUrl", temp_id)
     name = _optional_str(data, "fileName", temp_id)

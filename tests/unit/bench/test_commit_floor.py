@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench._compare import floor_line
+from bench._report import floor_line
 from bench.commit_floor import arrival_waits, flush_spans, main, summarise
 
 
