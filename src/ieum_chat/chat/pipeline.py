@@ -285,12 +285,15 @@ class WritePipeline:
         except StoreError as exc:
             log.warning("re-reading %d quoted messages failed: %s", len(ids), exc)
             return fresh
-        return [
-            (item[0], item[1], now.get(item[0].reply_to_id, item[2]))
-            if isinstance(item, tuple) and item[2] is not None and item[0].reply_to_id
-            else item
-            for item in fresh
-        ]
+        requoted: list[Outgoing] = []
+        for item in fresh:
+            if isinstance(item, tuple):
+                message, sender, quoted = item
+                if quoted is not None and message.reply_to_id is not None:
+                    requoted.append((message, sender, now.get(message.reply_to_id, quoted)))
+                    continue
+            requoted.append(item)
+        return requoted
 
     async def _changes_applied(
         self, batch: list[PendingChange], results: list[Changed], committed: float
