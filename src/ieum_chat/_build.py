@@ -17,6 +17,18 @@ the write pipeline (a ``finally`` that awaited the previous batch) both compiled
 writer task died of the CancelledError of an earlier test's session. A unit test holds every
 listed module to this: the pipeline holds the next batch's failure while it answers for the
 previous batch, then raises it, and the service looks a refused room up after its handler.
+The records every message builds (the store's ``Message``, ``NewMessage`` and ``Stored``,
+the chat's ``SendRequest``, the STOMP parser's head) write their ``__init__`` out: each is a
+``@dataclass(init=False, slots=True, unsafe_hash=True)`` whose fields are ``Final``, with an
+``__init__`` that takes the fields in order and sets each one. A frozen dataclass's generated
+``__init__`` is Python code even in a compiled module, and it sets every field through
+``object.__setattr__``; the written one is compiled, and stores each field in its slot (a
+``Message`` from ``NewMessage.numbered``: 3.2 µs against 0.09 µs, both compiled). The
+records stay immutable: mypy refuses an assignment to a ``Final`` field outside ``__init__``,
+and in a compiled build so does the running program (the attribute has no setter); the
+dataclass still gives them equality, hashing by their fields, ``repr``, ``fields()`` and
+``replace()``. A unit test holds every such ``__init__`` to its class's fields. The STOMP
+core's public events and frames stay frozen dataclasses, immutable in every build.
 Compiled classes cannot be changed on an instance or subclassed from Python, so tests change
 the objects around them (the broker, the presence backend) instead; the in-process broker
 stays Python, since tests subclass it.

@@ -11,6 +11,8 @@ import pytest
 from ieum_chat import _build
 from ieum_chat._build import COMPILED_MODULES, compiled_modules, cores
 
+_SRC = Path(_build.__file__).parent
+
 
 def _source(name: str) -> Path:
     """The .py file of a listed module, beside its extension in a compiled build."""
@@ -112,3 +114,118 @@ def test_the_build_is_named_by_what_was_imported(monkeypatch: pytest.MonkeyPatch
     assert cores() == "pure"
     monkeypatch.setattr(_build, "compiled_modules", lambda: COMPILED_MODULES)
     assert cores() == "compiled"
+
+
+def _written_record_faults(source: str) -> dict[str, list[str]]:
+    """Each dataclass with ``init=False`` (a record whose ``__init__`` is written out, see
+    ``ieum_chat._build``) and how it departs from the rule: every field ``Final`` without a
+    value in the class body, an ``__init__`` taking exactly the fields in their order and
+    doing nothing but ``self.<field> = <field>`` for each of them, in that order."""
+    records: dict[str, list[str]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef) or not any(
+            isinstance(d, ast.Call)
+            and isinstance(d.func, ast.Name)
+            and d.func.id == "dataclass"
+            and any(
+                k.arg == "init" and isinstance(k.value, ast.Constant) and k.value.value is False
+                for k in d.keywords
+            )
+            for d in node.decorator_list
+        ):
+            continue
+        faults = records[node.name] = []
+        fields = [s for s in node.body if isinstance(s, ast.AnnAssign)]
+        names = [f.target.id for f in fields if isinstance(f.target, ast.Name)]
+        for f in fields:
+            annotation = f.annotation
+            if not (
+                isinstance(annotation, ast.Subscript)
+                and isinstance(annotation.value, ast.Name)
+                and annotation.value.id == "Final"
+            ):
+                faults.append(f"{ast.unparse(f.target)} is not Final")
+            if f.value is not None:
+                faults.append(f"{ast.unparse(f.target)} has a value in the class body")
+        init = next(
+            (s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+            None,
+        )
+        if init is None:
+            faults.append("no __init__")
+            continue
+        args = init.args
+        params = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]][1:]
+        if params != names or args.vararg is not None or args.kwarg is not None:
+            faults.append(f"__init__ takes {params}, the fields are {names}")
+        body = init.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # a docstring
+        expected = [f"self.{name} = {name}" for name in names]
+        if [ast.unparse(s) for s in body] != expected:
+            faults.append(f"__init__ does more or less than {expected}")
+    return records
+
+
+def _written_records() -> dict[str, list[str]]:
+    """Every record of the source tree whose ``__init__`` is written out, by module and name."""
+    return {
+        f"{path.relative_to(_SRC)}:{name}": faults
+        for path in sorted(_SRC.rglob("*.py"))
+        for name, faults in _written_record_faults(path.read_text()).items()
+    }
+
+
+def test_every_written_out_record_init_sets_exactly_its_fields() -> None:
+    records = _written_records()
+    assert {
+        "store/records.py:Message",
+        "store/records.py:NewMessage",
+        "store/records.py:Stored",
+        "chat/requests.py:SendRequest",
+        "stomp/_parser.py:_Head",
+    } <= records.keys()  # the records every message builds (see ieum_chat._build)
+    assert {name: faults for name, faults in records.items() if faults} == {}
+
+
+def test_the_record_check_finds_each_departure() -> None:
+    source = """
+@dataclass(init=False, slots=True)
+class Good:
+    a: Final[int]
+    b: Final[str | None]
+
+    def __init__(self, a: int, b: str | None = None) -> None:
+        '''A docstring is allowed.'''
+        self.a = a
+        self.b = b
+
+@dataclass(init=False, slots=True)
+class Bad:
+    a: int
+    b: Final[str] = "x"
+    c: Final[int]
+
+    def __init__(self, a: int, c: int, b: str = "x") -> None:
+        self.a = a
+        self.b = b
+        self.c = c + 1
+
+@dataclass(init=False)
+class Missing:
+    a: Final[int]
+
+@dataclass(frozen=True)
+class Generated:
+    a: int
+"""
+    assert _written_record_faults(source) == {
+        "Good": [],
+        "Bad": [
+            "a is not Final",
+            "b has a value in the class body",
+            "__init__ takes ['a', 'c', 'b'], the fields are ['a', 'b', 'c']",
+            "__init__ does more or less than ['self.a = a', 'self.b = b', 'self.c = c']",
+        ],
+        "Missing": ["no __init__"],
+    }

@@ -91,16 +91,37 @@ class Claims:
 _NO_CLAIMS: Final = Claims()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True, unsafe_hash=True)
 class SendRequest:
-    type: MessageType
-    content: str | None
-    image_url: str | None
-    temp_id: str | None
-    reply_to: uuid.UUID | None = None
+    """A SEND's message as asked for. Immutable, its ``__init__`` written out (a record every
+    message builds; see ``ieum_chat._build``)."""
+
+    type: Final[MessageType]
+    content: Final[str | None]
+    image_url: Final[str | None]
+    temp_id: Final[str | None]
+    reply_to: Final[uuid.UUID | None]
     # The file of a media message (IMAGE: its imageUrl), and what the client said of it.
-    media_url: str | None = None
-    claims: Claims = _NO_CLAIMS
+    media_url: Final[str | None]
+    claims: Final[Claims]
+
+    def __init__(  # noqa: PLR0917 - positional, as a dataclass's own __init__ is
+        self,
+        type: MessageType,
+        content: str | None,
+        image_url: str | None,
+        temp_id: str | None,
+        reply_to: uuid.UUID | None = None,
+        media_url: str | None = None,
+        claims: Claims = _NO_CLAIMS,
+    ) -> None:
+        self.type = type
+        self.content = content
+        self.image_url = image_url
+        self.temp_id = temp_id
+        self.reply_to = reply_to
+        self.media_url = media_url
+        self.claims = claims
 
     @property
     def file_url(self) -> str | None:

@@ -34,12 +34,27 @@ _LEADING_EOLS: Final = re.compile(rb"(?:\r?\n)*")
 _MAX_LENGTH_DIGITS: Final = 18
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True, unsafe_hash=True)
 class _Head:
-    command: str
-    headers: tuple[tuple[str, str], ...]
-    body_start: int
-    content_length: int | None
+    """A frame's command and headers, parsed before its body has all arrived. Its
+    ``__init__`` written out, since every message makes one (see ``ieum_chat._build``)."""
+
+    command: Final[str]
+    headers: Final[tuple[tuple[str, str], ...]]
+    body_start: Final[int]
+    content_length: Final[int | None]
+
+    def __init__(
+        self,
+        command: str,
+        headers: tuple[tuple[str, str], ...],
+        body_start: int,
+        content_length: int | None,
+    ) -> None:
+        self.command = command
+        self.headers = headers
+        self.body_start = body_start
+        self.content_length = content_length
 
 
 class FrameParser:

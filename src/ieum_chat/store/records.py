@@ -1,7 +1,9 @@
-"""Rows as the rest of the application sees them: frozen, typed, free of SQLAlchemy.
+"""Rows as the rest of the application sees them: immutable, typed, free of SQLAlchemy.
 
 A chat message's fields are listed once, in :class:`Message`; the store's column lists, its
-insert parameters and the row converter (:func:`message_from_row`) are derived from it.
+insert parameters and the row converter (:func:`message_from_row`) are derived from it. (Its
+``__init__``, written out since every message builds one, names them again; a unit test holds
+it to them: see ``ieum_chat._build``.)
 
 A couple's stream is numbered by ``seq``: chat messages (:class:`Message`) and the changes
 made to them afterwards (:class:`Event`: an edit, an unsend, a reaction, read marks) share one
@@ -20,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -144,52 +146,118 @@ _MEDIA_KEYS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True, unsafe_hash=True)
 class Message:
     """A stored chat message as it is now (edited, unsent, reacted to). Timestamps are naive
     UTC, as stored in ``TIMESTAMP`` columns. An unsent message keeps no content, image or
-    reactions (a tombstone)."""
+    reactions (a tombstone). Immutable: its fields are ``Final``, its ``__init__`` written
+    out (a record every message builds; see ``ieum_chat._build``)."""
 
-    id: uuid.UUID
-    couple_id: uuid.UUID
-    sender_id: uuid.UUID
-    seq: int
-    type: str
-    content: str | None
-    image_url: str | None
-    is_read: bool
-    read_at: datetime | None
-    created_at: datetime
-    temp_id: str | None
-    reply_to_id: uuid.UUID | None = None
-    edited_at: datetime | None = None
-    unsent_at: datetime | None = None
+    id: Final[uuid.UUID]
+    couple_id: Final[uuid.UUID]
+    sender_id: Final[uuid.UUID]
+    seq: Final[int]
+    type: Final[str]
+    content: Final[str | None]
+    image_url: Final[str | None]
+    is_read: Final[bool]
+    read_at: Final[datetime | None]
+    created_at: Final[datetime]
+    temp_id: Final[str | None]
+    reply_to_id: Final[uuid.UUID | None]
+    edited_at: Final[datetime | None]
+    unsent_at: Final[datetime | None]
     # In the column: a JSON array [{"emoji", "userIds"}], NULL for none (message_from_row).
-    reactions: tuple[Reaction, ...] = ()
+    reactions: Final[tuple[Reaction, ...]]
     # The file of a media message (IMAGE, AUDIO, VIDEO, FILE) and what is known of it.
-    media_url: str | None = None
-    media: Media | None = None
+    media_url: Final[str | None]
+    media: Final[Media | None]
+
+    def __init__(  # noqa: PLR0917 - positional, as a dataclass's own __init__ is
+        self,
+        id: uuid.UUID,
+        couple_id: uuid.UUID,
+        sender_id: uuid.UUID,
+        seq: int,
+        type: str,
+        content: str | None,
+        image_url: str | None,
+        is_read: bool,
+        read_at: datetime | None,
+        created_at: datetime,
+        temp_id: str | None,
+        reply_to_id: uuid.UUID | None = None,
+        edited_at: datetime | None = None,
+        unsent_at: datetime | None = None,
+        reactions: tuple[Reaction, ...] = (),
+        media_url: str | None = None,
+        media: Media | None = None,
+    ) -> None:
+        self.id = id
+        self.couple_id = couple_id
+        self.sender_id = sender_id
+        self.seq = seq
+        self.type = type
+        self.content = content
+        self.image_url = image_url
+        self.is_read = is_read
+        self.read_at = read_at
+        self.created_at = created_at
+        self.temp_id = temp_id
+        self.reply_to_id = reply_to_id
+        self.edited_at = edited_at
+        self.unsent_at = unsent_at
+        self.reactions = reactions
+        self.media_url = media_url
+        self.media = media
 
     @property
     def unsent(self) -> bool:
         return self.unsent_at is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True, unsafe_hash=True)
 class NewMessage:
-    """A message to append; ``seq`` is assigned by the store at commit."""
+    """A message to append; ``seq`` is assigned by the store at commit. Immutable, its
+    ``__init__`` written out (as :class:`Message`'s)."""
 
-    id: uuid.UUID
-    couple_id: uuid.UUID
-    sender_id: uuid.UUID
-    type: str
-    content: str | None
-    image_url: str | None
-    temp_id: str | None
-    created_at: datetime
-    reply_to_id: uuid.UUID | None = None
-    media_url: str | None = None
-    media: Media | None = None
+    id: Final[uuid.UUID]
+    couple_id: Final[uuid.UUID]
+    sender_id: Final[uuid.UUID]
+    type: Final[str]
+    content: Final[str | None]
+    image_url: Final[str | None]
+    temp_id: Final[str | None]
+    created_at: Final[datetime]
+    reply_to_id: Final[uuid.UUID | None]
+    media_url: Final[str | None]
+    media: Final[Media | None]
+
+    def __init__(  # noqa: PLR0917 - positional, as a dataclass's own __init__ is
+        self,
+        id: uuid.UUID,
+        couple_id: uuid.UUID,
+        sender_id: uuid.UUID,
+        type: str,
+        content: str | None,
+        image_url: str | None,
+        temp_id: str | None,
+        created_at: datetime,
+        reply_to_id: uuid.UUID | None = None,
+        media_url: str | None = None,
+        media: Media | None = None,
+    ) -> None:
+        self.id = id
+        self.couple_id = couple_id
+        self.sender_id = sender_id
+        self.type = type
+        self.content = content
+        self.image_url = image_url
+        self.temp_id = temp_id
+        self.created_at = created_at
+        self.reply_to_id = reply_to_id
+        self.media_url = media_url
+        self.media = media
 
     def numbered(self, seq: int) -> Message:
         """The message as stored with ``seq``: unread. (Every field by name: this runs once
@@ -272,13 +340,18 @@ class RoomView:
     last: Message | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True, unsafe_hash=True)
 class Stored:
     """The outcome of one append: the stored row, and whether this call created it
-    (``False`` when an earlier SEND with the same tempId had already stored it)."""
+    (``False`` when an earlier SEND with the same tempId had already stored it). Immutable,
+    its ``__init__`` written out (as :class:`Message`'s)."""
 
-    message: Message
-    created: bool
+    message: Final[Message]
+    created: Final[bool]
+
+    def __init__(self, message: Message, created: bool) -> None:
+        self.message = message
+        self.created = created
 
 
 class Refusal(enum.Enum):
