@@ -54,6 +54,7 @@ from ieum_chat.store.records import (
     NewChange,
     NewMessage,
     User,
+    new_id,
 )
 from ieum_chat.store.schema import utcnow
 from ieum_chat.uploads import UploadBackend
@@ -282,7 +283,7 @@ class ChatService:
         await self.db.ensure_system_user()
         system = User(SYSTEM_USER_ID, SYSTEM_USER_NAME, None)
         new = NewMessage(
-            id=uuid.uuid4(),
+            id=new_id(),
             couple_id=couple_id,
             sender_id=SYSTEM_USER_ID,
             type=request.type.value,
@@ -352,7 +353,7 @@ class ChatService:
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
         new = NewMessage(
-            id=uuid.uuid4(),
+            id=new_id(),
             couple_id=couple_id,
             sender_id=sender.id,
             type=request.type.value,

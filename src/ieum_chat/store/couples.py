@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.records import SYSTEM_USER_ID, Couple, User
+from ieum_chat.store.records import SYSTEM_USER_ID, Couple, User, new_id
 from ieum_chat.store.schema import couples, users, utcnow
 from ieum_chat.store.users import check_user_name, insert_users_txn
 
@@ -105,7 +105,7 @@ def _create_couple_txn(conn: Connection, user_a: uuid.UUID, user_b: uuid.UUID) -
             PairingRefusal.ALREADY_PAIRED,
             f"user already in a couple: {', '.join(sorted(str(u) for u in paired))}",
         )
-    couple = Couple(id=uuid.uuid4(), user1_id=user_a, user2_id=user_b)
+    couple = Couple(id=new_id(), user1_id=user_a, user2_id=user_b)
     conn.execute(
         insert(couples).values(
             id=couple.id, user1_id=user_a, user2_id=user_b, created_at=utcnow(), last_seq=0
@@ -165,8 +165,8 @@ class CouplesStore(SQLBaseStore):
         check_user_name(f"{name_prefix}{n}a")  # the longest name we will make
         pairs: list[tuple[Couple, User, User]] = []
         for i in range(1, n + 1):
-            a = User(id=uuid.uuid4(), name=f"{name_prefix}{i}a", profile_image=None)
-            b = User(id=uuid.uuid4(), name=f"{name_prefix}{i}b", profile_image=None)
-            pairs.append((Couple(id=uuid.uuid4(), user1_id=a.id, user2_id=b.id), a, b))
+            a = User(id=new_id(), name=f"{name_prefix}{i}a", profile_image=None)
+            b = User(id=new_id(), name=f"{name_prefix}{i}b", profile_image=None)
+            pairs.append((Couple(id=new_id(), user1_id=a.id, user2_id=b.id), a, b))
         await self.db_pool.write_txn("seed_couples", _seed_couples_txn, pairs)
         return pairs

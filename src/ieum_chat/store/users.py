@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ieum_chat.store.pool import AnyRow, SQLBaseStore
-from ieum_chat.store.records import SYSTEM_USER_ID, SYSTEM_USER_NAME, User
+from ieum_chat.store.records import SYSTEM_USER_ID, SYSTEM_USER_NAME, User, new_id
 from ieum_chat.store.schema import users, utcnow
 
 __all__ = [
@@ -103,7 +103,7 @@ def _upsert_user_txn(conn: Connection, user: User, now: datetime) -> bool | None
 class UsersStore(SQLBaseStore):
     async def create_user(self, name: str, profile_image: str | None = None) -> User:
         """Insert a user with a new random id. ValueError if the name is blank or too long."""
-        user = User(id=uuid.uuid4(), name=check_user_name(name), profile_image=profile_image)
+        user = User(id=new_id(), name=check_user_name(name), profile_image=profile_image)
         await self.db_pool.write_txn("create_user", insert_users_txn, [user], utcnow())
         return user
 

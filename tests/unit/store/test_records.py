@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import uuid
 from datetime import datetime
 
@@ -8,7 +9,8 @@ import pytest
 from mypy import api as mypy_api
 
 from ieum_chat._build import compiled_modules
-from ieum_chat.store.records import Media, Message, NewMessage
+from ieum_chat.store import records
+from ieum_chat.store.records import Media, Message, NewMessage, new_id
 
 
 def _message() -> Message:
@@ -79,3 +81,27 @@ def test_a_record_field_is_read_only() -> None:
         with pytest.raises(AttributeError, match="not writable"):
             message.seq = 2  # type: ignore[misc]
         assert message.seq == 3
+
+
+def test_a_new_id_is_a_random_version_4_uuid_like_any_other() -> None:
+    """new_id() builds the UUID from its integer where UUID's layout is the known one (it is
+    on the Pythons this runs on); the id must behave as uuid4()'s does in every way."""
+    assert records._LAYOUT_KNOWN
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for made in ids[:200]:
+        assert type(made) is uuid.UUID
+        assert (made.version, made.variant) == (4, uuid.RFC_4122)
+        assert made.is_safe is uuid.SafeUUID.unknown
+        parsed = uuid.UUID(str(made))
+        assert parsed == made
+        assert hash(parsed) == hash(made)
+        assert pickle.loads(pickle.dumps(made)) == made
+        assert uuid.UUID(bytes=made.bytes) == made
+    # Every bit but the six fixed ones varies: none is stuck at 0 or 1 over 2000 ids.
+    fixed = (0xF000 << 64) | (0xC000 << 48)
+    ones = zeros = 0
+    for made in ids:
+        ones |= made.int
+        zeros |= ~made.int & ((1 << 128) - 1)
+    assert ones & ~fixed == zeros & ~fixed == ((1 << 128) - 1) & ~fixed
