@@ -25,6 +25,7 @@ __all__ = [
     "RssWatch",
     "Socket",
     "connect_frame",
+    "kernel_buffers",
     "rss_kib",
     "upgrade",
 ]
@@ -95,6 +96,18 @@ def connect_frame(token: str, *, sockjs: bool) -> bytes:
     return client_frame(TEXT, payload.encode())
 
 
+def kernel_buffers() -> int:
+    """The most the kernel may hold of one loopback connection's bytes between a send() and
+    the peer's read: the peer's receive buffer and our send buffer at their autotuning
+    limits (the maxima of ``tcp_rmem`` and ``tcp_wmem``)."""
+
+    def limit(name: str) -> int:
+        with open(f"/proc/sys/net/ipv4/{name}") as values:
+            return int(values.read().split()[2])
+
+    return limit("tcp_rmem") + limit("tcp_wmem")
+
+
 class Outcome(enum.Enum):
     CLOSED = "closed"  # the server reset or ended the connection
     FAILED = "failed"  # the server sent a Close frame
@@ -126,15 +139,21 @@ class Socket:
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
 
-    def flood(self, prologue: bytes, chunk: bytes, seconds: float) -> Outcome:
-        """Send ``prologue`` then ``chunk`` again and again for ``seconds``, never reading."""
+    def flood(self, prologue: bytes, chunk: bytes, seconds: float, budget: int) -> Outcome:
+        """Send ``prologue`` then ``chunk`` again and again, never reading, until the server
+        closes, stops taking it (no progress for a second: STALLED) or has taken more than
+        ``budget`` bytes (then, or after ``seconds``, as FLOWING unless it sent a Close). A
+        budget in bytes, not a time, since a bounded server stalls us only once the kernel's
+        buffers between us are full, and those differ from one machine to the next."""
         sock = self.sock
         sock.setblocking(False)
         data = memoryview(prologue + chunk)
         end = time.monotonic() + seconds
         progress = time.monotonic()
         try:
-            while (now := time.monotonic()) < end:
+            while (now := time.monotonic()) < end and now - progress < 1.0:
+                if self.sent > budget:
+                    return self._after_flowing()
                 _, writable, _ = select.select([], [sock], [], min(0.1, end - now))
                 if not writable:
                     continue

@@ -24,14 +24,27 @@ import statistics
 
 import pytest
 
-from tests.security._attack import SOCKJS_PATH, Member, Outcome, RssWatch, Socket, connect_frame
+from tests.security._attack import (
+    SOCKJS_PATH,
+    Member,
+    Outcome,
+    RssWatch,
+    Socket,
+    connect_frame,
+    kernel_buffers,
+)
 from tests.support.server import ServerProcess
 
 Couple = dict[str, str]
 
-FLOOD_SECONDS = 3.0
+# How long a flood may go on at most (a bounded server stalls it within a few seconds), and
+# what the attacker may push before the server counts as reading it all: twice what the kernel
+# can buffer both ways (its limits differ by machine: 6 MiB to 32 MiB of receive buffer), plus
+# the server's outbound bound and more. An unbounded server read 30 to 300 MiB in 3 seconds.
+FLOOD_SECONDS = 30.0
+FLOOD_BUDGET = 2 * 2 * kernel_buffers() + 16 * 2**20
 # Generous against allocator noise and the member's own traffic (bounded, the server grows by
-# about 2 MiB at most); unbounded, it grew by 30 to 300 MiB in the same three seconds.
+# about 2 MiB at most); unbounded, it grew by 30 to 300 MiB in three seconds of a flood.
 RSS_BOUND_MIB = 16.0
 
 PING_FLOOD = (b"\x89\xfd\0\0\0\0" + b"x" * 125) * 512
@@ -60,7 +73,9 @@ async def run_flood(
         done = asyncio.Event()
         async with RssWatch(server.proc.pid) as rss:
             chatting = asyncio.create_task(member.chat_until(done))
-            outcome = await asyncio.to_thread(attacker.flood, prologue, chunk, FLOOD_SECONDS)
+            outcome = await asyncio.to_thread(
+                attacker.flood, prologue, chunk, FLOOD_SECONDS, FLOOD_BUDGET
+            )
             done.set()
             await asyncio.wait_for(chatting, 30)
     finally:
