@@ -18,6 +18,15 @@ compare``'s peak (one SEND per member awaiting its RECEIPT). Over the measured s
 
 The sampling starts when the load's measured window does, give or take the generator's start
 (half a second). The WAL and the flushes are the whole cluster's: run it on a quiet one.
+
+The sampler is load too: each sample is a query. It reads ``pg_stat_activity`` every 20 ms by
+default (every 2 ms, it and its backend took about a seventh of a core of a 2-core machine),
+from a connection to the maintenance database (``--pg-admin-url``), whose backend is not
+counted among the server's database processes. A share of samples is a share of the moments
+the sampler got a core, not of the time: on a machine short of cores the sampler runs less
+often while the appending backend runs, so "running" reads low, and a wait that ends in a
+queue for a core reads high (``IO/WALSync`` included: a backend keeps its wait event until it
+runs again). The scheduler's own trace (``perf sched``) gives the times.
 """
 
 from __future__ import annotations
@@ -79,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--procs", type=_positive_int, default=2, help="load generator processes")
     parser.add_argument("--duration", type=_seconds, default=10.0, help="seconds measured")
     parser.add_argument("--warmup", type=_seconds, default=3.0, help="seconds of load first")
-    parser.add_argument("--every", type=_seconds, default=0.002, help="seconds between two samples")
+    parser.add_argument("--every", type=_seconds, default=0.02, help="seconds between two samples")
     parser.add_argument(
         "--server-src",
         type=Path,
@@ -145,10 +154,21 @@ def wal_per_message(rows: Sequence[Mapping[str, Any]], messages: float) -> list[
 
 
 async def _sample(
-    db_url: str, db_name: str, http_url: str, *, delay: float, seconds: float, every: float
+    db_url: str,
+    admin_url: str,
+    db_name: str,
+    http_url: str,
+    *,
+    delay: float,
+    seconds: float,
+    every: float,
 ) -> dict[str, Any]:
+    # The WAL is read in the throwaway database (pg_walinspect is created there); the backends
+    # are sampled from the maintenance database, whose backend the load does not count.
     conn = await asyncpg.connect(db_url, timeout=10)
+    watcher = None
     try:
+        watcher = await asyncpg.connect(admin_url, timeout=10)
         await asyncio.sleep(delay)
         before = read_metrics(http_url)
         lsn_from = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
@@ -156,7 +176,7 @@ async def _sample(
         states: Counter[str] = Counter()
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            for row in await conn.fetch(_ACTIVITY, db_name, _APPEND_OPENING):
+            for row in await watcher.fetch(_ACTIVITY, db_name, _APPEND_OPENING):
                 states[backend_state(*row)] += 1
             await asyncio.sleep(every)
         elapsed = time.monotonic() - started
@@ -165,6 +185,8 @@ async def _sample(
         after = read_metrics(http_url)
         wal = [dict(row) for row in await conn.fetch(_WAL_STATS, lsn_from, lsn_to)]
     finally:
+        if watcher is not None:
+            await watcher.close()
         await conn.close()
     messages = after.get(_STORED, 0.0) - before.get(_STORED, 0.0)
     batches = histogram_delta(before, after, _BATCHES)
@@ -213,6 +235,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     asyncio.run(
                         _sample(
                             db_url,
+                            args.pg_admin_url,
                             server.db_name or "",
                             f"http://127.0.0.1:{server.port}",
                             delay=_START_DELAY
