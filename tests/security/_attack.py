@@ -108,6 +108,10 @@ def kernel_buffers() -> int:
     return limit("tcp_rmem") + limit("tcp_wmem")
 
 
+# A flood that makes no progress for this long is stalled: the server stopped reading it.
+STALL_SECONDS = 1.0
+
+
 class Outcome(enum.Enum):
     CLOSED = "closed"  # the server reset or ended the connection
     FAILED = "failed"  # the server sent a Close frame
@@ -141,7 +145,7 @@ class Socket:
 
     def flood(self, prologue: bytes, chunk: bytes, seconds: float, budget: int) -> Outcome:
         """Send ``prologue`` then ``chunk`` again and again, never reading, until the server
-        closes, stops taking it (no progress for a second: STALLED) or has taken more than
+        closes, stops taking it (no progress for ``STALL_SECONDS``: STALLED) or has taken more than
         ``budget`` bytes (then, or after ``seconds``, as FLOWING unless it sent a Close). A
         budget in bytes, not a time, since a bounded server stalls us only once the kernel's
         buffers between us are full, and those differ from one machine to the next."""
@@ -151,7 +155,7 @@ class Socket:
         end = time.monotonic() + seconds
         progress = time.monotonic()
         try:
-            while (now := time.monotonic()) < end and now - progress < 1.0:
+            while (now := time.monotonic()) < end and now - progress < STALL_SECONDS:
                 if self.sent > budget:
                     return self._after_flowing()
                 _, writable, _ = select.select([], [sock], [], min(0.1, end - now))
@@ -168,7 +172,7 @@ class Socket:
                     data = memoryview(chunk)
         except (ConnectionResetError, BrokenPipeError):
             return Outcome.CLOSED
-        if time.monotonic() - progress >= 1.0:
+        if time.monotonic() - progress >= STALL_SECONDS:
             return Outcome.STALLED
         return self._after_flowing()
 
