@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Coroutine, Mapping
@@ -58,6 +59,7 @@ __all__ = ["SERVER_NAME", "Gateway", "StompConnection"]
 log = logging.getLogger(__name__)
 
 _session_ids = itertools.count(1)
+_urandom = os.urandom
 
 # STOMP 1.2 CONNECTED `server`: name/version, then optional comments.
 SERVER_NAME = "ieum-chat/0.1"
@@ -169,12 +171,14 @@ class StompConnection:
         "_dispatcher",
         "_draining",
         "_message_ids",
+        "_message_prefix",
+        "_serial",
+        "_tag",
         "_tasks",
         "_timer",
         "_torn_down",
         "gateway",
         "session",
-        "session_id",
         "subscriptions",
         "transport",
         "transport_name",
@@ -195,7 +199,12 @@ class StompConnection:
         self.gateway = gateway
         self.transport = transport
         self.transport_name = transport_name
-        self.session_id = f"{next(_session_ids):x}-{uuid.uuid4().hex[:8]}"
+        # The session id, "<serial>-<tag>" in hex: a count within this process and 32
+        # random bits, so that ids of several nodes and restarts do not meet. Kept as two
+        # machine ints and written out when read, so that an idle session holds no string
+        # for it (64 bytes each).
+        self._serial = next(_session_ids)
+        self._tag = int.from_bytes(_urandom(4))
         self.session = StompSession(
             now=time.monotonic(),
             server_heartbeat=settings.heartbeat_ms,
@@ -213,6 +222,9 @@ class StompConnection:
         self._draining = False
         self._torn_down = False
         self._message_ids = 0
+        # "<session id>-", made at the first MESSAGE: a session that has had none holds no
+        # string for its id.
+        self._message_prefix: str | None = None
         # Created on first use: most connections are idle most of the time.
         self._tasks: set[asyncio.Task[None]] | None = None
         self._busy: asyncio.Task[None] | None = None
@@ -301,6 +313,11 @@ class StompConnection:
         """The broker may have lost messages: catch every subscription up."""
         self.subscriptions.resync()
 
+    @property
+    def session_id(self) -> str:
+        """This session's id, in its CONNECTED frame, its MESSAGE ids and its log lines."""
+        return f"{self._serial:x}-{self._tag:08x}"
+
     def revoke(self, revocation: Revocation, events: Mapping[uuid.UUID, bytes]) -> None:
         """End this session if its user was deleted (ERROR ACCOUNT_DELETED), or if it is
         subscribed to a couple its user is no longer in (that couple's SYSTEM
@@ -345,6 +362,10 @@ class StompConnection:
 
     # -- output ---------------------------------------------------------------------------
 
+    def _first_message_prefix(self) -> str:
+        prefix = self._message_prefix = f"{self.session_id}-"
+        return prefix
+
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None:
         if self._closing:
             return
@@ -352,7 +373,7 @@ class StompConnection:
         frame = self.session.message(
             destination=destination,
             subscription=sub_id,
-            message_id=f"{self.session_id}-{self._message_ids}",
+            message_id=f"{self._message_prefix or self._first_message_prefix()}{self._message_ids}",
             body=body,
         )
         _DELIVERED.inc()

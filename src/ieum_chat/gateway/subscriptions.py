@@ -54,8 +54,10 @@ REPLAY_PAGE = 50
 class Outlet(Protocol):
     """What subscriptions need from their connection (the socket shell)."""
 
-    session_id: str
     user: User | None
+
+    @property
+    def session_id(self) -> str: ...
 
     @property
     def closing(self) -> bool: ...
@@ -178,9 +180,10 @@ class Subscriptions:
         self.hub = hub
         self.watch = watch
         self.device: str | None = None  # the session's x-device-id
-        # A list, not a dict by id: most connections have one or none (a dict of one takes
-        # 184 bytes, a list 88), and the STOMP session bounds them (64 by default).
-        self._subs: list[Subscription] | None = None
+        # A tuple, not a dict by id: most connections have one or none (a dict of one takes
+        # 184 bytes, a list of one 88, a tuple of one 48), and the STOMP session bounds them
+        # (64 by default); one is added or removed far less often than they are read.
+        self._subs: tuple[Subscription, ...] = ()
         self._watched: set[uuid.UUID] | None = None
         self.events: OwnEvents | None = None
 
@@ -204,22 +207,22 @@ class Subscriptions:
             self.outlet.push_message(sub.destination, sub.id, body)
 
     def __len__(self) -> int:
-        return len(self._subs) if self._subs else 0
+        return len(self._subs)
 
     def get(self, sub_id: str) -> Subscription | None:
-        for sub in self._subs or ():
+        for sub in self._subs:
             if sub.id == sub_id:
                 return sub
         return None
 
     def couples(self) -> set[uuid.UUID]:
         """The couples this connection listens to."""
-        return {sub.couple_id for sub in self._subs or ()}
+        return {sub.couple_id for sub in self._subs}
 
     def notify(self, couple_id: uuid.UUID, body: bytes) -> None:
         """An event of this node's own about the couple (not from its channel, not in its
         stream) on every subscription to it, at once."""
-        for sub in self._subs or ():
+        for sub in self._subs:
             if sub.couple_id == couple_id:
                 self.outlet.push_message(sub.destination, sub.id, body)
 
@@ -237,9 +240,7 @@ class Subscriptions:
         it; ``None`` starts after the last message committed so far. Live messages that
         arrive meanwhile are held, then released above the replayed seq."""
         sub = Subscription(self, sub_id, destination, couple_id)
-        if self._subs is None:
-            self._subs = []
-        self._subs.append(sub)
+        self._subs = (*self._subs, sub)
         await self.hub.add(channel_for(couple_id), sub)
         await self._watch(couple_id)
         try:
@@ -269,8 +270,8 @@ class Subscriptions:
         sub = self.get(sub_id)
         if sub is None:
             return
-        assert self._subs is not None  # get found it there
-        self._subs.remove(sub)
+        at = self._subs.index(sub)  # get found it there
+        self._subs = self._subs[:at] + self._subs[at + 1 :]
         await self.hub.remove(channel_for(sub.couple_id), sub)
         if sub.couple_id not in self.couples():
             await self._unwatch(sub.couple_id)
@@ -299,8 +300,8 @@ class Subscriptions:
             await self.close_events()
         except Exception:  # a broker failing to unsubscribe must not stop the teardown
             log.warning("session %s: unsubscribe failed", self.outlet.session_id)
-        subs, self._subs = self._subs, None
-        for sub in subs or ():
+        subs, self._subs = self._subs, ()
+        for sub in subs:
             try:
                 await self.hub.remove(channel_for(sub.couple_id), sub)
             except Exception:  # a broker failing to unsubscribe must not stop the teardown
@@ -313,7 +314,7 @@ class Subscriptions:
 
     def resync(self) -> None:
         """The broker may have lost messages: catch every subscription up."""
-        for sub in self._subs or ():
+        for sub in self._subs:
             if not sub.catching_up:
                 self.catch_up(sub)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 
 import pytest
@@ -159,6 +160,25 @@ async def test_teardown_forgets_the_connection(w: World) -> None:
     assert peer.conn not in w.gateway.connections
     assert w.gateway.hub.listener_count() == 0
     assert w.gateway.session_count() == 0
+
+
+async def test_each_session_has_its_own_id_and_numbers_its_messages_under_it(w: World) -> None:
+    ids = []
+    for _ in range(2):
+        peer = Peer(w)
+        connected = await peer.connect(w.token(w.a))
+        session_id = peer.conn.session_id
+        assert connected.get("session") == session_id
+        assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]{8}", session_id), session_id
+        peer.conn.push_message("/topic/couple/x", "t", b"{}")
+        peer.conn.push_message("/topic/couple/x", "t", b"{}")
+        first, second = await peer.collect(2)
+        assert [first.get("message-id"), second.get("message-id")] == [
+            f"{session_id}-1",
+            f"{session_id}-2",
+        ]
+        ids.append(session_id)
+    assert ids[0] != ids[1]
 
 
 async def test_rest_and_stomp_share_the_send_entry(w: World) -> None:
