@@ -103,8 +103,11 @@ class Member:
 
     async def say(self, content: str, timeout: float = 15.0) -> None:
         receipt = f"r-{content}"
-        await self.client.send(
-            "SEND", {"destination": self.dest, "receipt": receipt}, text(content)
+        # Bounded like every wait here: a write that a node stops reading fails the test
+        # where it waits, instead of holding it until the suite's timeout.
+        await asyncio.wait_for(
+            self.client.send("SEND", {"destination": self.dest, "receipt": receipt}, text(content)),
+            timeout,
         )
         await self.wait(lambda: receipt in self._receipts, timeout)
         self.receipted.append(content)
