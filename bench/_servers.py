@@ -57,8 +57,10 @@ def free_port() -> int:
 
 
 def database_url(admin_url: str, name: str) -> str:
-    """The URL of database ``name`` on the server that ``admin_url`` reaches."""
-    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    """The URL of database ``name`` on the server that ``admin_url`` reaches, with its
+    query (``?host=/var/run/postgresql``: the server's Unix socket) kept."""
+    path, mark, query = admin_url.partition("?")
+    return f"{path.rsplit('/', 1)[0]}/{name}{mark}{query}"
 
 
 def spawn_serve(

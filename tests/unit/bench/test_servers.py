@@ -78,3 +78,11 @@ def test_the_server_runs_in_a_session_of_its_own_as_a_daemon_does(tmp_path: Path
 def test_a_database_url_names_the_database_on_the_admin_urls_server() -> None:
     admin = "postgresql://root@db.example:5433/postgres"
     assert database_url(admin, "ieum_bench_1") == "postgresql://root@db.example:5433/ieum_bench_1"
+
+
+def test_a_database_url_keeps_the_admin_urls_query() -> None:
+    # A server reached over its Unix socket: the directory is a query parameter.
+    admin = "postgresql://root@/postgres?host=/var/run/postgresql"
+    assert database_url(admin, "ieum_bench_1") == (
+        "postgresql://root@/ieum_bench_1?host=/var/run/postgresql"
+    )
