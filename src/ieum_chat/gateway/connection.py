@@ -362,18 +362,17 @@ class StompConnection:
 
     # -- output ---------------------------------------------------------------------------
 
-    def _first_message_prefix(self) -> str:
-        prefix = self._message_prefix = f"{self.session_id}-"
-        return prefix
-
     def push_message(self, destination: str, sub_id: str, body: bytes) -> None:
         if self._closing:
             return
         self._message_ids += 1
+        prefix = self._message_prefix
+        if prefix is None:
+            prefix = self._message_prefix = f"{self.session_id}-"
         frame = self.session.message(
             destination=destination,
             subscription=sub_id,
-            message_id=f"{self._message_prefix or self._first_message_prefix()}{self._message_ids}",
+            message_id=f"{prefix}{self._message_ids}",
             body=body,
         )
         _DELIVERED.inc()
