@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.postgres import throwaway_database
 from tests.support.server import Cli, ServerProcess, free_port
 from tests.support.tcp_proxy import ProxyFactory, TcpProxy, stop_proxies
 
@@ -79,12 +79,8 @@ def database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.db'}"
         return
-    require_postgres()
-    url = create_database()
-    try:
+    with throwaway_database() as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.postgres import throwaway_database
 from tests.support.redis import REDIS_URL, delete_prefix, require_redis, unique_prefix
 from tests.support.server import Cli, ServerProcess, free_port
 from tests.support.stomp_client import StompTestClient
@@ -297,13 +297,9 @@ def running_cluster(
 ) -> Iterator[Cluster]:
     """A throwaway PostgreSQL database and a cluster on it, both gone afterwards (``env``
     and ``node_env`` as for :meth:`Cluster.start`)."""
-    require_postgres()
-    url = create_database()
-    try:
+    with throwaway_database() as url:
         cluster = Cluster.start(url, workdir, size=size, env=env or {}, node_env=node_env)
         try:
             yield cluster
         finally:
             cluster.stop()
-    finally:
-        drop_database(url)

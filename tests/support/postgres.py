@@ -7,8 +7,10 @@ and FAIL when ``CI`` is set: on CI a missing service is a broken build, not a sk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -22,6 +24,7 @@ __all__ = [
     "postgres_address",
     "require_postgres",
     "through_port",
+    "throwaway_database",
 ]
 
 ADMIN_URL = os.environ.get("IEUM_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -75,6 +78,17 @@ def create_database(prefix: str = "ieum_test") -> str:
     asyncio.run(create())
     base = ADMIN_URL.rsplit("/", 1)[0]
     return f"{base}/{name}"
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """An empty database's SQLAlchemy URL (PostgreSQL required), dropped afterwards."""
+    require_postgres()
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
 
 
 def drop_database(url: str) -> None:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from tests.support.appends import all_stored
-from tests.support.postgres import create_database, drop_database, require_postgres
+from tests.support.postgres import throwaway_database
 
 from ieum_chat.errors import StoreError, StoreUnavailable
 from ieum_chat.store import Database, NewMessage, normalize_url, upgrade_schema
@@ -78,12 +78,8 @@ async def test_unmigrated_database_is_a_store_error(tmp_path: Path) -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A throwaway database on the machine's PostgreSQL, reached over TCP."""
-    require_postgres()
-    url = create_database()
-    try:
+    with throwaway_database() as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.mark.postgres
