@@ -59,7 +59,6 @@ __all__ = ["SERVER_NAME", "Gateway", "StompConnection"]
 log = logging.getLogger(__name__)
 
 _session_ids = itertools.count(1)
-_urandom = os.urandom
 
 # STOMP 1.2 CONNECTED `server`: name/version, then optional comments.
 SERVER_NAME = "ieum-chat/0.1"
@@ -204,7 +203,7 @@ class StompConnection:
         # machine ints and written out when read, so that an idle session holds no string
         # for it (64 bytes each).
         self._serial = next(_session_ids)
-        self._tag = int.from_bytes(_urandom(4))
+        self._tag = int.from_bytes(os.urandom(4))
         self.session = StompSession(
             now=time.monotonic(),
             server_heartbeat=settings.heartbeat_ms,
