@@ -23,7 +23,7 @@ import json
 import statistics
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,30 @@ import asyncpg  # type: ignore[import-untyped]
 from bench._cli import _positive_int
 from bench._fleet import BenchError
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
-from ieum_chat.store.appends import APPEND_NEW
+from ieum_chat.store.appends import APPEND_NEW, batch_json
 from ieum_chat.store.engines import APPEND_SETTINGS
+from ieum_chat.store.records import NewMessage
 from ieum_chat.store.schema import utcnow
 
 __all__ = ["main"]
 
-# (name, statement): what a block calls
-FORMS = (
-    ("statement", APPEND_NEW),
+
+def _as_json(batch: list[list[Any]]) -> list[Any]:
+    """The statement's one parameter, for the batch given as its columns."""
+    return [batch_json([NewMessage(*row) for row in zip(*batch, strict=True)])]
+
+
+def _as_columns(batch: list[list[Any]]) -> list[Any]:
+    return batch
+
+
+# (name, statement, its parameters for a batch's columns): what a block calls
+FORMS: tuple[tuple[str, str, Callable[[list[list[Any]]], list[Any]]], ...] = (
+    ("statement", APPEND_NEW, _as_json),
     (
         "function (0011)",
         "SELECT * FROM ieum_append_new_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        _as_columns,
     ),
 )
 
@@ -79,17 +91,17 @@ async def _measure(url: str, args: argparse.Namespace) -> dict[str, dict[str, li
     try:
         pid = conn.get_server_pid()
         out: dict[str, dict[str, list[float]]] = {
-            str(size): {name: [] for name, _ in FORMS} for size in args.sizes
+            str(size): {name: [] for name, _, _ in FORMS} for size in args.sizes
         }
         offset = 0
         for _ in range(args.rounds):
             for size in args.sizes:
-                for name, statement in FORMS:
-                    await conn.fetch(statement, *columns(couples, size, offset))  # prepared
+                for name, statement, params in FORMS:
+                    await conn.fetch(statement, *params(columns(couples, size, offset)))  # prepared
                     offset += size
                     before = backend_cpu_seconds(pid)
                     for _ in range(args.calls):
-                        await conn.fetch(statement, *columns(couples, size, offset))
+                        await conn.fetch(statement, *params(columns(couples, size, offset)))
                         offset += size
                     used = backend_cpu_seconds(pid) - before
                     out[str(size)][name].append(round(used / args.calls * 1e6, 1))
@@ -124,7 +136,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    names = [name for name, _ in FORMS]
+    names = [name for name, _, _ in FORMS]
     lines = [
         "| messages a call | " + " | ".join(f"{n}: µs of CPU a call" for n in names) + " | ratio |",
         "|---" * (len(names) + 2) + "|",

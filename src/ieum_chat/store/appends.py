@@ -16,14 +16,14 @@ The engine chooses (``engines.BaseEngine.appender``), once, when the pool is mad
   driver's cursor, the values converted as SQLAlchemy stores them
   (``SqliteEngine.stored_forms``); any other goes through SQLAlchemy, in the same transaction;
 - :class:`ServerAppender` (PostgreSQL): the same steps on the server, in one call over a
-  raw asyncpg connection (``asyncpg_pool``). The batch travels as one array per column, with
-  each tempId key once (a repeat later in the batch is answered here, with its first
-  occurrence's outcome). First :data:`APPEND_NEW`, one statement: no tempId lookup, and one
-  ``(ord, seq)`` per message back, the row being what was sent. If a tempId of the batch was
-  stored already, its INSERT violates the tempId's unique key (SQLSTATE 23505), the statement
-  stores nothing, and the batch goes to ``ieum_append_messages_v5`` (migration
-  0010; 0005 explains its steps), which looks the tempIds up and answers with one whole
-  message row per message.
+  raw asyncpg connection (``asyncpg_pool``). The batch travels as one JSON parameter, an
+  object a message (:func:`batch_json`), with each tempId key once (a repeat later in the
+  batch is answered here, with its first occurrence's outcome). First :data:`APPEND_NEW`,
+  one statement: no tempId lookup, and one ``(ord, seq)`` per message back, the row being
+  what was sent. If a tempId of the batch was stored already, its INSERT violates the
+  tempId's unique key (SQLSTATE 23505), the statement stores nothing, and the batch goes to
+  ``ieum_append_messages_v5`` (migration 0010; 0005 explains its steps), which looks the
+  tempIds up and answers with one whole message row per message.
 
 Both answer alike, one :class:`Stored` or :class:`Refused` per message in batch order, and
 read message rows with the one converter, ``records.message_from_row``.
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from ieum_chat.store.engines import SqliteEngine
     from ieum_chat.store.pool import DatabasePool
 
-__all__ = ["APPEND_NEW", "Appender", "ServerAppender", "SqliteAppender"]
+__all__ = ["APPEND_NEW", "Appender", "ServerAppender", "SqliteAppender", "batch_json"]
 
 _DedupKey = tuple[uuid.UUID, uuid.UUID, str]
 
@@ -278,11 +278,29 @@ _INSERT = insert(messages)
 # statements, each started on its own, and ON CONFLICT's speculative insertion. A stored
 # tempId makes the INSERT fail on the tempId key: the statement, so the batch, is rolled
 # back, with no seq taken.
-APPEND_NEW = """
-WITH locked AS MATERIALIZED (
+#
+# Both statements read the batch from their one parameter, the JSON of batch_json, parsed
+# once into rows numbered in batch order (ord, from 1). As eleven arrays, one a column, the
+# driver's encoding of a batch cost the server's one thread more (a call timed alone: 40
+# messages, about 600 µs of client CPU against 280; 4 messages, 220 against 150), where the
+# database takes about as long for 4 messages and a tenth longer for 40
+# (``python -m bench.append_cost``).
+_BATCH = """batch AS MATERIALIZED (
+    SELECT *
+    FROM ROWS FROM (
+        json_to_recordset($1::json) AS (
+            id uuid, couple_id uuid, sender_id uuid, type text, content text,
+            image_url text, temp_id text, created_at timestamp, reply_to_id uuid,
+            media_url text, media text))
+        WITH ORDINALITY
+        AS b (id, couple_id, sender_id, type, content, image_url, temp_id, created_at,
+              reply_to_id, media_url, media, ord)
+)"""
+APPEND_NEW = f"""
+WITH {_BATCH}, locked AS MATERIALIZED (
     SELECT c.id, c.last_seq, c.user1_id, c.user2_id, c.dissolved_at
     FROM couples AS c
-    WHERE c.id = ANY ($2::uuid[])
+    WHERE c.id = ANY (ARRAY(SELECT b.couple_id FROM batch AS b))
     ORDER BY c.id
     FOR NO KEY UPDATE
 ), judged AS (
@@ -291,11 +309,7 @@ WITH locked AS MATERIALIZED (
             AND (b.sender_id IN (l.user1_id, l.user2_id)
                  OR (b.sender_id = '00000000-0000-0000-0000-000000000000'
                      AND b.type = 'NOTICE'))) AS allowed
-    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::timestamp[], $9::uuid[], $10::text[], $11::text[])
-            WITH ORDINALITY
-            AS b (id, couple_id, sender_id, type, content, image_url, temp_id, created_at,
-                  reply_to_id, media_url, media, ord)
+    FROM batch AS b
     LEFT JOIN locked AS l ON l.id = b.couple_id
 ), fresh AS (
     SELECT j.*, j.last_seq + row_number() OVER (PARTITION BY j.couple_id ORDER BY j.ord) AS seq
@@ -319,15 +333,64 @@ SELECT f.ord, f.seq FROM fresh AS f
 UNION ALL
 SELECT j.ord, NULL FROM judged AS j WHERE NOT j.allowed
 """
-_APPEND_CALL = "SELECT * FROM ieum_append_messages_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# v5 takes the batch as its eleven columns, each in batch order.
+_APPEND_CALL = f"""
+WITH {_BATCH}
+SELECT v.*
+FROM ieum_append_messages_v5(
+    ARRAY(SELECT b.id FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.couple_id FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.sender_id FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.type FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.content FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.image_url FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.temp_id FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.created_at FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.reply_to_id FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.media_url FROM batch AS b ORDER BY b.ord),
+    ARRAY(SELECT b.media FROM batch AS b ORDER BY b.ord)
+) AS v
+"""
 # APPEND_NEW broke a unique key, and stored nothing: a tempId of the batch was stored already
 # (on a partitioned table the error names the partition's index, not the key: any unique
 # violation goes to v5, which looks the tempIds up, and fails as well if it was not that).
 _UNIQUE_VIOLATION = "23505"
 # Columns of v5's rows after the message's own (migrations 0007, 0010).
 _ORD = len(MESSAGE_FIELDS)
-_MEDIA = NEW_MESSAGE_FIELDS.index("media")
 _OUTCOME = _ORD + 1
+
+
+def batch_json(batch: Sequence[NewMessage]) -> str:
+    """The parameter of both append statements: a JSON array of the batch's messages in
+    order, each an object of :class:`NewMessage`'s fields (its media as their own JSON text,
+    its time as PostgreSQL reads a ``timestamp``)."""
+    return orjson.dumps(
+        [
+            {
+                "id": m.id,
+                "couple_id": m.couple_id,
+                "sender_id": m.sender_id,
+                "type": m.type,
+                "content": m.content,
+                "image_url": m.image_url,
+                "temp_id": m.temp_id,
+                "created_at": m.created_at,
+                "reply_to_id": m.reply_to_id,
+                "media_url": m.media_url,
+                "media": m.media.to_json() if m.media is not None else None,
+            }
+            for m in batch
+        ],
+        default=_uuid_text,
+    ).decode()
+
+
+def _uuid_text(value: object) -> str:
+    # orjson writes a uuid.UUID itself but not a subclass's, such as asyncpg's, which the ids
+    # read through it are.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) -> list[Appended]:
@@ -346,19 +409,18 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
         picks.append((len(sent), False))
         sent.append(new)
 
-    # one array per parameter: the function takes NewMessage's fields, in order
-    values = [[getattr(m, name) for m in sent] for name in NEW_MESSAGE_FIELDS]
-    values[_MEDIA] = [m.media.to_json() if m.media is not None else None for m in sent]
-    # A field no message of the batch has (most batches: no media, no reply) goes as a NULL
-    # array: both statements' unnest pads it with NULLs to the batch's length, and the driver
-    # is spared its per-element checks (a Python-level isinstance against an ABC for each).
-    columns = [c if any(v is not None for v in c) else None for c in values]
+    try:
+        rows = batch_json(sent)
+    except orjson.JSONEncodeError as error:
+        # A field that is not text (a lone surrogate): refused before it is sent, as the
+        # driver refuses an argument it cannot encode.
+        raise StoreError(f"append_messages failed: {type(error).__name__}: {error}") from error
     outcomes: list[Appended | None] = [None] * len(sent)
     # The second call is made after the except block, not in it: a compiled build compiles
     # this module, and a compiled coroutine must not await there (see ``ieum_chat._build``).
     numbered: list[Any] | None
     try:
-        numbered = await pool.fetch("append_messages", APPEND_NEW, *columns)
+        numbered = await pool.fetch("append_messages", APPEND_NEW, rows)
     except StoreError as error:
         if error.sqlstate != _UNIQUE_VIOLATION:
             raise
@@ -370,7 +432,7 @@ async def _append_messages_call(pool: AsyncpgPool, batch: Sequence[NewMessage]) 
                 _not_a_member(new) if seq is None else Stored(new.numbered(seq), created=True)
             )
     else:
-        for row in await pool.fetch("append_messages", _APPEND_CALL, *columns):
+        for row in await pool.fetch("append_messages", _APPEND_CALL, rows):
             index = row[_ORD] - 1
             outcome = row[_OUTCOME]
             if outcome == "refused":

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from asyncpg.pgproto.pgproto import UUID as PgUUID  # type: ignore[import-untyped]
 from tests.support.appends import all_stored
 
 from ieum_chat.store import Couple, Database, NewMessage, Stored, User
@@ -113,6 +114,58 @@ async def test_a_field_only_some_messages_of_a_batch_have_stays_with_them(
         ("TEXT", False, False),
         ("IMAGE", True, True),
     ]
+
+
+async def test_ids_of_a_uuid_subclass_are_stored(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    # Ids read through asyncpg are its own subclass of uuid.UUID, and the server makes
+    # messages from them: a batch of such ids is stored as any other, on both paths.
+    couple, a, b = await make_couple()
+
+    def theirs(new: NewMessage) -> NewMessage:
+        return replace(
+            new,
+            id=PgUUID(str(new.id)),
+            couple_id=PgUUID(str(new.couple_id)),
+            sender_id=PgUUID(str(new.sender_id)),
+        )
+
+    first = theirs(new_message(couple, a, "first", temp_id="t"))
+    [stored] = all_stored(await db.append_messages([first]))
+    again = [theirs(new_message(couple, a, "first", temp_id="t")), theirs(new_message(couple, b))]
+    results = all_stored(await db.append_messages(again))
+    assert [r.created for r in results] == [False, True]
+    page = await db.get_messages(couple.id, ascending=True)
+    assert [(m.id, m.couple_id, m.sender_id, m.seq) for m in page] == [
+        (first.id, couple.id, a.id, 1),
+        (again[1].id, couple.id, b.id, 2),
+    ]
+    assert results[0].message == stored.message
+
+
+async def test_text_to_escape_and_a_time_to_the_microsecond_are_stored_as_sent(
+    db: Database, make_couple: CoupleFactory, new_message: MessageFactory
+) -> None:
+    # On PostgreSQL a batch travels as JSON text: what JSON escapes, and the microseconds of
+    # a time, come back as they were sent, from a new batch and from a batch that repeats a
+    # stored tempId (the other path of the append).
+    couple, a, b = await make_couple()
+    text = 'quote " backslash \\ slash / newline \n tab \t bell \x07 \u2028 💌 한글 {"a": [1]}'
+    at = datetime(2026, 12, 6, 19, 0, 1, 123456)
+    first = replace(new_message(couple, a, text, temp_id="t"), created_at=at)
+    second = replace(new_message(couple, b, text[::-1]), created_at=at + timedelta(microseconds=1))
+    [stored_first] = all_stored(await db.append_messages([first]))
+    repeat = replace(first, id=uuid.uuid4())
+    results = all_stored(await db.append_messages([repeat, second]))
+    assert [r.created for r in results] == [False, True]
+    page = await db.get_messages(couple.id, ascending=True)
+    assert page == [stored_first.message, results[1].message]
+    assert [(m.content, m.created_at) for m in page] == [
+        (text, at),
+        (text[::-1], at + timedelta(microseconds=1)),
+    ]
+    assert results[0].message == stored_first.message
 
 
 async def test_seq_counts_per_couple_from_one(

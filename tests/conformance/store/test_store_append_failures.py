@@ -193,7 +193,7 @@ async def test_server_refusals_are_store_errors(
     with pytest.raises(StoreError, match="append_messages failed") as caught:
         await db.append_messages([new_message(couple, a, "NUL \x00 is not text")])
     assert not isinstance(caught.value, StoreUnavailable)
-    # refused by the driver before it is sent: the message does not quote the whole batch
+    # refused before it is sent: the message does not quote the whole batch
     batch = [new_message(couple, a, f"{i} " * 50) for i in range(100)]
     batch.append(new_message(couple, a, "lone surrogate \ud800"))
     with pytest.raises(StoreError, match="append_messages failed") as caught:

@@ -19,9 +19,8 @@ from tests.support.appends import all_stored
 from tests.support.postgres import lock_waiters
 
 from ieum_chat.store import Couple, Database, NewMessage, Refused, Stored, User
-from ieum_chat.store.appends import APPEND_NEW
+from ieum_chat.store.appends import APPEND_NEW, batch_json
 from ieum_chat.store.engines import APPEND_SETTINGS
-from ieum_chat.store.records import NEW_MESSAGE_FIELDS
 
 CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
 MessageFactory = Callable[..., NewMessage]
@@ -49,11 +48,6 @@ async def admin(db: Database, migrated_url: str) -> AsyncIterator[asyncpg.Connec
         await conn.close()
 
 
-def arrays(batch: list[NewMessage]) -> list[list[object]]:
-    """The statement's parameters: one array per field of NewMessage."""
-    return [[getattr(m, name) for m in batch] for name in NEW_MESSAGE_FIELDS]
-
-
 async def last_seq(conn: asyncpg.Connection, couple: Couple) -> int:
     return int(await conn.fetchval("SELECT last_seq FROM couples WHERE id = $1", couple.id))
 
@@ -69,7 +63,7 @@ async def test_new_messages_come_back_as_seqs_and_refusals_as_none(
         new_message(other, c, "elsewhere", temp_id="t1"),
         new_message(couple, b, "two"),
     ]
-    rows = await admin.fetch(APPEND_NEW, *arrays(batch))
+    rows = await admin.fetch(APPEND_NEW, batch_json(batch))
     assert sorted((row["ord"], row["seq"]) for row in rows) == [(1, 1), (2, None), (3, 1), (4, 2)]
     stored = await admin.fetch(
         "SELECT id, seq, content, temp_id FROM messages WHERE couple_id = $1 ORDER BY seq",
@@ -86,10 +80,10 @@ async def test_a_stored_temp_id_refuses_the_whole_batch(
     admin: asyncpg.Connection, make_couple: CoupleFactory, new_message: MessageFactory
 ) -> None:
     couple, a, b = await make_couple()
-    await admin.fetch(APPEND_NEW, *arrays([new_message(couple, a, "first", temp_id="dup")]))
+    await admin.fetch(APPEND_NEW, batch_json([new_message(couple, a, "first", temp_id="dup")]))
     batch = [new_message(couple, b, "new"), new_message(couple, a, "again", temp_id="dup")]
     with pytest.raises(asyncpg.PostgresError) as caught:
-        await admin.fetch(APPEND_NEW, *arrays(batch))
+        await admin.fetch(APPEND_NEW, batch_json(batch))
     assert caught.value.sqlstate == "23505"  # the tempId's unique key (on a partition, its index)
     count = await admin.fetchval("SELECT count(*) FROM messages WHERE couple_id = $1", couple.id)
     assert (count, await last_seq(admin, couple)) == (1, 1)
@@ -108,9 +102,9 @@ async def test_a_batch_that_waited_for_a_couple_numbers_after_the_batch_it_waite
     first = await asyncpg.connect(migrated_url, server_settings=dict(APPEND_SETTINGS))
     try:
         async with first.transaction():
-            await first.fetch(APPEND_NEW, *arrays([new_message(couple, a, "first")]))
+            await first.fetch(APPEND_NEW, batch_json([new_message(couple, a, "first")]))
             second = asyncio.ensure_future(
-                admin.fetch(APPEND_NEW, *arrays([new_message(couple, b, "second")]))
+                admin.fetch(APPEND_NEW, batch_json([new_message(couple, b, "second")]))
             )
             assert await lock_waiters(first, present=True) == [admin.get_server_pid()]
             assert not second.done()
