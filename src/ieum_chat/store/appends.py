@@ -333,24 +333,14 @@ SELECT f.ord, f.seq FROM fresh AS f
 UNION ALL
 SELECT j.ord, NULL FROM judged AS j WHERE NOT j.allowed
 """
-# v5 takes the batch as its eleven columns, each in batch order.
-_APPEND_CALL = f"""
-WITH {_BATCH}
-SELECT v.*
-FROM ieum_append_messages_v5(
-    ARRAY(SELECT b.id FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.couple_id FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.sender_id FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.type FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.content FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.image_url FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.temp_id FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.created_at FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.reply_to_id FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.media_url FROM batch AS b ORDER BY b.ord),
-    ARRAY(SELECT b.media FROM batch AS b ORDER BY b.ord)
-) AS v
-"""
+# v5 takes the batch as its eleven columns, NewMessage's fields in order, each in batch order.
+_APPEND_CALL = (
+    f"WITH {_BATCH}\nSELECT v.* FROM ieum_append_messages_v5("
+    + ", ".join(
+        f"ARRAY(SELECT b.{name} FROM batch AS b ORDER BY b.ord)" for name in NEW_MESSAGE_FIELDS
+    )
+    + ") AS v"
+)
 # APPEND_NEW broke a unique key, and stored nothing: a tempId of the batch was stored already
 # (on a partitioned table the error names the partition's index, not the key: any unique
 # violation goes to v5, which looks the tempIds up, and fails as well if it was not that).
