@@ -54,7 +54,7 @@ from ieum_chat.store.records import (
     NewChange,
     NewMessage,
     User,
-    new_id,
+    new_message_id,
 )
 from ieum_chat.store.schema import utcnow
 from ieum_chat.uploads import UploadBackend
@@ -283,7 +283,7 @@ class ChatService:
         await self.db.ensure_system_user()
         system = User(SYSTEM_USER_ID, SYSTEM_USER_NAME, None)
         new = NewMessage(
-            id=new_id(),
+            id=new_message_id(),
             couple_id=couple_id,
             sender_id=SYSTEM_USER_ID,
             type=request.type.value,
@@ -353,7 +353,7 @@ class ChatService:
         if not self._message_limit.allow(sender.id):
             raise RateLimited("too many messages; slow down", temp_id=request.temp_id)
         new = NewMessage(
-            id=new_id(),
+            id=new_message_id(),
             couple_id=couple_id,
             sender_id=sender.id,
             type=request.type.value,

@@ -13,8 +13,8 @@ What partitioning asks of the schema, and what is done about it:
   ``uq_messages_couple_seq`` and ``uq_messages_couple_sender_temp`` already do; the primary key
   on ``id`` becomes ``PRIMARY KEY (id, couple_id)`` (``id`` first, so that a lookup by id alone
   still probes one index per partition rather than scanning). ``id`` is then unique per couple
-  in the database, and unique overall because the server draws it at random
-  (``records.new_id``, a version 4 UUID); no client chooses it.
+  in the database, and unique overall because the server draws it (``records.new_message_id``,
+  a version 7 UUID: the time in milliseconds and 74 random bits); no client chooses it.
 - A foreign key to ``messages`` would have to name a unique key of it, hence ``couple_id``
   too. No table has one: ``messages.reply_to_id``, ``message_events.message_id`` and
   ``message_hides.message_id`` are plain columns (a quoted or reacted-to message may be erased
