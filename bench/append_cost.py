@@ -34,13 +34,13 @@ from bench._fleet import BenchError
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from ieum_chat.store.appends import APPEND_NEW, batch_json
 from ieum_chat.store.engines import APPEND_SETTINGS
-from ieum_chat.store.records import NewMessage
+from ieum_chat.store.records import NewMessage, new_message_id
 from ieum_chat.store.schema import utcnow
 
 __all__ = ["main"]
 
 
-def _as_json(batch: list[list[Any]]) -> list[Any]:
+def json_parameters(batch: list[list[Any]]) -> list[Any]:
     """The statement's one parameter, for the batch given as its columns."""
     return [batch_json([NewMessage(*row) for row in zip(*batch, strict=True)])]
 
@@ -51,7 +51,7 @@ def _as_columns(batch: list[list[Any]]) -> list[Any]:
 
 # (name, statement, its parameters for a batch's columns): what a block calls
 FORMS: tuple[tuple[str, str, Callable[[list[list[Any]]], list[Any]]], ...] = (
-    ("statement", APPEND_NEW, _as_json),
+    ("statement", APPEND_NEW, json_parameters),
     (
         "function (0011)",
         "SELECT * FROM ieum_append_new_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -65,13 +65,19 @@ def backend_cpu_seconds(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
-def columns(couples: Sequence[dict[str, str]], size: int, offset: int) -> list[list[Any]]:
+def columns(
+    couples: Sequence[dict[str, str]],
+    size: int,
+    offset: int,
+    make_id: Callable[[], uuid.UUID] = new_message_id,
+) -> list[list[Any]]:
     """The append's parameters for ``size`` new messages, the first to couple ``offset``
-    (modulo their number), each to the next, senders alternating between the members."""
+    (modulo their number), each to the next, senders alternating between the members; their
+    ids made as the server makes a message's, or by ``make_id``."""
     now = utcnow()
     rows = [couples[(offset + i) % len(couples)] for i in range(size)]
     return [
-        [uuid.uuid4() for _ in rows],
+        [make_id() for _ in rows],
         [uuid.UUID(row["couple"]) for row in rows],
         [uuid.UUID(row["a" if (offset + i) % 2 else "b"]) for i, row in enumerate(rows)],
         ["TEXT"] * size,
