@@ -19,7 +19,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,27 @@ def _target(args: argparse.Namespace) -> tuple[Target, int | None]:
         if not Path(f"/proc/{pid}").exists():
             raise BenchError(f"--server-pid: no process {pid}")
     return target, pid
+
+
+def report_probe(
+    name: str,
+    measure: Callable[[], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    out: Path | None,
+    errors: tuple[type[BaseException], ...] = (BenchError,),
+) -> int:
+    """A probe's ``main`` (``bench.append_cost`` and the like): ``measure``, print the result's
+    table and write its JSON to ``out``; 2, with the error on stderr, if ``errors`` is raised."""
+    try:
+        result = measure()
+    except errors as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    print(render(result))
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2, default=str))
+        print(f"result written to {out}")
+    return 0
 
 
 def _write(path: str, result: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._cli import _positive_int
+from bench._cli import _positive_int, report_probe
 from bench._fleet import BenchError
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from ieum_chat.store.appends import APPEND_NEW, batch_json
@@ -174,16 +174,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        result = asyncio.run(_run(args))
-    except (BenchError, OSError, asyncpg.PostgresError) as exc:
-        print(f"bench.append_cost: error: {exc}", file=sys.stderr)
-        return 2
-    print(render(result))
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2))
-        print(f"result written to {args.out}")
-    return 0
+    return report_probe(
+        "bench.append_cost",
+        lambda: asyncio.run(_run(args)),
+        render,
+        args.out,
+        (BenchError, OSError, asyncpg.PostgresError),
+    )
 
 
 if __name__ == "__main__":

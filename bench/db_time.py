@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import threading
@@ -45,7 +44,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._cli import _positive_int, _seconds
+from bench._cli import _positive_int, _seconds, report_probe
 from bench._fleet import BenchError
 from bench._load import _START_DELAY, LoadSpec, run_load
 from bench._report import waiting_pct
@@ -356,16 +355,7 @@ def _cell(value: float | None, form: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        result = measure(args)
-    except BenchError as exc:
-        print(f"bench.db_time: error: {exc}", file=sys.stderr)
-        return 2
-    print(render(result))
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2, default=str))
-        print(f"result written to {args.out}")
-    return 0
+    return report_probe("bench.db_time", lambda: measure(args), render, args.out)
 
 
 if __name__ == "__main__":

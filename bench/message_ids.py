@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._cli import _positive_int
+from bench._cli import _positive_int, report_probe
 from bench._fleet import BenchError
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from bench.append_cost import backend_cpu_seconds, columns, json_parameters
@@ -163,16 +163,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        result = asyncio.run(_run(args))
-    except (BenchError, OSError, asyncpg.PostgresError) as exc:
-        print(f"bench.message_ids: error: {exc}", file=sys.stderr)
-        return 2
-    print(render(result))
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2))
-        print(f"result written to {args.out}")
-    return 0
+    return report_probe(
+        "bench.message_ids",
+        lambda: asyncio.run(_run(args)),
+        render,
+        args.out,
+        (BenchError, OSError, asyncpg.PostgresError),
+    )
 
 
 if __name__ == "__main__":
