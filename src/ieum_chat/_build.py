@@ -41,6 +41,7 @@ import importlib
 __all__ = ["COMPILED_MODULES", "compiled_modules", "cores"]
 
 COMPILED_MODULES: tuple[str, ...] = (
+    "ieum_chat.ids",
     "ieum_chat.stomp._escape",
     "ieum_chat.stomp._events",
     "ieum_chat.stomp._frame",

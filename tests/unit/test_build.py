@@ -100,7 +100,7 @@ async def f(lock, task):
 
 def test_the_send_path_is_compiled_and_the_app_around_it_is_not() -> None:
     packages = {name.split(".")[1] for name in COMPILED_MODULES}
-    assert packages == {"stomp", "websocket", "gateway", "chat", "store"}
+    assert packages == {"ids", "stomp", "websocket", "gateway", "chat", "store"}
     assert "ieum_chat.gateway.wsserver" in COMPILED_MODULES
     assert {"ieum_chat.chat.pipeline", "ieum_chat.chat.service"} <= set(COMPILED_MODULES)
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import os
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +25,10 @@ from datetime import datetime
 from typing import Any, Final
 
 import orjson
+
+# A message's id is time-ordered, any other row's random (see ieum_chat.ids).
+from ieum_chat.ids import new_id
+from ieum_chat.ids import new_ordered_id as new_message_id
 
 __all__ = [
     "MAX_REACTIONS",
@@ -68,50 +70,6 @@ MAX_REACTIONS = 20
 SYSTEM_USER_ID = uuid.UUID(int=0)
 SYSTEM_USER_NAME = "이음"
 NOTICE = "NOTICE"
-
-# A new row's id is put together from its integer as CPython 3.14's uuid4() does
-# (UUID._from_int), where UUID's layout is the one it has had since Python 3.8; elsewhere
-# through UUID(int=...). uuid.uuid4() on 3.11 passes bytes and a version through
-# UUID.__init__'s checks, in Python: 12,500 instructions an id, against 4,700 for a random id
-# made here, compiled (7,800 before what it calls was bound here once).
-# A random id: version 4, RFC 4122 variant.
-_VERSION_4: Final = (0x4000 << 64) | (0x8000 << 48)
-_RANDOM_BITS: Final = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-# A message's id: a version 7 UUID (RFC 9562), the Unix time in milliseconds in its first 48
-# bits and 74 random bits after the version and the variant, drawn from 80.
-_VERSION_7: Final = (0x7000 << 64) | (0x8000 << 48)
-_RANDOM_LOW_BITS: Final = _RANDOM_BITS & ((1 << 80) - 1)
-_UUID: Final = uuid.UUID
-_UNKNOWN: Final = uuid.SafeUUID.unknown
-_LAYOUT_KNOWN: Final = getattr(_UUID, "__slots__", None) == ("int", "is_safe", "__weakref__")
-_urandom: Final = os.urandom
-_time_ns: Final = time.time_ns
-_new_object: Final = object.__new__
-_set_slot: Final = object.__setattr__
-
-
-def new_id() -> uuid.UUID:
-    """A random id (version 4): a user's, a couple's, any row's that is not a message."""
-    return _uuid_of((int.from_bytes(_urandom(16)) & _RANDOM_BITS) | _VERSION_4)
-
-
-def new_message_id() -> uuid.UUID:
-    """A message's id (version 7): ids made a millisecond or more apart sort in the order they
-    were made, so a new message's key goes to the right-hand end of the primary key's index,
-    not to a random page of it (each leaf page first touched after a checkpoint is written to
-    the WAL whole; see the README's "Time-ordered message ids"). Unique as a random id is: 74
-    random bits for each millisecond."""
-    millis = _time_ns() // 1_000_000
-    return _uuid_of((millis << 80) | (int.from_bytes(_urandom(10)) & _RANDOM_LOW_BITS) | _VERSION_7)
-
-
-def _uuid_of(value: int) -> uuid.UUID:
-    if not _LAYOUT_KNOWN:
-        return _UUID(int=value)
-    new = _new_object(_UUID)
-    _set_slot(new, "int", value)
-    _set_slot(new, "is_safe", _UNKNOWN)
-    return new
 
 
 @dataclass(frozen=True, slots=True)
