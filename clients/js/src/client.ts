@@ -35,7 +35,7 @@ import type {
   SystemEvent,
   TransportKind,
 } from "./types.js";
-import { decodeJwt, randomId, toWebSocketUrl, trimBase } from "./util.js";
+import { decodeJwt, timeOrderedId, toWebSocketUrl, trimBase } from "./util.js";
 
 const SUFFIX: Record<PendingKind, string> = {
   message: "",
@@ -959,7 +959,7 @@ export class ChatClient {
    * SendError when the server refuses it (it is then removed from the outbox).
    */
   async send(request: SendRequest & { tempId?: string }): Promise<ChatMessage> {
-    const tempId = request.tempId ?? randomId();
+    const tempId = request.tempId ?? timeOrderedId();
     const message = await this.submit("message", sendBody(request, tempId), tempId);
     return message as ChatMessage;
   }
@@ -992,25 +992,25 @@ export class ChatClient {
 
   /** Edit one of this member's TEXT messages (through the outbox). */
   async edit(messageId: string, content: string): Promise<void> {
-    const tempId = randomId();
+    const tempId = timeOrderedId();
     await this.submit("edit", { messageId, content, tempId }, tempId);
   }
 
   /** Unsend one of this member's messages (through the outbox). */
   async unsend(messageId: string): Promise<void> {
-    const tempId = randomId();
+    const tempId = timeOrderedId();
     await this.submit("unsend", { messageId, tempId }, tempId);
   }
 
   /** Delete a message for this member only (through the outbox). */
   async deleteForMe(messageId: string): Promise<void> {
-    const tempId = randomId();
+    const tempId = timeOrderedId();
     await this.submit("delete", { messageId, tempId }, tempId);
   }
 
   /** Add or remove one emoji (through the outbox). */
   async react(messageId: string, emoji: string, op: "add" | "remove"): Promise<void> {
-    const tempId = randomId();
+    const tempId = timeOrderedId();
     await this.submit("react", { messageId, emoji, op, tempId }, tempId);
   }
 

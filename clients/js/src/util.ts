@@ -41,14 +41,24 @@ export function decodeJwt(token: string): TokenClaims | null {
   }
 }
 
-/** A random UUID v4: crypto.randomUUID where there is one (browsers over https, Node), else getRandomValues, else Math.random. */
-export function randomId(): string {
+/**
+ * A time-ordered UUID (version 7, RFC 9562): the Unix time in milliseconds in its first 48
+ * bits, then 74 random bits, so ids made a millisecond or more apart sort, as text, in the
+ * order they were made. A tempId is one: the server's index of a sender's tempIds then grows
+ * at its end instead of at a random page. Random bits from getRandomValues where there is
+ * one (browsers, Node, React Native with a polyfill), else Math.random.
+ */
+export function timeOrderedId(): string {
   const c = (globalThis as { crypto?: Crypto }).crypto;
-  if (c && typeof c.randomUUID === "function") return c.randomUUID();
   const bytes = new Uint8Array(16);
   if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
   else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  let millis = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = millis % 256;
+    millis = Math.floor(millis / 256);
+  }
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
   const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;

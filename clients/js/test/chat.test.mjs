@@ -52,12 +52,16 @@ describe("two members", () => {
     assert.equal(sent.content, "안녕하세요!");
     assert.equal(sent.senderId, a.id);
     assert.equal(typeof sent.seq, "number");
-    assert.ok(sent.tempId);
+    // A tempId the client makes is time-ordered (UUID version 7) and carries when it was made.
+    assert.match(sent.tempId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const madeAt = parseInt(sent.tempId.replace(/-/g, "").slice(0, 12), 16);
+    assert.ok(Math.abs(madeAt - Date.now()) < 60_000, `tempId time ${madeAt}`);
     await waitFor(() => seenB.message.some((m) => m.id === sent.id), "B to receive A's message");
     assert.deepEqual(seenA.sent.map((s) => s.tempId), [sent.tempId]);
     assert.equal(seenA.sent[0].message.id, sent.id);
 
     const sticker = await within(cb.send({ type: "STICKER", content: "heart-01", replyTo: sent.id }), "B's sticker");
+    assert.ok(sticker.tempId > sent.tempId, "tempIds made later sort later");
     assert.equal(sticker.replyTo.messageId, sent.id);
     await waitFor(() => seenA.message.some((m) => m.id === sticker.id), "A to receive B's sticker");
 

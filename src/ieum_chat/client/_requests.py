@@ -16,6 +16,8 @@ from typing import Final
 
 import orjson
 
+from ieum_chat.ids import new_ordered_id
+
 __all__ = [
     "MAX_TEMP_ID_LENGTH",
     "AppRequest",
@@ -39,8 +41,9 @@ class AppRequest:
 
 
 def check_temp_id(temp_id: str | None) -> str:
-    """The caller's tempId, or a fresh one (uuid4)."""
-    temp_id = str(uuid.uuid4()) if temp_id is None else temp_id
+    """The caller's tempId, or a fresh one: a time-ordered UUID, so that the server's index of
+    a sender's tempIds grows at its end (see ``ieum_chat.ids``)."""
+    temp_id = str(new_ordered_id()) if temp_id is None else temp_id
     if not 1 <= len(temp_id) <= MAX_TEMP_ID_LENGTH:
         raise ValueError(f"temp_id must be 1 to {MAX_TEMP_ID_LENGTH} characters")
     return temp_id

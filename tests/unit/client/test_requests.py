@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -24,8 +25,11 @@ MESSAGE = uuid.UUID("990e8400-e29b-41d4-a716-446655440000")
 
 def test_temp_ids_are_generated_or_checked() -> None:
     fresh = check_temp_id(None)
-    assert uuid.UUID(fresh).version == 4
-    assert check_temp_id(None) != fresh
+    assert uuid.UUID(fresh).version == 7  # time-ordered: see ieum_chat.ids
+    time.sleep(0.002)
+    later = check_temp_id(None)
+    assert later != fresh
+    assert later > fresh  # as text, in the order they were made
     assert check_temp_id("x" * MAX_TEMP_ID_LENGTH) == "x" * MAX_TEMP_ID_LENGTH
     for bad in ("", "x" * (MAX_TEMP_ID_LENGTH + 1)):
         with pytest.raises(ValueError, match="temp_id"):
