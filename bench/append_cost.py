@@ -70,10 +70,12 @@ def columns(
     size: int,
     offset: int,
     make_id: Callable[[], uuid.UUID] = new_message_id,
+    make_temp_id: Callable[[], str] = lambda: uuid.uuid4().hex[:16],
 ) -> list[list[Any]]:
     """The append's parameters for ``size`` new messages, the first to couple ``offset``
     (modulo their number), each to the next, senders alternating between the members; their
-    ids made as the server makes a message's, or by ``make_id``."""
+    ids made as the server makes a message's, or by ``make_id``, their tempIds random, or
+    made by ``make_temp_id``."""
     now = utcnow()
     rows = [couples[(offset + i) % len(couples)] for i in range(size)]
     return [
@@ -83,7 +85,7 @@ def columns(
         ["TEXT"] * size,
         ["x" * 32] * size,
         [None] * size,
-        [uuid.uuid4().hex[:16] for _ in rows],
+        [make_temp_id() for _ in rows],
         [now] * size,
         [None] * size,
         [None] * size,

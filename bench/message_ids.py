@@ -1,16 +1,19 @@
-"""What a message's id costs PostgreSQL: the WAL written a message and the append statement's
+"""What a message's ids cost PostgreSQL: the WAL written a message and the append statement's
 CPU a call, with the ids the server makes (``records.new_message_id``, version 7: in the order
-they were made) against random ones (version 4), on a table that already holds ``--rows``
-messages.
+they were made) and the tempIds the client SDKs make (the same kind, as text) against random
+ones (version 4), on a table that already holds ``--rows`` messages. Three kinds: both ids
+time-ordered, as the server and its SDKs make them; time-ordered message ids with random
+tempIds (a client that makes its own, as ``UUID.randomUUID()``); both random.
 
 A database of each kind is migrated, seeded with ``--couples`` couples and filled with
 ``--rows`` messages through the store's append statement (``appends.APPEND_NEW``, 40 a call),
-every id of the kind. Then, ``--rounds`` times, the two take turns: a ``CHECKPOINT``, a block
-of ``--calls`` calls of ``--size`` messages right after it, then a second block. A block's
-figures are the WAL written over it (``pg_current_wal_lsn``) a message and the backend's CPU
-(its schedstat) a call. The first block after a checkpoint writes each page it is the first
-to touch whole into the WAL (``full_page_writes``), and a random id touches a page of the
-primary key's index anywhere in it.
+every id and tempId of the kind. Then, ``--rounds`` times, the kinds take turns: a
+``CHECKPOINT``, a block of ``--calls`` calls of ``--size`` messages right after it, then a
+second block. A block's figures are the WAL written over it (``pg_current_wal_lsn``) a message
+and the backend's CPU (its schedstat) a call. The first block after a checkpoint writes each
+page it is the first to touch whole into the WAL (``full_page_writes``), and a random id
+touches a page of the primary key's index anywhere in it, a random tempId a page anywhere in
+its sender's part of the tempIds' index.
 
     python -m bench.message_ids                         # 2,000,000 rows, 3 rounds
     python -m bench.message_ids --rows 200000 --rounds 2
@@ -38,16 +41,18 @@ from bench._cli import _positive_int, report_probe
 from bench._fleet import BenchError
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from bench.append_cost import backend_cpu_seconds, columns, json_parameters
+from ieum_chat.ids import new_ordered_id
 from ieum_chat.store.appends import APPEND_NEW
 from ieum_chat.store.engines import APPEND_SETTINGS
 from ieum_chat.store.records import new_message_id
 
 __all__ = ["KINDS", "main", "render"]
 
-# (name, how its ids are made), the server's first
-KINDS: tuple[tuple[str, Callable[[], uuid.UUID]], ...] = (
-    ("time-ordered (v7)", new_message_id),
-    ("random (v4)", uuid.uuid4),
+# (name, how its ids are made, how its tempIds are), the server's and its SDKs' first
+KINDS: tuple[tuple[str, Callable[[], uuid.UUID], Callable[[], str]], ...] = (
+    ("time-ordered (v7)", new_message_id, lambda: str(new_ordered_id())),
+    ("v7 ids, random tempIds", new_message_id, lambda: str(uuid.uuid4())),
+    ("random (v4)", uuid.uuid4, lambda: str(uuid.uuid4())),
 )
 BLOCKS = ("after a checkpoint", "the block after")
 _FILL_BATCH = 40
@@ -59,19 +64,27 @@ class _Table:
     """One kind's database, filled, and the connection that appends to it."""
 
     make_id: Callable[[], uuid.UUID]
+    make_temp_id: Callable[[], str]
     couples: list[dict[str, str]]
     conn: Any
     offset: int = 0
 
     async def append(self, size: int) -> None:
         await self.conn.fetch(
-            APPEND_NEW, *json_parameters(columns(self.couples, size, self.offset, self.make_id))
+            APPEND_NEW,
+            *json_parameters(
+                columns(self.couples, size, self.offset, self.make_id, self.make_temp_id)
+            ),
         )
         self.offset += size
 
 
 async def _open(
-    admin: Any, args: argparse.Namespace, make_id: Callable[[], uuid.UUID], names: list[str]
+    admin: Any,
+    args: argparse.Namespace,
+    make_id: Callable[[], uuid.UUID],
+    make_temp_id: Callable[[], str],
+    names: list[str],
 ) -> _Table:
     name = f"ieum_ids_{uuid.uuid4().hex[:10]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -80,7 +93,7 @@ async def _open(
     ieum_cli(url, "migrate")
     couples = json.loads(ieum_cli(url, "seed", "--couples", str(args.couples)))
     conn = await asyncpg.connect(url, server_settings=dict(APPEND_SETTINGS))
-    table = _Table(make_id, couples, conn)
+    table = _Table(make_id, make_temp_id, couples, conn)
     for _ in range(args.rows // _FILL_BATCH):
         await table.append(_FILL_BATCH)
     return table
@@ -103,14 +116,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     tables: list[_Table] = []
     names: list[str] = []
     try:
-        for _, make_id in KINDS:
-            tables.append(await _open(admin, args, make_id, names))
+        for _, make_id, make_temp_id in KINDS:
+            tables.append(await _open(admin, args, make_id, make_temp_id, names))
         blocks: dict[str, dict[str, dict[str, list[float]]]] = {
             kind: {block: {"wal_bytes_a_message": [], "cpu_us_a_call": []} for block in BLOCKS}
-            for kind, _ in KINDS
+            for kind, _, _ in KINDS
         }
         for _ in range(args.rounds):
-            for (kind, _), table in zip(KINDS, tables, strict=True):
+            for (kind, _, _), table in zip(KINDS, tables, strict=True):
                 await admin.execute("CHECKPOINT")
                 for block in BLOCKS:
                     wal, cpu = await _block(table, args)

@@ -35,7 +35,7 @@ def test_numbers_that_cannot_run_are_refused(
 
 
 @pytest.mark.postgres
-def test_a_short_run_measures_both_kinds_of_id(
+def test_a_short_run_measures_every_kind_of_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     require_postgres()
@@ -44,7 +44,7 @@ def test_a_short_run_measures_both_kinds_of_id(
     assert main([*argv, "--pg-admin-url", ADMIN_URL, "--out", str(out)]) == 0
     assert "| time-ordered (v7) | after a checkpoint |" in capsys.readouterr().out
     blocks = json.loads(out.read_text())["blocks"]
-    assert sorted(blocks) == sorted(kind for kind, _ in KINDS)
+    assert sorted(blocks) == sorted(kind for kind, _, _ in KINDS)
     for kind in blocks.values():
         assert sorted(kind) == sorted(BLOCKS)
         for figures in kind.values():
