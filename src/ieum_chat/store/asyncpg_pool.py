@@ -1,11 +1,13 @@
-"""Raw asyncpg connections for the append path, beside SQLAlchemy's pool (PostgreSQL only).
+"""Raw asyncpg connections for the append path and the hottest reads, beside SQLAlchemy's pool
+(PostgreSQL only; each has a pool of this kind of its own).
 
 At thousands of messages a second the append path is most of the server's CPU, and most of
 that was SQLAlchemy's statement building, its pool and transaction wrapper and the greenlet
 hop of ``run_sync``, not the database. So on PostgreSQL a batch is one statement
 (``appends.APPEND_NEW``, or a server-side function for a batch that repeats a tempId) on a
-connection of this pool: one prepared statement, one round trip. Each call is a statement on
-its own, its own transaction: a connection goes back to the pool with no transaction open.
+connection of this pool: one prepared statement, one round trip; and so is a history page or
+a member's room (``row_reads``). Each call is a statement on its own, its own transaction: a
+connection goes back to the pool with no transaction open.
 
 Connections are opened on first use, at most ``size`` at once. One that failed in any way
 other than a clean error reply from the server (lost, timed out, cancelled mid-statement) is

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select
@@ -45,10 +46,9 @@ class PairingRefused(ValueError):
         self.reason = reason
 
 
-def couple_from_row(row: AnyRow) -> Couple:
-    return Couple(
-        id=row.id, user1_id=row.user1_id, user2_id=row.user2_id, dissolved_at=row.dissolved_at
-    )
+def couple_from_row(row: AnyRow | Sequence[Any]) -> Couple:
+    """A row (SQLAlchemy's or asyncpg's) whose first columns are ``COUPLE_COLUMNS``."""
+    return Couple(id=row[0], user1_id=row[1], user2_id=row[2], dissolved_at=row[3])
 
 
 def member_of(user_id: uuid.UUID | BindParameter[Any]) -> ColumnElement[bool]:

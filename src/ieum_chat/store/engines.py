@@ -40,6 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 if TYPE_CHECKING:
     from ieum_chat.store.appends import Appender
     from ieum_chat.store.pool import DatabasePool
+    from ieum_chat.store.row_reads import RowReader
 
 __all__ = [
     "APPEND_SETTINGS",
@@ -71,7 +72,7 @@ LOOKUP_KEYS = "lookup_keys"
 # Execution option set on the connection of a write transaction; read by the SQLite BEGIN hook.
 _WRITE_OPTION = "ieum_write"
 
-# Every PostgreSQL connection, SQLAlchemy's and the append pool's: seconds to connect, seconds
+# Every PostgreSQL connection, SQLAlchemy's and the raw pools': seconds to connect, seconds
 # a statement may run, and how a connection waits for a free one.
 _PG_CONNECT_TIMEOUT = 5
 _PG_COMMAND_TIMEOUT = 30
@@ -81,6 +82,9 @@ _PG_APPLICATION_NAME = "ieum-chat"
 # The append pool's size is the engine's pool_size, but no more than this: each batch is one
 # call, and the chat service commits with two writers; more callers queue for a connection.
 _APPEND_CONNECTIONS_MAX = 4
+# The read pool's likewise: a read of one statement holds its connection for one round trip,
+# and the node's REST requests and resuming sessions share them.
+_READ_CONNECTIONS_MAX = 8
 
 # Keys that SQLAlchemy's asyncpg dialect reads from the URL for itself, not for asyncpg.connect.
 _SQLALCHEMY_ONLY_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
@@ -158,8 +162,15 @@ class BaseEngine(abc.ABC):
     def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
         """How ``MessagesStore.append_messages`` stores a batch on this database."""
 
+    def reader(self, db_pool: DatabasePool, *, pool_size: int) -> RowReader:
+        """How ``DatabasePool.read_rows`` reads one statement on this database: in a read
+        transaction of ``db_pool``."""
+        from ieum_chat.store.row_reads import TransactionRowReader
+
+        return TransactionRowReader(db_pool)
+
     def is_unavailable(self, error: BaseException) -> bool:
-        """Whether ``error`` (SQLAlchemy's, or the raw driver's of the append pool) says the
+        """Whether ``error`` (SQLAlchemy's, or asyncpg's from a raw pool) says the
         database could not be reached (rather than refused)."""
         if isinstance(error, OSError | TimeoutError | exc.TimeoutError):
             return True
@@ -324,6 +335,11 @@ APPEND_SETTINGS: Final[Mapping[str, str]] = {
 }
 
 
+# What the read pool's connections set: each statement sees what was committed before it
+# began (READ COMMITTED), whatever the database's default isolation is.
+_READ_SETTINGS: Final[Mapping[str, str]] = {"default_transaction_isolation": "read committed"}
+
+
 class PostgresEngine(BaseEngine):
     name = "postgresql"
 
@@ -351,6 +367,22 @@ class PostgresEngine(BaseEngine):
         # sees at least what the one before it saw, in a transaction or not.
         return {"isolation_level": "AUTOCOMMIT"}
 
+    def reader(self, db_pool: DatabasePool, *, pool_size: int) -> RowReader:
+        """Reads of one statement on raw connections of a pool of their own (opened on first
+        use), as the append's."""
+        from ieum_chat.store.asyncpg_pool import AsyncpgPool
+        from ieum_chat.store.row_reads import RawRowReader
+
+        return RawRowReader(
+            AsyncpgPool(
+                self.raw_connect_args(db_pool.engine, _READ_SETTINGS),
+                size=min(pool_size, _READ_CONNECTIONS_MAX),
+                acquire_timeout=_PG_POOL_TIMEOUT,
+                is_unavailable=self.is_unavailable,
+            ),
+            db_pool.engine.dialect,
+        )
+
     def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
         """One statement per batch (``appends.APPEND_NEW``), on a raw connection of a small
         pool of its own (opened on first use)."""
@@ -359,16 +391,17 @@ class PostgresEngine(BaseEngine):
 
         return ServerAppender(
             AsyncpgPool(
-                self.append_connect_args(db_pool.engine),
+                self.raw_connect_args(db_pool.engine, APPEND_SETTINGS),
                 size=min(pool_size, _APPEND_CONNECTIONS_MAX),
                 acquire_timeout=_PG_POOL_TIMEOUT,
                 is_unavailable=self.is_unavailable,
             )
         )
 
-    def append_connect_args(self, engine: AsyncEngine) -> dict[str, Any]:
-        """``asyncpg.connect()`` arguments for the append pool's connections to ``engine``'s
-        database: the engine's own, plus the settings the append statement relies on."""
+    def raw_connect_args(self, engine: AsyncEngine, settings: Mapping[str, str]) -> dict[str, Any]:
+        """``asyncpg.connect()`` arguments for a raw pool's connections to ``engine``'s
+        database (the append's, the reads'): the engine's own, plus ``settings``, what the
+        pool's statements rely on."""
         # The engine's dialect turns the URL into arguments (host, port, user, password,
         # database, query options such as ssl) exactly as for its own connections; and no
         # password is ever rendered into a DSN string.
@@ -379,21 +412,21 @@ class PostgresEngine(BaseEngine):
             **url_args,
             "timeout": _PG_CONNECT_TIMEOUT,
             "command_timeout": _PG_COMMAND_TIMEOUT,
-            "server_settings": {"application_name": _PG_APPLICATION_NAME, **APPEND_SETTINGS},
+            "server_settings": {"application_name": _PG_APPLICATION_NAME, **settings},
         }
 
     def _is_unavailable_orig(self, orig: BaseException) -> bool:
         if super()._is_unavailable_orig(orig):
             return True
         # SQLAlchemy's asyncpg adapter keeps the asyncpg exception as __cause__ and its
-        # SQLSTATE as .sqlstate, as asyncpg's own exceptions (the append pool's) do: class 08
+        # SQLSTATE as .sqlstate, as asyncpg's own exceptions (the raw pools') do: class 08
         # is "connection exception", 57P0x "server going away", 3D000 "database does not
         # exist", 53300 "too many connections".
         sqlstate = getattr(orig, "sqlstate", None) or ""
         if sqlstate.startswith(("08", "57P0")) or sqlstate in {"3D000", "53300"}:
             return True
-        # The append pool's raw driver errors, classed as SQLAlchemy classes its InterfaceError
-        # (see is_unavailable), so that both pools agree: a connection found closed, mostly.
+        # The raw pools' driver errors, classed as SQLAlchemy classes its InterfaceError
+        # (see is_unavailable), so that the pools agree: a connection found closed, mostly.
         return isinstance(orig, asyncpg.InterfaceError)
 
 

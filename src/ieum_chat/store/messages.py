@@ -15,7 +15,6 @@ import functools
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -227,10 +226,6 @@ def _unread_in(
     ]
 
 
-def _select_messages_txn(conn: Connection, query: Prepared) -> list[Message]:
-    return [message_from_row(row) for row in conn.execute(query.statement, query.params)]
-
-
 def _count_unread(where: list[ColumnElement[bool]], reader_id: _Value) -> Select[Any]:
     # Unsent messages and those the reader hid are not waiting to be read.
     return (
@@ -254,6 +249,7 @@ _ROOM = COUPLE_OF.add_columns(
     .scalar_subquery()
     .label("unread"),
 )
+_ROOM_POSITION, _ROOM_UNREAD = len(COUPLE_OF.selected_columns), len(COUPLE_OF.selected_columns) + 1
 
 
 def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
@@ -261,13 +257,8 @@ def unread_count_txn(conn: Connection, couple_id: uuid.UUID, reader_id: uuid.UUI
     return int(conn.execute(_UNREAD_COUNT, params).scalar_one())
 
 
-def _room_view_txn(conn: Connection, user_id: uuid.UUID) -> RoomView | None:
-    row = conn.execute(_ROOM, {"user_id": user_id}).first()
-    if row is None:
-        return None
-    couple = couple_from_row(row)
-    last = _select_messages_txn(conn, page_query(couple.id, limit=1, viewer_id=user_id))
-    return RoomView(couple, int(row.unread), int(row.last_seq), last[0] if last else None)
+def _messages(rows: Sequence[Sequence[Any]]) -> list[Message]:
+    return [message_from_row(row) for row in rows]
 
 
 def _checked(new: NewMessage) -> NewMessage | Refused:
@@ -330,7 +321,9 @@ class MessagesStore(SQLBaseStore):
             ascending=ascending,
             viewer_id=viewer_id,
         )
-        return await self.db_pool.read_txn("get_messages", _select_messages_txn, query)
+        return _messages(
+            await self.db_pool.read_rows("get_messages", query.statement, query.params)
+        )
 
     async def history_page(
         self,
@@ -353,13 +346,25 @@ class MessagesStore(SQLBaseStore):
             ascending=ascending,
             viewer_id=viewer_id,
         )
-        read = partial(_select_messages_txn, query=query)
-        return await self.reads.marked("history_page", couple_id, viewer_id, read)
+        return await self.reads.marked_rows(
+            "history_page", couple_id, viewer_id, query.statement, query.params, convert=_messages
+        )
 
     async def room_view(self, user_id: uuid.UUID) -> RoomView | None:
-        """The room of ``user_id``'s active couple as that member sees it, read in one
-        transaction (None: not in a couple)."""
-        return await self.db_pool.read_txn("room_view", _room_view_txn, user_id)
+        """The room of ``user_id``'s active couple as that member sees it (None: not in a
+        couple): the couple with its position and the member's unread count, then the last
+        message the member has not hidden, read after them (two reads of one statement)."""
+        found = await self.db_pool.read_rows("room_view", _ROOM, {"user_id": user_id})
+        if not found:
+            return None
+        row = found[0]
+        couple = couple_from_row(row)
+        last = page_query(couple.id, limit=1, viewer_id=user_id)
+        rows = await self.db_pool.read_rows("room_view", last.statement, last.params)
+        position, unread = row[_ROOM_POSITION], row[_ROOM_UNREAD]
+        return RoomView(
+            couple, int(unread), int(position), message_from_row(rows[0]) if rows else None
+        )
 
     async def unread_count(self, couple_id: uuid.UUID, reader_id: uuid.UUID) -> int:
         """How many of the partner's messages ``reader_id`` has not read (0 for non-members),

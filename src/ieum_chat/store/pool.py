@@ -4,10 +4,11 @@ Every database access is one transaction with a name (``append_messages``, ``mar
 a plain synchronous function ``f(conn, *args)`` over a SQLAlchemy :class:`Connection`, run on
 the async engine through ``run_sync``, so a transaction reads as straight-line SQL and costs one
 hop into the driver's greenlet however many statements it issues. The name is what the logs and
-errors say. Driver errors become ours in ``driver_errors``, as for the raw append pool.
+errors say. Driver errors become ours in ``driver_errors``, as for the raw pools.
 
-The pool also holds the append path the engine chose (``appends``): on PostgreSQL, raw
-connections of its own (``asyncpg_pool``).
+The pool also holds the append path the engine chose (``appends``) and how it reads one
+statement (``row_reads``): on PostgreSQL, each on raw connections of its own
+(``asyncpg_pool``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Row
@@ -27,7 +28,10 @@ from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.routing import Reads
 
 if TYPE_CHECKING:
+    from sqlalchemy.sql import Select
+
     from ieum_chat.store.appends import Appender
+    from ieum_chat.store.row_reads import RowReader
 
 __all__ = ["AnyRow", "DatabasePool", "SQLBaseStore"]
 
@@ -45,13 +49,22 @@ _SLOW_SECONDS = 1.0
 
 class DatabasePool:
     """An async engine plus its dialect policy; runs named transactions. ``appender``: how
-    this database appends messages (the policy's choice)."""
+    this database appends messages, ``reader``: how it reads one statement (the policy's
+    choices)."""
 
     def __init__(self, policy: BaseEngine, engine: AsyncEngine, *, pool_size: int) -> None:
         self.policy = policy
         self.engine = engine
         self.writer = policy.writer(engine)
         self.appender: Appender = policy.appender(self, pool_size=pool_size)
+        self.reader: RowReader = policy.reader(self, pool_size=pool_size)
+
+    async def read_rows(
+        self, desc: str, statement: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of ``statement``, a read, with ``params``: indexed by position (see
+        ``row_reads``)."""
+        return await self.reader.rows(desc, statement, params)
 
     @property
     def dialect(self) -> str:
@@ -113,6 +126,7 @@ class DatabasePool:
     async def close(self) -> None:
         try:
             await self.appender.close()
+            await self.reader.close()
             if self.writer is not None:
                 await self.writer.close()
         finally:

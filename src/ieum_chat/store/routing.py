@@ -34,14 +34,15 @@ one failed connection attempt per period, not one per read.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from ieum_chat.errors import StoreError, StoreUnavailable
@@ -91,6 +92,12 @@ _MARK = select(
     )
     .scalar_subquery(),
 )
+
+
+@functools.cache
+def _with_position(statement: Select[Any]) -> Select[Any]:
+    """``statement`` with the couple's ``last_seq`` (``couple_id``'s) as its last column."""
+    return statement.add_columns(_POSITION.scalar_subquery())
 
 
 def stream_position_txn(conn: Connection, couple_id: uuid.UUID) -> int:
@@ -154,6 +161,35 @@ class Reads:
         mark = await self.primary.read_txn("stream_mark", stream_mark_txn, couple_id, viewer_id)
         check = complete(mark) if complete is not None else None
         return mark, await self._stream(desc, mark, check, func)
+
+    async def marked_rows(
+        self,
+        desc: str,
+        couple_id: uuid.UUID,
+        viewer_id: uuid.UUID,
+        statement: Select[Any],
+        params: Mapping[str, Any],
+        *,
+        convert: Callable[[Sequence[Sequence[Any]]], T],
+    ) -> tuple[StreamMark, T]:
+        """:meth:`marked` for a read of one statement (``params`` name the couple as
+        ``couple_id``), ``convert`` making its answer of the rows. Without a replica it is one
+        statement on the primary (``DatabasePool.read_rows``) that also reads the couple's
+        position, in a column after the statement's own: one snapshot, so the rows reflect
+        exactly the mark. A read that finds no rows reads the position alone."""
+        if self.replica is not None:
+
+            def read(conn: Connection) -> T:
+                return convert(conn.execute(statement, dict(params)).all())
+
+            return await self.marked(desc, couple_id, viewer_id, read)
+        rows = await self.primary.read_rows(desc, _with_position(statement), params)
+        if rows:
+            position = rows[0][-1]
+        else:
+            found = await self.primary.read_rows(desc, _POSITION, {"couple_id": couple_id})
+            position = found[0][0] if found else None
+        return StreamMark(couple_id, viewer_id, int(position or 0), hides=0), convert(rows)
 
     async def _stream(
         self,

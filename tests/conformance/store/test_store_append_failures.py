@@ -21,7 +21,7 @@ from tests.support.tcp_proxy import ProxyFactory, TcpProxy
 from ieum_chat.errors import StoreError, StoreUnavailable
 from ieum_chat.store import Couple, Database, Message, NewMessage, User, normalize_url
 from ieum_chat.store.asyncpg_pool import AsyncpgPool
-from ieum_chat.store.engines import PostgresEngine
+from ieum_chat.store.engines import APPEND_SETTINGS, PostgresEngine
 
 CoupleFactory = Callable[[], Awaitable[tuple[Couple, User, User]]]
 MessageFactory = Callable[..., NewMessage]
@@ -209,7 +209,7 @@ async def test_waiting_too_long_for_a_connection_is_unavailable(
     engine = create_async_engine(normalize_url(migrated_url))
     policy = PostgresEngine()
     pool = AsyncpgPool(
-        policy.append_connect_args(engine),
+        policy.raw_connect_args(engine, APPEND_SETTINGS),
         size=1,
         acquire_timeout=0.1,
         is_unavailable=policy.is_unavailable,

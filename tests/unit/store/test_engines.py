@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from ieum_chat.store.appends import ServerAppender, SqliteAppender
-from ieum_chat.store.engines import PostgresEngine, create_engine, normalize_url
+from ieum_chat.store.engines import APPEND_SETTINGS, PostgresEngine, create_engine, normalize_url
 from ieum_chat.store.pool import DatabasePool
 
 
@@ -21,7 +21,7 @@ async def test_append_connect_args_follow_the_url() -> None:
     )
     engine = create_async_engine(url)
     try:
-        args = PostgresEngine().append_connect_args(engine)
+        args = PostgresEngine().raw_connect_args(engine, APPEND_SETTINGS)
     finally:
         await engine.dispose()
     assert args == {
@@ -46,7 +46,7 @@ async def test_append_connect_args_follow_the_url() -> None:
 async def test_append_connect_args_unix_socket() -> None:
     engine = create_async_engine(normalize_url("postgresql://chat@/ieum?host=/run/postgresql"))
     try:
-        args = PostgresEngine().append_connect_args(engine)
+        args = PostgresEngine().raw_connect_args(engine, APPEND_SETTINGS)
     finally:
         await engine.dispose()
     assert (args["host"], args["user"], args["database"]) == ("/run/postgresql", "chat", "ieum")
