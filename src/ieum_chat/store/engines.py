@@ -39,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 if TYPE_CHECKING:
     from ieum_chat.store.appends import Appender
+    from ieum_chat.store.asyncpg_pool import AsyncpgPool
     from ieum_chat.store.pool import DatabasePool
     from ieum_chat.store.row_reads import RowReader
 
@@ -370,32 +371,29 @@ class PostgresEngine(BaseEngine):
     def reader(self, db_pool: DatabasePool, *, pool_size: int) -> RowReader:
         """Reads of one statement on raw connections of a pool of their own (opened on first
         use), as the append's."""
-        from ieum_chat.store.asyncpg_pool import AsyncpgPool
         from ieum_chat.store.row_reads import RawRowReader
 
-        return RawRowReader(
-            AsyncpgPool(
-                self.raw_connect_args(db_pool.engine, _READ_SETTINGS),
-                size=min(pool_size, _READ_CONNECTIONS_MAX),
-                acquire_timeout=_PG_POOL_TIMEOUT,
-                is_unavailable=self.is_unavailable,
-            ),
-            db_pool.engine.dialect,
-        )
+        pool = self._raw_pool(db_pool, _READ_SETTINGS, min(pool_size, _READ_CONNECTIONS_MAX))
+        return RawRowReader(pool, db_pool.engine.dialect)
 
     def appender(self, db_pool: DatabasePool, *, pool_size: int) -> Appender:
         """One statement per batch (``appends.APPEND_NEW``), on a raw connection of a small
         pool of its own (opened on first use)."""
         from ieum_chat.store.appends import ServerAppender
+
+        size = min(pool_size, _APPEND_CONNECTIONS_MAX)
+        return ServerAppender(self._raw_pool(db_pool, APPEND_SETTINGS, size))
+
+    def _raw_pool(
+        self, db_pool: DatabasePool, settings: Mapping[str, str], size: int
+    ) -> AsyncpgPool:
         from ieum_chat.store.asyncpg_pool import AsyncpgPool
 
-        return ServerAppender(
-            AsyncpgPool(
-                self.raw_connect_args(db_pool.engine, APPEND_SETTINGS),
-                size=min(pool_size, _APPEND_CONNECTIONS_MAX),
-                acquire_timeout=_PG_POOL_TIMEOUT,
-                is_unavailable=self.is_unavailable,
-            )
+        return AsyncpgPool(
+            self.raw_connect_args(db_pool.engine, settings),
+            size=size,
+            acquire_timeout=_PG_POOL_TIMEOUT,
+            is_unavailable=self.is_unavailable,
         )
 
     def raw_connect_args(self, engine: AsyncEngine, settings: Mapping[str, str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.pool import QueuePool
 from ieum_chat.store.appends import ServerAppender, SqliteAppender
 from ieum_chat.store.engines import APPEND_SETTINGS, PostgresEngine, create_engine, normalize_url
 from ieum_chat.store.pool import DatabasePool
+from ieum_chat.store.row_reads import RawRowReader, TransactionRowReader
 
 
 async def test_append_connect_args_follow_the_url() -> None:
@@ -53,11 +54,12 @@ async def test_append_connect_args_unix_socket() -> None:
     assert "port" not in args
 
 
-async def test_sqlite_appends_in_a_transaction(tmp_path: Path) -> None:
+async def test_sqlite_appends_and_reads_in_transactions(tmp_path: Path) -> None:
     policy, engine = create_engine(f"sqlite:///{tmp_path}/x.db")
     db_pool = DatabasePool(policy, engine, pool_size=10)
     try:
         assert isinstance(db_pool.appender, SqliteAppender)
+        assert isinstance(db_pool.reader, TransactionRowReader)
     finally:
         await db_pool.close()
 
@@ -122,15 +124,19 @@ def test_sqlite_keeps_two_reading_connections_whatever_pool_is_asked_for(
         assert pool.size() == kept
 
 
-async def test_postgres_appends_through_a_small_pool_of_its_own() -> None:
+async def test_postgres_appends_and_reads_through_small_pools_of_their_own() -> None:
     policy, engine = create_engine("postgresql://chat@localhost/ieum")
     small = DatabasePool(policy, engine, pool_size=2)
     large = DatabasePool(policy, engine, pool_size=50)
     try:
         assert isinstance(small.appender, ServerAppender)
         assert isinstance(large.appender, ServerAppender)
-        # nothing connects until the first append
+        assert isinstance(small.reader, RawRowReader)
+        assert isinstance(large.reader, RawRowReader)
+        # nothing connects until the first append, or read
         assert (small.appender.pool.size, large.appender.pool.size) == (2, 4)
+        assert (small.reader.pool.size, large.reader.pool.size) == (2, 8)
+        assert small.reader.pool is not small.appender.pool
     finally:
         await small.close()
         await large.close()

@@ -1,21 +1,17 @@
-"""Reads of one statement: compiled once for PostgreSQL's raw connections, each parameter
-sent as it is; and which reader each dialect's pool gets."""
+"""Reads of one statement compiled once for PostgreSQL's raw connections, each parameter sent
+as it is (which reader each dialect's pool gets: ``test_engines``)."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Integer, TypeDecorator, bindparam, select
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from ieum_chat.store.couples import COUPLE_OF
-from ieum_chat.store.engines import PostgresEngine, create_engine, normalize_url
 from ieum_chat.store.messages import page_query
-from ieum_chat.store.pool import DatabasePool
-from ieum_chat.store.row_reads import Compiled, RawRowReader, TransactionRowReader
+from ieum_chat.store.row_reads import Compiled
 from ieum_chat.store.schema import couples, messages
 
 DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
@@ -60,21 +56,3 @@ def test_a_parameter_the_driver_would_not_take_as_it_is_is_refused_where_compile
     expanded = select(messages.c.id).where(messages.c.seq.in_(bindparam("seqs", expanding=True)))
     with pytest.raises(ValueError, match="'seqs' cannot be sent as it is"):
         Compiled(expanded, DIALECT)
-
-
-async def test_postgresql_reads_on_raw_connections_and_sqlite_in_a_transaction(
-    tmp_path: Path,
-) -> None:
-    engine = create_async_engine(normalize_url("postgresql://chat@db.example/ieum"))
-    db_pool = DatabasePool(PostgresEngine(), engine, pool_size=20)
-    try:
-        assert isinstance(db_pool.reader, RawRowReader)
-        assert db_pool.reader.pool.size == 8  # no more than that, whatever the engine's size
-    finally:
-        await db_pool.close()  # nothing was opened: no database is needed
-    policy, sqlite_engine = create_engine(f"sqlite:///{tmp_path}/x.db")
-    sqlite_pool = DatabasePool(policy, sqlite_engine, pool_size=2)
-    try:
-        assert isinstance(sqlite_pool.reader, TransactionRowReader)
-    finally:
-        await sqlite_pool.close()
