@@ -335,10 +335,10 @@ def reactions_json(reactions: Sequence[Reaction]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RoomView:
-    """A member's room as one transaction read it: the active couple, how many of the
-    partner's messages the member has not read, the stream's position (what the last
-    message's read state is rendered as of) and the latest message the member has not
-    hidden (None in an empty room)."""
+    """A member's room as the store read it: the active couple, how many of the partner's
+    messages the member has not read, the stream's position (what the last message's read
+    state is rendered as of; the message was read after it) and the latest message the
+    member has not hidden (None in an empty room)."""
 
     couple: Couple
     unread: int

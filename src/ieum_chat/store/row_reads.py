@@ -1,6 +1,6 @@
-"""Reads of one statement, the store's hottest: a history page with its stream position, a
-member's room. On PostgreSQL such a read runs on a raw connection (``asyncpg_pool``), as a
-batch is appended; elsewhere in a read transaction of the pool.
+"""Reads of one statement, the store's hottest: a history page with its stream position, the
+two of a member's room, a page of messages. On PostgreSQL such a read runs on a raw connection
+(``asyncpg_pool``), as a batch is appended; elsewhere in a read transaction of the pool.
 
 A named transaction costs the server more than its statement costs the database: SQLAlchemy's
 pool checkout and return, its execution and result wrappers and the greenlet hops of
@@ -102,8 +102,9 @@ class RawRowReader(RowReader):
         return await self.pool.fetch(desc, *self._call(statement, params))
 
     def _call(self, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
-        # Keyed by identity, the statement kept beside its form so that the id stays its own:
-        # the statements read here are built once per shape.
+        # Keyed by identity, the statement kept beside its form so that the id stays its own.
+        # Bounded by the code: the statements read here are built once per shape (a few
+        # dozen: a page's bounds, order and viewer, with the position or not; the room's).
         known = self._compiled.get(id(statement))
         if known is None:
             known = (statement, Compiled(statement, self._dialect))
