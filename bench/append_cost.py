@@ -174,15 +174,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a probe of the database's own calls reports as its error (exit status 2).
+PROBE_ERRORS: tuple[type[BaseException], ...] = (BenchError, OSError, asyncpg.PostgresError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return report_probe(
-        "bench.append_cost",
-        lambda: asyncio.run(_run(args)),
-        render,
-        args.out,
-        (BenchError, OSError, asyncpg.PostgresError),
-    )
+
+    def run() -> dict[str, Any]:
+        return asyncio.run(_run(args))
+
+    return report_probe("bench.append_cost", run, render, args.out, PROBE_ERRORS)
 
 
 if __name__ == "__main__":

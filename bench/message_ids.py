@@ -38,9 +38,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, report_probe
-from bench._fleet import BenchError
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
-from bench.append_cost import backend_cpu_seconds, columns, json_parameters
+from bench.append_cost import PROBE_ERRORS, backend_cpu_seconds, columns, json_parameters
 from ieum_chat.ids import new_ordered_id
 from ieum_chat.store.appends import APPEND_NEW
 from ieum_chat.store.engines import APPEND_SETTINGS
@@ -176,13 +175,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return report_probe(
-        "bench.message_ids",
-        lambda: asyncio.run(_run(args)),
-        render,
-        args.out,
-        (BenchError, OSError, asyncpg.PostgresError),
-    )
+
+    def run() -> dict[str, Any]:
+        return asyncio.run(_run(args))
+
+    return report_probe("bench.message_ids", run, render, args.out, PROBE_ERRORS)
 
 
 if __name__ == "__main__":
