@@ -94,7 +94,9 @@ class RawRowReader(RowReader):
     def __init__(self, pool: AsyncpgPool, dialect: Dialect) -> None:
         self.pool = pool
         self._dialect = dialect
-        self._compiled: dict[int, tuple[Select[Any], Compiled]] = {}
+        # Bounded by the code: the statements read here are built once per shape (a few
+        # dozen: a page's bounds, order and viewer, with the position or not; the room's).
+        self._compiled: dict[Select[Any], Compiled] = {}
 
     async def rows(
         self, desc: str, statement: Select[Any], params: Mapping[str, Any]
@@ -102,14 +104,9 @@ class RawRowReader(RowReader):
         return await self.pool.fetch(desc, *self._call(statement, params))
 
     def _call(self, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
-        # Keyed by identity, the statement kept beside its form so that the id stays its own.
-        # Bounded by the code: the statements read here are built once per shape (a few
-        # dozen: a page's bounds, order and viewer, with the position or not; the room's).
-        known = self._compiled.get(id(statement))
-        if known is None:
-            known = (statement, Compiled(statement, self._dialect))
-            self._compiled[id(statement)] = known
-        compiled = known[1]
+        compiled = self._compiled.get(statement)  # a statement hashes by its identity
+        if compiled is None:
+            compiled = self._compiled[statement] = Compiled(statement, self._dialect)
         return [compiled.sql, *compiled.args(params)]
 
     async def close(self) -> None:
