@@ -15,14 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from ieum_chat.api.deps import Caller, Chat, Room, json_body, json_response, read_object
+from ieum_chat.api.deps import Room, RoomAccess, json_body, json_response, read_object
 from ieum_chat.api.errors import responses
 from ieum_chat.api.models import MessageOut, edit_body_schema, unsend_body_schema
 from ieum_chat.chat.requests import validate_change
-from ieum_chat.chat.service import ChatService
 from ieum_chat.config import Settings
 from ieum_chat.errors import ChangeFailed, NotFound
-from ieum_chat.store.records import Couple, User
 
 __all__ = ["build_changes_router"]
 
@@ -50,10 +48,8 @@ _WHEN = {
 }
 
 
-async def _apply(  # noqa: PLR0917 - the route's parts, passed on as they are
-    chat: ChatService,
-    user: User,
-    room: Couple,
+async def _apply(
+    access: RoomAccess,
     action: str,
     message_id: str,
     fields: dict[str, Any],
@@ -66,7 +62,8 @@ async def _apply(  # noqa: PLR0917 - the route's parts, passed on as they are
     request = validate_change(
         action, {**fields, "messageId": message_id}, max_text_length=max_text_length
     )
-    applied = await (await chat.change(user, room.id, request))
+    chat = access.chat
+    applied = await (await chat.change(access.user, access.couple.id, request))
     (message,) = applied.messages[:1] or (None,)
     if message is None:  # the message is gone (erased) since: nothing to show
         return Response(status_code=204)
@@ -89,11 +86,9 @@ def build_changes_router(settings: Settings) -> APIRouter:
         openapi_extra=json_body(edit_body_schema(text_limit)),
         responses=responses(*_ERRORS, **_WHEN),
     )
-    async def edit_message(
-        chat: Chat, user: Caller, room: Room, message_id: MessageId, request: Request
-    ) -> Response:
+    async def edit_message(access: Room, message_id: MessageId, request: Request) -> Response:
         fields = await read_object(request, body_limit, error=ChangeFailed)
-        return await _apply(chat, user, room, "edit", message_id, fields, text_limit)
+        return await _apply(access, "edit", message_id, fields, text_limit)
 
     @router.post(
         "/unsend",
@@ -106,11 +101,9 @@ def build_changes_router(settings: Settings) -> APIRouter:
         openapi_extra=json_body(unsend_body_schema(), required=False),
         responses=responses(*_ERRORS, **_WHEN),
     )
-    async def unsend_message(
-        chat: Chat, user: Caller, room: Room, message_id: MessageId, request: Request
-    ) -> Response:
+    async def unsend_message(access: Room, message_id: MessageId, request: Request) -> Response:
         fields = await read_object(request, body_limit, error=ChangeFailed)
-        return await _apply(chat, user, room, "unsend", message_id, fields, text_limit)
+        return await _apply(access, "unsend", message_id, fields, text_limit)
 
     @router.delete(
         "",
@@ -121,10 +114,8 @@ def build_changes_router(settings: Settings) -> APIRouter:
         "STOMP SEND `/app/chat/{roomId}/delete`.",
         responses=responses(401, 403, 404, 429, 503, **_WHEN),
     )
-    async def delete_message(
-        chat: Chat, user: Caller, room: Room, message_id: MessageId
-    ) -> Response:
-        await _apply(chat, user, room, "delete", message_id, {}, text_limit)
+    async def delete_message(access: Room, message_id: MessageId) -> Response:
+        await _apply(access, "delete", message_id, {}, text_limit)
         return Response(status_code=204)
 
     @router.post(
@@ -136,11 +127,9 @@ def build_changes_router(settings: Settings) -> APIRouter:
         'STOMP SEND `/app/chat/{roomId}/react` with `"op": "add"`.',
         responses=responses(*_ERRORS, **_WHEN),
     )
-    async def add_reaction(
-        chat: Chat, user: Caller, room: Room, message_id: MessageId, emoji: Emoji
-    ) -> Response:
+    async def add_reaction(access: Room, message_id: MessageId, emoji: Emoji) -> Response:
         fields = {"emoji": emoji, "op": "add"}
-        return await _apply(chat, user, room, "react", message_id, fields, text_limit)
+        return await _apply(access, "react", message_id, fields, text_limit)
 
     @router.delete(
         "/reactions/{emoji}",
@@ -150,10 +139,8 @@ def build_changes_router(settings: Settings) -> APIRouter:
         "removing one that is not there changes nothing.",
         responses=responses(*_ERRORS, **_WHEN),
     )
-    async def remove_reaction(
-        chat: Chat, user: Caller, room: Room, message_id: MessageId, emoji: Emoji
-    ) -> Response:
+    async def remove_reaction(access: Room, message_id: MessageId, emoji: Emoji) -> Response:
         fields = {"emoji": emoji, "op": "remove"}
-        return await _apply(chat, user, room, "react", message_id, fields, text_limit)
+        return await _apply(access, "react", message_id, fields, text_limit)
 
     return router

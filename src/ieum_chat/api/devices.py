@@ -183,7 +183,8 @@ def build_devices_router(settings: Settings) -> APIRouter:
         summary="The caller's push devices",
         responses=responses(401, 503),
     )
-    async def list_devices(chat: Chat, user: Caller) -> Response:
+    async def list_devices(caller: Caller) -> Response:
+        chat, user = caller.chat, caller.user
         devices = await chat.db.devices_of([user.id])
         return json_response({"devices": [_device_json(d, chat) for d in devices]})
 
@@ -207,9 +208,8 @@ def build_devices_router(settings: Settings) -> APIRouter:
             ),
         },
     )
-    async def put_device(
-        chat: Chat, user: Caller, device_id: DeviceId, request: Request
-    ) -> Response:
+    async def put_device(caller: Caller, device_id: DeviceId, request: Request) -> Response:
+        chat, user = caller.chat, caller.user
         check_device_id(device_id)
         body = await read_object(request, _BODY_LIMIT)
         device = await parse_device(
@@ -231,7 +231,8 @@ def build_devices_router(settings: Settings) -> APIRouter:
             400, 401, 404, 503, s404="the caller has no device of this id (NOT_FOUND)"
         ),
     )
-    async def delete_device(chat: Chat, user: Caller, device_id: DeviceId) -> Response:
+    async def delete_device(caller: Caller, device_id: DeviceId) -> Response:
+        chat, user = caller.chat, caller.user
         check_device_id(device_id)
         if not await chat.db.delete_device(user.id, device_id):
             raise NotFound("you have no device of this id")
@@ -243,7 +244,8 @@ def build_devices_router(settings: Settings) -> APIRouter:
         summary="The caller's push settings",
         responses=responses(401, 503),
     )
-    async def get_settings(chat: Chat, user: Caller) -> Response:
+    async def get_settings(caller: Caller) -> Response:
+        chat, user = caller.chat, caller.user
         previews = await chat.db.push_previews([user.id])
         return json_response({"pushPreview": previews.get(user.id, True)})
 
@@ -256,7 +258,8 @@ def build_devices_router(settings: Settings) -> APIRouter:
         openapi_extra=json_body(settings_body_schema()),
         responses=responses(400, 401, 413, 503),
     )
-    async def put_settings(chat: Chat, user: Caller, request: Request) -> Response:
+    async def put_settings(caller: Caller, request: Request) -> Response:
+        chat, user = caller.chat, caller.user
         body = await read_object(request, _BODY_LIMIT)
         preview = body.get("pushPreview")
         if not isinstance(preview, bool):

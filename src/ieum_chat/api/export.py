@@ -43,7 +43,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ieum_chat.api.deps import Caller, Chat
+from ieum_chat.api.deps import Caller
 from ieum_chat.api.errors import responses
 from ieum_chat.chat import codec
 from ieum_chat.chat.history import History
@@ -291,7 +291,8 @@ def build_export_router() -> APIRouter:
             ),
         },
     )
-    async def get_export(chat: Chat, user: Caller) -> Response:
+    async def get_export(caller: Caller) -> Response:
+        chat, user = caller.chat, caller.user
         couple = await chat.couple_of(user.id)
         if couple is None:
             raise NotFound("you are not in a couple")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from ieum_chat.api.deps import Caller, Chat, Room, json_body, json_response, read_body
+from ieum_chat.api.deps import Caller, Room, json_body, json_response, read_body
 from ieum_chat.api.errors import responses
 from ieum_chat.api.models import (
     HistoryPage,
@@ -45,7 +45,8 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         summary="The caller's couple room",
         responses=responses(401, 404, 503, s404="the caller is not in a couple (NOT_FOUND)"),
     )
-    async def get_room(chat: Chat, user: Caller) -> Response:
+    async def get_room(caller: Caller) -> Response:
+        chat, user = caller.chat, caller.user
         room = await chat.db.room_view(user.id)
         if room is None:
             raise NotFound("you are not in a couple")
@@ -82,9 +83,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
     )
     async def get_messages(
         *,
-        chat: Chat,
-        user: Caller,
-        room: Room,
+        access: Room,
         before: Annotated[
             int | None, Query(ge=1, le=MAX_SEQ, description="only messages with seq < before")
         ] = None,
@@ -96,6 +95,7 @@ def build_rooms_router(settings: Settings) -> APIRouter:
             Literal["desc", "asc"], Query(description="desc: newest first; asc: oldest first")
         ] = "desc",
     ) -> Response:
+        chat, user, room = access.chat, access.user, access.couple
         page = await chat.history.page(
             room.id, user.id, after=after, before=before, limit=limit, ascending=order == "asc"
         )
@@ -114,7 +114,8 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         openapi_extra=json_body(send_body_schema(settings.max_text_length)),
         responses=responses(400, *_ROOM_ERRORS, 413, 429, 503),
     )
-    async def send_message(chat: Chat, user: Caller, room: Room, request: Request) -> Response:
+    async def send_message(access: Room, request: Request) -> Response:
+        chat, user, room = access.chat, access.user, access.couple
         body = await read_body(request, body_limit)
         metrics.MESSAGES_RECEIVED.labels("rest").inc()
         send = parse_send_request(body, max_text_length=settings.max_text_length)
@@ -132,7 +133,8 @@ def build_rooms_router(settings: Settings) -> APIRouter:
         openapi_extra=json_body(read_body_schema()),
         responses=responses(400, *_ROOM_ERRORS, 413, 429, 503),
     )
-    async def mark_read(chat: Chat, user: Caller, room: Room, request: Request) -> Response:
+    async def mark_read(access: Room, request: Request) -> Response:
+        chat, user, room = access.chat, access.user, access.couple
         marks = parse_read_request(await read_body(request, body_limit))
         applied = await chat.mark_read(user, room.id, marks)
         if applied.event is not None:

@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from ieum_chat.api.deps import Caller, Chat, Room, body_chunks, json_response, read_body
+from ieum_chat.api.deps import Chat, Room, body_chunks, json_response, read_body
 from ieum_chat.api.errors import responses, summarize_errors
 from ieum_chat.api.models import UploadOut, UploadRequest, UploadTicketOut
 from ieum_chat.chat import codec
@@ -162,7 +162,8 @@ def build_uploads_router(settings: Settings) -> APIRouter:
             "seconds until the day ends)",
         ),
     )
-    async def presign(chat: Chat, user: Caller, room: Room, request: Request) -> Response:
+    async def presign(access: Room, request: Request) -> Response:
+        chat, user, room = access.chat, access.user, access.couple
         body = await read_body(request, _REQUEST_LIMIT)
         try:
             wanted = UploadRequest.model_validate_json(body)
@@ -211,7 +212,8 @@ def build_uploads_router(settings: Settings) -> APIRouter:
             "(UNSUPPORTED_MEDIA_TYPE); nothing is kept",
         ),
     )
-    async def complete(chat: Chat, room: Room, upload_id: UploadId) -> Response:
+    async def complete(access: Room, upload_id: UploadId) -> Response:
+        chat, room = access.chat, access.couple
         upload = await chat.media.complete(room.id, upload_id)
         return json_response(upload_json(upload))
 

@@ -1,9 +1,12 @@
 """Every REST endpoint and every dependency it takes is a coroutine function: FastAPI runs a
-plain function on a worker thread, a hop to another thread and back for each request."""
+plain function on a worker thread, a hop to another thread and back for each request. And no
+dependency comes twice in an endpoint's tree: FastAPI walks every node of the tree on each
+request, those whose value it has cached included."""
 
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +40,13 @@ def plain_functions(dependant: Dependant) -> Iterator[str]:
         yield from plain_functions(sub)
 
 
+def calls(dependant: Dependant) -> Iterator[str]:
+    """The name of each dependency in the tree under ``dependant``, once for each node."""
+    for sub in dependant.dependencies:
+        yield getattr(sub.call, "__qualname__", repr(sub.call))
+        yield from calls(sub)
+
+
 async def test_no_endpoint_or_dependency_runs_on_a_worker_thread(api: Api) -> None:
     routes = list(api_routes(api.app.routes))
     assert {"/chat/room", "/chat/rooms/{roomId}/messages", "/admin/v1/couples"} <= {
@@ -44,3 +54,18 @@ async def test_no_endpoint_or_dependency_runs_on_a_worker_thread(api: Api) -> No
     }
     found = {(route.path, name) for route in routes for name in plain_functions(route.dependant)}
     assert found == set()
+
+
+async def test_no_dependency_comes_twice_in_an_endpoint_tree(api: Api) -> None:
+    # A chain (the room's dependency on the caller's, both on the chat service's) gave the
+    # history page ten nodes, each walked on every request.
+    routes = list(api_routes(api.app.routes))
+    page = next(r for r in routes if r.path == "/chat/rooms/{roomId}/messages")
+    assert "current_room" in set(calls(page.dependant))
+    repeated = {
+        (route.path, name)
+        for route in routes
+        for name, count in Counter(calls(route.dependant)).items()
+        if count > 1
+    }
+    assert repeated == set()
