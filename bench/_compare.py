@@ -6,10 +6,11 @@ which finds the peak; then `half_runs` open-loop runs at half of that peak, whic
 latency a server shows when it is not saturated. One such run's p99 follows whatever stalls
 the machine during its few seconds, so the row shows the run with the median p99 (``half``)
 and the range of all of them (every run is kept, in ``half_runs``). On PostgreSQL, each
-half-load run is followed by as long a measurement of the disk's commit floor
-(:mod:`bench.commit_floor`, in ``floor_runs``): the wait for a flush that a message arriving
-at a random moment has on that disk, whatever the server. Optionally, a crowd of idle sessions
-on a fresh server.
+half-load run is followed by two measurements as long of the disk's commit floor
+(:mod:`bench.commit_floor`): the wait for a flush that a message arriving at a random moment
+has on that disk, whatever the server, with the flushes back to back (``floor_runs``) and paced
+as a group commit of the half-load rate's arrivals would make them (``paced_floor_runs``; a
+disk may flush slower after a pause). Optionally, a crowd of idle sessions on a fresh server.
 
 With ``mixes`` (fractions of the SENDs that are reactions), each ieum-chat backend runs that pair
 once per mix, each on a fresh server and database, one after the other in the given order: the
@@ -80,7 +81,13 @@ def _mix_label(backend: str, mix: float) -> str:
 def _load_pair(spec: CompareSpec, base: LoadSpec, *, floor: bool = False) -> dict[str, Any]:
     _say(f"== {base.label}: closed loop, window {spec.window}, {spec.duration:g} s")
     peak = run_load(base)
-    out: dict[str, Any] = {"peak": peak, "half": None, "half_runs": [], "floor_runs": []}
+    out: dict[str, Any] = {
+        "peak": peak,
+        "half": None,
+        "half_runs": [],
+        "floor_runs": [],
+        "paced_floor_runs": [],
+    }
     rate = peak["throughput"]["sends_per_s"] / 2  # the open loop's rate counts every SEND
     if spec.half_rate and rate > 0:
         for i in range(spec.half_runs):
@@ -90,9 +97,12 @@ def _load_pair(spec: CompareSpec, base: LoadSpec, *, floor: bool = False) -> dic
             )
             out["half_runs"].append(run_load(replace(base, rate=rate)))
             if floor:
-                _say(f"== the commit floor in {spec.floor_dir}, {spec.duration:g} s")
+                _say(f"== the commit floor in {spec.floor_dir}, {spec.duration:g} s, twice")
                 try:
                     out["floor_runs"].append(measure_floor(spec.floor_dir, spec.duration))
+                    out["paced_floor_runs"].append(
+                        measure_floor(spec.floor_dir, spec.duration, rate=rate)
+                    )
                 except OSError as exc:
                     raise BenchError(f"the commit floor in {spec.floor_dir}: {exc}") from exc
         out["half"] = median_run(out["half_runs"])
@@ -213,6 +223,7 @@ def _row(
         "half": None,
         "half_runs": [],
         "floor_runs": [],
+        "paced_floor_runs": [],
     }
     # One backend failing (a broker not running) still leaves the others' figures.
     try:

@@ -203,18 +203,26 @@ def _waiting(result: dict[str, Any]) -> str:
 
 def floor_line(row: dict[str, Any]) -> str:
     """Under the compare table: each half-load run's p99 beside the commit floor's p99
-    measured right after it (``bench.commit_floor``), and the floor runs' stalls."""
+    measured right after it (``bench.commit_floor``; flushes back to back, then, where the
+    row has them, paced for the half-load rate), and the floor runs' stalls."""
 
     def ms(value: float | None) -> str:
         return _n(value, 1 if value is None or value >= 1 else 2)
 
-    pairs = [
-        f"{ms(run['latency_ms']['delivery']['p99'])} / {ms(floor['wait_ms']['p99'])}"
-        for run, floor in zip(row["half_runs"], row["floor_runs"], strict=False)
+    paced = row.get("paced_floor_runs") or []
+    columns = [row["half_runs"], row["floor_runs"], *([paced] if paced else [])]
+    figures = [
+        " / ".join(
+            [ms(run["latency_ms"]["delivery"]["p99"]), *(ms(f["wait_ms"]["p99"]) for f in floors)]
+        )
+        for run, *floors in zip(*columns, strict=False)
     ]
     stalls = [f"{floor['stalls']} ({floor['stalled_pct']} %)" for floor in row["floor_runs"]]
+    floors = "the commit floor's p99 right after" + (
+        " (back to back / paced for the half load)" if paced else ""
+    )
     return (
-        f"{row['label']} @½ p99 / the commit floor's p99 right after, ms: {', '.join(pairs)}; "
+        f"{row['label']} @½ p99 / {floors}, ms: {', '.join(figures)}; "
         f"flushes of 10 ms or more in the floor's runs: {', '.join(stalls)}"
     )
 

@@ -95,3 +95,37 @@ def test_compare_shows_each_half_load_p99_beside_the_floor_after_it() -> None:
         "ieum-chat PostgreSQL @½ p99 / the commit floor's p99 right after, ms: 4.3 / 57.2, "
         "0.80 / 0.08; flushes of 10 ms or more in the floor's runs: 2 (3.3 %), 0 (0.0 %)"
     )
+    paced = {**row, "paced_floor_runs": [floor(2.21, 0, 0.0), floor(1.9, 0, 0.0)]}
+    assert floor_line(paced) == (
+        "ieum-chat PostgreSQL @½ p99 / the commit floor's p99 right after (back to back / paced "
+        "for the half load), ms: 4.3 / 57.2 / 2.2, 0.80 / 0.08 / 1.9; flushes of 10 ms or more "
+        "in the floor's runs: 2 (3.3 %), 0 (0.0 %)"
+    )
+
+
+def test_paced_flushes_start_no_sooner_than_an_arrival_waits(tmp_path: Path) -> None:
+    rate, duration = 200.0, 0.5
+    spans = flush_spans(tmp_path, duration, rate)
+    starts = [start for start, _ in spans]
+    # An arrival every 5 ms from the first flush's start: each flush covers those before it,
+    # so one starts at most once an arrival, and none before the arrival it is for.
+    assert rate * duration * 0.5 <= len(spans) <= rate * duration + 1
+    first = starts[0]
+    assert all(start - first >= (i - 1e-6) / rate for i, start in enumerate(starts)), (
+        "a flush started before the arrival it covers"
+    )
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    assert list(tmp_path.iterdir()) == []
+    # Its arrivals are every 5 ms: each waits at most until the end of the next flush.
+    result = summarise(spans, duration, step=1 / rate)
+    assert result["wait_ms"]["p50"] is not None
+    assert result["wait_ms"]["p99"] <= 1000 * max(end - start for start, end in spans) + 5.0
+
+
+def test_the_command_paces_with_a_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--duration", "0.3", "--dir", str(tmp_path), "--rate", "100", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rate"] == 100
+    assert 10 <= result["flushes"] <= 31
+    with pytest.raises(SystemExit):
+        main(["--duration", "1", "--rate", "0"])
