@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection
 
 from ieum_chat.errors import StoreError, StoreUnavailable
 from ieum_chat.observability import metrics
+from ieum_chat.store.row_reads import rows_txn
 from ieum_chat.store.schema import couples, message_hides
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Reads:
         if self.replica is not None:
 
             def read(conn: Connection) -> T:
-                return convert(conn.execute(statement, dict(params)).all())
+                return convert(rows_txn(conn, statement, params))
 
             return await self.marked(desc, couple_id, viewer_id, read)
         rows = await self.primary.read_rows(desc, _with_position(statement), params)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ieum_chat.store.asyncpg_pool import AsyncpgPool
     from ieum_chat.store.pool import DatabasePool
 
-__all__ = ["Compiled", "RawRowReader", "RowReader", "TransactionRowReader"]
+__all__ = ["Compiled", "RawRowReader", "RowReader", "TransactionRowReader", "rows_txn"]
 
 
 class RowReader(abc.ABC):
@@ -51,12 +51,13 @@ class TransactionRowReader(RowReader):
     async def rows(
         self, desc: str, statement: Select[Any], params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        return await self._db_pool.read_txn(desc, _rows_txn, statement, params)
+        return await self._db_pool.read_txn(desc, rows_txn, statement, params)
 
 
-def _rows_txn(
+def rows_txn(
     conn: Connection, statement: Select[Any], params: Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
+    """The rows of ``statement`` with ``params``, in the transaction of ``conn``."""
     return conn.execute(statement, dict(params)).all()
 
 
