@@ -218,11 +218,11 @@ def floor_line(row: dict[str, Any]) -> str:
         for run, *floors in zip(*columns, strict=False)
     ]
     stalls = [f"{floor['stalls']} ({floor['stalled_pct']} %)" for floor in row["floor_runs"]]
-    floors = "the commit floor's p99 right after" + (
+    after = "the commit floor's p99 right after" + (
         " (back to back / paced for the half load)" if paced else ""
     )
     return (
-        f"{row['label']} @½ p99 / {floors}, ms: {', '.join(figures)}; "
+        f"{row['label']} @½ p99 / {after}, ms: {', '.join(figures)}; "
         f"flushes of 10 ms or more in the floor's runs: {', '.join(stalls)}"
     )
 
