@@ -11,6 +11,7 @@ from asyncpg.pgproto import pgproto  # type: ignore[import-untyped]
 
 from ieum_chat.chat import codec
 from ieum_chat.chat.envelope import channel_for, pack, unpack
+from ieum_chat.ids import new_ordered_id
 from ieum_chat.store.records import MESSAGE_FIELDS, ChangeKind, Event, Media, Message, User
 
 UTC = ZoneInfo("UTC")
@@ -202,6 +203,10 @@ def test_ids_are_written_as_str_writes_them_whatever_uuid_class_holds_them() -> 
 def test_envelope_round_trip() -> None:
     couple = uuid.uuid4()
     assert channel_for(couple) == f"couple:{couple}"
+    # the channel is the id as str() writes it, leading zeros, extremes and asyncpg's class too
+    for other in (uuid.UUID(int=1), uuid.UUID(int=(1 << 128) - 1), new_ordered_id()):
+        assert channel_for(other) == f"couple:{other}"
+        assert channel_for(pgproto.UUID(other.bytes)) == f"couple:{other}"
     assert unpack(pack(42, b'{"a":"\\n"}\n')) == (42, None, b'{"a":"\\n"}\n')
     assert unpack(pack(0, b"")) == (0, None, b"")
     user = uuid.uuid4()
