@@ -43,6 +43,21 @@ def test_timestamps_are_local_without_offset() -> None:
 
 
 @pytest.mark.parametrize(
+    "stamp",
+    [
+        datetime(2024, 12, 31, 23, 59, 59, 999999),
+        datetime(2024, 2, 29, 9, 5, 7, 1000),
+        datetime(2024, 10, 1, 0, 0, 0, 999),
+        datetime(999, 1, 2, 3, 4, 5, 60000),
+        datetime(1, 1, 1),
+        datetime(9999, 12, 31, 22, 59, 59, 999999),
+    ],
+)
+def test_timestamps_are_written_as_isoformat_writes_milliseconds(stamp: datetime) -> None:
+    assert codec.format_timestamp(stamp, UTC) == stamp.isoformat(timespec="milliseconds")
+
+
+@pytest.mark.parametrize(
     ("zone", "utc", "local"),
     [
         # New York springs forward at 2:00 local (07:00 UTC) and falls back at 2:00 (06:00 UTC).
