@@ -3,7 +3,8 @@
 They are the ones every message goes through: the sans-IO protocol cores, which parse and write
 every frame, and the send path around them (the WebSocket endpoint, the STOMP connection and
 its dispatcher and subscriptions, the chat service and its lookup caches, the JSON codec, the
-broker envelope, the request parser, the write pipeline, the records, the append batches).
+broker envelope, the request parser, the write pipeline, the records, the append batches, the
+tallies of its metrics).
 `setup.py` compiles them to C extension modules when `IEUM_CHAT_COMPILE=1`; their `.py` files
 stay beside the extensions, which Python's import system prefers, and run wherever no
 extension was built (an editable install, a build without a C compiler). Both builds pass the
@@ -66,6 +67,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "ieum_chat.chat.service",
     "ieum_chat.store.appends",
     "ieum_chat.store.records",
+    "ieum_chat.observability.tallies",
 )
 
 

@@ -65,9 +65,13 @@ __all__ = ["MAX_BATCH", "WritePipeline"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
-# Bound once: labels() looks the child up under a lock on every call.
-_MESSAGES_TRANSACTION = metrics.WRITE_TRANSACTION.labels("messages")
-_CHANGES_TRANSACTION = metrics.WRITE_TRANSACTION.labels("changes")
+# Tallies of the writer's metrics (bound once: labels() looks the child up under a lock).
+_MESSAGES_TRANSACTION = metrics.histogram_tally(metrics.WRITE_TRANSACTION.labels("messages"))
+_CHANGES_TRANSACTION = metrics.histogram_tally(metrics.WRITE_TRANSACTION.labels("changes"))
+_BATCH_SIZE = metrics.histogram_tally(metrics.WRITE_BATCH_SIZE)
+_SEND_TO_COMMIT = metrics.histogram_tally(metrics.SEND_TO_COMMIT)
+_COMMIT_TO_DELIVERY = metrics.histogram_tally(metrics.COMMIT_TO_DELIVERY)
+_STORED = metrics.counter_tally(metrics.MESSAGES_STORED)
 WRITER_STOP_TIMEOUT = 1.0  # seconds for the writer tasks to end once cancelled
 
 
@@ -252,11 +256,11 @@ class WritePipeline:
     async def _messages_stored(
         self, batch: list[PendingMessage], results: list[Appended], committed: float
     ) -> None:
-        metrics.WRITE_BATCH_SIZE.observe(len(batch))
+        _BATCH_SIZE.observe(len(batch))
         # Acknowledge: every sender's RECEIPT is written here, before any publication.
         fresh: list[Outgoing] = []
         for pending, stored in zip(batch, results, strict=True):
-            metrics.SEND_TO_COMMIT.observe(committed - pending.queued_at)
+            _SEND_TO_COMMIT.observe(committed - pending.queued_at)
             if isinstance(stored, Refused):
                 # This message only: the rest of the batch is stored.
                 log.info("message refused: %s", stored.detail)
@@ -265,7 +269,7 @@ class WritePipeline:
             pending.succeed(stored.message)
             if stored.created:
                 fresh.append((stored.message, pending.sender, pending.quoted))
-        metrics.MESSAGES_STORED.inc(len(fresh))
+        _STORED.inc(len(fresh))
         if fresh:
             self._committed({item[0].couple_id for item in fresh if isinstance(item, tuple)})
         # Publish (a repeated tempId is answered, not broadcast again).
@@ -329,7 +333,7 @@ class WritePipeline:
                 await self._publish_outgoing(outgoing)
             except Exception:  # a bug: drop this item, keep the writer and the rest
                 log.exception("publishing failed")
-        metrics.COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed_at)
+        _COMMIT_TO_DELIVERY.observe(time.perf_counter() - committed_at)
 
     async def _publish_outgoing(self, outgoing: Outgoing) -> None:
         if isinstance(outgoing, Event):

@@ -62,7 +62,7 @@ _session_ids = itertools.count(1)
 
 # STOMP 1.2 CONNECTED `server`: name/version, then optional comments.
 SERVER_NAME = "ieum-chat/0.1"
-_DELIVERED = metrics.MESSAGES_DELIVERED
+_DELIVERED = metrics.counter_tally(metrics.MESSAGES_DELIVERED)
 # Waiting for a socket to drain: the first look after one loop turn, then backing off.
 _DRAIN_POLL_FIRST = 0.005
 _DRAIN_POLL_MAX = 0.1

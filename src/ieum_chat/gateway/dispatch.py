@@ -75,7 +75,7 @@ __all__ = ["MAX_INFLIGHT_SENDS", "RESUME_HEADER", "Dispatcher"]
 MAX_INFLIGHT_SENDS = 64
 RESUME_HEADER = "x-resume-after-seq"
 # Bound once: labels() looks the child up under a lock on every call.
-_RECEIVED_OVER_STOMP = metrics.MESSAGES_RECEIVED.labels("stomp")
+_RECEIVED_OVER_STOMP = metrics.counter_tally(metrics.MESSAGES_RECEIVED.labels("stomp"))
 
 
 class Dispatcher:

@@ -9,6 +9,8 @@ counts); each gauge says how its workers' values combine (``multiprocess_mode``:
 for what each worker holds, ``livemostrecent`` for what every worker would read alike). A
 gauge read at scrape time (``set_function``) cannot be read in another process, so there each
 worker writes its value down every :data:`SAMPLE_INTERVAL` seconds (:func:`sample_forever`).
+What the message path counts many times a second goes through tallies (``tallies``), added to
+their metrics by the same :func:`sample`, which each ``/metrics`` answer runs first.
 
 Names are the contract of the dashboards in ``deploy/grafana/``; a test checks every name
 a dashboard uses exists here.
@@ -29,6 +31,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from ieum_chat.observability.tallies import CounterTally, HistogramTally
 
 __all__ = [
     "ADMIN_CALLS",
@@ -65,6 +69,8 @@ __all__ = [
     "WRITE_QUEUE",
     "WRITE_TRANSACTION",
     "Gauge",
+    "counter_tally",
+    "histogram_tally",
     "render",
     "sample",
     "sample_forever",
@@ -77,6 +83,7 @@ SAMPLE_INTERVAL = 1.0  # seconds; how stale another worker's scrape-time gauge m
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _sampled: dict[Gauge, Callable[[], float]] = {}
+_tallies: list[CounterTally | HistogramTally] = []
 
 
 class Gauge(prometheus_client.Gauge):
@@ -308,8 +315,27 @@ DEGRADED = Gauge(
 )
 
 
+def counter_tally(counter: Counter) -> CounterTally:
+    """A tally for ``counter`` on the message path (see ``tallies``), flushed by
+    :func:`sample`."""
+    tally = CounterTally(counter)
+    _tallies.append(tally)
+    return tally
+
+
+def histogram_tally(histogram: Histogram) -> HistogramTally:
+    """A tally for ``histogram`` on the message path (see ``tallies``), flushed by
+    :func:`sample`."""
+    tally = HistogramTally(histogram)
+    _tallies.append(tally)
+    return tally
+
+
 def sample() -> None:
-    """Write down this worker's scrape-time gauges (multiprocess mode only)."""
+    """Bring the metrics up to this process's latest: the tallies' counts and observations
+    added to their metrics, and (multiprocess mode) the scrape-time gauges written down."""
+    for tally in _tallies:
+        tally.flush()
     for gauge, f in list(_sampled.items()):
         gauge.set(f())
 
@@ -321,9 +347,9 @@ async def sample_forever(interval: float = SAMPLE_INTERVAL) -> None:
 
 
 def render() -> bytes:
+    sample()  # this process's own values as of now; other workers' as of their last sample
     if not MULTIPROCESS:
         return generate_latest(REGISTRY)
-    sample()  # this worker's own values as of now; the others' as of their last sample
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry)

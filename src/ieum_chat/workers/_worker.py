@@ -89,6 +89,7 @@ def worker_main(settings: Settings, index: int, ready: Connection) -> None:
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises a drained SIGINT again
         server.run(sockets=[sock])
+    metrics.sample()  # what was counted since the last sample counts after this worker too
 
 
 def _where(sock: socket.socket) -> tuple[str, int]:
