@@ -51,8 +51,7 @@ class HistogramTally:
         # The histogram's own bounds (the last is +Inf) and its bucket and sum values: what
         # its observe() adds to, which flush() adds to in bulk.
         bounds = [float(bound) for bound in histogram._upper_bounds]
-        buckets = list(histogram._buckets)
-        if len(buckets) != len(bounds) or not hasattr(histogram, "_sum"):
+        if len(histogram._buckets) != len(bounds) or not hasattr(histogram, "_sum"):
             raise TypeError(f"{histogram!r} does not keep its buckets as this tally expects")
         self.histogram = histogram
         self.bounds = bounds
