@@ -1,0 +1,166 @@
+"""How steady the machine's cores are: the same fixed work, timed on each core over time.
+
+A virtual machine's core can run slower for a while when the host gives the physical core to
+something else as well (another guest on its other hyperthread, say): the guest sees no steal
+time, only its code taking longer. A server at 70 % of two cores that loses a third of one core
+for a second builds a queue, and a run's p99 is then that second's. This times a fixed piece
+of pure-Python work (about 0.75 ms on a 2-core AMD EPYC guest) on every core, one process
+pinned to each, in the process's own CPU time: waiting for a core does not count, running
+slower does. Per ``--window`` seconds each core's median is compared with its median over the
+whole run; a window at ``--factor`` times that or more is slowed.
+
+Alone, the work runs back to back and tells how steady the machine is at the moment. Beside a
+``bench`` run, ``--period 0.025`` starts one every 25 ms (about 3 % of each core), and the
+``--samples`` file, on ``CLOCK_MONOTONIC`` as the generator's send times are, tells which of
+the run's seconds had a slowed core. (A work that follows a sleep may take longer than one
+that follows another: on that guest 1.3 ms against 0.75 on an idle machine. Each window is
+compared with the same core's median at the same period.)
+
+    python -m bench.steadiness                          # 30 s on every core, back to back
+    python -m bench.steadiness --seconds 60 --period 0.025 --samples /tmp/cores.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WORK_STEPS", "main", "probe", "summarise", "window_ratios"]
+
+WORK_STEPS = 20_000  # iterations of the fixed work
+
+
+def _work() -> int:
+    total = 0
+    for i in range(WORK_STEPS):
+        total += i * i
+    return total
+
+
+def probe(core: int, seconds: float, period: float) -> list[tuple[float, float]]:
+    """On ``core`` alone, for ``seconds``: the fixed work every ``period`` seconds, each as
+    (``time.monotonic()`` at its end, the CPU seconds it took)."""
+    os.sched_setaffinity(0, {core})
+    samples: list[tuple[float, float]] = []
+    end = time.monotonic() + seconds
+    while (now := time.monotonic()) < end:
+        started = time.thread_time()
+        _work()
+        samples.append((time.monotonic(), time.thread_time() - started))
+        if period > 0:
+            time.sleep(max(0.0, period - (time.monotonic() - now)))
+    return samples
+
+
+def window_ratios(
+    samples: Sequence[tuple[float, float]], start: float, window: float
+) -> dict[int, float]:
+    """Each ``window``-second slice from ``start`` (by index) with its median work time over
+    the median of all the samples."""
+    if not samples:
+        return {}
+    overall = statistics.median(d for _, d in samples)
+    slices: dict[int, list[float]] = {}
+    for at, duration in samples:
+        if at >= start:
+            slices.setdefault(int((at - start) / window), []).append(duration)
+    return {index: statistics.median(values) / overall for index, values in sorted(slices.items())}
+
+
+def summarise(
+    samples: Sequence[tuple[float, float]], start: float, window: float, factor: float
+) -> dict[str, Any]:
+    """One core's run: its median work time, how many windows were slowed (a median at
+    ``factor`` times the core's or more), the longest run of slowed windows in seconds, and
+    the median slowdown of the slowed ones."""
+    ratios = window_ratios(samples, start, window)
+    slowed = [index for index, ratio in ratios.items() if ratio >= factor]
+    longest = run = 0
+    previous = None
+    for index in slowed:
+        run = run + 1 if previous is not None and index == previous + 1 else 1
+        longest = max(longest, run)
+        previous = index
+    return {
+        "median_ms": round(statistics.median(d for _, d in samples) * 1000, 3) if samples else None,
+        "windows": len(ratios),
+        "slowed": len(slowed),
+        "slowed_pct": round(100 * len(slowed) / len(ratios), 1) if ratios else None,
+        "longest_s": round(longest * window, 3),
+        "slowdown_p50": round(statistics.median(ratios[i] for i in slowed), 2) if slowed else None,
+    }
+
+
+def measure(seconds: float, period: float, window: float, factor: float) -> dict[str, Any]:
+    cores = sorted(os.sched_getaffinity(0))
+    start = time.monotonic()
+    with ProcessPoolExecutor(len(cores), mp_context=get_context("spawn")) as pool:
+        runs = list(pool.map(probe, cores, [seconds] * len(cores), [period] * len(cores)))
+    return {
+        "seconds": seconds,
+        "period_s": period,
+        "window_s": window,
+        "factor": factor,
+        "cores": {
+            str(core): summarise(samples, start, window, factor)
+            for core, samples in zip(cores, runs, strict=True)
+        },
+        "samples": {str(core): samples for core, samples in zip(cores, runs, strict=True)},
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        f"| core | work ms (median) | windows of {result['window_s']:g} s | slowed "
+        f"(≥ {result['factor']:g}×) | longest slowed s | median slowdown |",
+        "|---|---|---|---|---|---|",
+    ]
+    for core, c in result["cores"].items():
+        lines.append(
+            f"| {core} | {c['median_ms']} | {c['windows']} | {c['slowed']} ({c['slowed_pct']} %) "
+            f"| {c['longest_s']} | {c['slowdown_p50'] if c['slowdown_p50'] else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not positive: {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.steadiness", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--seconds", type=_positive, default=30.0, help="how long (30)")
+    parser.add_argument(
+        "--period", type=float, default=0.0, help="seconds from one work's start to the next (0)"
+    )
+    parser.add_argument("--window", type=_positive, default=0.5, help="seconds a window (0.5)")
+    parser.add_argument("--factor", type=_positive, default=1.25, help="slowed at (1.25)")
+    parser.add_argument("--samples", type=Path, help="JSON of every core's samples")
+    args = parser.parse_args(argv)
+    if args.period < 0:
+        parser.error("--period must not be negative")
+    result = measure(args.seconds, args.period, args.window, args.factor)
+    samples = result.pop("samples")
+    print(render(result))
+    if args.samples is not None:
+        args.samples.write_text(json.dumps({**result, "samples": samples}))
+        print(f"samples written to {args.samples}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
