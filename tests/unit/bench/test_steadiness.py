@@ -52,11 +52,11 @@ def test_the_probe_works_on_the_core_it_is_given() -> None:
     core = min(os.sched_getaffinity(0))
     before = os.sched_getaffinity(0)
     try:
-        samples = probe(core, seconds=0.2, period=0.01)
+        samples = probe(core, seconds=0.3, period=0.01)
         assert os.sched_getaffinity(0) == {core}
     finally:
         os.sched_setaffinity(0, before)
-    assert len(samples) >= 5
+    assert len(samples) >= 3  # about 30 on an idle machine
     assert all(b > a for (a, _), (b, _) in itertools.pairwise(samples))
     assert all(0 < duration < 0.2 for _, duration in samples)
 
