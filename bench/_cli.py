@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait up to this long for the machine to be <20%% busy before starting",
     )
+    run.add_argument(
+        "--steadiness",
+        action="store_true",
+        help="time a fixed work on every core beside the run (bench.steadiness, about 3%% of "
+        "a core each): how much of the tail fell in the host's slow spells",
+    )
 
     idle = sub.add_parser("idle", help="K sessions CONNECT + SUBSCRIBE and stay; RSS per session")
     _target_args(idle)
@@ -247,6 +253,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="before each run, wait up to this long for the machine to be <20%% busy",
     )
+    cmp.add_argument(
+        "--steadiness",
+        action="store_true",
+        help="beside each load run, time a fixed work on every core (bench.steadiness)",
+    )
     cmp.add_argument("--out", default="bench-result.json", help="JSON result file")
     cmp.add_argument("--quiet", action="store_true", help="no progress line")
     return parser
@@ -342,6 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         label=args.label,
         quiet_wait=args.wait_quiet,
+        steadiness=args.steadiness,
     )
     result = run_load(spec)
     print(load_table([(result["label"], result)]))
@@ -400,6 +412,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         server_src=args.server_src,
         progress=not args.quiet,
         quiet_wait=args.wait_quiet,
+        steadiness=args.steadiness,
         floor=not args.no_floor,
         floor_dir=args.floor_dir,
     )

@@ -66,6 +66,7 @@ class CompareSpec:
     server_src: Path | None = None  # a tree whose src/ the ieum-chat servers run
     progress: bool = True
     quiet_wait: float = 0.0
+    steadiness: bool = False  # bench.steadiness beside each load run
     floor: bool = True  # the commit floor after each PostgreSQL half-load run
     floor_dir: Path = Path("/var/tmp")  # on the file system of PostgreSQL's WAL
 
@@ -264,6 +265,7 @@ def _base(
         progress=spec.progress,
         label=label,
         quiet_wait=spec.quiet_wait,
+        steadiness=spec.steadiness,
     )
 
 

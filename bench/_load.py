@@ -17,6 +17,7 @@ from ._report import latency_summary, merge_latencies, progress_line, tail_sprea
 from ._targets import Couple, Target
 from ._watch import Sample, ServerWatch
 from ._worker import Schedule, WorkerConfig
+from .steadiness import Beside, tail_in_spells
 
 __all__ = ["IdleSpec", "LoadSpec", "run_idle", "run_load"]
 
@@ -42,6 +43,7 @@ class LoadSpec:
     progress: bool = True
     label: str = ""
     quiet_wait: float = 0.0  # seconds to wait for a quiet machine before the traffic starts
+    steadiness: bool = False  # time a fixed work on every core beside the run (bench.steadiness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,8 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
         t0 = time.monotonic() + _START_DELAY
         sched = Schedule(t0, t0 + spec.warmup, t0 + spec.warmup + spec.duration, spec.drain)
         fleet.broadcast(("start", sched))
+        # Until a little past the window's end; it starts well before the window (the warm-up).
+        beside = Beside(sched.measure_to + 1.0 - time.monotonic()) if spec.steadiness else None
         shown = [(t0, 0, 0)]
         last_sample: list[Sample] = []
 
@@ -158,6 +162,11 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
         errors = [e for r in results for e in r["errors"]]
         raise BenchError(f"no message was sent: {errors[0] if errors else 'no session'}")
     result = _load_result(spec, results, samples, started_at)
+    if beside is not None:
+        sent, latency = _partner_deliveries(results)
+        result["host_spells"] = tail_in_spells(
+            sent, latency, beside.samples(), sched.measure_from, sched.measure_to
+        )
     result["machine_busy_before_pct"] = None if busy_before is None else round(busy_before, 1)
     result["flushed_before"] = flushed
     return result
@@ -167,14 +176,19 @@ def _delta(results: list[dict[str, Any]], key: str) -> int:
     return sum(int(r["window"]["to"][key] - r["window"]["from"][key]) for r in results)
 
 
-def _delivery_tail(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """``tail_spread`` of the partner deliveries of every worker (each sent its latencies
-    and their send times in the same order)."""
+def _partner_deliveries(results: list[dict[str, Any]]) -> tuple[array[float], array[float]]:
+    """The send times and latencies of every worker's partner deliveries, in the same order
+    (each worker sent its own in the same order)."""
     sent, latency = array("d"), array("d")
     for result in results:
         sent.frombytes(result["delivery_sent"])
         latency.frombytes(result["delivery_latency"])
-    return tail_spread(sent, latency)
+    return sent, latency
+
+
+def _delivery_tail(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``tail_spread`` of the partner deliveries of every worker."""
+    return tail_spread(*_partner_deliveries(results))
 
 
 def _load_result(

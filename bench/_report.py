@@ -170,7 +170,7 @@ def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
                 _n(r["throughput"]["deliveries_per_s"]),
                 f"{_n(rec['p50'], 1)} / {_n(rec['p99'], 1)}",
                 f"{_n(dl['p50'], 1)} / {_n(dl['p99'], 1)}",
-                _tail(r.get("delivery_tail")),
+                _tail(r.get("delivery_tail"), r.get("host_spells")),
                 _cpu_us(r, "cpu_us_per_delivery"),
                 _cpu_us(r, "with_db_cpu_us_per_delivery"),
                 _n((server.get("rss_kb_end") or 0) / 1024) if server else "-",
@@ -183,11 +183,19 @@ def load_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return _table(header, rows)
 
 
-def _tail(tail: dict[str, Any] | None) -> str:
-    """``tail_spread``'s figure as read: ``4 of 300 × 50 ms``."""
+def _tail(tail: dict[str, Any] | None, spells: dict[str, Any] | None = None) -> str:
+    """``tail_spread``'s figure as read: ``4 of 300 × 50 ms``; with the host's spells timed
+    beside the run (``bench.steadiness``), how many of the slowest 1 % they hold and in how
+    many of the windows they were: ``4 of 300 × 50 ms; 550 in spells (10 of 30 × 500 ms)``."""
     if not tail:
         return "-"
-    return f"{tail['half_in']} of {tail['windows']} × {_n(tail['window_ms'])} ms"
+    text = f"{tail['half_in']} of {tail['windows']} × {_n(tail['window_ms'])} ms"
+    if spells:
+        text += (
+            f"; {_n(spells['slowest_in_spells'])} in spells ({spells['slowed']} of "
+            f"{spells['windows']} × {_n(spells['window_ms'])} ms)"
+        )
+    return text
 
 
 def _waiting(result: dict[str, Any]) -> str:

@@ -10,33 +10,53 @@ slower does. Per ``--window`` seconds each core's median is compared with its me
 whole run; a window at ``--factor`` times that or more is slowed.
 
 Alone, the work runs back to back and tells how steady the machine is at the moment. Beside a
-``bench`` run, ``--period 0.025`` starts one every 25 ms (about 3 % of each core), and the
-``--samples`` file, on ``CLOCK_MONOTONIC`` as the generator's send times are, tells which of
-the run's seconds had a slowed core. (A work that follows a sleep may take longer than one
-that follows another: on that guest 1.3 ms against 0.75 on an idle machine. Each window is
-compared with the same core's median at the same period.)
+run it starts one every 25 ms (about 3 % of each core): ``bench run --steadiness`` and ``bench
+compare --steadiness`` do so (:class:`Beside`) and report how many of the run's slowest 1 % of
+deliveries were sent in a window with a slowed core (:func:`tail_in_spells`, ``host_spells``
+in the JSON); ``--period 0.025 --samples FILE`` here writes the samples, on
+``CLOCK_MONOTONIC`` as the generator's send times are, for another run. (A work that follows
+a sleep may take longer than one that follows another: on that guest 1.3 ms against 0.75 on
+an idle machine. Each window is compared with the same core's median at the same period.)
 
     python -m bench.steadiness                          # 30 s on every core, back to back
     python -m bench.steadiness --seconds 60 --period 0.025 --samples /tmp/cores.json
+    python -m bench run --seed seed.json --rate 6000 --steadiness
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
+import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WORK_STEPS", "main", "probe", "summarise", "window_ratios"]
+__all__ = [
+    "BESIDE_PERIOD",
+    "WORK_STEPS",
+    "Beside",
+    "main",
+    "probe",
+    "slowed_windows",
+    "summarise",
+    "tail_in_spells",
+    "window_ratios",
+]
 
 WORK_STEPS = 20_000  # iterations of the fixed work
+BESIDE_PERIOD = 0.025  # seconds from one work's start to the next beside a run
+WINDOW = 0.5  # seconds
+FACTOR = 1.25  # a window's median at this many times the core's, or more, is slowed
+
+Samples = list[tuple[float, float]]
 
 
 def _work() -> int:
@@ -46,11 +66,11 @@ def _work() -> int:
     return total
 
 
-def probe(core: int, seconds: float, period: float) -> list[tuple[float, float]]:
+def probe(core: int, seconds: float, period: float) -> Samples:
     """On ``core`` alone, for ``seconds``: the fixed work every ``period`` seconds, each as
     (``time.monotonic()`` at its end, the CPU seconds it took)."""
     os.sched_setaffinity(0, {core})
-    samples: list[tuple[float, float]] = []
+    samples: Samples = []
     end = time.monotonic() + seconds
     while (now := time.monotonic()) < end:
         started = time.thread_time()
@@ -100,6 +120,71 @@ def summarise(
     }
 
 
+def slowed_windows(
+    cores: Mapping[str, Sequence[tuple[float, float]]],
+    start: float,
+    end: float,
+    *,
+    window: float = WINDOW,
+    factor: float = FACTOR,
+) -> set[int]:
+    """The ``window``-second slices from ``start`` to ``end`` (by index) in which any core's
+    median work time was ``factor`` times its median or more."""
+    last = (end - start) / window
+    return {
+        index
+        for samples in cores.values()
+        for index, ratio in window_ratios(samples, start, window).items()
+        if ratio >= factor and index < last
+    }
+
+
+def tail_in_spells(
+    sent: Sequence[float],
+    latency: Sequence[float],
+    cores: Mapping[str, Sequence[tuple[float, float]]],
+    start: float,
+    end: float,
+    *,
+    window: float = WINDOW,
+    factor: float = FACTOR,
+) -> dict[str, Any]:
+    """How much of a run's tail the host's spells hold: of the windows from ``start`` to
+    ``end``, those with a slowed core, and how many of the slowest 1 % of the deliveries
+    (``latency[i]``, sent at ``sent[i]``) were sent in them."""
+    if len(sent) != len(latency):
+        raise ValueError("one send time for each latency")
+    slowed = slowed_windows(cores, start, end, window=window, factor=factor)
+    slowest = heapq.nlargest(max(1, len(latency) // 100), range(len(latency)), latency.__getitem__)
+    held = sum(1 for i in slowest if int((sent[i] - start) / window) in slowed) if latency else 0
+    return {
+        "window_ms": round(window * 1000, 3),
+        "factor": factor,
+        "windows": math.ceil((end - start) / window),
+        "slowed": len(slowed),
+        "slowest": len(slowest) if latency else 0,
+        "slowest_in_spells": held,
+    }
+
+
+class Beside:
+    """The fixed work on every core, every ``BESIDE_PERIOD`` seconds for ``seconds``, in a
+    process pinned to each, while the caller goes on; ``samples`` waits for them."""
+
+    def __init__(self, seconds: float) -> None:
+        self._cores = sorted(os.sched_getaffinity(0))
+        self._pool = ProcessPoolExecutor(len(self._cores), mp_context=get_context("spawn"))
+        self._runs = [
+            self._pool.submit(probe, core, seconds, BESIDE_PERIOD) for core in self._cores
+        ]
+
+    def samples(self) -> dict[str, Samples]:
+        try:
+            return {str(c): run.result() for c, run in zip(self._cores, self._runs, strict=True)}
+        finally:
+            self._pool.shutdown()
+
+
 def measure(seconds: float, period: float, window: float, factor: float) -> dict[str, Any]:
     cores = sorted(os.sched_getaffinity(0))
     start = time.monotonic()
@@ -147,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--period", type=float, default=0.0, help="seconds from one work's start to the next (0)"
     )
-    parser.add_argument("--window", type=_positive, default=0.5, help="seconds a window (0.5)")
-    parser.add_argument("--factor", type=_positive, default=1.25, help="slowed at (1.25)")
+    parser.add_argument("--window", type=_positive, default=WINDOW, help="seconds a window (0.5)")
+    parser.add_argument("--factor", type=_positive, default=FACTOR, help="slowed at (1.25)")
     parser.add_argument("--samples", type=Path, help="JSON of every core's samples")
     args = parser.parse_args(argv)
     if args.period < 0:

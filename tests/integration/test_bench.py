@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from bench._report import load_table
 from bench._worker import Member, Run
 
 from ieum_chat import cli as ieum_cli
@@ -103,6 +104,24 @@ def test_open_loop_sends_at_the_rate_asked(
     assert_nothing_lost(result)
     assert result["config"]["loop"] == "open"
     assert 200 <= result["throughput"]["sent_per_s"] <= 400
+
+
+def test_the_hosts_spells_are_timed_beside_a_run_when_asked(
+    bench_server: ServerProcess, seed_file: Path, tmp_path: Path
+) -> None:
+    result = run_load(
+        bench_server, seed_file, tmp_path, "--rate", "300", "--duration", "1", "--steadiness"
+    )
+    assert_nothing_lost(result)
+    spells = result["host_spells"]
+    assert spells["window_ms"] == 500.0
+    assert spells["windows"] == 2  # 1 s measured
+    assert 0 <= spells["slowed"] <= spells["windows"]
+    # The slowest 1 % of the partner deliveries measured (at least one).
+    measured = result["latency_ms"]["delivery"]["count"]
+    assert spells["slowest"] == max(1, measured // 100)
+    assert 0 <= spells["slowest_in_spells"] <= spells["slowest"]
+    assert "in spells (" in load_table([(result["label"], result)])
 
 
 def test_reactions_are_acknowledged_and_delivered_once_beside_the_messages(

@@ -144,3 +144,21 @@ def test_the_load_table_shows_how_the_slowest_deliveries_are_spread() -> None:
     lines = load_table([("ieum", run)]).splitlines()
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert cells[5] == "1 of 200 × 50 ms"
+
+
+def test_the_load_table_shows_how_much_of_the_tail_the_hosts_spells_hold() -> None:
+    run = _run(1.0, 20.0)
+    run["latency_ms"]["receipt"] = {"p50": 1.0, "p99": 2.0}
+    sent, latency = _deliveries([2.0 + i / 1000 for i in range(100)])
+    run["delivery_tail"] = tail_spread(sent, latency)
+    run["host_spells"] = {
+        "window_ms": 500.0,
+        "factor": 1.25,
+        "windows": 20,
+        "slowed": 3,
+        "slowest": 100,
+        "slowest_in_spells": 100,
+    }
+    lines = load_table([("ieum", run)]).splitlines()
+    cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert cells[5] == "1 of 200 × 50 ms; 100 in spells (3 of 20 × 500 ms)"

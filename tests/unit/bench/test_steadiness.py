@@ -8,7 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
-from bench.steadiness import main, probe, summarise, window_ratios
+from bench.steadiness import (
+    main,
+    probe,
+    slowed_windows,
+    summarise,
+    tail_in_spells,
+    window_ratios,
+)
 
 
 def _samples(
@@ -74,3 +81,34 @@ def test_main_prints_every_core_and_writes_the_samples(
         assert f"| {core} |" in printed
         assert written["cores"][core]["windows"] >= 1
         assert len(written["samples"][core]) >= 10
+
+
+def test_a_window_is_slowed_when_any_core_was_and_only_within_the_span() -> None:
+    # Core 0 slowed in windows 3 and 4, core 1 in window 7 and in window 12, after the end.
+    core0 = _samples([0.001] * 15 + [0.0016] * 10 + [0.001] * 40)
+    core1 = _samples([0.001] * 35 + [0.0014] * 5 + [0.001] * 20 + [0.0015] * 5)
+    cores = {"0": core0, "1": core1}
+    assert slowed_windows(cores, start=100.0, end=105.0) == {3, 4, 7}
+    assert slowed_windows(cores, start=100.0, end=105.0, factor=1.5) == {3, 4}
+    assert slowed_windows({}, start=100.0, end=105.0) == set()
+
+
+def test_the_tail_in_spells_counts_the_slowest_percent_sent_in_slowed_windows() -> None:
+    cores = {"0": _samples([0.001] * 15 + [0.0016] * 10 + [0.001] * 25)}  # 3 and 4 slowed
+    # 1,000 deliveries over the 5 s; the 10 slowest: 6 sent in window 3, 4 in window 8.
+    sent = [100.0 + i * 0.005 for i in range(1000)]
+    latency = [0.002] * 1000
+    for i in (300, 310, 320, 330, 340, 350, 800, 810, 820, 830):
+        latency[i] = 0.010
+    result = tail_in_spells(sent, latency, cores, start=100.0, end=105.0)
+    assert result == {
+        "window_ms": 500.0,
+        "factor": 1.25,
+        "windows": 10,
+        "slowed": 2,
+        "slowest": 10,
+        "slowest_in_spells": 6,
+    }
+    assert tail_in_spells([], [], cores, start=100.0, end=105.0)["slowest"] == 0
+    with pytest.raises(ValueError, match="one send time for each latency"):
+        tail_in_spells([100.0], [], cores, start=100.0, end=105.0)
