@@ -24,7 +24,7 @@ def _samples(
     return [(start + i * step, d) for i, d in enumerate(durations)]
 
 
-def test_a_window_is_its_median_over_the_whole_runs_median() -> None:
+def test_a_window_is_its_median_over_the_cores_fast_time() -> None:
     # Ten windows of 0.5 s, five samples each; the fourth and fifth at 1.6 times the rest.
     durations = [0.001] * 15 + [0.0016] * 10 + [0.001] * 25
     ratios = window_ratios(_samples(durations), start=100.0, window=0.5)
@@ -37,6 +37,7 @@ def test_a_window_is_its_median_over_the_whole_runs_median() -> None:
 def test_slowed_windows_their_longest_run_and_their_slowdown() -> None:
     durations = [0.001] * 15 + [0.0016] * 10 + [0.001] * 10 + [0.0013] * 5 + [0.001] * 10
     result = summarise(_samples(durations), start=100.0, window=0.5, factor=1.25)
+    assert result["fast_ms"] == 1.0
     assert result["median_ms"] == 1.0
     assert result["windows"] == 10
     assert result["slowed"] == 3  # windows 3, 4 and 7
@@ -49,7 +50,17 @@ def test_slowed_windows_their_longest_run_and_their_slowdown() -> None:
     assert steady["slowdown_p50"] is None
 
 
-def test_samples_before_the_start_count_in_the_median_but_in_no_window() -> None:
+def test_a_host_slow_for_most_of_the_run_is_measured_against_its_fast_time() -> None:
+    # Six windows of ten at 1.5 times: their median is the slow time, the 10th percentile not.
+    durations = [0.001] * 10 + [0.0015] * 30 + [0.001] * 10 + [0.0015] * 30 + [0.001] * 20
+    result = summarise(_samples(durations, step=0.05), start=100.0, window=0.5, factor=1.25)
+    assert result["fast_ms"] == 1.0
+    assert result["median_ms"] == 1.5
+    assert result["slowed"] == 6
+    assert result["longest_s"] == 1.5
+
+
+def test_samples_before_the_start_count_in_the_fast_time_but_in_no_window() -> None:
     samples = [(99.0, 0.005), *_samples([0.001] * 10)]
     assert window_ratios(samples, start=100.0, window=0.5) == {0: 1.0, 1: 1.0}
     assert summarise([], start=0.0, window=0.5, factor=1.25)["windows"] == 0
@@ -104,6 +115,7 @@ def test_the_tail_in_spells_counts_the_slowest_percent_sent_in_slowed_windows() 
     assert result == {
         "window_ms": 500.0,
         "factor": 1.25,
+        "work_ms": {"0": [1.0, 1.0]},
         "windows": 10,
         "slowed": 2,
         "slowest": 10,
