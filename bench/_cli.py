@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--steadiness",
         action="store_true",
-        help="time a fixed work on every core beside the run (bench.steadiness, about 3%% of "
+        help="time a fixed work on every core beside the run (bench.steadiness, 3 to 6%% of "
         "a core each): how much of the tail fell in the host's slow spells",
     )
 

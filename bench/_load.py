@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
@@ -17,7 +18,7 @@ from ._report import latency_summary, merge_latencies, progress_line, tail_sprea
 from ._targets import Couple, Target
 from ._watch import Sample, ServerWatch
 from ._worker import Schedule, WorkerConfig
-from .steadiness import Beside, tail_in_spells
+from .steadiness import Beside, Samples, tail_in_spells
 
 __all__ = ["IdleSpec", "LoadSpec", "run_idle", "run_load"]
 
@@ -106,7 +107,9 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
     busy_before = wait_for_quiet(spec.quiet_wait) if spec.quiet_wait > 0 else None
     started_at = _now_iso()
     samples: dict[str, Sample] = {}
-    with Fleet(base, spec.couples, spec.procs) as fleet:
+    beside: Beside | None = None
+    cores: dict[str, Samples] | None = None
+    with Fleet(base, spec.couples, spec.procs) as fleet, contextlib.ExitStack() as stack:
         ready = fleet.wait_ready(spec.connect_timeout + 30, progress.show)
         failed = sum(r["failed"] for r in ready)
         if failed:
@@ -115,8 +118,9 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
         t0 = time.monotonic() + _START_DELAY
         sched = Schedule(t0, t0 + spec.warmup, t0 + spec.warmup + spec.duration, spec.drain)
         fleet.broadcast(("start", sched))
-        # Until a little past the window's end; it starts well before the window (the warm-up).
-        beside = Beside(sched.measure_to + 1.0 - time.monotonic()) if spec.steadiness else None
+        if spec.steadiness:
+            # Until a little past the window's end; it starts well before it (the warm-up).
+            beside = stack.enter_context(Beside(sched.measure_to + 1.0 - time.monotonic()))
         shown = [(t0, 0, 0)]
         last_sample: list[Sample] = []
 
@@ -158,14 +162,16 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
             fleet.poll(min(wake) - now, on_message)
         progress.done()
         results = [fleet.results[i] for i in range(len(fleet.conns))]
+        if beside is not None:
+            cores = beside.samples()
     if not any(r["counts"]["sent"] for r in results):
         errors = [e for r in results for e in r["errors"]]
         raise BenchError(f"no message was sent: {errors[0] if errors else 'no session'}")
     result = _load_result(spec, results, samples, started_at)
-    if beside is not None:
+    if cores is not None:
         sent, latency = _partner_deliveries(results)
         result["host_spells"] = tail_in_spells(
-            sent, latency, beside.samples(), sched.measure_from, sched.measure_to
+            sent, latency, cores, sched.measure_from, sched.measure_to
         )
     result["machine_busy_before_pct"] = None if busy_before is None else round(busy_before, 1)
     result["flushed_before"] = flushed

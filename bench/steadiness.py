@@ -45,6 +45,7 @@ __all__ = [
     "BESIDE_PERIOD",
     "WORK_STEPS",
     "Beside",
+    "Samples",
     "fast_time",
     "main",
     "probe",
@@ -189,20 +190,25 @@ def tail_in_spells(
 
 class Beside:
     """The fixed work on every core, every ``BESIDE_PERIOD`` seconds for ``seconds``, in a
-    process pinned to each, while the caller goes on; ``samples`` waits for them."""
+    process pinned to each, while the caller goes on; ``samples`` waits for them. As a
+    context manager it ends them at its exit, should the caller give up before."""
 
     def __init__(self, seconds: float) -> None:
         self._cores = sorted(os.sched_getaffinity(0))
-        self._pool = ProcessPoolExecutor(len(self._cores), mp_context=get_context("spawn"))
+        self._pool = get_context("spawn").Pool(len(self._cores))
         self._runs = [
-            self._pool.submit(probe, core, seconds, BESIDE_PERIOD) for core in self._cores
+            self._pool.apply_async(probe, (core, seconds, BESIDE_PERIOD)) for core in self._cores
         ]
 
     def samples(self) -> dict[str, Samples]:
-        try:
-            return {str(c): run.result() for c, run in zip(self._cores, self._runs, strict=True)}
-        finally:
-            self._pool.shutdown()
+        return {str(c): run.get() for c, run in zip(self._cores, self._runs, strict=True)}
+
+    def __enter__(self) -> Beside:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.terminate()
+        self._pool.join()
 
 
 def measure(seconds: float, period: float, window: float, factor: float) -> dict[str, Any]:

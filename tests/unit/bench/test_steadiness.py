@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from bench.steadiness import (
+    Beside,
     main,
     probe,
     slowed_windows,
@@ -124,3 +125,12 @@ def test_the_tail_in_spells_counts_the_slowest_percent_sent_in_slowed_windows() 
     assert tail_in_spells([], [], cores, start=100.0, end=105.0)["slowest"] == 0
     with pytest.raises(ValueError, match="one send time for each latency"):
         tail_in_spells([100.0], [], cores, start=100.0, end=105.0)
+
+
+def test_beside_a_run_every_core_is_sampled_while_the_caller_goes_on() -> None:
+    with Beside(0.3) as beside:
+        cores = beside.samples()
+    assert set(cores) == {str(c) for c in os.sched_getaffinity(0)}
+    for samples in cores.values():
+        assert len(samples) >= 2  # about 12 at one work every 25 ms
+        assert all(duration > 0 for _, duration in samples)
