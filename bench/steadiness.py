@@ -12,7 +12,7 @@ its median the slow time); a window at ``--factor`` times that or more is slowed
 for the whole run shows in the work's time itself, not in its windows.
 
 Alone, the work runs back to back and tells how steady the machine is at the moment. Beside a
-run it starts one every 25 ms (about 3 % of each core): ``bench run --steadiness`` and ``bench
+run it starts one every 25 ms (3 to 6 % of each core): ``bench run --steadiness`` and ``bench
 compare --steadiness`` do so (:class:`Beside`) and report how many of the run's slowest 1 % of
 deliveries were sent in a window with a slowed core (:func:`tail_in_spells`, ``host_spells``
 in the JSON); ``--period 0.025 --samples FILE`` here writes the samples, on
