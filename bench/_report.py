@@ -17,6 +17,7 @@ __all__ = [
     "merge_latencies",
     "percentile",
     "progress_line",
+    "slowest_percent",
     "tail_spread",
     "waiting_pct",
 ]
@@ -54,6 +55,14 @@ def latency_summary(ordered: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
+def slowest_percent(latency: Sequence[float]) -> list[int]:
+    """The indices of the slowest 1 % of ``latency`` (at least one, if any): those that make
+    a run's p99."""
+    if not latency:
+        return []
+    return heapq.nlargest(max(1, len(latency) // 100), range(len(latency)), latency.__getitem__)
+
+
 def tail_spread(
     sent: Sequence[float], latency: Sequence[float], window: float = TAIL_WINDOW
 ) -> dict[str, Any] | None:
@@ -68,7 +77,7 @@ def tail_spread(
     if not latency:
         return None
     start = min(sent)
-    slowest = heapq.nlargest(max(1, len(latency) // 100), range(len(latency)), latency.__getitem__)
+    slowest = slowest_percent(latency)
     per_slice: dict[int, int] = {}
     for i in slowest:
         index = int((sent[i] - start) / window)

@@ -28,7 +28,6 @@ an idle machine. Each window is compared with the same core's fast time at the s
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import math
 import os
@@ -40,6 +39,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from bench._report import slowest_percent
 
 __all__ = [
     "BESIDE_PERIOD",
@@ -167,8 +168,8 @@ def tail_in_spells(
     if len(sent) != len(latency):
         raise ValueError("one send time for each latency")
     slowed = slowed_windows(cores, start, end, window=window, factor=factor)
-    slowest = heapq.nlargest(max(1, len(latency) // 100), range(len(latency)), latency.__getitem__)
-    held = sum(1 for i in slowest if int((sent[i] - start) / window) in slowed) if latency else 0
+    slowest = slowest_percent(latency)
+    held = sum(1 for i in slowest if int((sent[i] - start) / window) in slowed)
     return {
         "window_ms": round(window * 1000, 3),
         "factor": factor,
@@ -183,7 +184,7 @@ def tail_in_spells(
         },
         "windows": math.ceil((end - start) / window),
         "slowed": len(slowed),
-        "slowest": len(slowest) if latency else 0,
+        "slowest": len(slowest),
         "slowest_in_spells": held,
     }
 
