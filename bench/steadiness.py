@@ -35,7 +35,6 @@ import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ __all__ = [
     "summarise",
     "tail_in_spells",
     "window_ratios",
+    "work_ms",
 ]
 
 WORK_STEPS = 20_000  # iterations of the fixed work
@@ -93,6 +93,14 @@ def fast_time(samples: Sequence[tuple[float, float]]) -> float:
     return ordered[len(ordered) * FAST // 100]
 
 
+def work_ms(samples: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """A core's fast and median work times in milliseconds (None without samples)."""
+    if not samples:
+        return None
+    median = statistics.median(d for _, d in samples)
+    return round(fast_time(samples) * 1000, 3), round(median * 1000, 3)
+
+
 def window_ratios(
     samples: Sequence[tuple[float, float]], start: float, window: float
 ) -> dict[int, float]:
@@ -116,6 +124,7 @@ def summarise(
     windows in seconds, and the median slowdown of the slowed ones."""
     ratios = window_ratios(samples, start, window)
     slowed = [index for index, ratio in ratios.items() if ratio >= factor]
+    fast, median = work_ms(samples) or (None, None)
     longest = run = 0
     previous = None
     for index in slowed:
@@ -123,8 +132,8 @@ def summarise(
         longest = max(longest, run)
         previous = index
     return {
-        "fast_ms": round(fast_time(samples) * 1000, 3) if samples else None,
-        "median_ms": round(statistics.median(d for _, d in samples) * 1000, 3) if samples else None,
+        "fast_ms": fast,
+        "median_ms": median,
         "windows": len(ratios),
         "slowed": len(slowed),
         "slowed_pct": round(100 * len(slowed) / len(ratios), 1) if ratios else None,
@@ -174,14 +183,7 @@ def tail_in_spells(
         "window_ms": round(window * 1000, 3),
         "factor": factor,
         # Each core's fast and median work time: a host slow all along shows here.
-        "work_ms": {
-            core: [
-                round(fast_time(s) * 1000, 3),
-                round(statistics.median(d for _, d in s) * 1000, 3),
-            ]
-            for core, s in cores.items()
-            if s
-        },
+        "work_ms": {core: list(times) for core, s in cores.items() if (times := work_ms(s))},
         "windows": math.ceil((end - start) / window),
         "slowed": len(slowed),
         "slowest": len(slowest),
@@ -190,15 +192,15 @@ def tail_in_spells(
 
 
 class Beside:
-    """The fixed work on every core, every ``BESIDE_PERIOD`` seconds for ``seconds``, in a
-    process pinned to each, while the caller goes on; ``samples`` waits for them. As a
-    context manager it ends them at its exit, should the caller give up before."""
+    """The fixed work on every core, every ``period`` seconds for ``seconds``, in a process
+    pinned to each, while the caller goes on; ``samples`` waits for them. As a context
+    manager it ends them at its exit, should the caller give up before."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, period: float = BESIDE_PERIOD) -> None:
         self._cores = sorted(os.sched_getaffinity(0))
         self._pool = get_context("spawn").Pool(len(self._cores))
         self._runs = [
-            self._pool.apply_async(probe, (core, seconds, BESIDE_PERIOD)) for core in self._cores
+            self._pool.apply_async(probe, (core, seconds, period)) for core in self._cores
         ]
 
     def samples(self) -> dict[str, Samples]:
@@ -213,20 +215,18 @@ class Beside:
 
 
 def measure(seconds: float, period: float, window: float, factor: float) -> dict[str, Any]:
-    cores = sorted(os.sched_getaffinity(0))
     start = time.monotonic()
-    with ProcessPoolExecutor(len(cores), mp_context=get_context("spawn")) as pool:
-        runs = list(pool.map(probe, cores, [seconds] * len(cores), [period] * len(cores)))
+    with Beside(seconds, period) as beside:
+        cores = beside.samples()
     return {
         "seconds": seconds,
         "period_s": period,
         "window_s": window,
         "factor": factor,
         "cores": {
-            str(core): summarise(samples, start, window, factor)
-            for core, samples in zip(cores, runs, strict=True)
+            core: summarise(samples, start, window, factor) for core, samples in cores.items()
         },
-        "samples": {str(core): samples for core, samples in zip(cores, runs, strict=True)},
+        "samples": cores,
     }
 
 
