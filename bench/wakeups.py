@@ -53,6 +53,16 @@ def _echo(sock: socket.socket, core: int) -> None:
         sock.sendall(data)
 
 
+def _exchange(sock: socket.socket, count: int) -> None:
+    try:
+        for _ in range(count):
+            sock.sendall(b"x")
+            if not sock.recv(1):
+                raise ConnectionResetError("end of file")
+    except OSError as exc:
+        raise OSError(f"the echoer ended before the round trips did: {exc}") from exc
+
+
 def round_trips(sender_core: int, echoer_core: int, count: int) -> dict[str, float]:
     """``count`` round trips of one byte between this process on ``sender_core`` and a
     child on ``echoer_core``: µs a round trip of wall time, of the sender's CPU and of the
@@ -72,15 +82,11 @@ def round_trips(sender_core: int, echoer_core: int, count: int) -> dict[str, flo
     theirs.close()
     try:
         os.sched_setaffinity(0, {sender_core})
-        for _ in range(_WARMUP):
-            mine.sendall(b"x")
-            mine.recv(1)
+        _exchange(mine, _WARMUP)
         echoer_before = _cpu_seconds(pid)
         cpu_before = time.thread_time()
         wall_before = time.perf_counter()
-        for _ in range(count):
-            mine.sendall(b"x")
-            mine.recv(1)
+        _exchange(mine, count)
         wall = time.perf_counter() - wall_before
         cpu = time.thread_time() - cpu_before
         echoer = _cpu_seconds(pid) - echoer_before

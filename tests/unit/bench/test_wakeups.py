@@ -55,3 +55,10 @@ def test_the_command_prints_the_table_and_writes_every_block(
     assert all(len(runs) == 2 for runs in result["blocks"].values())
     printed = capsys.readouterr().out
     assert all(f"| {name} |" in printed for name in result["blocks"])
+
+
+def test_an_echoer_that_cannot_run_is_an_error_not_a_figure() -> None:
+    # No process may be pinned to a core this machine does not have: the echoer ends at once.
+    missing = max(os.sched_getaffinity(0)) + 1000
+    with pytest.raises(OSError, match="the echoer ended"):
+        round_trips(min(os.sched_getaffinity(0)), missing, count=100)
