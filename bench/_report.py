@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import statistics
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -104,6 +105,12 @@ def waiting_pct(cpu_s: float | None, run_queue_s: float | None) -> float | None:
     if cpu_s is None or run_queue_s is None or cpu_s + run_queue_s <= 0:
         return None
     return 100 * run_queue_s / (cpu_s + run_queue_s)
+
+
+def median_range(values: Sequence[float], digits: int = 0) -> str:
+    """A probe's table cell: the median of ``values`` and their range, ``517 (464–562)``."""
+    spec = f",.{digits}f"
+    return f"{statistics.median(values):{spec}} ({min(values):{spec}}–{max(values):{spec}})"
 
 
 def _n(value: Any, digits: int = 0) -> str:

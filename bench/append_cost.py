@@ -31,6 +31,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, report_probe
 from bench._fleet import BenchError
+from bench._report import median_range
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from ieum_chat.store.appends import APPEND_NEW, batch_json
 from ieum_chat.store.engines import APPEND_SETTINGS
@@ -151,10 +152,7 @@ def render(result: dict[str, Any]) -> str:
     ]
     for size, forms in result["us_per_call"].items():
         medians = [statistics.median(forms[n]) for n in names]
-        cells = [
-            f"{median:,.0f} ({min(forms[n]):,.0f}–{max(forms[n]):,.0f})"
-            for n, median in zip(names, medians, strict=True)
-        ]
+        cells = [median_range(forms[n]) for n in names]
         lines.append(f"| {size} | " + " | ".join(cells) + f" | {medians[0] / medians[1]:.2f} |")
     return "\n".join(lines)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, report_probe
+from bench._report import median_range
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from bench.append_cost import PROBE_ERRORS, backend_cpu_seconds, columns, json_parameters
 from ieum_chat.ids import new_ordered_id
@@ -154,7 +154,7 @@ def render(result: dict[str, Any]) -> str:
     for kind, blocks in result["blocks"].items():
         for block, figures in blocks.items():
             cells = [
-                f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+                median_range(values)
                 for values in (figures["wal_bytes_a_message"], figures["cpu_us_a_call"])
             ]
             lines.append(f"| {kind} | {block} | " + " | ".join(cells) + " |")

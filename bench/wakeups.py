@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._cli import _positive_int, report_probe
+from bench._report import median_range
 
 __all__ = ["main", "placements", "render", "round_trips"]
 
@@ -125,11 +126,10 @@ def render(result: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for name, runs in result["blocks"].items():
-        cells = []
-        for key in ("round_trip_us", "sender_cpu_us", "echoer_cpu_us"):
-            values = [run[key] for run in runs]
-            median = result["median"][name][key]
-            cells.append(f"{median:.1f} ({min(values):.1f}–{max(values):.1f})")
+        cells = [
+            median_range([run[key] for run in runs], 1)
+            for key in ("round_trip_us", "sender_cpu_us", "echoer_cpu_us")
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

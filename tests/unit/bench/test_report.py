@@ -12,6 +12,7 @@ from bench._report import (
     compare_table,
     latency_summary,
     load_table,
+    median_range,
     merge_latencies,
     percentile,
     tail_spread,
@@ -162,3 +163,9 @@ def test_the_load_table_shows_how_much_of_the_tail_the_hosts_spells_hold() -> No
     lines = load_table([("ieum", run)]).splitlines()
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert cells[5] == "1 of 200 × 50 ms; 100 in spells (3 of 20 × 500 ms)"
+
+
+def test_a_probes_cell_is_the_median_and_the_range() -> None:
+    assert median_range([562.0, 464.0, 517.4]) == "517 (464–562)"
+    assert median_range([40.0, 80.04, 38.76], 1) == "40.0 (38.8–80.0)"
+    assert median_range([1234.0, 5678.0]) == "3,456 (1,234–5,678)"
