@@ -25,6 +25,7 @@ __all__ = [
     "raise_nofile_limit",
     "rss_kb",
     "run_queue_seconds",
+    "schedstat_cpu_seconds",
     "wait_for_quiet",
 ]
 
@@ -43,6 +44,12 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used (its threads included, children not)."""
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime: fields 14 and 15
+
+
+def schedstat_cpu_seconds(pid: int) -> float:
+    """The CPU time of a single-threaded process, to the nanosecond (the first field of its
+    ``/proc/PID/schedstat``; ``cpu_seconds`` counts in clock ticks)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def run_queue_seconds(pid: int | str = "self") -> float:

@@ -31,6 +31,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, report_probe
 from bench._fleet import BenchError
+from bench._proc import schedstat_cpu_seconds
 from bench._report import median_range
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from ieum_chat.store.appends import APPEND_NEW, batch_json
@@ -59,11 +60,6 @@ FORMS: tuple[tuple[str, str, Callable[[list[list[Any]]], list[Any]]], ...] = (
         _as_columns,
     ),
 )
-
-
-def backend_cpu_seconds(pid: int) -> float:
-    """The CPU time of a process on this machine (the first field of its schedstat)."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def columns(
@@ -108,11 +104,11 @@ async def _measure(url: str, args: argparse.Namespace) -> dict[str, dict[str, li
                 for name, statement, params in FORMS:
                     await conn.fetch(statement, *params(columns(couples, size, offset)))  # prepared
                     offset += size
-                    before = backend_cpu_seconds(pid)
+                    before = schedstat_cpu_seconds(pid)
                     for _ in range(args.calls):
                         await conn.fetch(statement, *params(columns(couples, size, offset)))
                         offset += size
-                    used = backend_cpu_seconds(pid) - before
+                    used = schedstat_cpu_seconds(pid) - before
                     out[str(size)][name].append(round(used / args.calls * 1e6, 1))
         return out
     finally:

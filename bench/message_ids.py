@@ -37,9 +37,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, report_probe
+from bench._proc import schedstat_cpu_seconds
 from bench._report import median_range
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
-from bench.append_cost import PROBE_ERRORS, backend_cpu_seconds, columns, json_parameters
+from bench.append_cost import PROBE_ERRORS, columns, json_parameters
 from ieum_chat.ids import new_ordered_id
 from ieum_chat.store.appends import APPEND_NEW
 from ieum_chat.store.engines import APPEND_SETTINGS
@@ -102,10 +103,10 @@ async def _block(table: _Table, args: argparse.Namespace) -> tuple[float, float]
     """(WAL bytes a message, backend µs of CPU a call) over one block."""
     pid = table.conn.get_server_pid()
     wal = float(await table.conn.fetchval(_WAL_POSITION))
-    cpu = backend_cpu_seconds(pid)
+    cpu = schedstat_cpu_seconds(pid)
     for _ in range(args.calls):
         await table.append(args.size)
-    cpu = backend_cpu_seconds(pid) - cpu
+    cpu = schedstat_cpu_seconds(pid) - cpu
     wal = float(await table.conn.fetchval(_WAL_POSITION)) - wal
     return round(wal / (args.calls * args.size)), round(cpu / args.calls * 1e6, 1)
 

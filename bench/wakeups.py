@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._cli import _positive_int, report_probe
+from bench._proc import schedstat_cpu_seconds
 from bench._report import median_range
 
 __all__ = ["main", "placements", "render", "round_trips"]
@@ -42,10 +43,6 @@ def placements(cores: Sequence[int]) -> dict[str, tuple[int, int]]:
     if others:
         pairs["two cores"] = (first, others[0])
     return pairs
-
-
-def _cpu_seconds(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def _echo(sock: socket.socket, core: int) -> None:
@@ -84,13 +81,13 @@ def round_trips(sender_core: int, echoer_core: int, count: int) -> dict[str, flo
     try:
         os.sched_setaffinity(0, {sender_core})
         _exchange(mine, _WARMUP)
-        echoer_before = _cpu_seconds(pid)
+        echoer_before = schedstat_cpu_seconds(pid)
         cpu_before = time.thread_time()
         wall_before = time.perf_counter()
         _exchange(mine, count)
         wall = time.perf_counter() - wall_before
         cpu = time.thread_time() - cpu_before
-        echoer = _cpu_seconds(pid) - echoer_before
+        echoer = schedstat_cpu_seconds(pid) - echoer_before
     finally:
         mine.close()  # the echoer reads end of file and exits
         os.waitpid(pid, 0)

@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from bench._proc import CpuSample, _unwritten_kb, flush_dirty_pages, machine_cpu, run_queue_seconds
+from bench._proc import (
+    CpuSample,
+    _unwritten_kb,
+    flush_dirty_pages,
+    machine_cpu,
+    run_queue_seconds,
+    schedstat_cpu_seconds,
+)
 from bench._watch import Sample, ServerWatch
 
 _WRITTEN = 32 * 1024 * 1024
@@ -68,3 +75,30 @@ def test_a_window_counts_the_waits_of_the_server_and_its_database() -> None:
         Sample(10.0, 1000, {}, machine), Sample(13.0, 1000, {}, machine), 1000, 500
     )
     assert "run_queue_s" not in unread
+
+
+def test_a_single_threaded_process_cpu_time_is_read_to_the_nanosecond() -> None:
+    # A child that spins for 0.2 s of its own CPU, then waits to be read.
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "t = time.thread_time()\n"
+            "while time.thread_time() - t < 0.2: pass\n"
+            "print('spun', flush=True)\n"
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "spun\n"
+        used = schedstat_cpu_seconds(child.pid)
+        # The spin, plus the interpreter's start-up; a clock-tick count would be 0.20 or 0.21.
+        assert 0.2 <= used < 5.0
+        assert used != round(used, 2)
+    finally:
+        child.communicate("")
