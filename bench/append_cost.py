@@ -32,7 +32,7 @@ import asyncpg  # type: ignore[import-untyped]
 from bench._cli import _positive_int, report_probe
 from bench._fleet import BenchError
 from bench._proc import schedstat_cpu_seconds
-from bench._report import median_range
+from bench._report import markdown_table, median_range
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from ieum_chat.store.appends import APPEND_NEW, batch_json
 from ieum_chat.store.engines import APPEND_SETTINGS
@@ -142,15 +142,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     names = [name for name, _, _ in FORMS]
-    lines = [
-        "| messages a call | " + " | ".join(f"{n}: µs of CPU a call" for n in names) + " | ratio |",
-        "|---" * (len(names) + 2) + "|",
-    ]
+    rows = []
     for size, forms in result["us_per_call"].items():
         medians = [statistics.median(forms[n]) for n in names]
         cells = [median_range(forms[n]) for n in names]
-        lines.append(f"| {size} | " + " | ".join(cells) + f" | {medians[0] / medians[1]:.2f} |")
-    return "\n".join(lines)
+        rows.append([size, *cells, f"{medians[0] / medians[1]:.2f}"])
+    header = ["messages a call", *(f"{n}: µs of CPU a call" for n in names), "ratio"]
+    return markdown_table(header, rows)
 
 
 def _sizes(text: str) -> list[int]:

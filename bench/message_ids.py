@@ -38,7 +38,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from bench._cli import _positive_int, report_probe
 from bench._proc import schedstat_cpu_seconds
-from bench._report import median_range
+from bench._report import markdown_table, median_range
 from bench._servers import PG_ADMIN_URL, database_url, ieum_cli
 from bench.append_cost import PROBE_ERRORS, columns, json_parameters
 from ieum_chat.ids import new_ordered_id
@@ -149,16 +149,20 @@ def render(result: dict[str, Any]) -> str:
         f"{result['rows']:,} messages stored first; blocks of {result['calls']} calls of "
         f"{result['size']} messages; medians (range) of {result['rounds']} rounds",
         "",
-        "| ids | block | WAL bytes a message | CPU µs a call |",
-        "|---|---|---|---|",
+        markdown_table(
+            ["ids", "block", "WAL bytes a message", "CPU µs a call"],
+            (
+                [
+                    kind,
+                    block,
+                    median_range(figures["wal_bytes_a_message"]),
+                    median_range(figures["cpu_us_a_call"]),
+                ]
+                for kind, blocks in result["blocks"].items()
+                for block, figures in blocks.items()
+            ),
+        ),
     ]
-    for kind, blocks in result["blocks"].items():
-        for block, figures in blocks.items():
-            cells = [
-                median_range(values)
-                for values in (figures["wal_bytes_a_message"], figures["cpu_us_a_call"])
-            ]
-            lines.append(f"| {kind} | {block} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from bench._report import slowest_percent
+from bench._report import markdown_table, slowest_percent
 
 __all__ = [
     "BESIDE_PERIOD",
@@ -231,18 +231,28 @@ def measure(seconds: float, period: float, window: float, factor: float) -> dict
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = [
-        f"| core | work ms (fast / median) | windows of {result['window_s']:g} s | slowed "
-        f"(≥ {result['factor']:g}×) | longest slowed s | median slowdown |",
-        "|---|---|---|---|---|---|",
+    header = [
+        "core",
+        "work ms (fast / median)",
+        f"windows of {result['window_s']:g} s",
+        f"slowed (≥ {result['factor']:g}×)",
+        "longest slowed s",
+        "median slowdown",
     ]
-    for core, c in result["cores"].items():
-        lines.append(
-            f"| {core} | {c['fast_ms']} / {c['median_ms']} | {c['windows']} "
-            f"| {c['slowed']} ({c['slowed_pct']} %) | {c['longest_s']} "
-            f"| {c['slowdown_p50'] if c['slowdown_p50'] else '-'} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        header,
+        (
+            [
+                core,
+                f"{c['fast_ms']} / {c['median_ms']}",
+                str(c["windows"]),
+                f"{c['slowed']} ({c['slowed_pct']} %)",
+                str(c["longest_s"]),
+                str(c["slowdown_p50"]) if c["slowdown_p50"] else "-",
+            ]
+            for core, c in result["cores"].items()
+        ),
+    )
 
 
 def _positive(text: str) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench._cli import _positive_int, report_probe
 from bench._proc import schedstat_cpu_seconds
-from bench._report import median_range
+from bench._report import markdown_table, median_range
 
 __all__ = ["main", "placements", "render", "round_trips"]
 
@@ -118,17 +118,14 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = [
-        "| placement | round trip µs | sender's CPU µs | echoer's CPU µs |",
-        "|---|---|---|---|",
-    ]
-    for name, runs in result["blocks"].items():
-        cells = [
-            median_range([run[key] for run in runs], 1)
-            for key in ("round_trip_us", "sender_cpu_us", "echoer_cpu_us")
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    keys = ("round_trip_us", "sender_cpu_us", "echoer_cpu_us")
+    return markdown_table(
+        ["placement", "round trip µs", "sender's CPU µs", "echoer's CPU µs"],
+        (
+            [name, *(median_range([run[key] for run in runs], 1) for key in keys)]
+            for name, runs in result["blocks"].items()
+        ),
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from bench._report import (
     compare_table,
     latency_summary,
     load_table,
+    markdown_table,
     median_range,
     merge_latencies,
     percentile,
@@ -169,3 +170,14 @@ def test_a_probes_cell_is_the_median_and_the_range() -> None:
     assert median_range([562.0, 464.0, 517.4]) == "517 (464–562)"
     assert median_range([40.0, 80.04, 38.76], 1) == "40.0 (38.8–80.0)"
     assert median_range([1234.0, 5678.0]) == "3,456 (1,234–5,678)"
+
+
+def test_a_probes_table_is_compact_markdown() -> None:
+    table = markdown_table(["size", "µs"], [["1", "260 (250–272)"], ["8", "517"]])
+    assert table.splitlines() == [
+        "| size | µs |",
+        "|---|---|",
+        "| 1 | 260 (250–272) |",
+        "| 8 | 517 |",
+    ]
+    assert markdown_table(["a"], []) == "| a |\n|---|"
