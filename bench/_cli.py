@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._args import _fraction, _fractions, _positive_int, _seconds
 from ._compare import BACKENDS, CompareSpec, render, run_compare
 from ._fleet import BenchError
 from ._load import IdleSpec, LoadSpec, run_idle, run_load
@@ -34,43 +35,6 @@ from ._targets import IEUM, KINDS, Couple, Target, synthetic_couples
 __all__ = ["main"]
 
 _DEFAULT_URLS = {IEUM: "ws://127.0.0.1:8080/ws/chat", "rabbitmq": "ws://127.0.0.1:15674/ws"}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number: {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1: {text!r}")
-    return value
-
-
-def _fractions(text: str) -> tuple[float, ...]:
-    values = tuple(_fraction(part.strip()) for part in text.split(",") if part.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one fraction")
-    return values
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:

@@ -29,7 +29,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._cli import _positive_int, report_probe
+from bench._args import _positive_int
+from bench._cli import report_probe
 from bench._fleet import BenchError
 from bench._proc import schedstat_cpu_seconds
 from bench._report import markdown_table, median_range

@@ -44,7 +44,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bench._cli import _positive_int, _seconds, report_probe
+from bench._args import _positive_int, _seconds
+from bench._cli import report_probe
 from bench._fleet import BenchError
 from bench._load import _START_DELAY, LoadSpec, run_load
 from bench._report import waiting_pct

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import _callgrind
-from bench._cli import _positive_int, _seconds
+from bench._args import _positive_int, _seconds
 from bench._fleet import BenchError
 from bench._load import LoadSpec, run_load
 from bench._servers import PG_ADMIN_URL, IeumServer, read_metric

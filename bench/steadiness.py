@@ -39,6 +39,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from bench._args import _positive_number, _seconds
 from bench._report import markdown_table, slowest_percent
 
 __all__ = [
@@ -255,27 +256,20 @@ def render(result: dict[str, Any]) -> str:
     )
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"not positive: {text}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.steadiness", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--seconds", type=_positive, default=30.0, help="how long (30)")
+    parser.add_argument("--seconds", type=_positive_number, default=30.0, help="how long (30)")
     parser.add_argument(
-        "--period", type=float, default=0.0, help="seconds from one work's start to the next (0)"
+        "--period", type=_seconds, default=0.0, help="seconds from one work's start to the next (0)"
     )
-    parser.add_argument("--window", type=_positive, default=WINDOW, help="seconds a window (0.5)")
-    parser.add_argument("--factor", type=_positive, default=FACTOR, help="slowed at (1.25)")
+    parser.add_argument(
+        "--window", type=_positive_number, default=WINDOW, help="seconds a window (0.5)"
+    )
+    parser.add_argument("--factor", type=_positive_number, default=FACTOR, help="slowed at (1.25)")
     parser.add_argument("--samples", type=Path, help="JSON of every core's samples")
     args = parser.parse_args(argv)
-    if args.period < 0:
-        parser.error("--period must not be negative")
     result = measure(args.seconds, args.period, args.window, args.factor)
     samples = result.pop("samples")
     print(render(result))

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._cli import _positive_int, report_probe
+from bench._args import _positive_int
+from bench._cli import report_probe
 from bench._proc import schedstat_cpu_seconds
 from bench._report import markdown_table, median_range
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.redis import REDIS_URL, delete_prefix, unique_prefix
 
-from bench._cli import _positive_int, _seconds
+from bench._args import _positive_int, _seconds
 from bench._fleet import BenchError
 from bench._load import LoadSpec, run_load
 from bench._report import load_table
