@@ -6,6 +6,13 @@ the async engine through ``run_sync``, so a transaction reads as straight-line S
 hop into the driver's greenlet however many statements it issues. The name is what the logs and
 errors say. Driver errors become ours in ``driver_errors``, as for the raw pools.
 
+A caller cancelled while its transaction runs stops waiting at once, however often it is
+cancelled (a timeout, then a shutdown); the transaction runs to its end all the same (a write
+commits) and ``close`` waits for it. The driver's connection is never given up mid-statement:
+cancelled twice there, SQLAlchemy abandoned an aiosqlite connection's close halfway, leaving a
+thread to post to a closed event loop, or the loop's shutdown to wait forever. (SQLite's
+writes already ran this way, on their own thread: ``engines.ThreadWriter``.)
+
 The pool also holds the append path the engine chose (``appends``) and how it reads one
 statement (``row_reads``): on PostgreSQL, each on raw connections of its own
 (``asyncpg_pool``).
@@ -13,7 +20,9 @@ statement (``row_reads``): on PostgreSQL, each on raw connections of its own
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +55,10 @@ T = TypeVar("T")
 # Transactions slower than this are logged at WARNING.
 _SLOW_SECONDS = 1.0
 
+# How long ``close`` waits for transactions whose callers were cancelled, before cancelling
+# them too (and again, for that to end).
+_CLOSE_WAIT_SECONDS = 10.0
+
 
 class DatabasePool:
     """An async engine plus its dialect policy; runs named transactions. ``appender``: how
@@ -58,6 +71,7 @@ class DatabasePool:
         self.writer = policy.writer(engine)
         self.appender: Appender = policy.appender(self, pool_size=pool_size)
         self.reader: RowReader = policy.reader(self, pool_size=pool_size)
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def read_rows(
         self, desc: str, statement: Select[Any], params: Mapping[str, Any]
@@ -103,6 +117,24 @@ class DatabasePool:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
+        """The transaction as a task of its own, which a cancelled caller leaves running."""
+        task = asyncio.create_task(self._transaction(desc, write, func, *args, **kwargs))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(functools.partial(_report_unawaited, desc))
+            raise
+
+    async def _transaction(
+        self,
+        desc: str,
+        write: bool,
+        func: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         start = time.perf_counter()
         try:
             guard = self.policy.write_guard() if write else contextlib.nullcontext()
@@ -125,12 +157,31 @@ class DatabasePool:
 
     async def close(self) -> None:
         try:
+            await self._settle()
             await self.appender.close()
             await self.reader.close()
             if self.writer is not None:
                 await self.writer.close()
         finally:
             await self.engine.dispose()
+
+    async def _settle(self) -> None:
+        """Wait for the transactions still running; past ``_CLOSE_WAIT_SECONDS``, cancel them
+        and wait as long again."""
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(set(self._running), timeout=_CLOSE_WAIT_SECONDS)
+        if pending:
+            logger.warning("closing: cancelling %d transactions still running", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=_CLOSE_WAIT_SECONDS)
+
+
+def _report_unawaited(desc: str, task: asyncio.Task[Any]) -> None:
+    """How a transaction whose caller was cancelled ended, if it failed (nobody else hears)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.warning("transaction %s, its caller cancelled, failed: %s", desc, error)
 
 
 class SQLBaseStore:
