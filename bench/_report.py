@@ -276,7 +276,7 @@ def idle_table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 
 def compare_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The README's table: one row per backend (and reaction mix), closed-loop peak and
+    """The summary table: one row per backend (and reaction mix), closed-loop peak and
     latency at half of it (of several runs there, the median p99's run, and the range of the
     p99s in brackets)."""
     reactions = _with_reactions(row["peak"] for row in rows)

@@ -6,7 +6,7 @@ message's id is one (``records.new_message_id``), and so is the tempId the clien
 for a request: a new key of the messages table then goes to the right-hand end of its index
 (the primary key's, and that of the tempIds of its couple and sender), not to a random page
 of it, and each leaf page first touched after a checkpoint is written to the WAL whole (see
-the README's "Time-ordered message ids"). Unique as a random id is: 74 random bits for each
+"Time-ordered message ids" in docs/benchmarks.md). Unique as a random id is: 74 random bits for each
 millisecond.
 
 An id is put together from its integer as CPython 3.14's uuid4() does (UUID._from_int), where
