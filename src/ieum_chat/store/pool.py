@@ -32,6 +32,7 @@ from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ieum_chat.aio import stop_tasks_after
 from ieum_chat.store.driver_errors import map_driver_errors
 from ieum_chat.store.engines import BaseEngine
 from ieum_chat.store.routing import Reads
@@ -55,8 +56,8 @@ T = TypeVar("T")
 # Transactions slower than this are logged at WARNING.
 _SLOW_SECONDS = 1.0
 
-# How long ``close`` waits for transactions whose callers were cancelled, before cancelling
-# them too (and again, for that to end).
+# How long ``close`` waits for transactions whose callers were cancelled, before stopping
+# them (``aio.stop_tasks_after``).
 _CLOSE_WAIT_SECONDS = 10.0
 
 
@@ -157,25 +158,15 @@ class DatabasePool:
 
     async def close(self) -> None:
         try:
-            await self._settle()
+            await stop_tasks_after(
+                self._running, _CLOSE_WAIT_SECONDS, "closing the database: transactions"
+            )
             await self.appender.close()
             await self.reader.close()
             if self.writer is not None:
                 await self.writer.close()
         finally:
             await self.engine.dispose()
-
-    async def _settle(self) -> None:
-        """Wait for the transactions still running; past ``_CLOSE_WAIT_SECONDS``, cancel them
-        and wait as long again."""
-        if not self._running:
-            return
-        _, pending = await asyncio.wait(set(self._running), timeout=_CLOSE_WAIT_SECONDS)
-        if pending:
-            logger.warning("closing: cancelling %d transactions still running", len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=_CLOSE_WAIT_SECONDS)
 
 
 def _report_unawaited(desc: str, task: asyncio.Task[Any]) -> None:
