@@ -15,7 +15,8 @@ two needs done differently is decided here and nowhere else:
   asyncpg connections running one statement, see ``appends`` and ``asyncpg_pool``; SQLite: a
   write transaction like every other, its statements on the driver's cursor);
 - where write transactions run (:meth:`BaseEngine.writer`; SQLite: on a thread of their own,
-  :class:`ThreadWriter`, each in one hop; PostgreSQL: on the engine).
+  :class:`ThreadWriter`, each in one hop, with the WAL copied back to the database file beside
+  them by :class:`WalCheckpointer`; PostgreSQL: on the engine).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
+import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, ParamSpec, TypeVar
@@ -50,6 +54,7 @@ __all__ = [
     "PostgresEngine",
     "SqliteEngine",
     "ThreadWriter",
+    "WalCheckpointer",
     "create_engine",
     "engine_for_url",
     "normalize_url",
@@ -66,6 +71,7 @@ _ASYNC_SCHEMES = {
 
 P = ParamSpec("P")
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # The parameter of BaseEngine.in_tuples: the keys looked up.
 LOOKUP_KEYS = "lookup_keys"
@@ -233,11 +239,12 @@ class SqliteEngine(BaseEngine):
         database = engine.url.database
         if not database or database == ":memory:" or database.startswith("file::memory:"):
             return None
-        sync = sa_create_engine(
-            engine.url.set(drivername="sqlite+pysqlite"), poolclass=pool.StaticPool
-        )
+        sync_url = engine.url.set(drivername="sqlite+pysqlite")
+        sync = sa_create_engine(sync_url, poolclass=pool.StaticPool)
         self._install(sync)
-        return ThreadWriter(sync, self.write_options())
+        checkpoints = sa_create_engine(sync_url, poolclass=pool.StaticPool)
+        self._install(checkpoints)
+        return ThreadWriter(sync, self.write_options(), WalCheckpointer(checkpoints))
 
     def _install(self, engine: Engine, extra_pragmas: Sequence[str] = ()) -> None:
         pragmas = [
@@ -249,8 +256,9 @@ class SqliteEngine(BaseEngine):
             # A checkpoint every 10,000 WAL pages (about 40 MB), not 1,000: the pages every
             # commit touches (the couples' counters, the indexes' right edges) are copied back
             # to the database once per checkpoint, and a 12-message append took 3.1 ms and
-            # 215 us of CPU a message at 1,000 against 2.4 ms and 174 us. After a checkpoint
-            # the WAL file is cut back to 64 MiB at most.
+            # 215 us of CPU a message at 1,000 against 2.4 ms and 174 us. On a file the
+            # writer's checkpoint finds most pages copied already (WalCheckpointer). After a
+            # checkpoint the WAL file is cut back to 64 MiB at most.
             "PRAGMA wal_autocheckpoint=10000",
             "PRAGMA journal_size_limit=67108864",
             *extra_pragmas,
@@ -439,11 +447,18 @@ class ThreadWriter:
     result comes back. One thread, one connection: SQLite has one writer per file anyway.
 
     A caller cancelled while its transaction runs stops waiting; the transaction finishes (or
-    rolls back) on the thread before the next one starts."""
+    rolls back) on the thread before the next one starts. ``checkpoints``, if given, is told
+    of every transaction and closed with the writer."""
 
-    def __init__(self, engine: Engine, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        options: dict[str, Any],
+        checkpoints: WalCheckpointer | None = None,
+    ) -> None:
         self._engine = engine
         self._options = options
+        self._checkpoints = checkpoints
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ieum-db-writer")
 
     async def run(
@@ -457,15 +472,98 @@ class ThreadWriter:
     def _transaction(
         self, func: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        with self._engine.connect() as conn:
-            conn.execution_options(**self._options)
-            with conn.begin():
-                return func(conn, *args, **kwargs)
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(**self._options)
+                with conn.begin():
+                    return func(conn, *args, **kwargs)
+        finally:
+            if self._checkpoints is not None:
+                self._checkpoints.written()
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         # The connection is closed on the thread that opened it (sqlite3 insists).
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
         await asyncio.to_thread(self._thread.shutdown)
+
+
+# How long the checkpointer lets writes gather before it copies them back. At a steady 3,000
+# messages/s on SQLite (half of a 2-core machine's peak), the writer's own checkpoint every
+# 10,000 WAL pages stalled it for 10 to 12 ms about every 0.44 s, 5 to 8 ms of that in the
+# database file's fdatasync; with a pass of this checkpointer every 0.1 s the writer's checkpoint
+# has only the last 0.1 s's pages left to copy, and the p99 from send to partner delivery was
+# 11.4 to 13.2 ms against 15.8 to 18.6 (runs taking turns; docs/benchmarks.md).
+_CHECKPOINT_INTERVAL = 0.1
+
+
+class WalCheckpointer:
+    """Copies a SQLite file's WAL back into the database file on a thread of its own, beside
+    the writer, instead of in the writer's commits.
+
+    Every commit that takes the WAL past ``wal_autocheckpoint`` pages checkpoints it there and
+    then, and the next transaction waits: the pages are copied in page order, but the
+    database file's fdatasync of them takes milliseconds. Here a ``PASSIVE`` checkpoint runs
+    once writes have gathered for ``_CHECKPOINT_INTERVAL``; it takes no lock that a writer or a
+    reader waits for, and copies what no reader still needs. The writer's own checkpoint stays
+    as it was, as the bound of the WAL: SQLite starts the WAL over only when a write begins
+    with all of it copied back, which a checkpoint beside a busy writer never quite reaches,
+    so the writer's checkpoint copies what is left (the pages of the last interval) and the
+    WAL starts over at its next transaction. Should a pass fail, the writer's checkpoint does
+    it all, as without this thread.
+
+    Several processes on one file each run one; a pass that finds another running returns at
+    once (``SQLITE_BUSY`` is not an error for ``PASSIVE``)."""
+
+    def __init__(self, engine: Engine, interval: float = _CHECKPOINT_INTERVAL) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._written = threading.Event()
+        self._closing = threading.Event()
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, name="ieum-db-checkpoint", daemon=True)
+        self._thread.start()
+
+    def written(self) -> None:
+        """A write transaction ended (committed or not): a pass is due."""
+        self._written.set()
+
+    def _run(self) -> None:
+        # The raw connection, outside SQLAlchemy's transactions: a checkpoint cannot run
+        # inside one (SQLITE_LOCKED).
+        try:
+            raw = self._engine.raw_connection()
+        except (sqlite3.Error, exc.DBAPIError) as error:  # the pool's raw one, or wrapped
+            logger.warning("WAL checkpoints left to the writer: %s", error)
+            return
+        try:
+            while True:
+                self._written.wait()
+                if self._closing.wait(self._interval):
+                    return
+                self._written.clear()
+                self._checkpoint(raw.driver_connection)
+        finally:
+            raw.close()
+            self._engine.dispose()
+
+    def _checkpoint(self, conn: Any) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as error:
+            if not self._failing:
+                logger.warning("WAL checkpoint failed, left to the writer: %s", error)
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info("WAL checkpoints run again")
+            self._failing = False
+
+    async def close(self) -> None:
+        self._closing.set()
+        self._written.set()
+        await asyncio.to_thread(self._thread.join)
 
 
 def engine_for_url(url: str) -> BaseEngine:

@@ -1,16 +1,26 @@
-"""The dialect policies' choices that need no database: how messages are appended, and the
-append pool's connect arguments."""
+"""The dialect policies' choices that need no database: how messages are appended, the
+append pool's connect arguments, and a WAL checkpointer that cannot open its file."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from ieum_chat.store.appends import ServerAppender, SqliteAppender
-from ieum_chat.store.engines import APPEND_SETTINGS, PostgresEngine, create_engine, normalize_url
+from ieum_chat.store.engines import (
+    APPEND_SETTINGS,
+    PostgresEngine,
+    WalCheckpointer,
+    create_engine,
+    normalize_url,
+)
 from ieum_chat.store.pool import DatabasePool
 from ieum_chat.store.row_reads import RawRowReader, TransactionRowReader
 
@@ -140,3 +150,20 @@ async def test_postgres_appends_and_reads_through_small_pools_of_their_own() -> 
     finally:
         await small.close()
         await large.close()
+
+
+async def test_a_checkpointer_that_cannot_open_its_file_leaves_the_work_to_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a file in a directory that does not exist: SQLite cannot open it
+    engine = sa_create_engine(f"sqlite+pysqlite:///{tmp_path / 'missing' / 'chat.db'}")
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.WARNING, logger="ieum_chat.store.engines"):
+        checkpoints = WalCheckpointer(engine)
+        mine = [t for t in threading.enumerate() if t not in before]
+        checkpoints.written()
+        await checkpoints.close()
+
+    assert [t.name for t in mine] == ["ieum-db-checkpoint"]
+    assert not mine[0].is_alive()
+    assert "WAL checkpoints left to the writer" in caplog.text
