@@ -491,10 +491,10 @@ class ThreadWriter:
 
 # How long the checkpointer lets writes gather before it copies them back. At a steady 3,000
 # messages/s on SQLite (half of a 2-core machine's peak), the writer's own checkpoint every
-# 10,000 WAL pages stalled it for 10 to 12 ms about every 0.44 s, 5 to 8 ms of that in the
+# 10,000 WAL pages stalled it for 9 to 12.5 ms about every 0.44 s, 5 to 8 ms of that in the
 # database file's fdatasync; with a pass of this checkpointer every 0.1 s the writer's checkpoint
 # has only the last 0.1 s's pages left to copy, and the p99 from send to partner delivery was
-# 11.4 to 13.2 ms against 15.8 to 18.6 (runs taking turns; docs/benchmarks.md).
+# 13.5 to 17.7 ms against 15.1 to 19.3 (ten runs of each, taking turns; docs/benchmarks.md).
 _CHECKPOINT_INTERVAL = 0.1
 
 
