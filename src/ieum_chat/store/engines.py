@@ -519,15 +519,29 @@ class WalCheckpointer:
     def __init__(self, engine: Engine, interval: float = _CHECKPOINT_INTERVAL) -> None:
         self._engine = engine
         self._interval = interval
-        self._written = threading.Event()
-        self._closing = threading.Event()
+        # Both flags change under the condition's lock: closing can never fall between the
+        # thread's look at it and its taking of the writes, and be missed.
+        self._changed = threading.Condition()
+        self._written = False
+        self._closing = False
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="ieum-db-checkpoint", daemon=True)
         self._thread.start()
 
     def written(self) -> None:
         """A write transaction ended (committed or not): a pass is due."""
-        self._written.set()
+        with self._changed:
+            if not self._written:  # one wake-up a pass, not one a write
+                self._written = True
+                self._changed.notify()
+
+    def _due(self) -> bool:
+        """Wait for writes, then let them gather; False once closing."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._written or self._closing)
+            self._changed.wait_for(lambda: self._closing, self._interval)
+            self._written = False
+            return not self._closing
 
     def _run(self) -> None:
         # The raw connection, outside SQLAlchemy's transactions: a checkpoint cannot run
@@ -538,11 +552,7 @@ class WalCheckpointer:
             logger.warning("WAL checkpoints left to the writer: %s", error)
             return
         try:
-            while True:
-                self._written.wait()
-                if self._closing.wait(self._interval):
-                    return
-                self._written.clear()
+            while self._due():
                 self._checkpoint(raw.driver_connection)
         finally:
             raw.close()
@@ -561,8 +571,9 @@ class WalCheckpointer:
             self._failing = False
 
     async def close(self) -> None:
-        self._closing.set()
-        self._written.set()
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
         await asyncio.to_thread(self._thread.join)
 
 

@@ -1,11 +1,14 @@
 """The dialect policies' choices that need no database: how messages are appended, the
-append pool's connect arguments, and a WAL checkpointer that cannot open its file."""
+append pool's connect arguments, and when a WAL checkpointer's passes run and how it stops (on
+a SQLite file of the test's own, empty: a pass over it copies nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine as sa_create_engine
@@ -167,3 +170,63 @@ async def test_a_checkpointer_that_cannot_open_its_file_leaves_the_work_to_the_w
     assert [t.name for t in mine] == ["ieum-db-checkpoint"]
     assert not mine[0].is_alive()
     assert "WAL checkpoints left to the writer" in caplog.text
+
+
+class _Counted(WalCheckpointer):
+    """A checkpointer that counts its passes, tells of each (``entered``) and, once ``hold`` is
+    set, holds each until ``release`` is."""
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self.passes = 0
+        self.hold = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        super().__init__(sa_create_engine(f"sqlite+pysqlite:///{path}"), interval)
+
+    def _checkpoint(self, conn: Any) -> None:
+        self.passes += 1
+        self.entered.set()
+        if self.hold:
+            self.release.wait()
+        super()._checkpoint(conn)
+
+
+async def test_a_pass_follows_writes_after_the_interval_and_only_then(tmp_path: Path) -> None:
+    checkpoints = _Counted(tmp_path / "chat.db", interval=0.05)
+    try:
+        await asyncio.sleep(0.2)
+        idle = checkpoints.passes
+        checkpoints.written()
+        checkpoints.written()
+        await asyncio.to_thread(checkpoints.entered.wait)
+        await asyncio.sleep(0.2)
+        assert (idle, checkpoints.passes) == (0, 1)  # two writes, one pass
+    finally:
+        await checkpoints.close()
+
+
+async def test_closing_runs_no_pass_of_the_writes_still_gathering(tmp_path: Path) -> None:
+    # the interval is long against the test, not against a bound of it: a close that waited it
+    # out would then run the pass, and be counted
+    checkpoints = _Counted(tmp_path / "chat.db", interval=5.0)
+    checkpoints.written()
+    await checkpoints.close()
+
+    assert checkpoints.passes == 0
+
+
+async def test_closing_during_a_pass_ends_the_thread_after_it(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    checkpoints = _Counted(tmp_path / "chat.db", interval=0)
+    checkpoints.hold = True
+    [thread] = [t for t in threading.enumerate() if t not in before]
+    checkpoints.written()
+    await asyncio.to_thread(checkpoints.entered.wait)
+    closing = asyncio.create_task(checkpoints.close())
+    await asyncio.sleep(0)  # close() has said so, and waits for the thread
+    checkpoints.written()  # a write after close() asked for none: no pass for it
+    checkpoints.release.set()
+    await closing
+
+    assert checkpoints.passes == 1
+    assert not thread.is_alive()
