@@ -15,8 +15,8 @@ two needs done differently is decided here and nowhere else:
   asyncpg connections running one statement, see ``appends`` and ``asyncpg_pool``; SQLite: a
   write transaction like every other, its statements on the driver's cursor);
 - where write transactions run (:meth:`BaseEngine.writer`; SQLite: on a thread of their own,
-  :class:`ThreadWriter`, each in one hop, with the WAL copied back to the database file beside
-  them by :class:`WalCheckpointer`; PostgreSQL: on the engine).
+  ``sqlite_writer.ThreadWriter``, each in one hop, with the WAL copied back to the database
+  file beside them by ``sqlite_writer.WalCheckpointer``; PostgreSQL: on the engine).
 """
 
 from __future__ import annotations
@@ -24,14 +24,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import functools
 import json
-import logging
-import sqlite3
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Text, bindparam, event, exc, func, make_url, pool, select, tuple_
@@ -40,6 +35,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
+
+from ieum_chat.store.sqlite_writer import ThreadWriter, WalCheckpointer
 
 if TYPE_CHECKING:
     from ieum_chat.store.appends import Appender
@@ -53,8 +50,6 @@ __all__ = [
     "BaseEngine",
     "PostgresEngine",
     "SqliteEngine",
-    "ThreadWriter",
-    "WalCheckpointer",
     "create_engine",
     "engine_for_url",
     "normalize_url",
@@ -69,9 +64,6 @@ _ASYNC_SCHEMES = {
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
 
-P = ParamSpec("P")
-T = TypeVar("T")
-logger = logging.getLogger(__name__)
 
 # The parameter of BaseEngine.in_tuples: the keys looked up.
 LOOKUP_KEYS = "lookup_keys"
@@ -434,147 +426,6 @@ class PostgresEngine(BaseEngine):
         # The raw pools' driver errors, classed as SQLAlchemy classes its InterfaceError
         # (see is_unavailable), so that the pools agree: a connection found closed, mostly.
         return isinstance(orig, asyncpg.InterfaceError)
-
-
-class ThreadWriter:
-    """Write transactions on a thread of their own, each in one hop from the event loop.
-
-    Through the async driver, every statement of a transaction is a round trip between the
-    event loop and the driver's thread; a SQLite batch append (five statements, a commit)
-    spent more time in those hops and in the loop's share of the work than in SQLite. Here
-    the whole transaction function runs on one thread, over a synchronous connection of the
-    same file set up as the engine's (the same pragmas, ``BEGIN IMMEDIATE``), and only its
-    result comes back. One thread, one connection: SQLite has one writer per file anyway.
-
-    A caller cancelled while its transaction runs stops waiting; the transaction finishes (or
-    rolls back) on the thread before the next one starts. ``checkpoints``, if given, is told
-    of every transaction and closed with the writer."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        options: dict[str, Any],
-        checkpoints: WalCheckpointer | None = None,
-    ) -> None:
-        self._engine = engine
-        self._options = options
-        self._checkpoints = checkpoints
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ieum-db-writer")
-
-    async def run(
-        self, func: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._thread, functools.partial(self._transaction, func, *args, **kwargs)
-        )
-
-    def _transaction(
-        self, func: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        try:
-            with self._engine.connect() as conn:
-                conn.execution_options(**self._options)
-                with conn.begin():
-                    return func(conn, *args, **kwargs)
-        finally:
-            if self._checkpoints is not None:
-                self._checkpoints.written()
-
-    async def close(self) -> None:
-        if self._checkpoints is not None:
-            await self._checkpoints.close()
-        # The connection is closed on the thread that opened it (sqlite3 insists).
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
-        await asyncio.to_thread(self._thread.shutdown)
-
-
-# How long the checkpointer lets writes gather before it copies them back. At a steady 3,000
-# messages/s on SQLite (half of a 2-core machine's peak), the writer's own checkpoint every
-# 10,000 WAL pages stalled it for 9 to 12.5 ms about every 0.44 s, 5 to 8 ms of that in the
-# database file's fdatasync; with a pass of this checkpointer every 0.1 s the writer's checkpoint
-# has only the last 0.1 s's pages left to copy, and the p99 from send to partner delivery was
-# 13.5 to 17.7 ms against 15.1 to 19.3 (ten runs of each, taking turns; docs/benchmarks.md).
-_CHECKPOINT_INTERVAL = 0.1
-
-
-class WalCheckpointer:
-    """Copies a SQLite file's WAL back into the database file on a thread of its own, beside
-    the writer, instead of in the writer's commits.
-
-    Every commit that takes the WAL past ``wal_autocheckpoint`` pages checkpoints it there and
-    then, and the next transaction waits: the pages are copied in page order, but the
-    database file's fdatasync of them takes milliseconds. Here a ``PASSIVE`` checkpoint runs
-    once writes have gathered for ``_CHECKPOINT_INTERVAL``; it takes no lock that a writer or a
-    reader waits for, and copies what no reader still needs. The writer's own checkpoint stays
-    as it was, as the bound of the WAL: SQLite starts the WAL over only when a write begins
-    with all of it copied back, which a checkpoint beside a busy writer never quite reaches,
-    so the writer's checkpoint copies what is left (the pages of the last interval) and the
-    WAL starts over at its next transaction. Should a pass fail, the writer's checkpoint does
-    it all, as without this thread.
-
-    Several processes on one file each run one; a pass that finds another running returns at
-    once (``SQLITE_BUSY`` is not an error for ``PASSIVE``)."""
-
-    def __init__(self, engine: Engine, interval: float = _CHECKPOINT_INTERVAL) -> None:
-        self._engine = engine
-        self._interval = interval
-        # Both flags change under the condition's lock: closing can never fall between the
-        # thread's look at it and its taking of the writes, and be missed.
-        self._changed = threading.Condition()
-        self._written = False
-        self._closing = False
-        self._failing = False
-        self._thread = threading.Thread(target=self._run, name="ieum-db-checkpoint", daemon=True)
-        self._thread.start()
-
-    def written(self) -> None:
-        """A write transaction ended (committed or not): a pass is due."""
-        with self._changed:
-            if not self._written:  # one wake-up a pass, not one a write
-                self._written = True
-                self._changed.notify()
-
-    def _due(self) -> bool:
-        """Wait for writes, then let them gather; False once closing."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._written or self._closing)
-            self._changed.wait_for(lambda: self._closing, self._interval)
-            self._written = False
-            return not self._closing
-
-    def _run(self) -> None:
-        # The raw connection, outside SQLAlchemy's transactions: a checkpoint cannot run
-        # inside one (SQLITE_LOCKED).
-        try:
-            raw = self._engine.raw_connection()
-        except (sqlite3.Error, exc.DBAPIError) as error:  # the pool's raw one, or wrapped
-            logger.warning("WAL checkpoints left to the writer: %s", error)
-            return
-        try:
-            while self._due():
-                self._checkpoint(raw.driver_connection)
-        finally:
-            raw.close()
-            self._engine.dispose()
-
-    def _checkpoint(self, conn: Any) -> None:
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as error:
-            if not self._failing:
-                logger.warning("WAL checkpoint failed, left to the writer: %s", error)
-            self._failing = True
-        else:
-            if self._failing:
-                logger.info("WAL checkpoints run again")
-            self._failing = False
-
-    async def close(self) -> None:
-        with self._changed:
-            self._closing = True
-            self._changed.notify()
-        await asyncio.to_thread(self._thread.join)
 
 
 def engine_for_url(url: str) -> BaseEngine:

@@ -11,7 +11,7 @@ cancelled (a timeout, then a shutdown); the transaction runs to its end all the 
 commits) and ``close`` waits for it. The driver's connection is never given up mid-statement:
 cancelled twice there, SQLAlchemy abandoned an aiosqlite connection's close halfway, leaving a
 thread to post to a closed event loop, or the loop's shutdown to wait forever. (SQLite's
-writes already ran this way, on their own thread: ``engines.ThreadWriter``.)
+writes already ran this way, on their own thread: ``sqlite_writer.ThreadWriter``.)
 
 The pool also holds the append path the engine chose (``appends``) and how it reads one
 statement (``row_reads``): on PostgreSQL, each on raw connections of its own

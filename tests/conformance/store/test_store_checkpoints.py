@@ -1,4 +1,5 @@
-"""SQLite's WAL copied back to the database file beside the writer (``engines.WalCheckpointer``).
+"""SQLite's WAL copied back to the database file beside the writer
+(``sqlite_writer.WalCheckpointer``).
 
 A few writes are far from the writer's own checkpoint (``wal_autocheckpoint``, 10,000 pages),
 so without the checkpointer they would stay in the WAL for as long as the file is open; with

@@ -20,12 +20,12 @@ from ieum_chat.store.appends import ServerAppender, SqliteAppender
 from ieum_chat.store.engines import (
     APPEND_SETTINGS,
     PostgresEngine,
-    WalCheckpointer,
     create_engine,
     normalize_url,
 )
 from ieum_chat.store.pool import DatabasePool
 from ieum_chat.store.row_reads import RawRowReader, TransactionRowReader
+from ieum_chat.store.sqlite_writer import WalCheckpointer
 
 
 async def test_append_connect_args_follow_the_url() -> None:
