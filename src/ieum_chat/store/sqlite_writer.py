@@ -34,14 +34,11 @@ class ThreadWriter:
     result comes back. One thread, one connection: SQLite has one writer per file anyway.
 
     A caller cancelled while its transaction runs stops waiting; the transaction finishes (or
-    rolls back) on the thread before the next one starts. ``checkpoints``, if given, is told
-    of every transaction and closed with the writer."""
+    rolls back) on the thread before the next one starts. ``checkpoints`` is told of every
+    transaction and closed with the writer."""
 
     def __init__(
-        self,
-        engine: Engine,
-        options: dict[str, Any],
-        checkpoints: WalCheckpointer | None = None,
+        self, engine: Engine, options: dict[str, Any], checkpoints: WalCheckpointer
     ) -> None:
         self._engine = engine
         self._options = options
@@ -65,12 +62,10 @@ class ThreadWriter:
                 with conn.begin():
                     return func(conn, *args, **kwargs)
         finally:
-            if self._checkpoints is not None:
-                self._checkpoints.written()
+            self._checkpoints.written()
 
     async def close(self) -> None:
-        if self._checkpoints is not None:
-            await self._checkpoints.close()
+        await self._checkpoints.close()
         # The connection is closed on the thread that opened it (sqlite3 insists).
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
         await asyncio.to_thread(self._thread.shutdown)
