@@ -186,6 +186,8 @@ class BaseEngine(abc.ABC):
 # A reading connection's page cache, sized for the root and inner pages of the indexes a read
 # walks rather than their leaves.
 _READER_CACHE_KIB = 256
+# The WAL pages past which a commit checkpoints (see _install), the WalCheckpointer's bound.
+_WAL_AUTOCHECKPOINT = 10000
 # Reading connections of a file, at most. More do not read faster: a SQLite read holds the
 # GIL for most of its time. 32 concurrent tasks reading history pages got 435, 521 and 601
 # pages/s from pools of 10, 4 and 2 (376, 405 and 478 in a second round), and 15,000
@@ -236,7 +238,9 @@ class SqliteEngine(BaseEngine):
         self._install(sync)
         checkpoints = sa_create_engine(sync_url, poolclass=pool.StaticPool)
         self._install(checkpoints)
-        return ThreadWriter(sync, self.write_options(), WalCheckpointer(checkpoints))
+        return ThreadWriter(
+            sync, self.write_options(), WalCheckpointer(checkpoints, _WAL_AUTOCHECKPOINT)
+        )
 
     def _install(self, engine: Engine, extra_pragmas: Sequence[str] = ()) -> None:
         pragmas = [
@@ -249,9 +253,10 @@ class SqliteEngine(BaseEngine):
             # commit touches (the couples' counters, the indexes' right edges) are copied back
             # to the database once per checkpoint, and a 12-message append took 3.1 ms and
             # 215 us of CPU a message at 1,000 against 2.4 ms and 174 us. On a file the
-            # writer's checkpoint finds most pages copied already (WalCheckpointer). After a
-            # checkpoint the WAL file is cut back to 64 MiB at most.
-            "PRAGMA wal_autocheckpoint=10000",
+            # WalCheckpointer copies the pages beside the writer, and the WAL starts over
+            # before this bound in most cycles. After a checkpoint the WAL file is cut back to
+            # 64 MiB at most.
+            f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}",
             "PRAGMA journal_size_limit=67108864",
             *extra_pragmas,
         ]

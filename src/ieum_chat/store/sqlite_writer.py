@@ -71,12 +71,13 @@ class ThreadWriter:
         await asyncio.to_thread(self._thread.shutdown)
 
 
-# How long the checkpointer lets writes gather before it copies them back. At a steady 3,000
-# messages/s on SQLite (half of a 2-core machine's peak), the writer's own checkpoint every
-# 10,000 WAL pages stalled it for 9 to 12.5 ms about every 0.44 s, 5 to 8 ms of that in the
-# database file's fdatasync; with a pass of this checkpointer every 0.1 s the writer's checkpoint
-# has only the last 0.1 s's pages left to copy, and the p99 from send to partner delivery was
-# 13.5 to 17.7 ms against 15.1 to 19.3 (ten runs of each, taking turns; docs/benchmarks.md).
+# How long the checkpointer lets writes gather before it copies them back, while the WAL is
+# short. At a steady 3,000 messages/s on SQLite (half of a 2-core machine's peak), the writer's
+# own checkpoint every 10,000 WAL pages stalled it for 9 to 12.5 ms about every 0.44 s, 5 to 8 ms
+# of that in the database file's fdatasync; with a pass of this checkpointer every 0.1 s the
+# writer's checkpoint had only the last 0.1 s's pages left to copy, and the p99 from send to
+# partner delivery was 13.5 to 17.7 ms against 15.1 to 19.3 (ten runs of each, taking turns;
+# docs/benchmarks.md).
 _CHECKPOINT_INTERVAL = 0.1
 
 
@@ -84,23 +85,31 @@ class WalCheckpointer:
     """Copies a SQLite file's WAL back into the database file on a thread of its own, beside
     the writer, instead of in the writer's commits.
 
-    Every commit that takes the WAL past ``wal_autocheckpoint`` pages checkpoints it there and
-    then, and the next transaction waits: the pages are copied in page order, but the
-    database file's fdatasync of them takes milliseconds. Here a ``PASSIVE`` checkpoint runs
-    once writes have gathered for ``_CHECKPOINT_INTERVAL``; it takes no lock that a writer or a
-    reader waits for, and copies what no reader still needs. The writer's own checkpoint stays
-    as it was, as the bound of the WAL: SQLite starts the WAL over only when a write begins
-    with all of it copied back, which a checkpoint beside a busy writer never quite reaches,
-    so the writer's checkpoint copies what is left (the pages of the last interval) and the
-    WAL starts over at its next transaction. Should a pass fail, the writer's checkpoint does
-    it all, as without this thread.
+    Every commit that takes the WAL past ``wal_autocheckpoint`` pages (``wal_bound``)
+    checkpoints it there and then, and the next transaction waits: the pages are copied in
+    page order, but the database file's fdatasync of them takes milliseconds. Here a
+    ``PASSIVE`` checkpoint runs once writes have gathered for ``_CHECKPOINT_INTERVAL``; it
+    takes no lock that a writer or a reader waits for, and copies what no reader still needs.
+    SQLite starts the WAL over when a write begins with all of it copied back, which a pass
+    every interval beside a busy writer seldom finds. So once a pass finds the WAL at half its
+    bound or more (and before the first pass has told its size), the next pass follows the
+    next write at once: each copies about one transaction's pages, one of them ends between
+    two transactions with everything copied, and the WAL starts over before the writer's own
+    checkpoint is due. That checkpoint stays as the bound of the WAL, and copies whatever is
+    left should the passes fall behind or fail (then it does it all, as without this thread).
 
     Several processes on one file each run one; a pass that finds another running returns at
     once (``SQLITE_BUSY`` is not an error for ``PASSIVE``)."""
 
-    def __init__(self, engine: Engine, interval: float = _CHECKPOINT_INTERVAL) -> None:
+    def __init__(
+        self, engine: Engine, wal_bound: int, interval: float = _CHECKPOINT_INTERVAL
+    ) -> None:
         self._engine = engine
         self._interval = interval
+        # From half the bound on, passes follow writes at once; so does the first, as a WAL
+        # left by a process before may be of any size.
+        self._hurry_at = wal_bound // 2
+        self._hurry = True
         # Both flags change under the condition's lock: closing can never fall between the
         # thread's look at it and its taking of the writes, and be missed.
         self._changed = threading.Condition()
@@ -118,10 +127,11 @@ class WalCheckpointer:
                 self._changed.notify()
 
     def _due(self) -> bool:
-        """Wait for writes, then let them gather; False once closing."""
+        """Wait for writes, then let them gather unless the WAL is long; False once closing."""
         with self._changed:
             self._changed.wait_for(lambda: self._written or self._closing)
-            self._changed.wait_for(lambda: self._closing, self._interval)
+            if not self._hurry:
+                self._changed.wait_for(lambda: self._closing, self._interval)
             self._written = False
             return not self._closing
 
@@ -142,12 +152,13 @@ class WalCheckpointer:
 
     def _checkpoint(self, conn: Any) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            _busy, wal_pages, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as error:
             if not self._failing:
                 logger.warning("WAL checkpoint failed, left to the writer: %s", error)
             self._failing = True
         else:
+            self._hurry = wal_pages >= self._hurry_at
             if self._failing:
                 logger.info("WAL checkpoints run again")
             self._failing = False

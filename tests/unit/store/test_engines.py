@@ -1,11 +1,13 @@
 """The dialect policies' choices that need no database: how messages are appended, the
 append pool's connect arguments, and when a WAL checkpointer's passes run and how it stops (on
-a SQLite file of the test's own, empty: a pass over it copies nothing)."""
+a SQLite file of the test's own: empty, where a pass copies nothing, or with a WAL of a few
+pages)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -161,23 +163,29 @@ async def test_a_checkpointer_that_cannot_open_its_file_leaves_the_work_to_the_w
     # a file in a directory that does not exist: SQLite cannot open it
     engine = sa_create_engine(f"sqlite+pysqlite:///{tmp_path / 'missing' / 'chat.db'}")
     with caplog.at_level(logging.WARNING, logger="ieum_chat.store.engines"):
-        checkpoints = WalCheckpointer(engine)
+        checkpoints = WalCheckpointer(engine, _BOUND)
         checkpoints.written()
         await checkpoints.close()  # returns: the thread has ended
 
     assert "WAL checkpoints left to the writer" in caplog.text
 
 
+# The writer's bound on the WAL, in pages, as the checkpointer is told of it.
+_BOUND = 10_000
+# A bound on waiting for a pass that is due at once, not a figure under test.
+_PATIENCE_SECONDS = 30.0
+
+
 class _Counted(WalCheckpointer):
     """A checkpointer that counts its passes, tells of each (``entered``) and, once ``hold`` is
     set, holds each until ``release`` is."""
 
-    def __init__(self, path: Path, interval: float) -> None:
+    def __init__(self, path: Path, interval: float, wal_bound: int = _BOUND) -> None:
         self.passes = 0
         self.hold = False
         self.entered = threading.Event()
         self.release = threading.Event()
-        super().__init__(sa_create_engine(f"sqlite+pysqlite:///{path}"), interval)
+        super().__init__(sa_create_engine(f"sqlite+pysqlite:///{path}"), wal_bound, interval)
 
     def _checkpoint(self, conn: Any) -> None:
         self.passes += 1
@@ -186,19 +194,75 @@ class _Counted(WalCheckpointer):
             self.release.wait()
         super()._checkpoint(conn)
 
+    async def next_pass(self, timeout: float = _PATIENCE_SECONDS) -> bool:
+        """Whether a pass begins within ``timeout`` seconds of the last one's (which is then
+        forgotten)."""
+        began = await asyncio.to_thread(self.entered.wait, timeout)
+        self.entered.clear()
+        return began
 
-async def test_a_pass_follows_writes_after_the_interval_and_only_then(tmp_path: Path) -> None:
+
+async def test_the_first_pass_follows_a_write_at_once_and_the_next_gathers_writes(
+    tmp_path: Path,
+) -> None:
     checkpoints = _Counted(tmp_path / "chat.db", interval=0.05)
     try:
         await asyncio.sleep(0.2)
         idle = checkpoints.passes
+        checkpoints.written()  # the WAL's size is not known yet: a pass at once
+        assert await checkpoints.next_pass()
         checkpoints.written()
         checkpoints.written()
-        await asyncio.to_thread(checkpoints.entered.wait)
+        assert await checkpoints.next_pass()
         await asyncio.sleep(0.2)
-        assert (idle, checkpoints.passes) == (0, 1)  # two writes, one pass
+        assert (idle, checkpoints.passes) == (0, 2)  # two writes, one pass
     finally:
         await checkpoints.close()
+
+
+def _hold_a_wal(path: Path, pages: int) -> sqlite3.Connection:
+    """A connection that left about ``pages`` pages in the WAL of ``path`` and keeps it open
+    (the last connection to close would checkpoint it and remove it)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE pages (data BLOB)")
+    for _ in range(pages):
+        conn.execute("INSERT INTO pages VALUES (zeroblob(4000))")
+    return conn
+
+
+async def test_passes_follow_writes_at_once_while_the_wal_is_at_half_its_bound(
+    tmp_path: Path,
+) -> None:
+    holder = _hold_a_wal(tmp_path / "chat.db", 30)
+    # the interval is beyond the patience: a pass that waited for it would not be seen
+    checkpoints = _Counted(tmp_path / "chat.db", interval=1e6, wal_bound=40)
+    try:
+        checkpoints.written()
+        assert await checkpoints.next_pass()  # the first: finds 30 pages or more of 40
+        checkpoints.written()
+        assert await checkpoints.next_pass()
+        checkpoints.written()
+        assert await checkpoints.next_pass()
+    finally:
+        await checkpoints.close()
+        holder.close()
+
+
+async def test_writes_gather_again_once_a_pass_finds_the_wal_short(tmp_path: Path) -> None:
+    holder = _hold_a_wal(tmp_path / "chat.db", 30)
+    checkpoints = _Counted(tmp_path / "chat.db", interval=1e6, wal_bound=_BOUND)
+    try:
+        checkpoints.written()
+        assert await checkpoints.next_pass()  # the first, at once: 30 pages are few of 10,000
+        checkpoints.written()
+        # the interval is beyond the test: a pass within it did not gather the writes
+        assert not await checkpoints.next_pass(timeout=0.5)
+        assert checkpoints.passes == 1
+    finally:
+        await checkpoints.close()
+        holder.close()
 
 
 async def test_closing_runs_no_pass_of_the_writes_still_gathering(tmp_path: Path) -> None:
@@ -206,9 +270,11 @@ async def test_closing_runs_no_pass_of_the_writes_still_gathering(tmp_path: Path
     # out would then run the pass, and be counted
     checkpoints = _Counted(tmp_path / "chat.db", interval=5.0)
     checkpoints.written()
+    assert await checkpoints.next_pass()  # the first, at once
+    checkpoints.written()
     await checkpoints.close()
 
-    assert checkpoints.passes == 0
+    assert checkpoints.passes == 1
 
 
 async def test_closing_during_a_pass_ends_the_thread_after_it(tmp_path: Path) -> None:
