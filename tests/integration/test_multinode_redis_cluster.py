@@ -119,9 +119,13 @@ class Member:
         return [m["seq"] for m in self.messages if "seq" in m]
 
     async def close(self) -> None:
-        self._reader.cancel()
+        # Cancelled until it has ended: Python 3.11's wait_for (under next_frame) drops a
+        # cancellation that lands as a frame arrives, and the reader would read on.
+        while not self._reader.done():
+            self._reader.cancel()
+            await asyncio.wait({self._reader}, timeout=1)
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
+            self._reader.result()
         await self.client.close()
 
 
