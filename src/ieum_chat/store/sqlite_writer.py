@@ -71,13 +71,13 @@ class ThreadWriter:
         await asyncio.to_thread(self._thread.shutdown)
 
 
-# How long the checkpointer lets writes gather before it copies them back, while the WAL is
-# short. At a steady 3,000 messages/s on SQLite (half of a 2-core machine's peak), the writer's
-# own checkpoint every 10,000 WAL pages stalled it for 9 to 12.5 ms about every 0.44 s, 5 to 8 ms
-# of that in the database file's fdatasync; with a pass of this checkpointer every 0.1 s the
-# writer's checkpoint had only the last 0.1 s's pages left to copy, and the p99 from send to
-# partner delivery was 13.5 to 17.7 ms against 15.1 to 19.3 (ten runs of each, taking turns;
-# docs/benchmarks.md).
+# How long the checkpointer lets writes gather before a pass while the WAL is short of half its
+# bound. At a steady 3,000 messages/s on SQLite (half of a 2-core machine's peak), the writer's
+# own checkpoint every 10,000 WAL pages stalled it for 8 to 12.5 ms about every 0.44 s, most of
+# it the database file's fdatasync. Passes every 0.1 s took the p99 from send to partner
+# delivery from 15.1-19.3 to 13.5-17.7 ms on one machine, but on another left the writer's
+# checkpoints as they were (35 to 40 in 18 s); with passes at once from half the bound, 0 to 11
+# (docs/benchmarks.md).
 _CHECKPOINT_INTERVAL = 0.1
 
 
@@ -154,6 +154,7 @@ class WalCheckpointer:
         try:
             _busy, wal_pages, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as error:
+            self._hurry = False  # a failing pass waits for the interval, not for each write
             if not self._failing:
                 logger.warning("WAL checkpoint failed, left to the writer: %s", error)
             self._failing = True

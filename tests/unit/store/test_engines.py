@@ -265,6 +265,31 @@ async def test_writes_gather_again_once_a_pass_finds_the_wal_short(tmp_path: Pat
         holder.close()
 
 
+class _Failing(_Counted):
+    """A checkpointer whose passes fail (their connection is closed)."""
+
+    def _checkpoint(self, conn: Any) -> None:
+        closed = sqlite3.connect(":memory:")
+        closed.close()
+        super()._checkpoint(closed)
+
+
+async def test_a_failing_pass_waits_for_the_interval_not_for_each_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoints = _Failing(tmp_path / "chat.db", interval=1e6)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ieum_chat.store.sqlite_writer"):
+            checkpoints.written()
+            assert await checkpoints.next_pass()  # the first, at once: it fails
+            checkpoints.written()
+            assert not await checkpoints.next_pass(timeout=0.5)
+        assert checkpoints.passes == 1
+        assert "WAL checkpoint failed, left to the writer" in caplog.text
+    finally:
+        await checkpoints.close()
+
+
 async def test_closing_runs_no_pass_of_the_writes_still_gathering(tmp_path: Path) -> None:
     # the interval is long against the test, not against a bound of it: a close that waited it
     # out would then run the pass, and be counted
