@@ -119,13 +119,9 @@ class Member:
         return [m["seq"] for m in self.messages if "seq" in m]
 
     async def close(self) -> None:
-        # Cancelled until it has ended: Python 3.11's wait_for (under next_frame) drops a
-        # cancellation that lands as a frame arrives, and the reader would read on.
-        while not self._reader.done():
-            self._reader.cancel()
-            await asyncio.wait({self._reader}, timeout=1)
+        self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            self._reader.result()
+            await self._reader
         await self.client.close()
 
 

@@ -135,7 +135,10 @@ class StompTestClient:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError
-            data = await asyncio.wait_for(self.ws.recv(), remaining)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+            # lands as a frame arrives, and a reader task cancelled then would read on.
+            async with asyncio.timeout(remaining):
+                data = await self.ws.recv()
             self.parser.receive_data(data.encode() if isinstance(data, str) else data)
 
     async def expect(self, command: str, timeout: float = 5.0) -> Frame:
@@ -177,7 +180,8 @@ class StompTestClient:
     async def closed(self, timeout: float = 5.0) -> bool:
         try:
             while True:
-                await asyncio.wait_for(self.ws.recv(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.ws.recv()
         except ConnectionClosed:
             return True
         except TimeoutError:
