@@ -32,7 +32,7 @@ MessageFactory = Callable[..., NewMessage]
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 _THREAD = "ieum-db-checkpoint"
-# A bound on waiting for a pass (due 0.1 s after a write), not a figure under test.
+# A bound on waiting for a pass (due at once or 0.1 s after a write), not a figure under test.
 _PATIENCE_SECONDS = 30.0
 
 
